@@ -1,0 +1,159 @@
+//! Command-line interface: `joule crypto …`, `joule plugin …`, `joule keys …`,
+//! `joule node`, `joule bench …`, `joule demo`.
+//!
+//! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
+//! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
+
+mod crypto_cmd;
+mod keys_cmd;
+mod plugin_cmd;
+
+use crate::crypto::CryptoService;
+use crate::plugin::cache::ArtifactCache;
+use crate::plugin::trust::TrustPolicy;
+use crate::plugin::{EngineLimits, PluginEngine, PluginRegistry};
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "joule", version, about = "Joule: a WebAssembly-native consortium blockchain for the energy sector")]
+pub struct Cli {
+    /// Directory of crypto plugins (`NAME.wasm` + `NAME.toml`) to load. Default: the
+    /// `plugins` directory next to the binary's directory (`target/plugins` in a checkout).
+    #[arg(long, global = true, env = "JOULE_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Where compiled plugins are cached. Default: $XDG_CACHE_HOME/joule or ~/.cache/joule.
+    #[arg(long, global = true, env = "JOULE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Log filter (tracing syntax), e.g. `info` or `joule=debug`.
+    #[arg(long, global = true, env = "JOULE_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cryptography through the crypto plugins: keys, signatures, hashes, encryption.
+    #[command(subcommand)]
+    Crypto(crypto_cmd::CryptoCmd),
+    /// Inspect, pack and sign plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCmd),
+    /// The encrypted keystore (guide §4.1.2).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCmd),
+    /// Run a node: admin HTTP API, plugin registry, metrics.
+    Node(crate::node::NodeArgs),
+    /// Benchmarks that report ratios measured side by side in one run.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+    /// Start a node and drive sample traffic through it.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// A negative answer that is not an error (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Negative(pub String);
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_tracing(&cli.log);
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) if e.downcast_ref::<Negative>().is_some() => {
+            eprintln!("{e}");
+            1
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Global options every command needs to build a registry.
+pub struct GlobalOpts {
+    pub plugin_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl GlobalOpts {
+    /// The plugin directory: the option, or `<exe dir>/../plugins` when that exists.
+    pub fn plugin_dir(&self) -> Option<PathBuf> {
+        self.plugin_dir.clone().or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            let dir = exe.parent()?.parent()?.join("plugins");
+            dir.is_dir().then_some(dir)
+        })
+    }
+
+    pub fn cache(&self) -> ArtifactCache {
+        ArtifactCache::new(self.cache_dir.clone().or_else(default_cache_dir))
+    }
+
+    /// A registry with every plugin of the plugin directory installed and active.
+    /// Plugins that fail to load are reported on stderr and skipped.
+    pub fn crypto(&self) -> Result<CryptoService> {
+        let engine = Arc::new(PluginEngine::new(EngineLimits::default()).map_err(|e| anyhow::anyhow!("{e:#}"))?);
+        let registry = Arc::new(PluginRegistry::new(engine, self.cache(), TrustPolicy::default(), None));
+        if let Some(dir) = self.plugin_dir() {
+            if dir.is_dir() {
+                for (path, err) in registry.load_dir(&dir) {
+                    eprintln!("warning: plugin {} not loaded: {err}", path.display());
+                }
+            } else if self.plugin_dir.is_some() {
+                anyhow::bail!("plugin directory {} does not exist", dir.display());
+            }
+        }
+        Ok(CryptoService::new(registry))
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache"))).map(|d| d.join("joule"))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let ctx = GlobalOpts { plugin_dir: cli.plugin_dir, cache_dir: cli.cache_dir };
+    match cli.command {
+        Command::Crypto(c) => crypto_cmd::run(&ctx, c),
+        Command::Plugin(c) => plugin_cmd::run(&ctx, c),
+        Command::Keys(c) => keys_cmd::run(&ctx, c),
+        Command::Node(a) => crate::node::run(&ctx, a),
+        Command::Bench(c) => crate::bench::run(&ctx, c),
+        Command::Demo(a) => crate::demo::run(&ctx, a),
+    }
+}
+
+/// Read a file, or standard input for `-`.
+pub fn read_input(path: &std::path::Path) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut v = vec![];
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).context("read standard input")?;
+        return Ok(v);
+    }
+    std::fs::read(path).with_context(|| format!("read {}", path.display()))
+}
+
+/// Write a file, or standard output for `-`.
+pub fn write_output(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    if path.as_os_str() == "-" {
+        return std::io::Write::write_all(&mut std::io::stdout(), data).context("write standard output");
+    }
+    std::fs::write(path, data).with_context(|| format!("write {}", path.display()))
+}

@@ -1,0 +1,133 @@
+//! `joule node`: the long-running process. Today it hosts the plugin registry, the admin
+//! HTTP API and metrics; the ledger, consensus and networking attach here next.
+
+use crate::cli::GlobalOpts;
+use crate::crypto::CryptoService;
+use crate::plugin::registry::PluginRegistry;
+use crate::plugin::trust::{TrustPolicy, TrustedKey};
+use crate::plugin::{EngineLimits, PluginEngine};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(clap::Args, Clone)]
+pub struct NodeArgs {
+    /// The node's data directory (plugin store, admin token, audit log).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Address of the HTTP API; port 0 picks a free port. Loopback by default.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Bearer token for admin endpoints. Default: `JOULE_ADMIN_TOKEN`, else a random
+    /// token written to DIR/admin.token (mode 0600).
+    #[arg(long, env = "JOULE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Accept only plugins whose manifest is signed by a trusted vendor key.
+    #[arg(long)]
+    pub require_signed: bool,
+    /// A trusted vendor public key (SPKI PEM); repeatable.
+    #[arg(long)]
+    pub trusted_key: Vec<PathBuf>,
+    /// Wall-clock budget of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub call_timeout_ms: u64,
+}
+
+/// A running node's shared state, handed to every HTTP handler.
+pub struct Node {
+    pub crypto: CryptoService,
+    pub admin_token: String,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub started: std::time::Instant,
+}
+
+impl Node {
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        self.crypto.registry()
+    }
+}
+
+/// Build the node: registry restored from the data dir (seeded from the plugin directory
+/// on first start), token, metrics recorder.
+pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    let mut trust = TrustPolicy { require_signed: a.require_signed, trusted_keys: vec![] };
+    for k in &a.trusted_key {
+        let der = crate::crypto::pem::decode(crate::crypto::pem::PUBLIC_KEY, &std::fs::read(k).with_context(|| format!("read {}", k.display()))?)?;
+        trust.trusted_keys.push(TrustedKey { spki_der: der });
+    }
+    let limits = EngineLimits { call_timeout: std::time::Duration::from_millis(a.call_timeout_ms.max(1)), ..EngineLimits::default() };
+    let engine = Arc::new(PluginEngine::new(limits).map_err(|e| anyhow::anyhow!("{e:#}"))?);
+    let store = a.dir.join("plugins");
+    std::fs::create_dir_all(&store).with_context(|| format!("create {}", store.display()))?;
+    let first_start = !store.join("active.json").exists();
+    let registry = Arc::new(PluginRegistry::new(engine, g.cache(), trust, Some(store)));
+    for (path, e) in registry.restore() {
+        tracing::error!("plugin {} not restored: {e}", path.display());
+    }
+    if first_start && let Some(dir) = g.plugin_dir().filter(|d| d.is_dir()) {
+        for (path, e) in registry.load_dir(&dir) {
+            tracing::error!("plugin {} not loaded: {e}", path.display());
+        }
+    }
+    let admin_token = match &a.admin_token {
+        Some(t) if t.len() >= 16 => t.clone(),
+        Some(_) => anyhow::bail!("the admin token must be at least 16 characters"),
+        None => token_file(&a.dir)?,
+    };
+    let metrics = crate::api::metrics_handle()?;
+    Ok(Arc::new(Node { crypto: CryptoService::new(registry), admin_token, metrics, started: std::time::Instant::now() }))
+}
+
+fn token_file(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let token = hex::encode(raw);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path).with_context(|| format!("create {}", path.display()))?, token.as_bytes())?;
+    Ok(token)
+}
+
+pub fn run(g: &GlobalOpts, a: NodeArgs) -> Result<()> {
+    let node = build(g, &a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("bind {}", a.listen))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the API.
+        println!("joule node listening on http://{addr}");
+        if a.admin_token.is_none() {
+            println!("admin token in {}", a.dir.join("admin.token").display());
+        }
+        serve(listener, node).await
+    })
+}
+
+/// Serve the API until Ctrl-C / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result<()> {
+    let app = crate::api::router(node);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        })
+        .await
+        .context("HTTP server")
+}

@@ -1,0 +1,126 @@
+//! Ready-to-call plugin instances, reused across calls.
+//!
+//! Instantiation is done once per pooled instance from an [`InstancePre`] (imports already
+//! resolved, export types already checked), so the cost of a call is the call itself.
+//! Each call runs with a deadline (epoch ticks) and the store's memory and table limits;
+//! a call that traps — a panic, a loop past its deadline, a memory bomb hitting the limit —
+//! returns an error and its instance is discarded, never reused.
+
+use super::bindings::crypto as wit;
+use super::engine::PluginEngine;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+/// Per-instance host state: limits, and what the world lets the plugin ask for.
+pub struct HostState {
+    limits: StoreLimits,
+    #[allow(dead_code)]
+    table: ResourceTable,
+}
+
+/// Largest single entropy request; more is a plugin bug or an attack, and traps.
+const MAX_ENTROPY_REQUEST: u32 = 1 << 16;
+
+impl wit::joule::crypto::entropy::Host for HostState {
+    fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        if len > MAX_ENTROPY_REQUEST {
+            wasmtime::bail!("entropy request of {len} bytes exceeds {MAX_ENTROPY_REQUEST}");
+        }
+        let mut buf = vec![0u8; len as usize];
+        getrandom::fill(&mut buf).map_err(|e| wasmtime::format_err!("host entropy unavailable: {e}"))?;
+        Ok(buf)
+    }
+}
+
+impl wit::joule::crypto::types::Host for HostState {}
+
+/// A pool of instances of one compiled crypto plugin.
+pub struct CryptoInstances {
+    engine: Arc<PluginEngine>,
+    pre: wit::PluginPre<HostState>,
+    idle: Mutex<Vec<Ready>>,
+}
+
+struct Ready {
+    store: Store<HostState>,
+    plugin: wit::Plugin,
+}
+
+impl CryptoInstances {
+    /// Link the component against the crypto world. Fails if its exports do not match the
+    /// world's types (a plugin built for another world, or another version of this one).
+    pub fn new(engine: Arc<PluginEngine>, component: &Component) -> Result<Self, String> {
+        let mut linker: Linker<HostState> = Linker::new(engine.engine());
+        wit::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| format!("{e:#}"))?;
+        let instance_pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
+        let pre = wit::PluginPre::new(instance_pre).map_err(|e| format!("{e:#}"))?;
+        Ok(CryptoInstances { engine, pre, idle: Mutex::new(Vec::new()) })
+    }
+
+    fn instantiate(&self) -> wasmtime::Result<Ready> {
+        let limits = self.engine.limits();
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .table_elements(limits.max_table_elements)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.engine.deadline_ticks());
+        let plugin = self.pre.instantiate(&mut store)?;
+        Ok(Ready { store, plugin })
+    }
+
+    /// Run `f` on an idle instance (or a new one) within the call budget.
+    pub fn call<R>(&self, f: impl FnOnce(&wit::Plugin, &mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, String> {
+        let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
+        let mut ready = match pooled {
+            Some(r) => r,
+            None => self.instantiate().map_err(|e| self.describe(e))?,
+        };
+        ready.store.set_epoch_deadline(self.engine.deadline_ticks());
+        match f(&ready.plugin, &mut ready.store) {
+            Ok(r) => {
+                if let Ok(mut idle) = self.idle.lock()
+                    && idle.len() < self.engine.limits().max_idle_instances
+                {
+                    idle.push(ready);
+                }
+                Ok(r)
+            }
+            // The instance may be mid-way through anything: drop it.
+            Err(e) => Err(self.describe(e)),
+        }
+    }
+
+    /// A trap or host error in words an operator can act on.
+    fn describe(&self, e: wasmtime::Error) -> String {
+        let limits = self.engine.limits();
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!("exceeded its time budget of {:?} per call", limits.call_timeout),
+            Some(trap) => {
+                let text = format!("{e:#}");
+                if text.contains("growing memory") || text.contains("grow") && text.contains("memory") {
+                    format!("exceeded its memory limit of {} MiB ({trap})", limits.max_memory_bytes >> 20)
+                } else {
+                    format!("trapped: {text}")
+                }
+            }
+            None => {
+                let text = format!("{e:#}");
+                if text.contains("growing memory") {
+                    format!("exceeded its memory limit of {} MiB", limits.max_memory_bytes >> 20)
+                } else {
+                    text
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `cargo xtask` — the project's own build tooling.
+//!
+//! * `cargo xtask plugins` builds every plugin for `wasm32-unknown-unknown` (installing the
+//!   target with rustup if it is missing) and packs it (component + manifest) into
+//!   `target/plugins/` (the first-party plugins a node loads by default) and
+//!   `target/test-plugins/` (the vendor example and the test fixtures).
+//! * `cargo xtask test [ARGS]` builds the plugins, then runs `cargo test --workspace ARGS`.
+//! * `cargo xtask demo` builds the plugins and a release `joule`, then runs `joule demo`.
+
+use anyhow::{Context, Result, bail};
+use joule_plugin_manifest::{Manifest, pack};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// Plugins a node loads by default.
+const FIRST_PARTY: &[&str] = &["crypto-gm", "crypto-intl", "crypto-extra"];
+/// Fixtures for the host's tests (hostile and deliberately wrong plugins).
+const FIXTURES: &[&str] = &["fake-sm3", "hostile"];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("plugins") => build_plugins(&root),
+        Some("test") => {
+            build_plugins(&root)?;
+            run(Command::new(cargo()).current_dir(&root).args(["test", "--workspace"]).args(&args[1..]))
+        }
+        Some("demo") => {
+            build_plugins(&root)?;
+            run(Command::new(cargo()).current_dir(&root).args(["build", "--release", "--bin", "joule"]))?;
+            let joule = root.join("target/release/joule");
+            run(Command::new(joule).current_dir(&root).arg("--plugin-dir").arg(root.join("target/plugins")).arg("demo").args(&args[1..]))
+        }
+        _ => {
+            eprintln!("usage: cargo xtask plugins | test [CARGO TEST ARGS] | demo");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    // host/xtask -> repository root
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// `rustup target add` when the wasm target's standard library is not installed.
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustc").args(["--print", "target-libdir", "--target", WASM_TARGET]).output();
+    let installed = match out {
+        Ok(o) if o.status.success() => Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("libcore").exists()
+            || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim())
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore")))
+                .unwrap_or(false),
+        _ => false,
+    };
+    if !installed {
+        eprintln!("xtask: installing the {WASM_TARGET} target");
+        run(Command::new("rustup").args(["target", "add", WASM_TARGET]))?;
+    }
+    Ok(())
+}
+
+/// A cargo command for a plugin workspace, clean of the outer build's flags (the plugins'
+/// own `.cargo/config.toml` sets their rustflags, and cargo reads it from the cwd).
+fn wasm_cargo(dir: &Path) -> Command {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(dir);
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+        cmd.env_remove(var);
+    }
+    cmd.args(["build", "--release", "--target", WASM_TARGET]);
+    cmd
+}
+
+fn build_plugins(root: &Path) -> Result<()> {
+    ensure_wasm_target()?;
+    let plugins = root.join("plugins");
+    run(&mut wasm_cargo(&plugins))?;
+    // The hot-swap fixture a second time, tagged v2, in its own target dir.
+    run(wasm_cargo(&plugins).args(["-p", "tagged", "--target-dir", "target/tag-v2"]).env("JOULE_FIXTURE_TAG", "v2"))?;
+    // The vendor example is built the way a vendor builds it: its own workspace.
+    let vendor = plugins.join("crypto-vendor-example");
+    run(&mut wasm_cargo(&vendor))?;
+
+    let out = root.join("target/plugins");
+    let test_out = root.join("target/test-plugins");
+    let release = plugins.join("target").join(WASM_TARGET).join("release");
+    for name in FIRST_PARTY {
+        pack_crate(&plugins.join(name), &release, &out)?;
+    }
+    for name in FIXTURES {
+        pack_crate(&plugins.join("fixtures").join(name), &release, &test_out)?;
+    }
+    pack_crate(&plugins.join("fixtures/tagged"), &release, &test_out.join("tagged-v1"))?;
+    let v2 = pack_crate_with(&plugins.join("fixtures/tagged"), &plugins.join("target/tag-v2").join(WASM_TARGET).join("release"), &test_out.join("tagged-v2"), |m| {
+        m.version = "0.2.0".into();
+        for k in &mut m.known_answers {
+            let input = hex::decode(&k.input).unwrap_or_default();
+            k.output = hex::encode(Sha256::new().chain_update(b"v2").chain_update(&input).finalize());
+        }
+    })?;
+    eprintln!("xtask: tagged v2 packed as {}", v2.version);
+    pack_crate(&vendor, &vendor.join("target").join(WASM_TARGET).join("release"), &test_out)?;
+    eprintln!("xtask: plugins in {} and {}", out.display(), test_out.display());
+    Ok(())
+}
+
+fn pack_crate(dir: &Path, release: &Path, out: &Path) -> Result<Manifest> {
+    pack_crate_with(dir, release, out, |_| {})
+}
+
+/// Pack one plugin crate: its `plugin.toml` plus the version from its `Cargo.toml`.
+fn pack_crate_with(dir: &Path, release: &Path, out: &Path, adjust: impl FnOnce(&mut Manifest)) -> Result<Manifest> {
+    let cargo_toml: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)?;
+    let package = cargo_toml.get("package").and_then(|p| p.as_table()).context("no [package]")?;
+    let crate_name = package.get("name").and_then(|v| v.as_str()).context("no package.name")?;
+    let version = package.get("version").and_then(|v| v.as_str()).context("no literal package.version")?;
+    let mut template: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("plugin.toml")).with_context(|| format!("{}/plugin.toml", dir.display()))?)?;
+    template.insert("version".into(), toml::Value::String(version.into()));
+    let mut manifest = Manifest::parse(&toml::to_string(&template)?).with_context(|| format!("{}/plugin.toml", dir.display()))?;
+    adjust(&mut manifest);
+    let wasm_path = release.join(format!("{}.wasm", crate_name.replace('-', "_")));
+    let wasm = std::fs::read(&wasm_path).with_context(|| format!("read {}", wasm_path.display()))?;
+    let (manifest, _) = pack(&wasm, manifest, out).with_context(|| format!("pack {}", dir.display()))?;
+    Ok(manifest)
+}
