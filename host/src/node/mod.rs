@@ -52,6 +52,8 @@ impl Node {
 /// on first start), token, metrics recorder.
 pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
     std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    // First: metric handles created before the recorder exists would record nothing.
+    let metrics = crate::api::metrics_handle()?;
     let mut trust = TrustPolicy { require_signed: a.require_signed, trusted_keys: vec![] };
     for k in &a.trusted_key {
         let der = crate::crypto::pem::decode(crate::crypto::pem::PUBLIC_KEY, &std::fs::read(k).with_context(|| format!("read {}", k.display()))?)?;
@@ -76,7 +78,6 @@ pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
         Some(_) => anyhow::bail!("the admin token must be at least 16 characters"),
         None => token_file(&a.dir)?,
     };
-    let metrics = crate::api::metrics_handle()?;
     Ok(Arc::new(Node { crypto: CryptoService::new(registry), admin_token, metrics, started: std::time::Instant::now() }))
 }
 

@@ -40,6 +40,12 @@ pub struct LoadedPlugin {
     pub(crate) metrics: CallMetrics,
 }
 
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("name", &self.manifest.name).field("version", &self.manifest.version).field("hash", &self.manifest.wasm_sha256).finish_non_exhaustive()
+    }
+}
+
 /// One row of `joule plugin list` and `GET /v1/plugins`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginSummary {

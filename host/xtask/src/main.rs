@@ -120,6 +120,14 @@ fn build_plugins(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `[workspace.package] version` of the nearest enclosing workspace.
+fn workspace_version(dir: &Path) -> Option<String> {
+    dir.ancestors().skip(1).find_map(|d| {
+        let t: toml::Table = toml::from_str(&std::fs::read_to_string(d.join("Cargo.toml")).ok()?).ok()?;
+        Some(t.get("workspace")?.get("package")?.get("version")?.as_str()?.to_string())
+    })
+}
+
 fn pack_crate(dir: &Path, release: &Path, out: &Path) -> Result<Manifest> {
     pack_crate_with(dir, release, out, |_| {})
 }
@@ -129,9 +137,12 @@ fn pack_crate_with(dir: &Path, release: &Path, out: &Path, adjust: impl FnOnce(&
     let cargo_toml: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)?;
     let package = cargo_toml.get("package").and_then(|p| p.as_table()).context("no [package]")?;
     let crate_name = package.get("name").and_then(|v| v.as_str()).context("no package.name")?;
-    let version = package.get("version").and_then(|v| v.as_str()).context("no literal package.version")?;
+    let version = match package.get("version") {
+        Some(toml::Value::String(v)) => v.clone(),
+        _ => workspace_version(dir).with_context(|| format!("{}: no package.version", dir.display()))?,
+    };
     let mut template: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("plugin.toml")).with_context(|| format!("{}/plugin.toml", dir.display()))?)?;
-    template.insert("version".into(), toml::Value::String(version.into()));
+    template.insert("version".into(), toml::Value::String(version));
     let mut manifest = Manifest::parse(&toml::to_string(&template)?).with_context(|| format!("{}/plugin.toml", dir.display()))?;
     adjust(&mut manifest);
     let wasm_path = release.join(format!("{}.wasm", crate_name.replace('-', "_")));

@@ -1,0 +1,574 @@
+//! Shared scaffolding for Joule crypto plugins (the `joule:crypto/plugin@0.1.0` world).
+//!
+//! A plugin implements [`Plugin`] with plain Rust functions (testable natively) and calls
+//! [`export_plugin!`], which on `wasm32` generates the WIT bindings and forwards every exported
+//! function to the trait. Methods a plugin does not override answer `unsupported-algorithm`.
+
+use core::fmt;
+
+/// Mirror of WIT `algorithm-kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Hash,
+    Signature,
+    PublicKeyEncryption,
+    SymmetricCipher,
+}
+
+/// Mirror of WIT `algorithm-info` (see the WIT for the meaning of each size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlgorithmInfo {
+    pub id: &'static str,
+    pub kind: Kind,
+    pub oid: &'static str,
+    pub key_size: u32,
+    pub public_key_size: u32,
+    pub output_size: u32,
+    pub nonce_size: u32,
+    pub block_size: u32,
+    pub standard: &'static str,
+}
+
+impl AlgorithmInfo {
+    /// A hash: only output and block sizes apply.
+    pub const fn hash(
+        id: &'static str,
+        oid: &'static str,
+        output_size: u32,
+        block_size: u32,
+        standard: &'static str,
+    ) -> Self {
+        Self {
+            id,
+            kind: Kind::Hash,
+            oid,
+            key_size: 0,
+            public_key_size: 0,
+            output_size,
+            nonce_size: 0,
+            block_size,
+            standard,
+        }
+    }
+}
+
+/// Mirror of WIT `crypto-error`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    UnsupportedAlgorithm(String),
+    InvalidKey(String),
+    InvalidInput(String),
+    DecryptionFailed,
+    EntropyUnavailable,
+}
+
+impl Error {
+    pub fn unsupported(alg: &str) -> Self {
+        Error::UnsupportedAlgorithm(alg.to_string())
+    }
+    pub fn key(msg: impl fmt::Display) -> Self {
+        Error::InvalidKey(msg.to_string())
+    }
+    pub fn input(msg: impl fmt::Display) -> Self {
+        Error::InvalidInput(msg.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a:?}"),
+            Error::InvalidKey(m) => write!(f, "invalid key: {m}"),
+            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::DecryptionFailed => f.write_str("decryption failed"),
+            Error::EntropyUnavailable => f.write_str("entropy unavailable"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Mirror of WIT `keys.key-pair`: PKCS#8 private key and SPKI public key, both DER.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPair {
+    pub private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+/// Randomness from the host (`joule:crypto/entropy.random-bytes`), usable as a rand_core 0.10
+/// `TryCryptoRng` by the RustCrypto crates. A short answer from the host is an error, never
+/// silently weak randomness.
+pub struct Entropy {
+    source: fn(u32) -> Vec<u8>,
+    failed: bool,
+}
+
+/// The host refused or could not supply randomness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntropyUnavailable;
+
+impl fmt::Display for EntropyUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("entropy unavailable")
+    }
+}
+
+impl std::error::Error for EntropyUnavailable {}
+
+impl From<EntropyUnavailable> for Error {
+    fn from(_: EntropyUnavailable) -> Self {
+        Error::EntropyUnavailable
+    }
+}
+
+impl Entropy {
+    /// Wrap a source that returns `len` random bytes (fewer means unavailable).
+    pub fn new(source: fn(u32) -> Vec<u8>) -> Self {
+        Self { source, failed: false }
+    }
+
+    /// Whether a request has failed: lets a caller tell an entropy failure from other errors
+    /// when a library reports both the same way.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Fill `dest` entirely from the source.
+    pub fn fill(&mut self, dest: &mut [u8]) -> core::result::Result<(), EntropyUnavailable> {
+        for chunk in dest.chunks_mut(1 << 16) {
+            let bytes = (self.source)(chunk.len() as u32);
+            if bytes.len() != chunk.len() {
+                self.failed = true;
+                return Err(EntropyUnavailable);
+            }
+            chunk.copy_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    /// `N` fresh random bytes.
+    pub fn bytes<const N: usize>(&mut self) -> core::result::Result<[u8; N], EntropyUnavailable> {
+        let mut out = [0u8; N];
+        self.fill(&mut out)?;
+        Ok(out)
+    }
+
+    /// The operating system's randomness, for native tests (reads /dev/urandom).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn os() -> Self {
+        fn urandom(len: u32) -> Vec<u8> {
+            use std::io::Read;
+            let mut buf = vec![0u8; len as usize];
+            match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)) {
+                Ok(()) => buf,
+                Err(_) => Vec::new(),
+            }
+        }
+        Self::new(urandom)
+    }
+}
+
+impl rand_core::TryRng for Entropy {
+    type Error = EntropyUnavailable;
+
+    fn try_next_u32(&mut self) -> core::result::Result<u32, Self::Error> {
+        self.bytes().map(u32::from_le_bytes)
+    }
+
+    fn try_next_u64(&mut self) -> core::result::Result<u64, Self::Error> {
+        self.bytes().map(u64::from_le_bytes)
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> core::result::Result<(), Self::Error> {
+        self.fill(dst)
+    }
+}
+
+impl rand_core::TryCryptoRng for Entropy {}
+
+pub use rand_core;
+
+/// One crypto plugin. Every method receives the algorithm identifier; a method whose kind the
+/// plugin does not provide keeps the default `unsupported-algorithm` answer, and an
+/// implementation answers the same for identifiers it does not know.
+pub trait Plugin {
+    /// Every algorithm this plugin implements (WIT `provider.algorithms`).
+    const ALGORITHMS: &'static [AlgorithmInfo];
+
+    fn digest(alg: &str, _data: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn generate(alg: &str, _rng: &mut Entropy) -> Result<KeyPair> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn public_key(alg: &str, _private_key: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    /// `user_id` is WIT `sign-options.user-id` (SM2's distinguishing identifier).
+    fn sign(alg: &str, _private_key: &[u8], _message: &[u8], _user_id: Option<&[u8]>) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn verify(
+        alg: &str,
+        _public_key: &[u8],
+        _message: &[u8],
+        _signature: &[u8],
+        _user_id: Option<&[u8]>,
+    ) -> Result<bool> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn pke_encrypt(alg: &str, _public_key: &[u8], _plaintext: &[u8], _rng: &mut Entropy) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn pke_decrypt(alg: &str, _private_key: &[u8], _ciphertext: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn cipher_encrypt(alg: &str, _key: &[u8], _nonce: &[u8], _aad: &[u8], _plaintext: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+
+    fn cipher_decrypt(alg: &str, _key: &[u8], _nonce: &[u8], _aad: &[u8], _ciphertext: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::unsupported(alg))
+    }
+}
+
+/// Generate the `joule:crypto/plugin` bindings (wasm32 only) and export `$plugin`.
+///
+/// `$wit` is the path of the WIT package relative to the calling crate's Cargo.toml. The calling
+/// crate must depend on `wit-bindgen` itself.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty, $wit:tt) => {
+        #[cfg(target_arch = "wasm32")]
+        mod __joule_component {
+            wit_bindgen::generate!({ path: $wit, world: "plugin" });
+
+            use exports::joule::crypto::{cipher, hash, keys, provider, public_key_encryption, signature};
+            use joule::crypto::types::{AlgorithmInfo, AlgorithmKind, CryptoError};
+            use $crate::Plugin as _;
+
+            type P = $plugin;
+            struct Component;
+
+            fn err(e: $crate::Error) -> CryptoError {
+                match e {
+                    $crate::Error::UnsupportedAlgorithm(s) => CryptoError::UnsupportedAlgorithm(s),
+                    $crate::Error::InvalidKey(s) => CryptoError::InvalidKey(s),
+                    $crate::Error::InvalidInput(s) => CryptoError::InvalidInput(s),
+                    $crate::Error::DecryptionFailed => CryptoError::DecryptionFailed,
+                    $crate::Error::EntropyUnavailable => CryptoError::EntropyUnavailable,
+                }
+            }
+
+            fn entropy() -> $crate::Entropy {
+                $crate::Entropy::new(joule::crypto::entropy::random_bytes)
+            }
+
+            impl provider::Guest for Component {
+                fn algorithms() -> Vec<AlgorithmInfo> {
+                    P::ALGORITHMS
+                        .iter()
+                        .map(|a| AlgorithmInfo {
+                            id: a.id.into(),
+                            kind: match a.kind {
+                                $crate::Kind::Hash => AlgorithmKind::Hash,
+                                $crate::Kind::Signature => AlgorithmKind::Signature,
+                                $crate::Kind::PublicKeyEncryption => AlgorithmKind::PublicKeyEncryption,
+                                $crate::Kind::SymmetricCipher => AlgorithmKind::SymmetricCipher,
+                            },
+                            oid: a.oid.into(),
+                            key_size: a.key_size,
+                            public_key_size: a.public_key_size,
+                            output_size: a.output_size,
+                            nonce_size: a.nonce_size,
+                            block_size: a.block_size,
+                            standard: a.standard.into(),
+                        })
+                        .collect()
+                }
+            }
+
+            impl hash::Guest for Component {
+                fn digest(alg: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::digest(&alg, &data).map_err(err)
+                }
+            }
+
+            impl keys::Guest for Component {
+                fn generate(alg: String) -> Result<keys::KeyPair, CryptoError> {
+                    P::generate(&alg, &mut entropy())
+                        .map(|k| keys::KeyPair { private_key: k.private_key, public_key: k.public_key })
+                        .map_err(err)
+                }
+                fn public_key(alg: String, private_key: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::public_key(&alg, &private_key).map_err(err)
+                }
+            }
+
+            impl signature::Guest for Component {
+                fn sign(alg: String, private_key: Vec<u8>, message: Vec<u8>, options: signature::SignOptions) -> Result<Vec<u8>, CryptoError> {
+                    P::sign(&alg, &private_key, &message, options.user_id.as_deref()).map_err(err)
+                }
+                fn verify(alg: String, public_key: Vec<u8>, message: Vec<u8>, sig: Vec<u8>, options: signature::SignOptions) -> Result<bool, CryptoError> {
+                    P::verify(&alg, &public_key, &message, &sig, options.user_id.as_deref()).map_err(err)
+                }
+            }
+
+            impl public_key_encryption::Guest for Component {
+                fn encrypt(alg: String, public_key: Vec<u8>, plaintext: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::pke_encrypt(&alg, &public_key, &plaintext, &mut entropy()).map_err(err)
+                }
+                fn decrypt(alg: String, private_key: Vec<u8>, ciphertext: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::pke_decrypt(&alg, &private_key, &ciphertext).map_err(err)
+                }
+            }
+
+            impl cipher::Guest for Component {
+                fn encrypt(alg: String, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, plaintext: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::cipher_encrypt(&alg, &key, &nonce, &aad, &plaintext).map_err(err)
+                }
+                fn decrypt(alg: String, key: Vec<u8>, nonce: Vec<u8>, aad: Vec<u8>, ciphertext: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    P::cipher_decrypt(&alg, &key, &nonce, &aad, &ciphertext).map_err(err)
+                }
+            }
+
+            export!(Component);
+        }
+    };
+}
+
+pub use aead;
+
+/// AEAD encryption in the WIT's byte format (ciphertext || tag). A key of the wrong length is
+/// `invalid-key`, a nonce of the wrong length `invalid-input`.
+pub fn aead_encrypt<A: aead::Aead + aead::KeyInit>(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let (cipher, nonce) = aead_setup::<A>(key, nonce)?;
+    cipher
+        .encrypt(&nonce, aead::Payload { msg: plaintext, aad })
+        .map_err(|_| Error::input("message or associated data too long"))
+}
+
+/// AEAD decryption of ciphertext || tag; any authentication failure is `decryption-failed`.
+pub fn aead_decrypt<A: aead::Aead + aead::KeyInit>(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<Vec<u8>> {
+    let (cipher, nonce) = aead_setup::<A>(key, nonce)?;
+    cipher
+        .decrypt(&nonce, aead::Payload { msg: ciphertext, aad })
+        .map_err(|_| Error::DecryptionFailed)
+}
+
+fn aead_setup<A: aead::AeadCore + aead::KeyInit>(key: &[u8], nonce: &[u8]) -> Result<(A, aead::Nonce<A>)> {
+    let cipher = A::new_from_slice(key).map_err(|_| Error::key(format!("key must be {} bytes", A::key_size())))?;
+    let nonce = aead::Nonce::<A>::try_from(nonce).map_err(|_| {
+        Error::input(format!(
+            "nonce must be {} bytes",
+            <A::NonceSize as aead::array::typenum::Unsigned>::USIZE
+        ))
+    })?;
+    Ok((cipher, nonce))
+}
+
+/// Checks a plugin.toml against the plugin (native unit tests): the `algorithms` list must equal
+/// [`Plugin::ALGORITHMS`] as `kind:id` strings, and every `[[known-answer]]` must hold.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn check_manifest<P: Plugin>(manifest: &str) -> core::result::Result<(), String> {
+    let table: toml::Table = manifest.parse().map_err(|e| format!("plugin.toml: {e}"))?;
+    for key in ["name", "kind", "vendor", "description"] {
+        if !table.get(key).is_some_and(|v| v.is_str()) {
+            return Err(format!("plugin.toml: missing string {key:?}"));
+        }
+    }
+    let listed: Vec<&str> = table
+        .get("algorithms")
+        .and_then(|v| v.as_array())
+        .ok_or("plugin.toml: missing algorithms")?
+        .iter()
+        .map(|v| v.as_str().unwrap_or("?"))
+        .collect();
+    let provided: Vec<String> = P::ALGORITHMS
+        .iter()
+        .map(|a| format!("{}:{}", a.kind.manifest_name(), a.id))
+        .collect();
+    if listed != provided {
+        return Err(format!(
+            "plugin.toml lists {listed:?}, the plugin provides {provided:?}"
+        ));
+    }
+    let empty = Vec::new();
+    let answers = table.get("known-answer").and_then(|v| v.as_array()).unwrap_or(&empty);
+    for answer in answers {
+        let field = |k: &str| {
+            answer
+                .get(k)
+                .and_then(|v| v.as_str())
+                .ok_or(format!("known-answer without {k}"))
+        };
+        let (algorithm, input, output) = (field("algorithm")?, field("input")?, field("output")?);
+        let id = algorithm
+            .strip_prefix("hash:")
+            .ok_or(format!("known-answer for {algorithm}: only hashes"))?;
+        let input = unhex(input).ok_or("known-answer input is not hex")?;
+        let got = P::digest(id, &input).map_err(|e| e.to_string())?;
+        if hex(&got) != output.to_lowercase() {
+            return Err(format!(
+                "known-answer for {algorithm}: expected {output}, got {}",
+                hex(&got)
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Running the `openssl` command line from native tests, for interoperability checks.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod openssl {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Whether an `openssl` binary runs; tests skip (with a note) when it does not.
+    pub fn available() -> bool {
+        let ok = Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            eprintln!("openssl not found: skipping interoperability test");
+        }
+        ok
+    }
+
+    /// A scratch directory removed on drop.
+    pub struct Scratch(PathBuf);
+
+    impl Scratch {
+        pub fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "joule-plugin-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        /// Path of `name` inside the directory, as a string for command lines.
+        pub fn path(&self, name: &str) -> String {
+            self.0.join(name).to_str().unwrap().to_string()
+        }
+
+        pub fn write(&self, name: &str, data: &[u8]) -> String {
+            std::fs::write(self.0.join(name), data).unwrap();
+            self.path(name)
+        }
+
+        pub fn read(&self, name: &str) -> Vec<u8> {
+            std::fs::read(self.0.join(name)).unwrap()
+        }
+
+        pub fn dir(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Default for Scratch {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs `openssl ARGS`; returns stdout on success, or `Err(stderr)`.
+    pub fn run(args: &[&str]) -> Result<Vec<u8>, String> {
+        let out = Command::new("openssl").args(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "openssl {}: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+}
+
+impl Kind {
+    /// The kind as written in plugin.toml's `algorithms` and `known-answer` entries.
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            Kind::Hash => "hash",
+            Kind::Signature => "signature",
+            Kind::PublicKeyEncryption => "public-key-encryption",
+            Kind::SymmetricCipher => "symmetric-cipher",
+        }
+    }
+}
+
+/// Lowercase hex, for tests and diagnostics.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::TryRng;
+
+    #[test]
+    fn short_entropy_is_an_error() {
+        fn stingy(len: u32) -> Vec<u8> {
+            vec![7; len.saturating_sub(1) as usize]
+        }
+        let mut rng = Entropy::new(stingy);
+        assert!(!rng.failed());
+        assert_eq!(rng.try_fill_bytes(&mut [0u8; 8]), Err(EntropyUnavailable));
+        assert!(rng.failed());
+        assert_eq!(Error::from(EntropyUnavailable), Error::EntropyUnavailable);
+    }
+
+    #[test]
+    fn os_entropy_fills() {
+        let mut rng = Entropy::os();
+        let a: [u8; 32] = rng.bytes().unwrap();
+        let b: [u8; 32] = rng.bytes().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(hex(&[0, 0xab]), "00ab");
+    }
+}

@@ -1,0 +1,146 @@
+//! Shared helpers: where the built plugins are, registries, the `joule` binary, a node.
+
+use joule::crypto::CryptoService;
+use joule::plugin::cache::ArtifactCache;
+use joule::plugin::trust::TrustPolicy;
+use joule::plugin::{EngineLimits, PluginEngine, PluginPackage, PluginRegistry};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+fn built(dir: PathBuf) -> PathBuf {
+    assert!(dir.join("crypto-gm.toml").exists() || dir.join("hostile.toml").exists(), "{} has no plugins: run `cargo xtask plugins` (or `cargo xtask test`)", dir.display());
+    dir
+}
+
+/// First-party plugins, as `cargo xtask plugins` packs them.
+pub fn plugin_dir() -> PathBuf {
+    built(root().join("target/plugins"))
+}
+
+/// Fixtures and the vendor example.
+pub fn test_plugin_dir() -> PathBuf {
+    built(root().join("target/test-plugins"))
+}
+
+pub fn cache_dir() -> PathBuf {
+    root().join("target/test-cache")
+}
+
+pub fn package(path: &Path) -> PluginPackage {
+    PluginPackage::from_manifest_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn registry_with(limits: EngineLimits, trust: TrustPolicy) -> Arc<PluginRegistry> {
+    let engine = Arc::new(PluginEngine::new(limits).expect("engine"));
+    Arc::new(PluginRegistry::new(engine, ArtifactCache::new(Some(cache_dir())), trust, None))
+}
+
+/// A registry with the first-party plugins installed and active.
+pub fn crypto_with(limits: EngineLimits) -> CryptoService {
+    let reg = registry_with(limits, TrustPolicy::default());
+    let failures = reg.load_dir(&plugin_dir());
+    assert!(failures.is_empty(), "first-party plugins failed to load: {:?}", failures.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect::<Vec<_>>());
+    CryptoService::new(reg)
+}
+
+pub fn crypto() -> CryptoService {
+    crypto_with(EngineLimits::default())
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("joule-test-").tempdir().expect("tempdir")
+}
+
+/// The `joule` binary with the test cache and the first-party plugin directory.
+pub fn joule() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_joule"));
+    c.env("JOULE_CACHE_DIR", cache_dir()).env("JOULE_PLUGIN_DIR", plugin_dir()).env_remove("JOULE_ADMIN_TOKEN");
+    c
+}
+
+/// Run `joule ARGS`; returns (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("run joule");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Run an external tool, panicking with its stderr when it fails.
+pub fn tool(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} is required for this test (.ci/run installs it): {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// A `joule node` child process on a loopback port; killed on drop.
+pub struct NodeProcess {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+}
+
+impl NodeProcess {
+    pub fn start(dir: &Path, extra: &[&str]) -> NodeProcess {
+        let mut child = joule().args(["node", "--dir"]).arg(dir).args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start joule node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let base = first.strip_prefix("joule node listening on ").unwrap_or_else(|| panic!("unexpected first line from node: {first:?}")).to_string();
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(dir.join("admin.token")).expect("admin.token").trim().to_string();
+        NodeProcess { child, base, token }
+    }
+
+    pub fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+    }
+
+    /// (status, JSON body) of a request with the admin token.
+    pub fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let a = Self::agent();
+        let resp = match (method, body) {
+            ("GET", _) => a.get(&url).header("Authorization", &auth).call(),
+            ("DELETE", _) => a.delete(&url).header("Authorization", &auth).call(),
+            (_, Some(b)) => a.post(&url).header("Authorization", &auth).send_json(b),
+            (_, None) => a.post(&url).header("Authorization", &auth).send_empty(),
+        };
+        let mut resp = resp.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// Upload a plugin as `multipart/form-data` (parts `manifest` and `wasm`).
+    pub fn upload(&self, manifest: &str, wasm: &[u8]) -> (u16, serde_json::Value) {
+        let boundary = "joule-test-boundary-7e3f";
+        let mut body = Vec::new();
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"p.toml\"\r\nContent-Type: application/toml\r\n\r\n{manifest}\r\n").as_bytes());
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"p.wasm\"\r\nContent-Type: application/wasm\r\n\r\n").as_bytes());
+        body.extend(wasm);
+        body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut resp = Self::agent()
+            .post(&format!("{}/v1/plugins", self.base))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .header("Content-Type", &format!("multipart/form-data; boundary={boundary}"))
+            .send(&body[..])
+            .expect("upload");
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
