@@ -58,7 +58,8 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
             tmp.clone()
         }
     };
-    let args = NodeArgs { dir: dir.clone(), listen: "127.0.0.1:0".parse()?, admin_token: None, require_signed: false, trusted_key: vec![], call_timeout_ms: 10_000 };
+    let args =
+        NodeArgs { dir: dir.clone(), listen: "127.0.0.1:0".parse()?, admin_token: None, require_signed: false, trusted_key: vec![], call_timeout_ms: 10_000 };
     let node = crate::node::build(g, &args)?;
     let token = node.admin_token.clone();
     let crypto = node.crypto.clone();
@@ -89,10 +90,14 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
         anyhow::ensure!(d["digest_hex"].as_str().is_some_and(|s| s.len() == 64), "bad digest {d}");
         hashes += 1;
         let sig = crypto.sign("sm2", &kp.private_key, record.as_bytes(), None)?;
-        let v = client.call("POST", "/v1/crypto/verify", Some(json!({"alg": "sm2", "public_key": pk_hex, "message_hex": hex::encode(&record), "signature_hex": hex::encode(&sig)})))?;
+        let v = client.call(
+            "POST",
+            "/v1/crypto/verify",
+            Some(json!({"alg": "sm2", "public_key": pk_hex, "message_hex": hex::encode(&record), "signature_hex": hex::encode(&sig)})),
+        )?;
         anyhow::ensure!(v["valid"] == json!(true), "signature rejected: {v}");
         verifies += 1;
-        if reading % 50 == 0 {
+        if reading.is_multiple_of(50) {
             // Hot swap: the SM algorithms leave and come back while traffic continues.
             client.call("POST", "/v1/plugins/crypto-gm/deactivate", None)?;
             client.call("POST", "/v1/plugins/crypto-gm/activate", None)?;

@@ -5,11 +5,11 @@
 //! WebAssembly component, and keeps for itself only what must be trusted: the plugin
 //! runtime and registry, key storage, storage and the HTTP edge.
 
-pub mod crypto;
-pub mod plugin;
-pub mod keystore;
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod crypto;
 pub mod demo;
+pub mod keystore;
 pub mod node;
+pub mod plugin;

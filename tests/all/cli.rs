@@ -43,9 +43,30 @@ fn verify_exit_codes() {
         let (code, _, err) = run(joule().args(args));
         assert_eq!(code, 0, "{err}");
     };
-    ok(&["crypto".as_ref(), "keygen".as_ref(), "--alg".as_ref(), "sm2".as_ref(), "--out".as_ref(), p("k.pem").as_os_str(), "--pub-out".as_ref(), p("pub.pem").as_os_str()]);
-    ok(&["crypto".as_ref(), "sign".as_ref(), "--alg".as_ref(), "sm2".as_ref(), "--key".as_ref(), p("k.pem").as_os_str(), "--in".as_ref(), p("m").as_os_str(), "--out".as_ref(), p("s").as_os_str()]);
-    let verify = |sig: &str, key: &str| run(joule().args(["crypto", "verify", "--alg", "sm2", "--pub"]).arg(p(key)).arg("--in").arg(p("m")).arg("--sig").arg(p(sig))).0;
+    ok(&[
+        "crypto".as_ref(),
+        "keygen".as_ref(),
+        "--alg".as_ref(),
+        "sm2".as_ref(),
+        "--out".as_ref(),
+        p("k.pem").as_os_str(),
+        "--pub-out".as_ref(),
+        p("pub.pem").as_os_str(),
+    ]);
+    ok(&[
+        "crypto".as_ref(),
+        "sign".as_ref(),
+        "--alg".as_ref(),
+        "sm2".as_ref(),
+        "--key".as_ref(),
+        p("k.pem").as_os_str(),
+        "--in".as_ref(),
+        p("m").as_os_str(),
+        "--out".as_ref(),
+        p("s").as_os_str(),
+    ]);
+    let verify =
+        |sig: &str, key: &str| run(joule().args(["crypto", "verify", "--alg", "sm2", "--pub"]).arg(p(key)).arg("--in").arg(p("m")).arg("--sig").arg(p(sig))).0;
     assert_eq!(verify("s", "pub.pem"), 0);
     let mut bad = std::fs::read(p("s")).unwrap();
     let n = bad.len();
@@ -71,7 +92,15 @@ fn vendor_pack_and_sign() {
     // Pack the vendor's component with its plugin.toml, signing as we go.
     let src = test_plugin_dir();
     let manifest = crate::support::root().join("plugins/crypto-vendor-example/plugin.toml");
-    let (code, out, err) = run(joule().args(["plugin", "pack", "--version", "1.0.0", "--wasm"]).arg(src.join("acme-crypto.wasm")).arg("--manifest").arg(&manifest).arg("--out").arg(p("dist")).arg("--sign-key").arg(p("vendor.pem")));
+    let (code, out, err) = run(joule()
+        .args(["plugin", "pack", "--version", "1.0.0", "--wasm"])
+        .arg(src.join("acme-crypto.wasm"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--out")
+        .arg(p("dist"))
+        .arg("--sign-key")
+        .arg(p("vendor.pem")));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("packed acme-crypto 1.0.0"), "{out}");
     let packed = std::fs::read_to_string(p("dist/acme-crypto.toml")).unwrap();

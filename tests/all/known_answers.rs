@@ -28,8 +28,14 @@ fn hashes_match_gbt_32905_and_fips_180_4() {
     let c = crypto();
     assert_eq!(c.digest("sm3", b"abc").unwrap(), h("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"));
     assert_eq!(c.digest("sm3", &b"abcd".repeat(16)).unwrap(), h("debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"));
-    assert_eq!(c.digest("sha256", b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").unwrap(), h("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
-    assert_eq!(c.digest("sha512", b"").unwrap(), h("cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"));
+    assert_eq!(
+        c.digest("sha256", b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq").unwrap(),
+        h("248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    );
+    assert_eq!(
+        c.digest("sha512", b"").unwrap(),
+        h("cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e")
+    );
     assert_eq!(c.digest("sha3-256", b"").unwrap(), h("a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a"));
     // One million 'a' (FIPS 180-4 / GB/T long-message style).
     assert_eq!(c.digest("sha256", &vec![b'a'; 1_000_000]).unwrap(), h("cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
@@ -42,14 +48,25 @@ fn sm4_matches_gbt_32907_and_rfc_8998() {
     let ct = c.encrypt("sm4-ecb", &k, b"", b"", &k).unwrap();
     assert_eq!(&ct[..16], &h("681edf34d206965e86b3e94f536e4246")[..], "GB/T 32907 A.1");
     assert_eq!(c.decrypt("sm4-ecb", &k, b"", b"", &ct).unwrap(), k);
-    let gcm = c.encrypt("sm4-gcm", &k, &h("00001234567800000000abcd"), &h("feedfacedeadbeeffeedfacedeadbeefabaddad2"), &h("aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccddddddddddddddddeeeeeeeeeeeeeeeeffffffffffffffffeeeeeeeeeeeeeeeeaaaaaaaaaaaaaaaa")).unwrap();
+    let gcm = c
+        .encrypt(
+            "sm4-gcm",
+            &k,
+            &h("00001234567800000000abcd"),
+            &h("feedfacedeadbeeffeedfacedeadbeefabaddad2"),
+            &h("aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbccccccccccccccccddddddddddddddddeeeeeeeeeeeeeeeeffffffffffffffffeeeeeeeeeeeeeeeeaaaaaaaaaaaaaaaa"),
+        )
+        .unwrap();
     assert_eq!(hex::encode(&gcm[gcm.len() - 16..]), "83de3541e4c2b58177e065a9bf7b62ec", "RFC 8998 A.1 tag");
     // A wrong nonce length is a clear error, not garbage output.
     assert!(matches!(c.encrypt("sm4-cbc", &k, &[0u8; 8], b"", b"x"), Err(CryptoError::InvalidInput(_))));
     // Tampering with an AEAD ciphertext is detected.
     let mut bad = gcm.clone();
     bad[3] ^= 0x80;
-    assert!(matches!(c.decrypt("sm4-gcm", &k, &h("00001234567800000000abcd"), &h("feedfacedeadbeeffeedfacedeadbeefabaddad2"), &bad), Err(CryptoError::DecryptionFailed)));
+    assert!(matches!(
+        c.decrypt("sm4-gcm", &k, &h("00001234567800000000abcd"), &h("feedfacedeadbeeffeedfacedeadbeefabaddad2"), &bad),
+        Err(CryptoError::DecryptionFailed)
+    ));
 }
 
 #[test]
@@ -66,7 +83,10 @@ fn ed25519_signs_as_rfc_8032() {
     // RFC 8032 7.1 TEST 2, private key wrapped in PKCS#8 (RFC 8410).
     let sk = h("302e020100300506032b6570042204204ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb");
     let sig = c.sign("ed25519", &sk, &h("72"), None).unwrap();
-    assert_eq!(hex::encode(&sig), "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00");
+    assert_eq!(
+        hex::encode(&sig),
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+    );
     let pk = c.public_key("ed25519", &sk).unwrap();
     assert_eq!(hex::encode(&pk), "302a300506032b65700321003d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c");
     assert!(c.verify("ed25519", &pk, &h("72"), &sig, None).unwrap());

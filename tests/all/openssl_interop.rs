@@ -24,16 +24,69 @@ fn sm2_signatures_both_ways() {
     for id in ["1234567812345678", "ALICE123@YAHOO.COM"] {
         ok(&["crypto", "sign", "--alg", "sm2", "--key", s(&p("k.pem")), "--id", id, "--in", s(&p("msg")), "--out", s(&p("sig.der"))]);
         let distid = format!("distid:{id}");
-        let out = tool("openssl", &["pkeyutl", "-verify", "-pubin", "-inkey", s(&p("pub.pem")), "-rawin", "-in", s(&p("msg")), "-sigfile", s(&p("sig.der")), "-digest", "sm3", "-pkeyopt", &distid]);
+        let out = tool(
+            "openssl",
+            &[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                s(&p("pub.pem")),
+                "-rawin",
+                "-in",
+                s(&p("msg")),
+                "-sigfile",
+                s(&p("sig.der")),
+                "-digest",
+                "sm3",
+                "-pkeyopt",
+                &distid,
+            ],
+        );
         assert!(String::from_utf8_lossy(&out).contains("Signature Verified Successfully"));
     }
     // Default ID: joule's default is GB/T 35276's 1234567812345678.
     ok(&["crypto", "sign", "--alg", "sm2", "--key", s(&p("k.pem")), "--in", s(&p("msg")), "--out", s(&p("sig.der"))]);
-    tool("openssl", &["pkeyutl", "-verify", "-pubin", "-inkey", s(&p("pub.pem")), "-rawin", "-in", s(&p("msg")), "-sigfile", s(&p("sig.der")), "-digest", "sm3", "-pkeyopt", "distid:1234567812345678"]);
+    tool(
+        "openssl",
+        &[
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            s(&p("pub.pem")),
+            "-rawin",
+            "-in",
+            s(&p("msg")),
+            "-sigfile",
+            s(&p("sig.der")),
+            "-digest",
+            "sm3",
+            "-pkeyopt",
+            "distid:1234567812345678",
+        ],
+    );
     // openssl key and signature, verified by joule.
     tool("openssl", &["genpkey", "-algorithm", "SM2", "-out", s(&p("ok.pem"))]);
     tool("openssl", &["pkey", "-in", s(&p("ok.pem")), "-pubout", "-out", s(&p("opub.pem"))]);
-    tool("openssl", &["pkeyutl", "-sign", "-inkey", s(&p("ok.pem")), "-rawin", "-in", s(&p("msg")), "-digest", "sm3", "-pkeyopt", "distid:1234567812345678", "-out", s(&p("osig.der"))]);
+    tool(
+        "openssl",
+        &[
+            "pkeyutl",
+            "-sign",
+            "-inkey",
+            s(&p("ok.pem")),
+            "-rawin",
+            "-in",
+            s(&p("msg")),
+            "-digest",
+            "sm3",
+            "-pkeyopt",
+            "distid:1234567812345678",
+            "-out",
+            s(&p("osig.der")),
+        ],
+    );
     ok(&["crypto", "verify", "--alg", "sm2", "--pub", s(&p("opub.pem")), "--in", s(&p("msg")), "--sig", s(&p("osig.der"))]);
     // The public key joule derives from openssl's private key is openssl's public key.
     ok(&["crypto", "pubkey", "--in", s(&p("ok.pem")), "--out", s(&p("derived.pem"))]);

@@ -15,7 +15,11 @@ pub fn root() -> PathBuf {
 }
 
 fn built(dir: PathBuf) -> PathBuf {
-    assert!(dir.join("crypto-gm.toml").exists() || dir.join("hostile.toml").exists(), "{} has no plugins: run `cargo xtask plugins` (or `cargo xtask test`)", dir.display());
+    assert!(
+        dir.join("crypto-gm.toml").exists() || dir.join("hostile.toml").exists(),
+        "{} has no plugins: run `cargo xtask plugins` (or `cargo xtask test`)",
+        dir.display()
+    );
     dir
 }
 
@@ -122,8 +126,15 @@ impl NodeProcess {
     pub fn upload(&self, manifest: &str, wasm: &[u8]) -> (u16, serde_json::Value) {
         let boundary = "joule-test-boundary-7e3f";
         let mut body = Vec::new();
-        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"p.toml\"\r\nContent-Type: application/toml\r\n\r\n{manifest}\r\n").as_bytes());
-        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"p.wasm\"\r\nContent-Type: application/wasm\r\n\r\n").as_bytes());
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"manifest\"; filename=\"p.toml\"\r\nContent-Type: application/toml\r\n\r\n{manifest}\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"wasm\"; filename=\"p.wasm\"\r\nContent-Type: application/wasm\r\n\r\n").as_bytes(),
+        );
         body.extend(wasm);
         body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
         let mut resp = Self::agent()

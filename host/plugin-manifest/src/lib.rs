@@ -149,28 +149,16 @@ impl Manifest {
                 && v.len() <= 64
                 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
                 && v.as_bytes()[0].is_ascii_alphanumeric();
-            if ok {
-                Ok(())
-            } else {
-                Err(ManifestError::Field {
-                    field,
-                    reason: format!("{v:?} must be 1-64 chars of [a-z0-9_-], starting alphanumeric"),
-                })
-            }
+            if ok { Ok(()) } else { Err(ManifestError::Field { field, reason: format!("{v:?} must be 1-64 chars of [a-z0-9_-], starting alphanumeric") }) }
         };
         ident("name", &self.name)?;
-        parse_version(&self.version).ok_or_else(|| ManifestError::Field {
-            field: "version",
-            reason: format!("{:?} is not MAJOR.MINOR.PATCH", self.version),
-        })?;
+        parse_version(&self.version)
+            .ok_or_else(|| ManifestError::Field { field: "version", reason: format!("{:?} is not MAJOR.MINOR.PATCH", self.version) })?;
         if self.vendor.trim().is_empty() || self.vendor.len() > 128 {
             return Err(ManifestError::Field { field: "vendor", reason: "must be 1-128 characters".into() });
         }
         for a in &self.algorithms {
-            let (kind, id) = a.split_once(':').ok_or_else(|| ManifestError::Field {
-                field: "algorithms",
-                reason: format!("{a:?} is not `kind:id`"),
-            })?;
+            let (kind, id) = a.split_once(':').ok_or_else(|| ManifestError::Field { field: "algorithms", reason: format!("{a:?} is not `kind:id`") })?;
             if !matches!(kind, "hash" | "signature" | "public-key-encryption" | "symmetric-cipher") {
                 return Err(ManifestError::Field { field: "algorithms", reason: format!("unknown algorithm kind {kind:?} in {a:?}") });
             }
@@ -181,10 +169,7 @@ impl Manifest {
         }
         for k in &self.known_answers {
             if !self.algorithms.contains(&k.algorithm) {
-                return Err(ManifestError::Field {
-                    field: "known-answer",
-                    reason: format!("vector for {:?}, which the plugin does not list", k.algorithm),
-                });
+                return Err(ManifestError::Field { field: "known-answer", reason: format!("vector for {:?}, which the plugin does not list", k.algorithm) });
             }
             for (f, v) in [("input", &k.input), ("output", &k.output), ("key", &k.key), ("nonce", &k.nonce), ("aad", &k.aad), ("signature", &k.signature)] {
                 if hex::decode(v).is_err() {

@@ -145,7 +145,9 @@ async fn upload_plugin(State(node): State<Arc<Node>>, mut form: Multipart) -> Re
     let (mut manifest, mut wasm) = (None, None);
     while let Some(field) = form.next_field().await.map_err(|e| bad(format!("bad multipart body: {e}")))? {
         match field.name() {
-            Some("manifest") => manifest = Some(String::from_utf8(field.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec()).map_err(|_| bad("manifest is not UTF-8"))?),
+            Some("manifest") => {
+                manifest = Some(String::from_utf8(field.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec()).map_err(|_| bad("manifest is not UTF-8"))?)
+            }
             Some("wasm") => wasm = Some(field.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec()),
             other => return Err(bad(format!("unexpected form field {other:?} (expected `manifest` and `wasm`)"))),
         }

@@ -64,7 +64,10 @@ fn openssl_pk(secs: f64, alg: &str) -> Option<(f64, f64)> {
 
 /// `openssl speed -evp ALG -bytes N`: operations per second on N-byte inputs.
 fn openssl_evp(secs: f64, alg: &str, bytes: usize) -> Option<f64> {
-    let out = Command::new("openssl").args(["speed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", "-bytes", &bytes.to_string(), "-evp", alg]).output().ok()?;
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", "-bytes", &bytes.to_string(), "-evp", alg])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with("+F:"))?;
     let per_sec: f64 = line.rsplit(':').next()?.parse().ok()?;
@@ -87,7 +90,9 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
 
 /// A Markdown table of the rows, with ratios.
 pub fn table(rows: &[Row]) -> String {
-    let mut s = String::from("| algorithm | op | plugin ops/s | native ops/s | openssl ops/s | plugin/native time | plugin vs openssl |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let mut s = String::from(
+        "| algorithm | op | plugin ops/s | native ops/s | openssl ops/s | plugin/native time | plugin vs openssl |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
     for r in rows {
         let vs_ossl = r.openssl_ops.map(|o| format!("{:.2}x", r.plugin_ops / o)).unwrap_or_else(|| "n/a".into());
         s += &format!(

@@ -109,7 +109,14 @@ pub fn run(g: &GlobalOpts, cmd: KeysCmd) -> Result<()> {
         KeysCmd::Policy { store, module, purpose, alg, rotate_every } => {
             let every = rotate_every.as_deref().map(parse_duration).transpose()?;
             let slot = open(g, &store)?.set_policy(&module, &purpose, &alg, every)?;
-            println!("{}/{}: {} ({}), rotate every {}", slot.module, slot.purpose, slot.algorithm, slot.kind, slot.rotate_every.map(|s| format!("{s}s")).unwrap_or_else(|| "never (on demand)".into()));
+            println!(
+                "{}/{}: {} ({}), rotate every {}",
+                slot.module,
+                slot.purpose,
+                slot.algorithm,
+                slot.kind,
+                slot.rotate_every.map(|s| format!("{s}s")).unwrap_or_else(|| "never (on demand)".into())
+            );
         }
         KeysCmd::Rotate { store, module, purpose, due } => {
             let ks = open(g, &store)?;
@@ -131,7 +138,12 @@ pub fn run(g: &GlobalOpts, cmd: KeysCmd) -> Result<()> {
             let ks = open(g, &store)?;
             let (slots, keys) = (ks.slots()?, ks.keys()?);
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"slots": slots, "keys": keys.iter().map(|k| serde_json::json!({"module": k.module, "purpose": k.purpose, "period": k.period, "algorithm": k.algorithm, "created_at": k.created_at, "retired_at": k.retired_at, "public_key": k.public_key})).collect::<Vec<_>>()}))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"slots": slots, "keys": keys.iter().map(|k| serde_json::json!({"module": k.module, "purpose": k.purpose, "period": k.period, "algorithm": k.algorithm, "created_at": k.created_at, "retired_at": k.retired_at, "public_key": k.public_key})).collect::<Vec<_>>()})
+                    )?
+                );
             } else {
                 for k in keys {
                     println!("{}/{}/{} {} {}", k.module, k.purpose, k.period, k.algorithm, if k.retired_at.is_some() { "retired" } else { "current" });

@@ -52,7 +52,15 @@ pub fn run(g: &GlobalOpts, cmd: PluginCmd) -> Result<()> {
                 println!("no plugins (plugin directory: {})", g.plugin_dir().map(|d| d.display().to_string()).unwrap_or_else(|| "none".into()));
             } else {
                 for p in list {
-                    println!("{:<24} {:<8} {:<8} {:<7} {}  {}", p.name, p.kind, p.version, if p.active { "active" } else { "-" }, &p.hash[..16], p.algorithms.join(" "));
+                    println!(
+                        "{:<24} {:<8} {:<8} {:<7} {}  {}",
+                        p.name,
+                        p.kind,
+                        p.version,
+                        if p.active { "active" } else { "-" },
+                        &p.hash[..16],
+                        p.algorithms.join(" ")
+                    );
                 }
             }
             Ok(())

@@ -23,7 +23,8 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 10] = [Op::Algorithms, Op::Digest, Op::Generate, Op::PublicKey, Op::Sign, Op::Verify, Op::PkeEncrypt, Op::PkeDecrypt, Op::Encrypt, Op::Decrypt];
+    pub const ALL: [Op; 10] =
+        [Op::Algorithms, Op::Digest, Op::Generate, Op::PublicKey, Op::Sign, Op::Verify, Op::PkeEncrypt, Op::PkeDecrypt, Op::Encrypt, Op::Decrypt];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -188,7 +188,9 @@ impl Keystore {
         let (kdf, cipher, check) = {
             let tx = db.begin_read().map_err(storage)?;
             let meta = tx.open_table(META).map_err(|_| KeystoreError::NotAKeystore(path.display().to_string()))?;
-            let get = |k: &str| -> Result<Vec<u8>, KeystoreError> { meta.get(k).map_err(storage)?.map(|v| v.value().to_vec()).ok_or_else(|| KeystoreError::NotAKeystore(path.display().to_string())) };
+            let get = |k: &str| -> Result<Vec<u8>, KeystoreError> {
+                meta.get(k).map_err(storage)?.map(|v| v.value().to_vec()).ok_or_else(|| KeystoreError::NotAKeystore(path.display().to_string()))
+            };
             if get("format")? != FORMAT_VERSION {
                 return Err(KeystoreError::NotAKeystore(path.display().to_string()));
             }
@@ -231,10 +233,20 @@ impl Keystore {
         let kind = [AlgorithmKind::Signature, AlgorithmKind::PublicKeyEncryption, AlgorithmKind::SymmetricCipher]
             .into_iter()
             .find(|k| self.crypto.info(*k, algorithm).is_ok())
-            .ok_or_else(|| KeystoreError::Invalid { field: "algorithm", reason: format!("no active plugin provides a signature, public-key-encryption or cipher algorithm {algorithm:?}") })?;
+            .ok_or_else(|| KeystoreError::Invalid {
+                field: "algorithm",
+                reason: format!("no active plugin provides a signature, public-key-encryption or cipher algorithm {algorithm:?}"),
+            })?;
         let slot_id = format!("{module}/{purpose}");
         let current_period = self.slot(&slot_id).map(|s| s.current_period).unwrap_or(0);
-        let slot = Slot { module: module.into(), purpose: purpose.into(), algorithm: algorithm.into(), kind, rotate_every: rotate_every.map(|d| d.as_secs().max(1)), current_period };
+        let slot = Slot {
+            module: module.into(),
+            purpose: purpose.into(),
+            algorithm: algorithm.into(),
+            kind,
+            rotate_every: rotate_every.map(|d| d.as_secs().max(1)),
+            current_period,
+        };
         self.put(SLOTS, &slot_id, &slot)?;
         Ok(slot)
     }
@@ -296,7 +308,17 @@ impl Keystore {
                 (Some(hex::encode(&kp.public_key)), kp.private_key)
             }
         };
-        let record = KeyRecord { module: module.into(), purpose: purpose.into(), period, algorithm: slot.algorithm.clone(), kind: slot.kind, created_at: now(), retired_at: None, public_key, sealed: hex::encode(self.seal(id.as_bytes(), &secret)?) };
+        let record = KeyRecord {
+            module: module.into(),
+            purpose: purpose.into(),
+            period,
+            algorithm: slot.algorithm.clone(),
+            kind: slot.kind,
+            created_at: now(),
+            retired_at: None,
+            public_key,
+            sealed: hex::encode(self.seal(id.as_bytes(), &secret)?),
+        };
         let previous = (slot.current_period > 0).then(|| format!("{slot_id}/{}", slot.current_period));
         slot.current_period = period;
         // New key, retired old key and the slot's pointer change in one transaction.
@@ -304,7 +326,8 @@ impl Keystore {
         {
             let mut keys = tx.open_table(KEYS).map_err(storage)?;
             if let Some(prev) = previous {
-                let old: Option<KeyRecord> = keys.get(prev.as_str()).map_err(storage)?.map(|v| serde_json::from_slice(v.value())).transpose().map_err(storage)?;
+                let old: Option<KeyRecord> =
+                    keys.get(prev.as_str()).map_err(storage)?.map(|v| serde_json::from_slice(v.value())).transpose().map_err(storage)?;
                 if let Some(mut old) = old {
                     old.retired_at = Some(now());
                     keys.insert(prev.as_str(), serde_json::to_vec(&old).map_err(storage)?.as_slice()).map_err(storage)?;
@@ -374,10 +397,13 @@ fn derive(passphrase: &[u8], kdf: &KdfParams, len: usize) -> Result<Zeroizing<Ve
     if kdf.algorithm != "argon2id" {
         return Err(KeystoreError::Invalid { field: "kdf", reason: format!("unsupported KDF {}", kdf.algorithm) });
     }
-    let params = argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(len)).map_err(|e| KeystoreError::Invalid { field: "kdf", reason: e.to_string() })?;
+    let params = argon2::Params::new(kdf.memory_kib, kdf.iterations, kdf.parallelism, Some(len))
+        .map_err(|e| KeystoreError::Invalid { field: "kdf", reason: e.to_string() })?;
     let salt = hex::decode(&kdf.salt).map_err(storage)?;
     let mut out = Zeroizing::new(vec![0u8; len]);
-    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params).hash_password_into(passphrase, &salt, &mut out).map_err(|e| KeystoreError::Invalid { field: "kdf", reason: e.to_string() })?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(passphrase, &salt, &mut out)
+        .map_err(|e| KeystoreError::Invalid { field: "kdf", reason: e.to_string() })?;
     Ok(out)
 }
 
@@ -418,7 +444,9 @@ impl ModuleKeys<'_> {
     pub fn public_key(&self, key: &KeyRef) -> Result<Vec<u8>, KeystoreError> {
         self.check(&key.module, &key.purpose, Right::Read)?;
         let rec = self.store.record(key)?;
-        rec.public_key.and_then(|p| hex::decode(p).ok()).ok_or_else(|| KeystoreError::Invalid { field: "key", reason: format!("{} is a symmetric key", key.id()) })
+        rec.public_key
+            .and_then(|p| hex::decode(p).ok())
+            .ok_or_else(|| KeystoreError::Invalid { field: "key", reason: format!("{} is a symmetric key", key.id()) })
     }
 
     /// Sign with the slot's current key; the returned [`KeyRef`] names the period.

@@ -20,12 +20,7 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        EngineLimits {
-            call_timeout: Duration::from_secs(10),
-            max_memory_bytes: 256 << 20,
-            max_table_elements: 100_000,
-            max_idle_instances: 16,
-        }
+        EngineLimits { call_timeout: Duration::from_secs(10), max_memory_bytes: 256 << 20, max_table_elements: 100_000, max_idle_instances: 16 }
     }
 }
 

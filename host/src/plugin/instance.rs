@@ -115,11 +115,7 @@ impl CryptoInstances {
             }
             None => {
                 let text = format!("{e:#}");
-                if text.contains("growing memory") {
-                    format!("exceeded its memory limit of {} MiB", limits.max_memory_bytes >> 20)
-                } else {
-                    text
-                }
+                if text.contains("growing memory") { format!("exceeded its memory limit of {} MiB", limits.max_memory_bytes >> 20) } else { text }
             }
         }
     }

@@ -42,7 +42,11 @@ pub struct LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("name", &self.manifest.name).field("version", &self.manifest.version).field("hash", &self.manifest.wasm_sha256).finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("hash", &self.manifest.wasm_sha256)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +120,17 @@ fn fmt_version(v: Version) -> String {
 }
 
 fn parse_version(name: &str, s: &str) -> Result<Version, PluginError> {
-    let mut m = Manifest { name: name.into(), kind: PluginKind::Crypto, version: s.into(), vendor: "-".into(), description: String::new(), algorithms: vec![], wasm_sha256: String::new(), known_answers: vec![], signature: None };
+    let mut m = Manifest {
+        name: name.into(),
+        kind: PluginKind::Crypto,
+        version: s.into(),
+        vendor: "-".into(),
+        description: String::new(),
+        algorithms: vec![],
+        wasm_sha256: String::new(),
+        known_answers: vec![],
+        signature: None,
+    };
     m.validate().map_err(|_| PluginError::NoSuchVersion { name: name.into(), version: s.into() })?;
     m.version = s.into();
     Ok(m.semver())
@@ -124,7 +138,15 @@ fn parse_version(name: &str, s: &str) -> Result<Version, PluginError> {
 
 impl PluginRegistry {
     pub fn new(engine: Arc<PluginEngine>, cache: ArtifactCache, trust: TrustPolicy, store: Option<PathBuf>) -> Self {
-        PluginRegistry { engine, cache, trust, store, state: Mutex::new(State::default()), routes: ArcSwap::from_pointee(Routes::default()), audit: Mutex::new(VecDeque::new()) }
+        PluginRegistry {
+            engine,
+            cache,
+            trust,
+            store,
+            state: Mutex::new(State::default()),
+            routes: ArcSwap::from_pointee(Routes::default()),
+            audit: Mutex::new(VecDeque::new()),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -152,7 +174,12 @@ impl PluginRegistry {
             .by_kind
             .iter()
             .flat_map(|m| m.iter())
-            .filter_map(|(id, p)| p.algorithms.iter().find(|a| &a.id == id && routes.by_kind[a.kind as usize].get(id).is_some_and(|q| Arc::ptr_eq(p, q))).map(|a| (a.clone(), p.manifest.name.clone(), p.manifest.version.clone())))
+            .filter_map(|(id, p)| {
+                p.algorithms
+                    .iter()
+                    .find(|a| &a.id == id && routes.by_kind[a.kind as usize].get(id).is_some_and(|q| Arc::ptr_eq(p, q)))
+                    .map(|a| (a.clone(), p.manifest.name.clone(), p.manifest.version.clone()))
+            })
             .collect();
         v.sort_by(|a, b| (a.0.kind, &a.0.id).cmp(&(b.0.kind, &b.0.id)));
         v
@@ -193,7 +220,12 @@ impl PluginRegistry {
         match self.install_inner(package) {
             Ok((p, fresh)) => {
                 if fresh {
-                    self.record("install", &name, &version, format!("sha256 {}, {} algorithms, {:?}", p.manifest.wasm_sha256, p.algorithms.len(), p.provenance));
+                    self.record(
+                        "install",
+                        &name,
+                        &version,
+                        format!("sha256 {}, {} algorithms, {:?}", p.manifest.wasm_sha256, p.algorithms.len(), p.provenance),
+                    );
                 }
                 Ok(p)
             }
@@ -218,17 +250,32 @@ impl PluginRegistry {
             return Err(PluginError::UnsupportedKind(m.kind));
         }
         let bytes = package.component_bytes()?;
-        let component = self.cache.load(self.engine.engine(), &bytes, &m.wasm_sha256).map_err(|e| PluginError::Invalid { name: name.clone(), reason: format!("{e:#}") })?;
+        let component =
+            self.cache.load(self.engine.engine(), &bytes, &m.wasm_sha256).map_err(|e| PluginError::Invalid { name: name.clone(), reason: format!("{e:#}") })?;
         check_imports(self.engine.engine(), &component, m)?;
-        let instances = CryptoInstances::new(self.engine.clone(), &component).map_err(|reason| PluginError::WrongWorld { name: name.clone(), world: m.kind.world(), reason })?;
-        let mut loaded = LoadedPlugin { manifest: m.clone(), provenance, algorithms: vec![], installed_at: now_ms(), instances, metrics: CallMetrics::new(&m.name, &m.version) };
+        let instances = CryptoInstances::new(self.engine.clone(), &component).map_err(|reason| PluginError::WrongWorld {
+            name: name.clone(),
+            world: m.kind.world(),
+            reason,
+        })?;
+        let mut loaded = LoadedPlugin {
+            manifest: m.clone(),
+            provenance,
+            algorithms: vec![],
+            installed_at: now_ms(),
+            instances,
+            metrics: CallMetrics::new(&m.name, &m.version),
+        };
         let algorithms = loaded.describe().map_err(|e| PluginError::SelfTest { name: name.clone(), case: format!("provider.algorithms: {e}") })?;
         let mut claimed: Vec<String> = algorithms.iter().map(AlgorithmInfo::qualified).collect();
         let mut listed = m.algorithms.clone();
         claimed.sort();
         listed.sort();
         if claimed != listed {
-            return Err(PluginError::SelfTest { name, case: format!("the plugin provides [{}] but its manifest lists [{}]", claimed.join(", "), listed.join(", ")) });
+            return Err(PluginError::SelfTest {
+                name,
+                case: format!("the plugin provides [{}] but its manifest lists [{}]", claimed.join(", "), listed.join(", ")),
+            });
         }
         loaded.algorithms = algorithms;
         selftest::run(&loaded).map_err(|case| PluginError::SelfTest { name: name.clone(), case })?;
@@ -349,7 +396,8 @@ impl PluginRegistry {
         self.routes.store(Arc::new(routes));
         metrics::gauge!("joule_plugins_active").set(st.entries.values().filter(|e| e.active.is_some()).count() as f64);
         if let Some(dir) = &self.store {
-            let active: Vec<(String, String)> = st.order.iter().filter_map(|n| st.entries.get(n).and_then(|e| e.active).map(|v| (n.clone(), fmt_version(v)))).collect();
+            let active: Vec<(String, String)> =
+                st.order.iter().filter_map(|n| st.entries.get(n).and_then(|e| e.active).map(|v| (n.clone(), fmt_version(v)))).collect();
             if let Err(e) = write_atomic(&dir.join("active.json"), serde_json::to_string_pretty(&active).unwrap_or_default().as_bytes()) {
                 tracing::error!("cannot persist the active plugin set: {e}");
             }
@@ -359,8 +407,8 @@ impl PluginRegistry {
     pub fn list(&self) -> Vec<PluginSummary> {
         let st = self.state();
         st.entries
-            .iter()
-            .flat_map(|(_, e)| {
+            .values()
+            .flat_map(|e| {
                 e.versions.iter().map(move |(v, p)| PluginSummary {
                     name: p.manifest.name.clone(),
                     kind: p.manifest.kind,

@@ -39,11 +39,7 @@ impl TrustPolicy {
             Some(sig) => {
                 verify_vendor_signature(sig, &manifest.signing_bytes())?;
                 let spki = hex::decode(&sig.public_key).map_err(|_| "signature public key is not hex".to_string())?;
-                if self.trusted_keys.iter().any(|k| k.spki_der == spki) {
-                    Provenance::Trusted
-                } else {
-                    Provenance::SignedUnknown
-                }
+                if self.trusted_keys.iter().any(|k| k.spki_der == spki) { Provenance::Trusted } else { Provenance::SignedUnknown }
             }
         };
         if self.require_signed && provenance != Provenance::Trusted {

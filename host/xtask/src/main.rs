@@ -62,10 +62,12 @@ fn run(cmd: &mut Command) -> Result<()> {
 fn ensure_wasm_target() -> Result<()> {
     let out = Command::new("rustc").args(["--print", "target-libdir", "--target", WASM_TARGET]).output();
     let installed = match out {
-        Ok(o) if o.status.success() => Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("libcore").exists()
-            || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim())
-                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore")))
-                .unwrap_or(false),
+        Ok(o) if o.status.success() => {
+            Path::new(String::from_utf8_lossy(&o.stdout).trim()).join("libcore").exists()
+                || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim())
+                    .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore")))
+                    .unwrap_or(false)
+        }
         _ => false,
     };
     if !installed {
@@ -107,13 +109,18 @@ fn build_plugins(root: &Path) -> Result<()> {
         pack_crate(&plugins.join("fixtures").join(name), &release, &test_out)?;
     }
     pack_crate(&plugins.join("fixtures/tagged"), &release, &test_out.join("tagged-v1"))?;
-    let v2 = pack_crate_with(&plugins.join("fixtures/tagged"), &plugins.join("target/tag-v2").join(WASM_TARGET).join("release"), &test_out.join("tagged-v2"), |m| {
-        m.version = "0.2.0".into();
-        for k in &mut m.known_answers {
-            let input = hex::decode(&k.input).unwrap_or_default();
-            k.output = hex::encode(Sha256::new().chain_update(b"v2").chain_update(&input).finalize());
-        }
-    })?;
+    let v2 = pack_crate_with(
+        &plugins.join("fixtures/tagged"),
+        &plugins.join("target/tag-v2").join(WASM_TARGET).join("release"),
+        &test_out.join("tagged-v2"),
+        |m| {
+            m.version = "0.2.0".into();
+            for k in &mut m.known_answers {
+                let input = hex::decode(&k.input).unwrap_or_default();
+                k.output = hex::encode(Sha256::new().chain_update(b"v2").chain_update(&input).finalize());
+            }
+        },
+    )?;
     eprintln!("xtask: tagged v2 packed as {}", v2.version);
     pack_crate(&vendor, &vendor.join("target").join(WASM_TARGET).join("release"), &test_out)?;
     eprintln!("xtask: plugins in {} and {}", out.display(), test_out.display());
@@ -141,7 +148,8 @@ fn pack_crate_with(dir: &Path, release: &Path, out: &Path, adjust: impl FnOnce(&
         Some(toml::Value::String(v)) => v.clone(),
         _ => workspace_version(dir).with_context(|| format!("{}: no package.version", dir.display()))?,
     };
-    let mut template: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("plugin.toml")).with_context(|| format!("{}/plugin.toml", dir.display()))?)?;
+    let mut template: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("plugin.toml")).with_context(|| format!("{}/plugin.toml", dir.display()))?)?;
     template.insert("version".into(), toml::Value::String(version));
     let mut manifest = Manifest::parse(&toml::to_string(&template)?).with_context(|| format!("{}/plugin.toml", dir.display()))?;
     adjust(&mut manifest);

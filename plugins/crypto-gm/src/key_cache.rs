@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(c.get_or_insert_with(b"k", b"", &mut slot, || Err("bad")), Err("bad"));
         assert_eq!(c.len(), 0);
         let big = vec![0u8; MAX_CACHED_KEY + 1];
-        assert_eq!(*c.get_or_insert_with(&big, b"", &mut slot, || Ok::<_, ()>(7)).unwrap(), 7);
+        assert_eq!(
+            *c.get_or_insert_with(&big, b"", &mut slot, || Ok::<_, ()>(7)).unwrap(),
+            7
+        );
         assert_eq!(c.len(), 0);
         assert_eq!(slot, Some(7));
     }

@@ -1,8 +1,8 @@
 //! SM2 signatures (GB/T 32918.2) and encryption (GB/T 32918.4, GM/T 0009 DER), on PKCS#8 / SPKI
 //! keys as OpenSSL 3 writes them (id-ecPublicKey with curve OID 1.2.156.10197.1.301).
 
-use joule_crypto_sdk::{Entropy, Error, KeyPair, Result};
 use crate::key_cache::SharedCache;
+use joule_crypto_sdk::{Entropy, Error, KeyPair, Result};
 use sm2::dsa::Signature;
 use sm2::elliptic_curve::Curve;
 use sm2::elliptic_curve::ff::PrimeField;
@@ -119,8 +119,8 @@ fn message_digest(z: &[u8; 32], message: &[u8]) -> [u8; 32] {
 /// Parsed signing keys, by PKCS#8 bytes and user ID. Each entry is a few hundred bytes.
 static SIGNING_KEYS: SharedCache<SignKey, 4> = SharedCache::new();
 
-/// Parsed verifying keys, by SPKI bytes and user ID. An entry grows a ~19 KiB table of multiples
-/// of its point once the key is used a second time, so the cache stays under ~160 KiB.
+/// Parsed verifying keys, by SPKI bytes and user ID. An entry grows a 19 KiB table of multiples
+/// of its point once the key is used a second time: at most 8 x (19 KiB + key + ID) in all.
 static VERIFYING_KEYS: SharedCache<VerifyKey, 8> = SharedCache::new();
 
 /// Everything about a private key that does not depend on the message: the secret scalar d,
@@ -144,7 +144,8 @@ impl SignKey {
         let d = sk.to_nonzero_scalar();
         let z = z_value(&PublicKey::from_secret_scalar(&d), id)?;
         // d is in [1, n-2], so 1 + d is invertible.
-        let d1_inv = Option::<Scalar>::from((*d + Scalar::ONE).invert()).ok_or_else(|| Error::key("unusable SM2 private key"))?;
+        let d1_inv = Option::<Scalar>::from((*d + Scalar::ONE).invert())
+            .ok_or_else(|| Error::key("unusable SM2 private key"))?;
         Ok(Self { d, d1_inv, z })
     }
 
@@ -458,7 +459,9 @@ mod tests {
     fn crate_verify(public_key: &[u8], message: &[u8], signature: &[u8], id: &[u8]) -> bool {
         let pk = PublicKey::from_public_key_der(public_key).unwrap();
         let e = message_digest(&z_value(&pk, id).unwrap(), message);
-        let Ok(sig) = Signature::from_der(signature) else { return false };
+        let Ok(sig) = Signature::from_der(signature) else {
+            return false;
+        };
         VerifyingKey::new("", pk).unwrap().verify_prehash(&e, &sig).is_ok()
     }
 
@@ -500,12 +503,10 @@ mod tests {
             let msg = n.to_be_bytes();
             let sig = sign(&kp.private_key, &msg, None).unwrap();
             assert!(verify(&kp.public_key, &msg, &sig, None).unwrap());
-            let theirs: Signature = SigningKey::new(
-                "1234567812345678",
-                &SecretKey::from_pkcs8_der(&kp.private_key).unwrap(),
-            )
-            .unwrap()
-            .sign(&msg);
+            let theirs: Signature =
+                SigningKey::new("1234567812345678", &SecretKey::from_pkcs8_der(&kp.private_key).unwrap())
+                    .unwrap()
+                    .sign(&msg);
             assert_eq!(sig, theirs.to_der().to_vec());
             assert!(!verify(&kp.public_key, &(n + 1).to_be_bytes(), &sig, None).unwrap());
         }
@@ -517,9 +518,16 @@ mod tests {
         let p = ProjectivePoint::mul_by_generator(&Scalar::from_u64(0x1234_5678_9abc));
         let table = PointTable::new(&p);
         let n_minus_1 = -Scalar::ONE;
-        for k in [Scalar::ZERO, Scalar::ONE, Scalar::from_u64(8), Scalar::from_u64(0x88), n_minus_1, n_minus_1 - Scalar::from_u64(7)]
-            .into_iter()
-            .chain((0..20u64).map(|i| Scalar::from_repr(Sm3::digest(i.to_be_bytes()).into()).unwrap()))
+        for k in [
+            Scalar::ZERO,
+            Scalar::ONE,
+            Scalar::from_u64(8),
+            Scalar::from_u64(0x88),
+            n_minus_1,
+            n_minus_1 - Scalar::from_u64(7),
+        ]
+        .into_iter()
+        .chain((0..20u64).map(|i| Scalar::from_repr(Sm3::digest(i.to_be_bytes())).unwrap()))
         {
             assert_eq!(table.mul_vartime(&k), p.mul_vartime(&k));
         }
