@@ -54,7 +54,7 @@ fn rate<R>(secs: f64, mut f: impl FnMut() -> R) -> f64 {
 
 /// `openssl speed` for a public-key algorithm: (sign/s, verify/s).
 fn openssl_pk(secs: f64, alg: &str) -> Option<(f64, f64)> {
-    let out = Command::new("openssl").args(["speed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", alg]).output().ok()?;
+    let out = Command::new("openssl").args(["speed", "-elapsed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", alg]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().rev().find(|l| l.starts_with("+F"))?;
     let f: Vec<&str> = line.split(':').collect();
@@ -65,7 +65,7 @@ fn openssl_pk(secs: f64, alg: &str) -> Option<(f64, f64)> {
 /// `openssl speed -evp ALG -bytes N`: operations per second on N-byte inputs.
 fn openssl_evp(secs: f64, alg: &str, bytes: usize) -> Option<f64> {
     let out = Command::new("openssl")
-        .args(["speed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", "-bytes", &bytes.to_string(), "-evp", alg])
+        .args(["speed", "-elapsed", "-seconds", &secs.ceil().max(1.0).to_string(), "-mr", "-bytes", &bytes.to_string(), "-evp", alg])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
