@@ -206,7 +206,8 @@ impl Manifest {
     }
 }
 
-fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+/// `(major, minor, patch)` of a `MAJOR.MINOR.PATCH` version without leading zeros.
+pub fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
     let mut it = v.split('.').map(|p| if p.is_empty() || (p.len() > 1 && p.starts_with('0')) { None } else { p.parse::<u64>().ok() });
     let r = (it.next()??, it.next()??, it.next()??);
     it.next().is_none().then_some(r)

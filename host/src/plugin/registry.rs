@@ -120,20 +120,7 @@ fn fmt_version(v: Version) -> String {
 }
 
 fn parse_version(name: &str, s: &str) -> Result<Version, PluginError> {
-    let mut m = Manifest {
-        name: name.into(),
-        kind: PluginKind::Crypto,
-        version: s.into(),
-        vendor: "-".into(),
-        description: String::new(),
-        algorithms: vec![],
-        wasm_sha256: String::new(),
-        known_answers: vec![],
-        signature: None,
-    };
-    m.validate().map_err(|_| PluginError::NoSuchVersion { name: name.into(), version: s.into() })?;
-    m.version = s.into();
-    Ok(m.semver())
+    joule_plugin_manifest::parse_version(s).ok_or_else(|| PluginError::NoSuchVersion { name: name.into(), version: s.into() })
 }
 
 impl PluginRegistry {
