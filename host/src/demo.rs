@@ -58,8 +58,16 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
             tmp.clone()
         }
     };
-    let args =
-        NodeArgs { dir: dir.clone(), listen: "127.0.0.1:0".parse()?, admin_token: None, require_signed: false, trusted_key: vec![], call_timeout_ms: 10_000 };
+    let args = NodeArgs {
+        dir: dir.clone(),
+        listen: "127.0.0.1:0".parse()?,
+        admin_token: None,
+        require_signed: false,
+        trusted_key: vec![],
+        call_timeout_ms: 10_000,
+        keystore: None,
+        rotation_check_secs: 60,
+    };
     let node = crate::node::build(g, &args)?;
     let token = node.admin_token.clone();
     let crypto = node.crypto.clone();

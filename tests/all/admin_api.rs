@@ -176,3 +176,38 @@ fn openapi_documents_every_route_and_metrics_are_exported() {
     assert!(metrics.contains("joule_plugin_calls_total{plugin=\"crypto-gm\""), "{metrics}");
     assert!(metrics.contains("joule_plugins_active 3"), "{metrics}");
 }
+
+#[test]
+fn the_node_rotates_keys_on_schedule_and_on_demand() {
+    let d = tempdir();
+    let store = d.path().join("keystore.redb");
+    let pass = ("JOULE_KEYSTORE_PASSPHRASE", "energy settles on chain");
+    let keys = |args: &[&str]| {
+        let (code, out, err) = run(joule().env(pass.0, pass.1).arg("keys").args(args).arg("--keystore").arg(&store));
+        assert_eq!(code, 0, "keys {args:?}: {err}");
+        out
+    };
+    keys(&["init"]);
+    keys(&["policy", "--module", "consensus", "--purpose", "block-signing", "--alg", "sm2", "--rotate-every", "1s"]);
+    keys(&["policy", "--module", "ledger", "--purpose", "payload", "--alg", "sm4-gcm"]);
+    let node = NodeProcess::start_env(d.path(), &["--rotation-check-secs", "1"], &[pass]);
+    let period = |module: &str| {
+        let (s, body) = node.call("GET", "/v1/keys", None);
+        assert_eq!(s, 200, "{body}");
+        body["slots"].as_array().unwrap().iter().find(|x| x["module"] == module).unwrap()["current_period"].as_u64().unwrap()
+    };
+    let start = std::time::Instant::now();
+    while period("consensus") < 3 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "scheduled rotation did not run");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(period("ledger"), 1, "a slot without an interval gets its first key, then rotates only on demand");
+    let (s, body) = node.call("POST", "/v1/keys/ledger/payload/rotate", None);
+    assert_eq!((s, body["period"].as_u64()), (200, Some(2)), "{body}");
+    let (_, body) = node.call("GET", "/v1/keys", None);
+    let text = body.to_string();
+    assert!(!text.contains("sealed"), "no sealed or clear secret leaves the node: {text}");
+    assert!(body["keys"].as_array().unwrap().iter().any(|k| k["module"] == "ledger" && k["period"] == 1 && !k["retired_at"].is_null()));
+    let (s, body) = node.call("POST", "/v1/keys/nobody/nothing/rotate", None);
+    assert_eq!((s, body["code"].as_str()), (404, Some("not_found")), "{body}");
+}

@@ -91,7 +91,19 @@ pub struct NodeProcess {
 
 impl NodeProcess {
     pub fn start(dir: &Path, extra: &[&str]) -> NodeProcess {
-        let mut child = joule().args(["node", "--dir"]).arg(dir).args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start joule node");
+        Self::start_env(dir, extra, &[])
+    }
+
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> NodeProcess {
+        let mut child = joule()
+            .args(["node", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start joule node");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();

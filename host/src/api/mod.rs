@@ -7,6 +7,7 @@
 mod openapi;
 
 use crate::crypto::{CryptoError, pem};
+use crate::keystore::KeystoreError;
 use crate::node::Node;
 use crate::plugin::{PluginError, PluginPackage};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -41,6 +42,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/plugins/{name}/deactivate", post(deactivate))
         .route("/v1/plugins/{name}/rollback", post(rollback))
         .route("/v1/plugins/{name}/{version}", delete(remove))
+        .route("/v1/keys", get(keys))
+        .route("/v1/keys/{module}/{purpose}/rotate", post(rotate_key))
         .route("/v1/crypto/algorithms", get(algorithms))
         .route("/v1/crypto/hash", post(hash))
         .route("/v1/crypto/verify", post(verify))
@@ -239,4 +242,42 @@ async fn verify(State(node): State<Arc<Node>>, body: Result<Json<VerifyBody>, ax
     let c = node.crypto.clone();
     let valid = blocking(move || c.verify(&b.alg, &pk, &msg, &sig, b.user_id.as_deref().map(str::as_bytes)).map_err(ApiError::from)).await?;
     Ok(Json(json!({"valid": valid})))
+}
+
+impl From<KeystoreError> for ApiError {
+    fn from(e: KeystoreError) -> Self {
+        let e = match e {
+            KeystoreError::Crypto(c) => return c.into(),
+            other => other,
+        };
+        let (status, code) = match &e {
+            KeystoreError::NoSlot(_) | KeystoreError::NoKey(_) => (StatusCode::NOT_FOUND, "not_found"),
+            KeystoreError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            KeystoreError::Denied { .. } => (StatusCode::FORBIDDEN, "denied"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "keystore"),
+        };
+        ApiError(status, code, e.to_string())
+    }
+}
+
+fn keystore(node: &Node) -> Result<Arc<crate::keystore::Keystore>, ApiError> {
+    node.keystore.clone().ok_or_else(|| ApiError(StatusCode::CONFLICT, "no_keystore", "this node runs without a keystore (start it with --keystore)".into()))
+}
+
+/// Slots and key metadata: public keys, periods, creation and retirement; never secrets.
+async fn keys(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
+    let ks = keystore(&node)?;
+    let (slots, keys) = blocking(move || Ok((ks.slots()?, ks.keys()?))).await?;
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"module": k.module, "purpose": k.purpose, "period": k.period, "algorithm": k.algorithm, "kind": k.kind, "created_at": k.created_at, "retired_at": k.retired_at, "public_key": k.public_key}))
+        .collect();
+    Ok(Json(json!({"slots": slots, "keys": keys})))
+}
+
+/// On-demand rotation of one slot.
+async fn rotate_key(State(node): State<Arc<Node>>, Path((module, purpose)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+    let ks = keystore(&node)?;
+    let k = blocking(move || Ok(ks.rotate(&module, &purpose)?)).await?;
+    Ok(Json(json!({"module": k.module, "purpose": k.purpose, "period": k.period})))
 }

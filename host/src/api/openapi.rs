@@ -15,6 +15,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/plugins/{name}/deactivate"),
     ("post", "/v1/plugins/{name}/rollback"),
     ("delete", "/v1/plugins/{name}/{version}"),
+    ("get", "/v1/keys"),
+    ("post", "/v1/keys/{module}/{purpose}/rotate"),
     ("get", "/v1/crypto/algorithms"),
     ("post", "/v1/crypto/hash"),
     ("post", "/v1/crypto/verify"),
@@ -60,7 +62,7 @@ pub fn document() -> Value {
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer", "description": "The node's admin token (DIR/admin.token or JOULE_ADMIN_TOKEN)."}},
             "responses": {"Error": {"description": "Error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "schemas": {
-                "Error": {"type": "object", "required": ["error", "code"], "properties": {"error": {"type": "string"}, "code": {"type": "string", "description": "bad_request, bad_manifest, untrusted_plugin, invalid_component, forbidden_import, wrong_world, self_test_failed, unsupported_kind, plugin_call_failed, not_found, conflict, unknown_algorithm, invalid_input, no_token, bad_token, io, internal"}}},
+                "Error": {"type": "object", "required": ["error", "code"], "properties": {"error": {"type": "string"}, "code": {"type": "string", "description": "bad_request, bad_manifest, untrusted_plugin, invalid_component, forbidden_import, wrong_world, self_test_failed, unsupported_kind, plugin_call_failed, not_found, conflict, unknown_algorithm, invalid_input, no_token, bad_token, denied, no_keystore, keystore, io, internal"}}},
                 "Plugin": {"type": "object", "properties": {
                     "name": {"type": "string"}, "kind": {"type": "string", "enum": ["crypto", "consensus", "gateway", "logs"]},
                     "version": {"type": "string"}, "vendor": {"type": "string"}, "description": {"type": "string"},
@@ -89,6 +91,13 @@ pub fn document() -> Value {
                 "parameters": [name_param(), {"name": "version", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "summary": "Uninstall an inactive version", "security": [{"adminToken": []}],
                 "responses": {"204": {"description": "Removed"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}
+            }},
+            "/v1/keys": {"get": op("Keystore slots and key metadata (public keys, periods; never secrets)", true, None, ("200", json!({"type": "object", "properties": {"slots": {"type": "array"}, "keys": {"type": "array"}}})))},
+            "/v1/keys/{module}/{purpose}/rotate": {"post": {
+                "parameters": [{"name": "module", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "purpose", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "summary": "Rotate a key slot now: a new period becomes current, old periods stay for verification and decryption",
+                "security": [{"adminToken": []}],
+                "responses": {"200": {"description": "The new key", "content": {"application/json": {"schema": {"type": "object", "properties": {"module": {"type": "string"}, "purpose": {"type": "string"}, "period": {"type": "integer"}}}}}}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}
             }},
             "/v1/crypto/algorithms": {"get": op("Active algorithms and the plugin serving each", true, None, ("200", json!({"type": "array", "items": {"$ref": "#/components/schemas/Algorithm"}})))},
             "/v1/crypto/hash": {"post": op("Digest through the active plugin for `alg`", true,

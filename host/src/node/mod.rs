@@ -3,6 +3,7 @@
 
 use crate::cli::GlobalOpts;
 use crate::crypto::CryptoService;
+use crate::keystore::Keystore;
 use crate::plugin::registry::PluginRegistry;
 use crate::plugin::trust::{TrustPolicy, TrustedKey};
 use crate::plugin::{EngineLimits, PluginEngine};
@@ -32,6 +33,13 @@ pub struct NodeArgs {
     /// Wall-clock budget of one plugin call, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub call_timeout_ms: u64,
+    /// Keystore to serve and rotate on schedule (default: DIR/keystore.redb when it
+    /// exists). Its passphrase comes from JOULE_KEYSTORE_PASSPHRASE.
+    #[arg(long)]
+    pub keystore: Option<PathBuf>,
+    /// Seconds between checks for keys due for rotation.
+    #[arg(long, default_value_t = 60)]
+    pub rotation_check_secs: u64,
 }
 
 /// A running node's shared state, handed to every HTTP handler.
@@ -40,6 +48,8 @@ pub struct Node {
     pub admin_token: String,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub started: std::time::Instant,
+    /// The node's keystore, when configured (§4.1.2).
+    pub keystore: Option<Arc<Keystore>>,
 }
 
 impl Node {
@@ -78,7 +88,15 @@ pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
         Some(_) => anyhow::bail!("the admin token must be at least 16 characters"),
         None => token_file(&a.dir)?,
     };
-    Ok(Arc::new(Node { crypto: CryptoService::new(registry), admin_token, metrics, started: std::time::Instant::now() }))
+    let crypto = CryptoService::new(registry);
+    let keystore = match a.keystore.clone().or_else(|| Some(a.dir.join("keystore.redb")).filter(|p| p.exists())) {
+        Some(path) => {
+            let pass = std::env::var("JOULE_KEYSTORE_PASSPHRASE").context("the keystore needs JOULE_KEYSTORE_PASSPHRASE")?;
+            Some(Arc::new(Keystore::open(&path, pass.as_bytes(), crypto.clone()).with_context(|| format!("open keystore {}", path.display()))?))
+        }
+        None => None,
+    };
+    Ok(Arc::new(Node { crypto, admin_token, metrics, started: std::time::Instant::now(), keystore }))
 }
 
 fn token_file(dir: &std::path::Path) -> Result<String> {
@@ -108,8 +126,30 @@ pub fn run(g: &GlobalOpts, a: NodeArgs) -> Result<()> {
         if a.admin_token.is_none() {
             println!("admin token in {}", a.dir.join("admin.token").display());
         }
+        if let Some(ks) = node.keystore.clone() {
+            tokio::spawn(rotate_on_schedule(ks, std::time::Duration::from_secs(a.rotation_check_secs.max(1))));
+        }
         serve(listener, node).await
     })
+}
+
+/// Scheduled key update (§4.1.2 b): rotate every slot whose interval has passed.
+async fn rotate_on_schedule(ks: Arc<Keystore>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let ks = ks.clone();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        match tokio::task::spawn_blocking(move || ks.rotate_due(now)).await {
+            Ok(Ok(rotated)) => {
+                for k in rotated {
+                    tracing::info!(key = %k.id(), "scheduled key rotation");
+                }
+            }
+            Ok(Err(e)) => tracing::error!("scheduled key rotation failed: {e}"),
+            Err(e) => tracing::error!("scheduled key rotation task failed: {e}"),
+        }
+    }
 }
 
 /// Serve the API until Ctrl-C / SIGTERM.
