@@ -35,6 +35,18 @@ impl wit::joule::crypto::entropy::Host for HostState {
 
 impl wit::joule::crypto::types::Host for HostState {}
 
+impl wit::joule::crypto::accel::Host for HostState {
+    fn sha256_compress(&mut self, state: Vec<u32>, blocks: Vec<u8>) -> wasmtime::Result<Vec<u32>> {
+        let mut st: [u32; 8] = state.try_into().map_err(|s: Vec<u32>| wasmtime::format_err!("sha256-compress: state has {} words, not 8", s.len()))?;
+        let (whole, rest) = blocks.as_chunks::<64>();
+        if !rest.is_empty() {
+            wasmtime::bail!("sha256-compress: {} bytes is not a whole number of 64-byte blocks", blocks.len());
+        }
+        sha2::block_api::compress256(&mut st, whole);
+        Ok(st.to_vec())
+    }
+}
+
 /// A pool of instances of one compiled crypto plugin.
 pub struct CryptoInstances {
     engine: Arc<PluginEngine>,

@@ -53,7 +53,7 @@ impl PluginPackage {
 /// other worlds, so (for example) a consensus engine can never read a clock or randomness.
 pub fn granted_imports(kind: PluginKind) -> &'static [&'static str] {
     match kind {
-        PluginKind::Crypto => &["joule:crypto/types@0.1.0", "joule:crypto/entropy@0.1.0"],
+        PluginKind::Crypto => &["joule:crypto/types@0.1.0", "joule:crypto/entropy@0.1.0", "joule:crypto/accel@0.1.0"],
         PluginKind::Consensus => &["joule:consensus/types@0.1.0", "joule:consensus/chain-crypto@0.1.0"],
         PluginKind::Gateway => &["joule:gateway/types@0.1.0", "joule:gateway/verifier@0.1.0"],
         PluginKind::Logs => &["joule:logs/types@0.1.0"],

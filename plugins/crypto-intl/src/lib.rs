@@ -67,7 +67,7 @@ impl Plugin for Intl {
 
     fn digest(alg: &str, data: &[u8]) -> Result<Vec<u8>> {
         match alg {
-            "sha256" => Ok(sha2::Sha256::digest(data).to_vec()),
+            "sha256" => Ok(joule_crypto_sdk::accel::sha256(data).to_vec()),
             "sha384" => Ok(sha2::Sha384::digest(data).to_vec()),
             "sha512" => Ok(sha2::Sha512::digest(data).to_vec()),
             _ => Err(Error::unsupported(alg)),

@@ -297,8 +297,16 @@ macro_rules! export_plugin {
                 }
             }
 
+            /// `joule:crypto/accel.sha256-compress`, in the form [`$crate::accel`] takes.
+            fn sha256_compress(state: &mut [u32; 8], blocks: &[u8]) {
+                let out = joule::crypto::accel::sha256_compress(&state[..], blocks);
+                // The host always returns 8 words; anything else is a broken host: trap.
+                *state = out.try_into().expect("sha256-compress returns 8 words");
+            }
+
             impl hash::Guest for Component {
                 fn digest(alg: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+                    $crate::accel::install_sha256(sha256_compress);
                     P::digest(&alg, &data).map_err(err)
                 }
             }
@@ -446,6 +454,71 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// Algorithms whose hot inner function the host can run natively (`joule:crypto/accel`).
+///
+/// [`accel::sha256`] does SHA-256's padding and output encoding itself and hands whole
+/// blocks to a compression function: the host's (installed by [`export_plugin!`] on wasm32,
+/// reaching the CPU's SHA instructions) or, until one is installed and in native tests,
+/// the `sha2` crate's.
+pub mod accel {
+    use std::sync::OnceLock;
+
+    /// Compresses whole 64-byte blocks into the state.
+    pub type Sha256Compress = fn(&mut [u32; 8], &[u8]);
+
+    static SHA256_COMPRESS: OnceLock<Sha256Compress> = OnceLock::new();
+
+    /// Use `f` for every later [`sha256`] (the first installation wins).
+    pub fn install_sha256(f: Sha256Compress) {
+        let _ = SHA256_COMPRESS.set(f);
+    }
+
+    fn software(state: &mut [u32; 8], blocks: &[u8]) {
+        let (whole, _) = blocks.as_chunks::<64>();
+        sha2::block_api::compress256(state, whole);
+    }
+
+    /// FIPS 180-4 §5.3.3.
+    const IV: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+
+    /// SHA-256 (FIPS 180-4): all whole blocks in one compression call, then the padded tail
+    /// (one block, or two when fewer than 9 bytes are free in the last).
+    pub fn sha256(data: &[u8]) -> [u8; 32] {
+        let compress = SHA256_COMPRESS.get().copied().unwrap_or(software);
+        let mut state = IV;
+        let whole = data.len() - data.len() % 64;
+        if whole > 0 {
+            compress(&mut state, &data[..whole]);
+        }
+        let rest = &data[whole..];
+        let mut tail = [0u8; 128];
+        tail[..rest.len()].copy_from_slice(rest);
+        tail[rest.len()] = 0x80;
+        let tail_len = if rest.len() < 56 { 64 } else { 128 };
+        let bits = (data.len() as u64).wrapping_mul(8);
+        tail[tail_len - 8..tail_len].copy_from_slice(&bits.to_be_bytes());
+        compress(&mut state, &tail[..tail_len]);
+        let mut out = [0u8; 32];
+        for (o, w) in out.chunks_exact_mut(4).zip(state) {
+            o.copy_from_slice(&w.to_be_bytes());
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use sha2::Digest;
+
+        #[test]
+        fn matches_sha2_at_every_padding_boundary() {
+            let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+            for len in (0..300).chain([447, 448, 511, 512, 513, 1000]) {
+                assert_eq!(super::sha256(&data[..len]).as_slice(), sha2::Sha256::digest(&data[..len]).as_slice(), "length {len}");
+            }
+        }
+    }
 }
 
 /// Running the `openssl` command line from native tests, for interoperability checks.
