@@ -124,3 +124,17 @@ fn unknown_algorithms_are_named() {
     assert!(matches!(e, CryptoError::UnknownAlgorithm { .. }), "{e}");
     assert!(e.to_string().contains("sm3"), "lists what is available: {e}");
 }
+
+/// SM3 and SHA-256 take the host's `accel` compression from 512 bytes up and the plugin's
+/// own below: both paths, across padding boundaries, agree with the crates natively.
+#[test]
+fn accelerated_hashes_agree_with_the_crates_on_both_sides_of_the_threshold() {
+    use sha2::Digest as _;
+    let c = crypto();
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 13 + 5) as u8).collect();
+    for len in [0, 55, 56, 63, 64, 447, 448, 510, 511, 512, 513, 575, 576, 1000, 4151, 4152, 65_536, 70_000] {
+        let d = &data[..len];
+        assert_eq!(c.digest("sm3", d).unwrap(), sm3::Sm3::digest(d).to_vec(), "sm3 of {len} bytes");
+        assert_eq!(c.digest("sha256", d).unwrap(), sha2::Sha256::digest(d).to_vec(), "sha256 of {len} bytes");
+    }
+}

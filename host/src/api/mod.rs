@@ -178,12 +178,14 @@ async fn activate(State(node): State<Arc<Node>>, Path(name): Path<String>, body:
     Ok(Json(json!({"name": p.manifest.name, "version": p.manifest.version, "active": true})))
 }
 
-async fn deactivate(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+/// Handlers that take no body still read it (`_body`), so keep-alive connections whose
+/// client sent one stay usable.
+async fn deactivate(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     node.registry().deactivate(&name)?;
     Ok(Json(json!({"name": name, "active": false})))
 }
 
-async fn rollback(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn rollback(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     let p = node.registry().rollback(&name)?;
     Ok(Json(json!({"name": p.manifest.name, "version": p.manifest.version, "active": true})))
 }
@@ -276,7 +278,7 @@ async fn keys(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
 }
 
 /// On-demand rotation of one slot.
-async fn rotate_key(State(node): State<Arc<Node>>, Path((module, purpose)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn rotate_key(State(node): State<Arc<Node>>, Path((module, purpose)): Path<(String, String)>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
     let ks = keystore(&node)?;
     let k = blocking(move || Ok(ks.rotate(&module, &purpose)?)).await?;
     Ok(Json(json!({"module": k.module, "purpose": k.purpose, "period": k.period})))

@@ -70,9 +70,8 @@ impl Plugin for Gm {
     ];
 
     fn digest(alg: &str, data: &[u8]) -> Result<Vec<u8>> {
-        use sm3::Digest;
         match alg {
-            "sm3" => Ok(sm3::Sm3::digest(data).to_vec()),
+            "sm3" => Ok(joule_crypto_sdk::accel::sm3(data).to_vec()),
             _ => Err(Error::unsupported(alg)),
         }
     }

@@ -297,16 +297,19 @@ macro_rules! export_plugin {
                 }
             }
 
-            /// `joule:crypto/accel.sha256-compress`, in the form [`$crate::accel`] takes.
+            /// `joule:crypto/accel` compressions, in the form [`$crate::accel`] takes. The
+            /// host always returns 8 words; anything else is a broken host: trap.
             fn sha256_compress(state: &mut [u32; 8], blocks: &[u8]) {
-                let out = joule::crypto::accel::sha256_compress(&state[..], blocks);
-                // The host always returns 8 words; anything else is a broken host: trap.
-                *state = out.try_into().expect("sha256-compress returns 8 words");
+                *state = joule::crypto::accel::sha256_compress(&state[..], blocks).try_into().expect("sha256-compress returns 8 words");
+            }
+
+            fn sm3_compress(state: &mut [u32; 8], blocks: &[u8]) {
+                *state = joule::crypto::accel::sm3_compress(&state[..], blocks).try_into().expect("sm3-compress returns 8 words");
             }
 
             impl hash::Guest for Component {
                 fn digest(alg: String, data: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
-                    $crate::accel::install_sha256(sha256_compress);
+                    $crate::accel::install(sha256_compress, sm3_compress);
                     P::digest(&alg, &data).map_err(err)
                 }
             }
@@ -456,38 +459,86 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Algorithms whose hot inner function the host can run natively (`joule:crypto/accel`).
+/// Hashes whose compression function the host can run natively (`joule:crypto/accel`).
 ///
-/// [`accel::sha256`] does SHA-256's padding and output encoding itself and hands whole
-/// blocks to a compression function: the host's (installed by [`export_plugin!`] on wasm32,
-/// reaching the CPU's SHA instructions) or, until one is installed and in native tests,
-/// the `sha2` crate's.
+/// [`accel::sha256`] and [`accel::sm3`] do the padding and output encoding themselves and
+/// hand whole blocks to a compression function: the host's (installed by
+/// [`export_plugin!`] on wasm32) or, until one is installed and in native tests, the
+/// software one of the `sha2` / `sm3` crates.
 pub mod accel {
     use std::sync::OnceLock;
 
-    /// Compresses whole 64-byte blocks into the state.
-    pub type Sha256Compress = fn(&mut [u32; 8], &[u8]);
+    /// Compresses whole 64-byte blocks into an 8-word state.
+    pub type Compress = fn(&mut [u32; 8], &[u8]);
 
-    static SHA256_COMPRESS: OnceLock<Sha256Compress> = OnceLock::new();
+    static SHA256_COMPRESS: OnceLock<Compress> = OnceLock::new();
+    static SM3_COMPRESS: OnceLock<Compress> = OnceLock::new();
 
-    /// Use `f` for every later [`sha256`] (the first installation wins).
-    pub fn install_sha256(f: Sha256Compress) {
-        let _ = SHA256_COMPRESS.set(f);
+    /// Use these for every later hash (the first installation wins).
+    pub fn install(sha256: Compress, sm3: Compress) {
+        let _ = SHA256_COMPRESS.set(sha256);
+        let _ = SM3_COMPRESS.set(sm3);
     }
 
-    fn software(state: &mut [u32; 8], blocks: &[u8]) {
+    fn sha256_software(state: &mut [u32; 8], blocks: &[u8]) {
         let (whole, _) = blocks.as_chunks::<64>();
         sha2::block_api::compress256(state, whole);
     }
 
-    /// FIPS 180-4 §5.3.3.
-    const IV: [u32; 8] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    fn sm3_software(state: &mut [u32; 8], blocks: &[u8]) {
+        use sm3::digest::block_api::UpdateCore;
+        use sm3::digest::common::array::Array;
+        use sm3::digest::common::hazmat::SerializableState;
+        let mut serialized = Array::<u8, _>::default();
+        for (chunk, w) in serialized.chunks_exact_mut(4).zip(*state) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        let Ok(mut core) = sm3::Sm3Core::deserialize(&serialized) else {
+            return;
+        };
+        let (whole, _) = Array::slice_as_chunks(blocks);
+        core.update_blocks(whole);
+        for (w, c) in state.iter_mut().zip(core.serialize()[..32].chunks_exact(4)) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
 
-    /// SHA-256 (FIPS 180-4): all whole blocks in one compression call, then the padded tail
-    /// (one block, or two when fewer than 9 bytes are free in the last).
+    /// FIPS 180-4 §5.3.3.
+    const SHA256_IV: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+    ];
+    /// GB/T 32905-2016 §4.1.
+    const SM3_IV: [u32; 8] = [
+        0x7380166f, 0x4914b2b9, 0x172442d7, 0xda8a0600, 0xa96f30bc, 0x163138aa, 0xe38dee4d, 0xb0fb0e4e,
+    ];
+
+    /// Below this many bytes the host crossing costs more than it saves: hash in the plugin.
+    /// (Transaction hashes and 64-byte Merkle nodes are the common case.)
+    const HOST_THRESHOLD: usize = 512;
+
+    fn pick(installed: &OnceLock<Compress>, software: Compress, len: usize) -> Compress {
+        if len < HOST_THRESHOLD {
+            software
+        } else {
+            installed.get().copied().unwrap_or(software)
+        }
+    }
+
+    /// SHA-256 (FIPS 180-4).
     pub fn sha256(data: &[u8]) -> [u8; 32] {
-        let compress = SHA256_COMPRESS.get().copied().unwrap_or(software);
-        let mut state = IV;
+        merkle_damgard(SHA256_IV, pick(&SHA256_COMPRESS, sha256_software, data.len()), data)
+    }
+
+    /// SM3 (GB/T 32905-2016).
+    pub fn sm3(data: &[u8]) -> [u8; 32] {
+        merkle_damgard(SM3_IV, pick(&SM3_COMPRESS, sm3_software, data.len()), data)
+    }
+
+    /// The padding both share: all whole blocks in one compression call, then the tail with
+    /// 0x80, zeros and the 64-bit big-endian bit length (one block, or two when fewer than
+    /// 9 bytes are free in the last); output the state's words big-endian.
+    fn merkle_damgard(iv: [u32; 8], compress: Compress, data: &[u8]) -> [u8; 32] {
+        let mut state = iv;
         let whole = data.len() - data.len() % 64;
         if whole > 0 {
             compress(&mut state, &data[..whole]);
@@ -512,10 +563,19 @@ pub mod accel {
         use sha2::Digest;
 
         #[test]
-        fn matches_sha2_at_every_padding_boundary() {
+        fn matches_the_crates_at_every_padding_boundary() {
             let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
             for len in (0..300).chain([447, 448, 511, 512, 513, 1000]) {
-                assert_eq!(super::sha256(&data[..len]).as_slice(), sha2::Sha256::digest(&data[..len]).as_slice(), "length {len}");
+                assert_eq!(
+                    super::sha256(&data[..len]).as_slice(),
+                    sha2::Sha256::digest(&data[..len]).as_slice(),
+                    "sha256 length {len}"
+                );
+                assert_eq!(
+                    super::sm3(&data[..len]).as_slice(),
+                    sm3::Sm3::digest(&data[..len]).as_slice(),
+                    "sm3 length {len}"
+                );
             }
         }
     }
