@@ -1,0 +1,225 @@
+//! Encoding round trips and hostile input; Merkle proofs.
+
+use crate::merkle::{self, HashError, Hasher, leaf_hash};
+use crate::*;
+use proptest::prelude::*;
+
+/// A stand-in for the suite hash in unit tests (the node uses the plugins): FNV-1a
+/// spread over 32 bytes. Not cryptographic; the Merkle logic only needs a function.
+fn test_hash(data: &[u8]) -> Result<Hash32, HashError> {
+    let mut out = [0u8; 32];
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        let mut h: u64 = 0xcbf29ce484222325 ^ (i as u64).wrapping_mul(0x9e3779b97f4a7c15);
+        for &b in data {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        chunk.copy_from_slice(&h.to_le_bytes());
+    }
+    Ok(Hash32(out))
+}
+
+fn arb_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(any::<u8>(), 0..max)
+}
+
+fn arb_hash() -> impl Strategy<Value = Hash32> {
+    any::<[u8; 32]>().prop_map(Hash32)
+}
+
+fn arb_channel() -> impl Strategy<Value = ChannelId> {
+    "[a-z0-9][a-z0-9-]{0,31}".prop_map(|s| ChannelId::new(&s).expect("valid by construction"))
+}
+
+fn arb_ident() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_-]{1,64}"
+}
+
+fn arb_payload() -> impl Strategy<Value = Payload> {
+    prop_oneof![
+        (arb_bytes(256), arb_bytes(64)).prop_map(|(code, init_args)| Payload::Deploy { code, init_args }),
+        (arb_hash(), arb_ident(), arb_bytes(64)).prop_map(|(contract, method, args)| Payload::Call { contract, method, args }),
+        ("[ -~]{1,256}", arb_bytes(128)).prop_map(|(key, value)| Payload::Data { key, value }),
+        arb_bytes(100).prop_map(|public_key| Payload::Governance(Governance::AddValidator { public_key })),
+        (any::<u64>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(interval_ms, max_transactions, max_bytes, produce_empty_blocks)| {
+            Payload::Governance(Governance::SetBlockPolicy { policy: BlockPolicy { interval_ms, max_transactions, max_bytes, produce_empty_blocks } })
+        }),
+    ]
+}
+
+fn arb_tx(channel: impl Strategy<Value = ChannelId>) -> impl Strategy<Value = Transaction> {
+    (channel, arb_bytes(100), any::<u64>(), any::<u64>(), arb_ident(), arb_payload(), arb_bytes(80)).prop_map(
+        |(channel, sender, nonce, gas_limit, sig_alg, payload, signature)| {
+            UnsignedTransaction { channel, sender, nonce, gas_limit, sig_alg, payload }.sign_with(signature)
+        },
+    )
+}
+
+fn arb_header() -> impl Strategy<Value = BlockHeader> {
+    (arb_channel(), any::<u64>(), arb_hash(), any::<u64>(), arb_hash(), arb_hash(), arb_hash(), arb_bytes(100), arb_ident(), arb_bytes(100)).prop_map(
+        |(channel, height, parent_hash, timestamp_ms, tx_root, state_root, receipts_root, proposer, crypto_suite, seal)| BlockHeader {
+            channel,
+            height,
+            parent_hash,
+            timestamp_ms,
+            tx_root,
+            state_root,
+            receipts_root,
+            proposer,
+            crypto_suite,
+            seal,
+        },
+    )
+}
+
+fn arb_receipt() -> impl Strategy<Value = Receipt> {
+    let status = prop_oneof![Just(ReceiptStatus::Success), Just(ReceiptStatus::OutOfGas), "[ -~]{0,40}".prop_map(ReceiptStatus::Reverted)];
+    let event = (arb_hash(), "[ -~]{0,20}", arb_bytes(40)).prop_map(|(contract, topic, data)| Event { contract, topic, data });
+    (arb_hash(), status, any::<u64>(), proptest::collection::vec(event, 0..4)).prop_map(|(tx_hash, status, gas_used, events)| Receipt {
+        tx_hash,
+        status,
+        gas_used,
+        events,
+    })
+}
+
+proptest! {
+    #[test]
+    fn transactions_round_trip(tx in arb_tx(arb_channel())) {
+        let bytes = tx.encode();
+        prop_assert_eq!(Transaction::decode(&bytes).expect("decodes"), tx.clone());
+        let json = serde_json::to_string(&tx).expect("json");
+        prop_assert_eq!(serde_json::from_str::<Transaction>(&json).expect("json back"), tx);
+    }
+
+    #[test]
+    fn blocks_round_trip(header in arb_header(), n in 0usize..4, seed in any::<u64>()) {
+        let channel = header.channel.clone();
+        let txs: Vec<Transaction> = (0..n).map(|i| UnsignedTransaction {
+            channel: channel.clone(), sender: vec![i as u8; 65], nonce: seed.wrapping_add(i as u64), gas_limit: 1000,
+            sig_alg: "sm2".into(), payload: Payload::Data { key: format!("k{i}"), value: vec![1, 2, 3] },
+        }.sign_with(vec![9; 70])).collect();
+        let block = Block { header, transactions: txs };
+        prop_assert_eq!(Block::decode(&block.encode()).expect("decodes"), block.clone());
+        prop_assert_eq!(BlockHeader::decode(&block.header.encode()).expect("header"), block.header.clone());
+        let json = serde_json::to_string(&block).expect("json");
+        prop_assert_eq!(serde_json::from_str::<Block>(&json).expect("json back"), block);
+    }
+
+    #[test]
+    fn receipts_round_trip(r in arb_receipt()) {
+        prop_assert_eq!(Receipt::decode(&r.encode()).expect("decodes"), r.clone());
+        prop_assert_eq!(serde_json::from_str::<Receipt>(&serde_json::to_string(&r).expect("json")).expect("back"), r);
+    }
+
+    /// Arbitrary bytes: an error or a value, never a panic or a huge allocation.
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in arb_bytes(2048)) {
+        let _ = Transaction::decode(&bytes);
+        let _ = Block::decode(&bytes);
+        let _ = BlockHeader::decode(&bytes);
+        let _ = Receipt::decode(&bytes);
+        let mut versioned = vec![1u8];
+        versioned.extend(&bytes);
+        let _ = Transaction::decode(&versioned);
+        let _ = Block::decode(&versioned);
+    }
+
+    /// Any single-byte change to an encoded transaction either fails to decode or decodes
+    /// to a different transaction: the encoding has no slack.
+    #[test]
+    fn encoding_is_canonical(tx in arb_tx(arb_channel()), pos in any::<prop::sample::Index>(), flip in 1u8..) {
+        let mut bytes = tx.encode();
+        let i = pos.index(bytes.len());
+        bytes[i] ^= flip;
+        if let Ok(other) = Transaction::decode(&bytes) {
+            prop_assert_ne!(other, tx);
+        }
+    }
+
+    #[test]
+    fn merkle_proofs_verify_and_tampering_fails(n in 1usize..40, pick in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>()) {
+        let items: Vec<Vec<u8>> = (0..n).map(|i| format!("tx {i}").into_bytes()).collect();
+        let h: &dyn Hasher = &test_hash;
+        let leaves: Vec<Hash32> = items.iter().map(|d| leaf_hash(h, d).expect("hash")).collect();
+        let root = merkle::root(h, &items).expect("root");
+        let i = pick.index(n);
+        let proof = merkle::prove(h, &leaves, i).expect("hash").expect("in range");
+        prop_assert!(merkle::verify(h, &root, &leaves[i], &proof).expect("hash"));
+        // Another leaf, another index, a tampered path or root: all fail.
+        let other = leaf_hash(h, b"not in the tree").expect("hash");
+        prop_assert!(!merkle::verify(h, &root, &other, &proof).expect("hash"));
+        if n > 1 {
+            let mut moved = proof.clone();
+            moved.index = ((i + 1) % n) as u64;
+            prop_assert!(!merkle::verify(h, &root, &leaves[i], &moved).expect("hash") || leaves[i] == leaves[(i + 1) % n]);
+            let mut bent = proof.clone();
+            let j = flip.index(bent.path.len());
+            bent.path[j].0[0] ^= 1;
+            prop_assert!(!merkle::verify(h, &root, &leaves[i], &bent).expect("hash"));
+        }
+        let mut bad_root = root;
+        bad_root.0[31] ^= 0x80;
+        prop_assert!(!merkle::verify(h, &bad_root, &leaves[i], &proof).expect("hash"));
+    }
+}
+
+#[test]
+fn empty_and_single_trees() {
+    let h: &dyn Hasher = &test_hash;
+    assert_eq!(merkle::root::<Vec<u8>>(h, &[]).unwrap(), test_hash(b"").unwrap());
+    let leaf = leaf_hash(h, b"only").unwrap();
+    assert_eq!(merkle::root(h, &[b"only".to_vec()]).unwrap(), leaf);
+    assert!(merkle::prove(h, &[leaf], 1).unwrap().is_none());
+}
+
+#[test]
+fn invalid_fields_are_refused_on_decode() {
+    let good = UnsignedTransaction {
+        channel: ChannelId::new("grid").unwrap(),
+        sender: vec![4; 65],
+        nonce: 1,
+        gas_limit: 10,
+        sig_alg: "sm2".into(),
+        payload: Payload::Data { key: "meter/7".into(), value: vec![] },
+    }
+    .sign_with(vec![1; 70]);
+    assert!(Transaction::decode(&good.encode()).is_ok());
+    let mut bad = good.clone();
+    bad.body.sig_alg = "sm2 with spaces".into();
+    assert!(matches!(Transaction::decode(&bad.encode()), Err(DecodeError::Invalid(_))));
+    let mut bad = good.clone();
+    bad.body.payload = Payload::Data { key: String::new(), value: vec![] };
+    assert!(Transaction::decode(&bad.encode()).is_err());
+    let mut trailing = good.encode();
+    trailing.push(0);
+    assert!(matches!(Transaction::decode(&trailing), Err(DecodeError::Malformed(_))));
+    let mut v2 = good.encode();
+    v2[0] = 2;
+    assert_eq!(Transaction::decode(&v2), Err(DecodeError::Version(2)));
+    assert!(ChannelId::new("Grid").is_err() && ChannelId::new("-x").is_err() && ChannelId::new(&"a".repeat(33)).is_err());
+    // A length prefix claiming 4 GiB is an error, not an allocation.
+    let mut huge = vec![1u8];
+    huge.extend(4u32.to_le_bytes());
+    huge.extend(b"grid");
+    huge.extend(u32::MAX.to_le_bytes());
+    assert!(Transaction::decode(&huge).is_err());
+}
+
+#[test]
+fn signing_bytes_exclude_the_signature_and_cover_everything_else() {
+    let tx = UnsignedTransaction {
+        channel: ChannelId::new("grid").unwrap(),
+        sender: vec![4; 65],
+        nonce: 1,
+        gas_limit: 10,
+        sig_alg: "sm2".into(),
+        payload: Payload::Data { key: "k".into(), value: vec![7] },
+    };
+    let a = tx.signing_bytes();
+    assert!(a.starts_with(b"joule-tx/1\n"));
+    let mut other = tx.clone();
+    other.nonce = 2;
+    assert_ne!(a, other.signing_bytes());
+    let signed = tx.clone().sign_with(vec![1, 2, 3]);
+    assert_eq!(signed.body.signing_bytes(), a);
+}

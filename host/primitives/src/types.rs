@@ -1,0 +1,356 @@
+//! Ledger types. Field order is the encoding order: never reorder, only append (with a new
+//! encoding version where old decoders must refuse).
+
+use crate::encoding::{DecodeError, Encode, MAX_BLOCK_BYTES, MAX_TX_BYTES};
+use crate::merkle::{HashError, Hasher};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A 32-byte digest of the channel suite's hash (SM3, SHA-256). JSON: lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, BorshSerialize, BorshDeserialize)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    pub const ZERO: Hash32 = Hash32([0; 32]);
+
+    pub fn from_slice(b: &[u8]) -> Option<Hash32> {
+        Some(Hash32(b.try_into().ok()?))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Hash32> {
+        Hash32::from_slice(&hex::decode(s.strip_prefix("0x").unwrap_or(s)).ok()?)
+    }
+}
+
+impl fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        Hash32::from_hex(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+    }
+}
+
+/// Byte strings as hex in JSON views.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(|_| serde::de::Error::custom("expected hex"))
+    }
+}
+
+/// Identifier of a channel (§5.3): an independent ledger with its own members, consensus,
+/// block policy and crypto suite. `[a-z0-9][a-z0-9-]{0,31}`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChannelId(String);
+
+impl ChannelId {
+    pub fn new(s: &str) -> Result<ChannelId, DecodeError> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok { Ok(ChannelId(s.to_string())) } else { Err(DecodeError::Invalid(format!("channel id {s:?} must match [a-z0-9][a-z0-9-]{{0,31}}"))) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn check(&self) -> Result<(), DecodeError> {
+        ChannelId::new(&self.0).map(|_| ())
+    }
+}
+
+impl TryFrom<String> for ChannelId {
+    type Error = DecodeError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        ChannelId::new(&s)
+    }
+}
+
+impl From<ChannelId> for String {
+    fn from(c: ChannelId) -> String {
+        c.0
+    }
+}
+
+impl fmt::Debug for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a channel produces blocks (§5.3 出块策略).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockPolicy {
+    pub interval_ms: u64,
+    pub max_transactions: u32,
+    pub max_bytes: u32,
+    pub produce_empty_blocks: bool,
+}
+
+/// Changes to a channel that go through the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Governance {
+    SetBlockPolicy {
+        policy: BlockPolicy,
+    },
+    AddValidator {
+        #[serde(with = "hex_bytes")]
+        public_key: Vec<u8>,
+    },
+    RemoveValidator {
+        #[serde(with = "hex_bytes")]
+        public_key: Vec<u8>,
+    },
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Payload {
+    /// Deploy a contract (wasm); `init_args` go to its `init`.
+    Deploy {
+        #[serde(with = "hex_bytes")]
+        code: Vec<u8>,
+        #[serde(with = "hex_bytes")]
+        init_args: Vec<u8>,
+    },
+    /// Call a method of a deployed contract.
+    Call {
+        contract: Hash32,
+        method: String,
+        #[serde(with = "hex_bytes")]
+        args: Vec<u8>,
+    },
+    /// Put a data record on chain under the sender's namespace (§4.4.1).
+    Data {
+        key: String,
+        #[serde(with = "hex_bytes")]
+        value: Vec<u8>,
+    },
+    Governance(Governance),
+}
+
+/// Everything a sender signs.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct UnsignedTransaction {
+    pub channel: ChannelId,
+    /// The sender's public key, SubjectPublicKeyInfo DER.
+    #[serde(with = "hex_bytes")]
+    pub sender: Vec<u8>,
+    pub nonce: u64,
+    pub gas_limit: u64,
+    /// Signature algorithm id (must be the channel suite's).
+    pub sig_alg: String,
+    pub payload: Payload,
+}
+
+/// A signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Transaction {
+    #[serde(flatten)]
+    pub body: UnsignedTransaction,
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+const TX_SIGNING_DOMAIN: &[u8] = b"joule-tx/1\n";
+const HEADER_SEALING_DOMAIN: &[u8] = b"joule-header/1\n";
+
+/// Field limits checked on decode and admission.
+pub const MAX_KEY_BYTES: usize = 1024;
+pub const MAX_SIGNATURE_BYTES: usize = 1024;
+pub const MAX_IDENT_BYTES: usize = 64;
+pub const MAX_DATA_KEY_BYTES: usize = 256;
+
+fn check_len(field: &str, len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max { Err(DecodeError::Invalid(format!("{field} is {len} bytes, over {max}"))) } else { Ok(()) }
+}
+
+fn check_ident(field: &str, s: &str) -> Result<(), DecodeError> {
+    if s.is_empty() || s.len() > MAX_IDENT_BYTES || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(DecodeError::Invalid(format!("{field} {s:?} must be 1-{MAX_IDENT_BYTES} chars of [A-Za-z0-9_-]")));
+    }
+    Ok(())
+}
+
+impl UnsignedTransaction {
+    /// The bytes the sender signs: a domain tag and the Borsh encoding of the body.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = TX_SIGNING_DOMAIN.to_vec();
+        let _ = borsh::to_writer(&mut out, self);
+        out
+    }
+
+    pub fn sign_with(self, signature: Vec<u8>) -> Transaction {
+        Transaction { body: self, signature }
+    }
+}
+
+impl Transaction {
+    /// Transaction hash: the suite hash of the canonical encoding.
+    pub fn hash(&self, h: &dyn Hasher) -> Result<Hash32, HashError> {
+        h.hash(&self.encode())
+    }
+}
+
+impl Encode for Transaction {
+    const MAX_BYTES: usize = MAX_TX_BYTES;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        let b = &self.body;
+        b.channel.check()?;
+        check_len("sender", b.sender.len(), MAX_KEY_BYTES)?;
+        check_len("signature", self.signature.len(), MAX_SIGNATURE_BYTES)?;
+        check_ident("sig_alg", &b.sig_alg)?;
+        match &b.payload {
+            Payload::Call { method, .. } => check_ident("method", method),
+            Payload::Data { key, .. } => {
+                if key.is_empty() {
+                    return Err(DecodeError::Invalid("data key is empty".into()));
+                }
+                check_len("data key", key.len(), MAX_DATA_KEY_BYTES)
+            }
+            Payload::Governance(Governance::AddValidator { public_key } | Governance::RemoveValidator { public_key }) => {
+                check_len("validator key", public_key.len(), MAX_KEY_BYTES)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A block header. `seal` is the consensus engine's bytes (a signature for PoA, a nonce
+/// for PoW); everything else is covered by it.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockHeader {
+    pub channel: ChannelId,
+    pub height: u64,
+    pub parent_hash: Hash32,
+    pub timestamp_ms: u64,
+    pub tx_root: Hash32,
+    pub state_root: Hash32,
+    pub receipts_root: Hash32,
+    /// The proposer's public key (SPKI DER).
+    #[serde(with = "hex_bytes")]
+    pub proposer: Vec<u8>,
+    /// The channel's crypto suite, e.g. `gm` (SM3 + SM2) or `intl` (SHA-256 + ECDSA P-256).
+    pub crypto_suite: String,
+    #[serde(with = "hex_bytes")]
+    pub seal: Vec<u8>,
+}
+
+impl BlockHeader {
+    /// What the seal covers: a domain tag and the header with an empty seal.
+    pub fn sealing_bytes(&self) -> Vec<u8> {
+        let mut unsealed = self.clone();
+        unsealed.seal.clear();
+        let mut out = HEADER_SEALING_DOMAIN.to_vec();
+        let _ = borsh::to_writer(&mut out, &unsealed);
+        out
+    }
+
+    /// Block hash: the suite hash of the header's canonical encoding, seal included.
+    pub fn hash(&self, h: &dyn Hasher) -> Result<Hash32, HashError> {
+        h.hash(&self.encode())
+    }
+}
+
+impl Encode for BlockHeader {
+    const MAX_BYTES: usize = 16 << 10;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        self.channel.check()?;
+        check_len("proposer", self.proposer.len(), MAX_KEY_BYTES)?;
+        check_ident("crypto_suite", &self.crypto_suite)?;
+        check_len("seal", self.seal.len(), 4096)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub transactions: Vec<Transaction>,
+}
+
+impl Encode for Block {
+    const MAX_BYTES: usize = MAX_BLOCK_BYTES;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        self.header.validate()?;
+        for tx in &self.transactions {
+            tx.validate()?;
+            if tx.body.channel != self.header.channel {
+                return Err(DecodeError::Invalid(format!("transaction for channel {} in a block of {}", tx.body.channel, self.header.channel)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An event a contract emitted (§4.3.4).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Event {
+    pub contract: Hash32,
+    pub topic: String,
+    #[serde(with = "hex_bytes")]
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Success,
+    /// The transaction ran and failed; its writes were reverted, its gas was charged.
+    Reverted(String),
+    OutOfGas,
+}
+
+/// The outcome of one transaction in a block.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Receipt {
+    pub tx_hash: Hash32,
+    pub status: ReceiptStatus,
+    pub gas_used: u64,
+    pub events: Vec<Event>,
+}
+
+impl Encode for Receipt {
+    const MAX_BYTES: usize = MAX_TX_BYTES;
+}
