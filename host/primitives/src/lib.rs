@@ -14,6 +14,7 @@
 
 pub mod encoding;
 pub mod merkle;
+pub mod smt;
 pub mod types;
 
 pub use encoding::{DecodeError, Encode, MAX_BLOCK_BYTES, MAX_TX_BYTES};

@@ -223,3 +223,89 @@ fn signing_bytes_exclude_the_signature_and_cover_everything_else() {
     let signed = tx.clone().sign_with(vec![1, 2, 3]);
     assert_eq!(signed.body.signing_bytes(), a);
 }
+
+mod state {
+    use super::{arb_bytes, test_hash};
+    use crate::smt::{EMPTY, Node, Smt};
+    use crate::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn key(k: &[u8]) -> Hash32 {
+        test_hash(k).expect("hash")
+    }
+
+    /// Apply updates one by one, committing each batch into `store`.
+    fn apply(store: &mut HashMap<Hash32, Node>, root: Hash32, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> Hash32 {
+        let h: &dyn Hasher = &test_hash;
+        let (root, written) = {
+            let mut smt = Smt::new(store, h);
+            let mut root = root;
+            for (k, v) in ops {
+                let vh = v.as_ref().map(|v| key(v));
+                root = smt.update(root, &key(k), vh.as_ref()).expect("update");
+            }
+            (root, smt.written)
+        };
+        store.extend(written);
+        root
+    }
+
+    proptest! {
+        /// The tree agrees with a map, proves every present key and many absent ones, and
+        /// its root depends only on the final contents.
+        #[test]
+        fn matches_a_map_and_proves_presence_and_absence(ops in proptest::collection::vec(((0u8..24).prop_map(|b| vec![b]), proptest::option::weighted(0.7, arb_bytes(4))), 0..80)) {
+            let h: &dyn Hasher = &test_hash;
+            let mut store = HashMap::new();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut root = EMPTY;
+            for chunk in ops.chunks(7) {
+                root = apply(&mut store, root, chunk);
+                for (k, v) in chunk {
+                    match v { Some(v) => { model.insert(k.clone(), v.clone()); } None => { model.remove(k); } }
+                }
+            }
+            // Same contents inserted fresh, in reverse order: same root.
+            let fresh: Vec<_> = model.iter().rev().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+            let mut store2 = HashMap::new();
+            prop_assert_eq!(apply(&mut store2, EMPTY, &fresh), root);
+            let smt = Smt::new(&store, h);
+            for (k, v) in &model {
+                let proof = smt.prove(&root, &key(k)).expect("prove");
+                prop_assert!(proof.verify(h, &root, &key(k), Some(&key(v))).expect("hash"), "present key");
+                prop_assert!(!proof.verify(h, &root, &key(k), Some(&key(b"other value"))).expect("hash"), "wrong value");
+                prop_assert!(!proof.verify(h, &root, &key(k), None).expect("hash"), "claims absence of a present key");
+                prop_assert_eq!(smt.get(&root, &key(k)).expect("get"), Some(key(v)));
+            }
+            for probe in 0u8..20 {
+                let k = vec![0xee, probe];
+                if model.contains_key(&k) { continue; }
+                let proof = smt.prove(&root, &key(&k)).expect("prove");
+                prop_assert!(proof.verify(h, &root, &key(&k), None).expect("hash"), "absent key");
+                prop_assert!(!proof.verify(h, &root, &key(&k), Some(&key(b"x"))).expect("hash"));
+                if !proof.siblings.is_empty() {
+                    let mut bad = proof.clone();
+                    bad.siblings[0].0[5] ^= 1;
+                    prop_assert!(!bad.verify(h, &root, &key(&k), None).expect("hash"), "tampered sibling");
+                }
+            }
+            if model.is_empty() {
+                prop_assert_eq!(root, EMPTY);
+            }
+        }
+    }
+
+    #[test]
+    fn old_roots_stay_readable() {
+        let h: &dyn Hasher = &test_hash;
+        let mut store = HashMap::new();
+        let r1 = apply(&mut store, EMPTY, &[(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"2".to_vec()))]);
+        let r2 = apply(&mut store, r1, &[(b"a".to_vec(), Some(b"3".to_vec())), (b"b".to_vec(), None)]);
+        let smt = Smt::new(&store, h);
+        assert_eq!(smt.get(&r1, &key(b"a")).unwrap(), Some(key(b"1")));
+        assert_eq!(smt.get(&r1, &key(b"b")).unwrap(), Some(key(b"2")));
+        assert_eq!(smt.get(&r2, &key(b"a")).unwrap(), Some(key(b"3")));
+        assert_eq!(smt.get(&r2, &key(b"b")).unwrap(), None);
+    }
+}
