@@ -11,5 +11,6 @@ pub mod cli;
 pub mod crypto;
 pub mod demo;
 pub mod keystore;
+pub mod ledger;
 pub mod node;
 pub mod plugin;

@@ -9,5 +9,6 @@ mod hostile_plugins;
 mod hot_swap;
 mod keystore;
 mod known_answers;
+mod ledger;
 mod openssl_interop;
 mod support;

@@ -354,3 +354,17 @@ pub struct Receipt {
 impl Encode for Receipt {
     const MAX_BYTES: usize = MAX_TX_BYTES;
 }
+
+/// An account in the global state tree, keyed by the hash of its public key (users) or
+/// of its deployment (contracts). Each account has its own storage tree (§4.3.1), whose
+/// root it carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Account {
+    pub nonce: u64,
+    pub code_hash: Option<Hash32>,
+    pub storage_root: Hash32,
+}
+
+impl Encode for Account {
+    const MAX_BYTES: usize = 1024;
+}

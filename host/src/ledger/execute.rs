@@ -1,0 +1,142 @@
+//! The state transition: a block's transactions applied, in order, to the state under the
+//! parent's root. Pure given the parent state and the suite: every node computes the same
+//! receipts and state root, which the header commits to.
+//!
+//! Accounts live in the global state tree under `H(sender SPKI)`; each has its own storage
+//! tree (§4.3.1). A data record (`Payload::Data`) writes `key → value` into the sender's
+//! storage tree and emits the event `data` with the key. Gas: 1 000 per transaction plus
+//! 16 per encoded payload byte; a transaction whose gas limit is below that is charged its
+//! limit, changes nothing but the nonce, and gets an `out_of_gas` receipt. Contract deploys
+//! and calls, and governance, are executed by later releases; until then admission refuses
+//! them, and a block that carries one is invalid.
+
+use super::suite::SuiteCrypto;
+use joule_primitives::merkle::HashError;
+use joule_primitives::smt::{Node, NodeStore, Smt, StateError};
+use joule_primitives::{Account, Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
+use std::collections::HashMap;
+
+pub const BASE_GAS: u64 = 1_000;
+pub const GAS_PER_PAYLOAD_BYTE: u64 = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error("transaction {index}: nonce {got}, account expects {want}")]
+    Nonce { index: usize, got: u64, want: u64 },
+    #[error("transaction {index}: {kind} payloads are not executable by this node version")]
+    Unsupported { index: usize, kind: &'static str },
+    #[error("state value {0} is missing or corrupt")]
+    Value(Hash32),
+}
+
+/// Values (account encodings, storage values) by hash: the store, then this block's.
+pub trait ValueStore {
+    fn value(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError>;
+}
+
+/// What executing a block produced, ready to commit with it.
+pub struct Execution {
+    pub receipts: Vec<Receipt>,
+    pub state_root: Hash32,
+    pub nodes: HashMap<Hash32, Node>,
+    pub values: HashMap<Hash32, Vec<u8>>,
+    /// Event index keys: contract ‖ H(topic) ‖ height (BE) ‖ tx index (BE).
+    pub events: Vec<Vec<u8>>,
+}
+
+/// Gas a transaction costs before it runs.
+pub fn intrinsic_gas(tx: &Transaction) -> u64 {
+    let payload_len = borsh::to_vec(&tx.body.payload).map(|v| v.len()).unwrap_or(usize::MAX) as u64;
+    BASE_GAS.saturating_add(GAS_PER_PAYLOAD_BYTE.saturating_mul(payload_len))
+}
+
+/// Whether this node version can execute the payload.
+pub fn supported(p: &Payload) -> Result<(), &'static str> {
+    match p {
+        Payload::Data { .. } => Ok(()),
+        Payload::Deploy { .. } => Err("deploy"),
+        Payload::Call { .. } => Err("call"),
+        Payload::Governance(_) => Err("governance"),
+    }
+}
+
+struct Overlay<'a, V: ValueStore> {
+    base: &'a V,
+    values: HashMap<Hash32, Vec<u8>>,
+}
+
+impl<V: ValueStore> Overlay<'_, V> {
+    fn get(&self, h: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        match self.values.get(h) {
+            Some(v) => Ok(Some(v.clone())),
+            None => self.base.value(h),
+        }
+    }
+}
+
+/// Apply `txs` (with their hashes) at `height` to the state under `parent_root`.
+pub fn execute<S: NodeStore + ValueStore>(
+    store: &S,
+    suite: &SuiteCrypto,
+    parent_root: Hash32,
+    height: u64,
+    txs: &[Transaction],
+    tx_hashes: &[Hash32],
+) -> Result<Execution, ExecError> {
+    let mut smt = Smt::new(store, suite);
+    let mut vals = Overlay { base: store, values: HashMap::new() };
+    let mut root = parent_root;
+    let mut receipts = Vec::with_capacity(txs.len());
+    let mut events_index = vec![];
+    for (index, (tx, tx_hash)) in txs.iter().zip(tx_hashes).enumerate() {
+        if let Err(kind) = supported(&tx.body.payload) {
+            return Err(ExecError::Unsupported { index, kind });
+        }
+        let account_id = suite.hash32(&tx.body.sender)?;
+        let mut account = match smt.get(&root, &account_id)? {
+            Some(h) => Account::decode(&vals.get(&h)?.ok_or(ExecError::Value(h))?).map_err(|_| ExecError::Value(h))?,
+            None => Account::default(),
+        };
+        if tx.body.nonce != account.nonce {
+            return Err(ExecError::Nonce { index, got: tx.body.nonce, want: account.nonce });
+        }
+        account.nonce += 1;
+        let gas = intrinsic_gas(tx);
+        let mut events = vec![];
+        let status = if gas > tx.body.gas_limit {
+            ReceiptStatus::OutOfGas
+        } else {
+            if let Payload::Data { key, value } = &tx.body.payload {
+                let value_hash = suite.hash32(value)?;
+                vals.values.insert(value_hash, value.clone());
+                account.storage_root = smt.update(account.storage_root, &suite.hash32(key.as_bytes())?, Some(&value_hash))?;
+                events.push(Event { contract: account_id, topic: "data".into(), data: key.as_bytes().to_vec() });
+            }
+            ReceiptStatus::Success
+        };
+        let encoded = account.encode();
+        let account_hash = suite.hash32(&encoded)?;
+        vals.values.insert(account_hash, encoded);
+        root = smt.update(root, &account_id, Some(&account_hash))?;
+        for e in &events {
+            let mut k = e.contract.0.to_vec();
+            k.extend(suite.hash32(e.topic.as_bytes())?.0);
+            k.extend(height.to_be_bytes());
+            k.extend((index as u32).to_be_bytes());
+            events_index.push(k);
+        }
+        let gas_used = if status == ReceiptStatus::OutOfGas { tx.body.gas_limit } else { gas };
+        receipts.push(Receipt { tx_hash: *tx_hash, status, gas_used, events });
+    }
+    Ok(Execution { receipts, state_root: root, nodes: smt.written, values: vals.values, events: events_index })
+}
+
+impl ValueStore for super::store::StoreView {
+    fn value(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        super::store::StoreView::value(self, hash).map_err(|e| StateError::Store(e.to_string()))
+    }
+}

@@ -1,0 +1,9 @@
+//! The ledger: a channel's chain of blocks and the authenticated state they produce.
+//!
+//! * [`suite`] — the channel's crypto suite bound to the plugins;
+//! * [`execute`] — the state transition (pure given parent state and suite);
+//! * [`store`] — redb tables; a block and its state commit atomically.
+
+pub mod execute;
+pub mod store;
+pub mod suite;

@@ -1,0 +1,162 @@
+//! The ledger core so far: execution, atomic commit, authenticated state with proofs,
+//! determinism across nodes (issue 3, in progress).
+
+use crate::support::{crypto, tempdir};
+use joule::ledger::execute::{ExecError, execute};
+use joule::ledger::store::{BlockCommit, ChainStore};
+use joule::ledger::suite::{CryptoSuite, SuiteCrypto};
+use joule_primitives::smt::{EMPTY, Smt};
+use joule_primitives::{Account, Block, BlockHeader, ChannelId, Encode, Hash32, Payload, ReceiptStatus, Transaction, UnsignedTransaction, merkle};
+
+fn suite(id: &str) -> SuiteCrypto {
+    SuiteCrypto { suite: CryptoSuite::named(id).expect("suite"), crypto: crypto() }
+}
+
+fn data_tx(s: &SuiteCrypto, sk: &[u8], pk: &[u8], nonce: u64, key: &str, value: &[u8], gas_limit: u64) -> Transaction {
+    let body = UnsignedTransaction {
+        channel: ChannelId::new("grid").unwrap(),
+        sender: pk.to_vec(),
+        nonce,
+        gas_limit,
+        sig_alg: s.suite.signature.clone(),
+        payload: Payload::Data { key: key.into(), value: value.to_vec() },
+    };
+    let sig = s.sign(sk, &body.signing_bytes()).expect("sign");
+    body.sign_with(sig)
+}
+
+/// Execute and commit one block on top of the store's head; returns the committed block.
+fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp_ms: u64) -> Result<(Block, Vec<joule_primitives::Receipt>), ExecError> {
+    let view = store.read().unwrap();
+    let head = view.head().unwrap();
+    let (height, parent_hash, parent_root) = match head {
+        Some((h, hash)) => (h + 1, hash, view.block(h).unwrap().unwrap().header.state_root),
+        None => (0, Hash32::ZERO, EMPTY),
+    };
+    let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash(s).unwrap()).collect();
+    let exec = execute(&view, s, parent_root, height, &txs, &hashes)?;
+    let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::encode).collect();
+    let receipts_enc: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
+    let header = BlockHeader {
+        channel: ChannelId::new("grid").unwrap(),
+        height,
+        parent_hash,
+        timestamp_ms,
+        tx_root: merkle::root(s, &encoded).unwrap(),
+        state_root: exec.state_root,
+        receipts_root: merkle::root(s, &receipts_enc).unwrap(),
+        proposer: vec![],
+        crypto_suite: s.suite.id.clone(),
+        seal: vec![],
+    };
+    let block = Block { header, transactions: txs };
+    let hash = block.header.hash(s).unwrap();
+    drop(view);
+    store
+        .commit(BlockCommit {
+            block: &block,
+            hash,
+            tx_hashes: &hashes,
+            receipts: &exec.receipts,
+            nodes: &exec.nodes,
+            values: &exec.values,
+            events: &exec.events,
+        })
+        .unwrap();
+    Ok((block, exec.receipts))
+}
+
+#[test]
+fn data_records_commit_with_provable_state_and_survive_reopen() {
+    let s = suite("gm");
+    let kp = s.crypto.generate_key("sm2").unwrap();
+    let d = tempdir();
+    let path = d.path().join("chain.redb");
+    let store = ChainStore::open(&path).unwrap();
+    produce(&store, &s, vec![], 1).unwrap();
+    let txs = vec![
+        data_tx(&s, &kp.private_key, &kp.public_key, 0, "meter/7/2026-11-25", b"42.5 kWh", 100_000),
+        data_tx(&s, &kp.private_key, &kp.public_key, 1, "meter/9/2026-11-25", b"17.0 kWh", 100_000),
+        data_tx(&s, &kp.private_key, &kp.public_key, 2, "meter/7/2026-11-25", b"43.0 kWh", 10),
+    ];
+    let (block, receipts) = produce(&store, &s, txs, 2).unwrap();
+    assert_eq!(receipts.iter().map(|r| r.status.clone()).collect::<Vec<_>>(), [ReceiptStatus::Success, ReceiptStatus::Success, ReceiptStatus::OutOfGas]);
+    assert_eq!(receipts[2].gas_used, 10, "an out-of-gas transaction is charged its limit");
+    drop(store);
+
+    // Reopen: head, block, tx index, receipts and state all come back.
+    let store = ChainStore::open(&path).unwrap();
+    let view = store.read().unwrap();
+    let (height, hash) = view.head().unwrap().unwrap();
+    assert_eq!((height, hash), (1, block.header.hash(&s).unwrap()));
+    let tx1 = block.transactions[1].hash(&s).unwrap();
+    assert_eq!(view.tx_location(&tx1).unwrap().map(|l| (l.height, l.index)), Some((1, 1)));
+    assert_eq!(view.receipts(1).unwrap().unwrap(), receipts);
+    assert_eq!(view.height_of(&hash).unwrap(), Some(1));
+
+    // A client holding only the header's state root checks the account and the record.
+    let root = block.header.state_root;
+    let smt = Smt::new(&view, &s);
+    let account_id = s.hash32(&kp.public_key).unwrap();
+    let account_hash = smt.get(&root, &account_id).unwrap().expect("account present");
+    let account = Account::decode(&view.value(&account_hash).unwrap().unwrap()).unwrap();
+    assert_eq!(account.nonce, 3, "the out-of-gas transaction still used its nonce");
+    assert!(smt.prove(&root, &account_id).unwrap().verify(&s, &root, &account_id, Some(&account_hash)).unwrap());
+    let key = s.hash32(b"meter/7/2026-11-25").unwrap();
+    let value_hash = smt.get(&account.storage_root, &key).unwrap().unwrap();
+    assert_eq!(view.value(&value_hash).unwrap().unwrap(), b"42.5 kWh", "the out-of-gas write did not happen");
+    let proof = smt.prove(&account.storage_root, &key).unwrap();
+    assert!(proof.verify(&s, &account.storage_root, &key, Some(&s.hash32(b"42.5 kWh").unwrap())).unwrap());
+    assert!(!proof.verify(&s, &account.storage_root, &key, Some(&s.hash32(b"43.0 kWh").unwrap())).unwrap());
+    let absent = s.hash32(b"meter/8/2026-11-25").unwrap();
+    assert!(smt.prove(&account.storage_root, &absent).unwrap().verify(&s, &account.storage_root, &absent, None).unwrap());
+    // Events are indexed by contract (here the sender's account) and topic.
+    let mut prefix = account_id.0.to_vec();
+    prefix.extend(s.hash32(b"data").unwrap().0);
+    assert_eq!(view.events_with_prefix(&prefix, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn replayed_or_skipped_nonces_make_a_block_invalid_and_change_nothing() {
+    let s = suite("intl");
+    let kp = s.crypto.generate_key("ecdsa-p256").unwrap();
+    let d = tempdir();
+    let store = ChainStore::open(&d.path().join("chain.redb")).unwrap();
+    produce(&store, &s, vec![data_tx(&s, &kp.private_key, &kp.public_key, 0, "k", b"v", 100_000)], 1).unwrap();
+    let head = store.read().unwrap().head().unwrap();
+    for nonce in [0, 2] {
+        let e = produce(&store, &s, vec![data_tx(&s, &kp.private_key, &kp.public_key, nonce, "k", b"w", 100_000)], 2).expect_err("invalid nonce");
+        assert!(matches!(e, ExecError::Nonce { got, want: 1, .. } if got == nonce), "{e}");
+    }
+    assert_eq!(store.read().unwrap().head().unwrap(), head);
+    let deploy = UnsignedTransaction {
+        channel: ChannelId::new("grid").unwrap(),
+        sender: kp.public_key.clone(),
+        nonce: 1,
+        gas_limit: 1_000_000,
+        sig_alg: "ecdsa-p256".into(),
+        payload: Payload::Deploy { code: vec![0, 97, 115, 109], init_args: vec![] },
+    }
+    .sign_with(vec![]);
+    assert!(matches!(produce(&store, &s, vec![deploy], 2), Err(ExecError::Unsupported { kind: "deploy", .. })));
+}
+
+#[test]
+fn the_same_transactions_give_byte_identical_blocks_on_two_stores() {
+    let s = suite("gm");
+    let kp = s.crypto.generate_key("sm2").unwrap();
+    let txs: Vec<Transaction> =
+        (0..20).map(|n| data_tx(&s, &kp.private_key, &kp.public_key, n, &format!("k{}", n % 7), format!("v{n}").as_bytes(), 100_000)).collect();
+    let (d1, d2) = (tempdir(), tempdir());
+    let (a, b) = (ChainStore::open(&d1.path().join("c")).unwrap(), ChainStore::open(&d2.path().join("c")).unwrap());
+    for store in [&a, &b] {
+        for chunk in txs.chunks(6) {
+            produce(store, &s, chunk.to_vec(), 1000).unwrap();
+        }
+    }
+    let (va, vb) = (a.read().unwrap(), b.read().unwrap());
+    assert_eq!(va.head().unwrap(), vb.head().unwrap());
+    for h in 0..4 {
+        assert_eq!(va.block(h).unwrap().unwrap().encode(), vb.block(h).unwrap().unwrap().encode(), "block {h}");
+    }
+}
