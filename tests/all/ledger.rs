@@ -160,3 +160,100 @@ fn the_same_transactions_give_byte_identical_blocks_on_two_stores() {
         assert_eq!(va.block(h).unwrap().unwrap().encode(), vb.block(h).unwrap().unwrap().encode(), "block {h}");
     }
 }
+
+mod pool {
+    use super::{data_tx, suite};
+    use joule::ledger::pool::{PoolConfig, Rejection, TxPool};
+    use joule_primitives::{ChannelId, Encode, Payload, UnsignedTransaction};
+
+    fn pool(config: PoolConfig) -> TxPool {
+        TxPool::new(ChannelId::new("grid").unwrap(), config)
+    }
+
+    #[test]
+    fn every_bad_transaction_gets_a_precise_reason_and_changes_nothing() {
+        let s = suite("gm");
+        let kp = s.crypto.generate_key("sm2").unwrap();
+        let mut p = pool(PoolConfig { gas_limit: 50_000, max_nonce_ahead: 5, max_tx_bytes: 4096, ..PoolConfig::default() });
+        let at = |n: u64| move |_: &[u8]| n;
+        let good = data_tx(&s, &kp.private_key, &kp.public_key, 3, "k", b"v", 20_000);
+        let good_hash = p.admit(good.clone(), &s, at(3)).expect("admitted");
+
+        let mut cases: Vec<(&str, Result<_, Rejection>)> = vec![];
+        let mut bad_sig = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
+        bad_sig.body.nonce = 5; // signed over nonce 4
+        cases.push(("bad_signature", p.admit(bad_sig, &s, at(3))));
+        cases.push(("nonce_used", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 2, "k", b"v", 20_000), &s, at(3))));
+        cases.push(("nonce_too_far_ahead", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 9, "k", b"v", 20_000), &s, at(3))));
+        cases.push(("duplicate", p.admit(good.clone(), &s, at(3))));
+        cases.push(("gas_over_limit", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 60_000), &s, at(3))));
+        cases.push(("gas_below_intrinsic", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 10), &s, at(3))));
+        cases.push(("too_large", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", &[0u8; 5000], 50_000), &s, at(3))));
+        let mut other_channel = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
+        other_channel.body.channel = ChannelId::new("market").unwrap();
+        cases.push(("wrong_channel", p.admit(other_channel, &s, at(3))));
+        let mut other_alg = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
+        other_alg.body.sig_alg = "ecdsa-p256".into();
+        cases.push(("wrong_algorithm", p.admit(other_alg, &s, at(3))));
+        let call = UnsignedTransaction {
+            channel: ChannelId::new("grid").unwrap(),
+            sender: kp.public_key.clone(),
+            nonce: 4,
+            gas_limit: 20_000,
+            sig_alg: "sm2".into(),
+            payload: Payload::Call { contract: Default::default(), method: "settle".into(), args: vec![] },
+        };
+        let sig = s.sign(&kp.private_key, &call.signing_bytes()).unwrap();
+        cases.push(("unsupported_payload", p.admit(call.sign_with(sig), &s, at(3))));
+        let mut garbage = good.encode();
+        garbage.truncate(garbage.len() - 3);
+        cases.push(("malformed", p.admit_bytes(&garbage, &s, at(3))));
+        cases.push(("malformed", p.admit_bytes(b"{\"not\": \"a transaction\"}", &s, at(3))));
+        for (want, got) in cases {
+            let e = got.expect_err(want);
+            assert_eq!(e.code(), want, "{e}");
+            assert!(!e.to_string().is_empty());
+        }
+        assert_eq!(p.len(), 1, "no rejected transaction entered the pool");
+        assert!(p.contains(&good_hash));
+    }
+
+    #[test]
+    fn ready_hands_out_consecutive_nonces_and_prune_drops_used_ones() {
+        let s = suite("gm");
+        let (a, b) = (s.crypto.generate_key("sm2").unwrap(), s.crypto.generate_key("sm2").unwrap());
+        let mut p = pool(PoolConfig::default());
+        let next = |_: &[u8]| 0;
+        // a: 0, 1, 3 (gap at 2); b: 1, 0 (out of order).
+        for n in [0, 1, 3] {
+            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+        }
+        for n in [1, 0] {
+            p.admit(data_tx(&s, &b.private_key, &b.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+        }
+        let order: Vec<(bool, u64)> = p.ready(100, usize::MAX, next).iter().map(|(_, t)| (t.body.sender == a.public_key, t.body.nonce)).collect();
+        assert_eq!(order, [(true, 0), (true, 1), (false, 0), (false, 1)], "a's nonce 3 waits for 2");
+        assert_eq!(p.ready(3, usize::MAX, next).len(), 3);
+        // a's 0 and 1 committed: they leave; 3 stays.
+        let a_pk = a.public_key.clone();
+        p.prune(|s: &[u8]| if s == a_pk.as_slice() { 2 } else { 0 });
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_largest_sender_tail_and_refuses_its_own_overflow() {
+        let s = suite("gm");
+        let (a, b) = (s.crypto.generate_key("sm2").unwrap(), s.crypto.generate_key("sm2").unwrap());
+        let mut p = pool(PoolConfig { max_transactions: 4, ..PoolConfig::default() });
+        let next = |_: &[u8]| 0;
+        for n in 0..4 {
+            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+        }
+        let e = p.admit(data_tx(&s, &a.private_key, &a.public_key, 4, "k", b"v", 20_000), &s, next).unwrap_err();
+        assert_eq!(e, Rejection::PoolFull, "a sender cannot push out its own earlier nonces");
+        p.admit(data_tx(&s, &b.private_key, &b.public_key, 0, "k", b"v", 20_000), &s, next).expect("another sender evicts a's highest nonce");
+        assert_eq!(p.len(), 4);
+        let a_nonces: Vec<u64> = p.ready(10, usize::MAX, next).iter().filter(|(_, t)| t.body.sender == a.public_key).map(|(_, t)| t.body.nonce).collect();
+        assert_eq!(a_nonces, [0, 1, 2]);
+    }
+}

@@ -2,8 +2,10 @@
 //!
 //! * [`suite`] — the channel's crypto suite bound to the plugins;
 //! * [`execute`] — the state transition (pure given parent state and suite);
-//! * [`store`] — redb tables; a block and its state commit atomically.
+//! * [`store`] — redb tables; a block and its state commit atomically;
+//! * [`pool`] — admission checks and the pending transactions.
 
 pub mod execute;
+pub mod pool;
 pub mod store;
 pub mod suite;
