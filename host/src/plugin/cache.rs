@@ -34,10 +34,6 @@ impl ArtifactCache {
         ArtifactCache { dir }
     }
 
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
-    }
-
     fn engine_hash(engine: &Engine) -> String {
         let mut h = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut h);

@@ -9,14 +9,12 @@
 use super::bindings::crypto as wit;
 use super::engine::PluginEngine;
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 
-/// Per-instance host state: limits, and what the world lets the plugin ask for.
+/// Per-instance host state: the store limits. The imports (entropy, accel) need no state.
 pub struct HostState {
     limits: StoreLimits,
-    #[allow(dead_code)]
-    table: ResourceTable,
 }
 
 /// Largest single entropy request; more is a plugin bug or an attack, and traps.
@@ -104,7 +102,6 @@ impl CryptoInstances {
                 .memories(16)
                 .trap_on_grow_failure(true)
                 .build(),
-            table: ResourceTable::new(),
         };
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);

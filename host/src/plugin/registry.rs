@@ -461,10 +461,6 @@ impl PluginRegistry {
         }
         failures
     }
-
-    pub fn store_dir(&self) -> Option<&Path> {
-        self.store.as_deref()
-    }
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
