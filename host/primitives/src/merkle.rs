@@ -31,7 +31,8 @@ pub fn leaf_hash(h: &dyn Hasher, data: &[u8]) -> Result<Hash32, HashError> {
     h.hash(&buf)
 }
 
-fn node_hash(h: &dyn Hasher, left: &Hash32, right: &Hash32) -> Result<Hash32, HashError> {
+/// `H(0x01 || left || right)`: interior nodes here and in the state tree.
+pub(crate) fn node_hash(h: &dyn Hasher, left: &Hash32, right: &Hash32) -> Result<Hash32, HashError> {
     let mut buf = [0u8; 65];
     buf[0] = 0x01;
     buf[1..33].copy_from_slice(&left.0);

@@ -63,11 +63,7 @@ pub fn leaf_hash(h: &dyn Hasher, key: &Hash32, value: &Hash32) -> Result<Hash32,
 }
 
 fn internal_hash(h: &dyn Hasher, left: &Hash32, right: &Hash32) -> Result<Hash32, HashError> {
-    let mut buf = [0u8; 65];
-    buf[0] = 0x01;
-    buf[1..33].copy_from_slice(&left.0);
-    buf[33..].copy_from_slice(&right.0);
-    h.hash(&buf)
+    crate::merkle::node_hash(h, left, right)
 }
 
 /// What a proof found where the key's path ends.
