@@ -60,7 +60,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
     };
     let args = NodeArgs {
         dir: dir.clone(),
-        listen: "127.0.0.1:0".parse()?,
+        listen: Some("127.0.0.1:0".parse()?),
         admin_token: None,
         require_signed: false,
         trusted_key: vec![],
@@ -72,7 +72,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
     let token = node.admin_token.clone();
     let crypto = node.crypto.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let listener = rt.block_on(tokio::net::TcpListener::bind(args.listen))?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(args.listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into())))?;
     let addr = listener.local_addr()?;
     let server = rt.spawn(crate::node::serve(listener, node));
     println!("joule node listening on http://{addr} (data in {})", dir.display());

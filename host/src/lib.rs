@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod consensus;
 pub mod crypto;
 pub mod demo;
 pub mod keystore;

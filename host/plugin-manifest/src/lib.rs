@@ -159,8 +159,13 @@ impl Manifest {
         }
         for a in &self.algorithms {
             let (kind, id) = a.split_once(':').ok_or_else(|| ManifestError::Field { field: "algorithms", reason: format!("{a:?} is not `kind:id`") })?;
-            if !matches!(kind, "hash" | "signature" | "public-key-encryption" | "symmetric-cipher") {
-                return Err(ManifestError::Field { field: "algorithms", reason: format!("unknown algorithm kind {kind:?} in {a:?}") });
+            let for_kind = match kind {
+                "hash" | "signature" | "public-key-encryption" | "symmetric-cipher" => PluginKind::Crypto,
+                "consensus" => PluginKind::Consensus,
+                _ => return Err(ManifestError::Field { field: "algorithms", reason: format!("unknown algorithm kind {kind:?} in {a:?}") }),
+            };
+            if for_kind != self.kind {
+                return Err(ManifestError::Field { field: "algorithms", reason: format!("a {} plugin cannot provide {a:?}", self.kind) });
             }
             ident("algorithms", id)?;
         }

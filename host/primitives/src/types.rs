@@ -346,6 +346,8 @@ pub enum ReceiptStatus {
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Receipt {
     pub tx_hash: Hash32,
+    /// JSON: `"status": "success"`, with `"reason"` for `reverted`.
+    #[serde(flatten)]
     pub status: ReceiptStatus,
     pub gas_used: u64,
     pub events: Vec<Event>,

@@ -1,9 +1,11 @@
-//! The node's HTTP API (axum on hyper): health, plugin administration, crypto services,
-//! Prometheus metrics and the OpenAPI document that describes all of it.
+//! The node's HTTP API (axum on hyper): health, the chain (status, transactions, blocks,
+//! accounts, state with proofs, a live block stream), plugin administration, crypto
+//! services, configuration, Prometheus metrics and the OpenAPI document that describes it.
 //!
 //! Admin endpoints take `Authorization: Bearer <token>`; errors are JSON
 //! `{"error": "...", "code": "..."}` with a status that says whose fault it was.
 
+mod chain;
 mod openapi;
 
 use crate::crypto::{CryptoError, pem};
@@ -31,6 +33,10 @@ pub fn metrics_handle() -> anyhow::Result<metrics_exporter_prometheus::Prometheu
     Ok(HANDLE.get_or_init(|| h).clone())
 }
 
+/// Largest `POST /v1/tx` body read: bigger than any valid transaction in either form (hex
+/// JSON doubles the size), so oversized ones get the pool's precise rejection.
+pub const MAX_TX_BODY: usize = 4 << 20;
+
 /// Largest plugin upload accepted.
 pub const MAX_PLUGIN_UPLOAD: usize = 64 << 20;
 
@@ -47,12 +53,22 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/crypto/algorithms", get(algorithms))
         .route("/v1/crypto/hash", post(hash))
         .route("/v1/crypto/verify", post(verify))
+        .route("/v1/blocks", post(chain::import_block))
+        .route("/v1/config/network", get(chain::get_network_config).put(chain::put_network_config))
+        .route("/v1/config/node", get(chain::get_node_config).put(chain::put_node_config))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_UPLOAD));
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/metrics", get(metrics))
+        .route("/v1/status", get(chain::status))
+        .route("/v1/tx", post(chain::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
+        .route("/v1/tx/{hash}", get(chain::get_tx))
+        .route("/v1/blocks/stream", get(chain::stream_blocks))
+        .route("/v1/blocks/{id}", get(chain::get_block))
+        .route("/v1/accounts/{id}", get(chain::get_account))
+        .route("/v1/state/{contract}/{*key}", get(chain::get_state))
         .merge(admin)
         .with_state(node)
 }

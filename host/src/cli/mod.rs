@@ -1,9 +1,11 @@
-//! Command-line interface: `joule crypto …`, `joule plugin …`, `joule keys …`,
-//! `joule node`, `joule bench …`, `joule demo`.
+//! Command-line interface: `joule init`, `joule node`, `joule status`, `joule tx …`,
+//! `joule block …`, `joule crypto …`, `joule plugin …`, `joule keys …`, `joule bench …`,
+//! `joule demo`.
 //!
 //! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
 //! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
 
+pub mod chain_cmd;
 mod crypto_cmd;
 mod keys_cmd;
 mod plugin_cmd;
@@ -45,8 +47,18 @@ enum Command {
     /// The encrypted keystore (guide §4.1.2).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCmd),
-    /// Run a node: admin HTTP API, plugin registry, metrics.
+    /// Create a node directory: network and node configuration, node key (guide §5.2).
+    Init(crate::node::config::InitArgs),
+    /// Run a node: its channels' chains, the HTTP API, plugin registry, metrics.
     Node(crate::node::NodeArgs),
+    /// A node's chain status.
+    Status(chain_cmd::NodeSel),
+    /// Sign and send transactions; look them up.
+    #[command(subcommand)]
+    Tx(chain_cmd::TxCmd),
+    /// Look up blocks.
+    #[command(subcommand)]
+    Block(chain_cmd::BlockCmd),
     /// Benchmarks that report ratios measured side by side in one run.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -134,7 +146,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Crypto(c) => crypto_cmd::run(&ctx, c),
         Command::Plugin(c) => plugin_cmd::run(&ctx, c),
         Command::Keys(c) => keys_cmd::run(&ctx, c),
+        Command::Init(a) => {
+            let cfg = crate::node::config::init(&ctx.crypto()?, &a)?;
+            let ch = &cfg.network.channels[0];
+            println!("initialised {} for network {}: channel {} ({}, {}), this node its validator", a.dir.display(), cfg.network.network_id, ch.id, ch.crypto_suite, ch.consensus);
+            println!("node key {}: {}", cfg.node.keys[0].algorithm, cfg.node.keys[0].public_key);
+            Ok(())
+        }
         Command::Node(a) => crate::node::run(&ctx, a),
+        Command::Status(s) => chain_cmd::status(&s),
+        Command::Tx(c) => chain_cmd::tx(&ctx, c),
+        Command::Block(c) => chain_cmd::block(c),
         Command::Bench(c) => crate::bench::run(&ctx, c),
         Command::Demo(a) => crate::demo::run(&ctx, a),
     }

@@ -69,7 +69,10 @@ impl LoadedPlugin {
     ) -> Result<R, CryptoError> {
         let i = op as usize;
         let start = Instant::now();
-        let out = self.instances.call(f);
+        let out = match &self.runtime {
+            crate::plugin::registry::Runtime::Crypto(instances) => instances.call(f),
+            crate::plugin::registry::Runtime::Consensus(_) => Err(format!("{} is not a crypto plugin", self.manifest.name)),
+        };
         self.metrics.seconds[i].record(start.elapsed().as_secs_f64());
         self.metrics.calls[i].increment(1);
         match out {

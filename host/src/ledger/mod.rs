@@ -5,6 +5,7 @@
 //! * [`store`] — redb tables; a block and its state commit atomically;
 //! * [`pool`] — admission checks and the pending transactions.
 
+pub mod chain;
 pub mod execute;
 pub mod pool;
 pub mod store;

@@ -82,6 +82,29 @@ impl Default for PoolConfig {
     }
 }
 
+/// A transaction that passed every check but the signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked {
+    pub hash: Hash32,
+    size: usize,
+    next: u64,
+}
+
+/// The signature check, once, through the plugin. Counted as a rejection when it fails.
+pub fn verify_signature(tx: &Transaction, suite: &SuiteCrypto) -> Result<(), Rejection> {
+    let b = &tx.body;
+    let r = match suite.verify(&b.sender, &b.signing_bytes(), &tx.signature) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Rejection::BadSignature),
+        Err(crate::crypto::CryptoError::InvalidKey(m)) => Err(Rejection::Malformed(format!("sender key: {m}"))),
+        Err(e) => Err(Rejection::Internal(e.to_string())),
+    };
+    if let Err(e) = &r {
+        metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
+    }
+    r
+}
+
 struct Pending {
     tx: Transaction,
     hash: Hash32,
@@ -105,6 +128,10 @@ pub struct TxPool {
 impl TxPool {
     pub fn new(channel: ChannelId, config: PoolConfig) -> Self {
         TxPool { channel, config, senders: HashMap::new(), hashes: HashMap::new(), bytes: 0, seq: 0 }
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
     }
 
     pub fn len(&self) -> usize {
@@ -133,15 +160,13 @@ impl TxPool {
         self.admit(tx, suite, next_nonce)
     }
 
+    /// All admission checks and insertion, in one call (holding the pool for the whole
+    /// signature check). Nodes use [`TxPool::precheck`], [`verify_signature`] and
+    /// [`TxPool::insert`] instead, so signatures verify in parallel outside the pool lock.
     pub fn admit(&mut self, tx: Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Hash32, Rejection> {
-        let r = self.check_and_insert(tx, suite, next_nonce);
-        match r {
-            Ok(h) => {
-                metrics::gauge!("txpool_pending").set(self.len() as f64);
-                Ok(h)
-            }
-            Err(e) => Err(self.reject(e)),
-        }
+        let checked = self.precheck(&tx, suite, &next_nonce)?;
+        verify_signature(&tx, suite)?;
+        self.insert(tx, checked)
     }
 
     fn reject(&self, e: Rejection) -> Rejection {
@@ -149,7 +174,12 @@ impl TxPool {
         e
     }
 
-    fn check_and_insert(&mut self, tx: Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Hash32, Rejection> {
+    /// Every admission check but the signature, without changing the pool.
+    pub fn precheck(&self, tx: &Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Checked, Rejection> {
+        self.precheck_inner(tx, suite, next_nonce).map_err(|e| self.reject(e))
+    }
+
+    fn precheck_inner(&self, tx: &Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Checked, Rejection> {
         let encoded = tx.encode();
         let size = encoded.len();
         if size > self.config.max_tx_bytes {
@@ -167,7 +197,7 @@ impl TxPool {
         if b.gas_limit > self.config.gas_limit {
             return Err(Rejection::GasOverLimit { got: b.gas_limit, limit: self.config.gas_limit });
         }
-        let need = intrinsic_gas(&tx);
+        let need = intrinsic_gas(tx);
         if b.gas_limit < need {
             return Err(Rejection::GasBelowIntrinsic { got: b.gas_limit, need });
         }
@@ -179,18 +209,38 @@ impl TxPool {
             return Err(Rejection::NonceTooFarAhead { got: b.nonce, next, max_ahead: self.config.max_nonce_ahead });
         }
         let hash = suite.hash32(&encoded).map_err(|e| Rejection::Internal(e.to_string()))?;
+        self.check_slot(tx, hash, next)?;
+        Ok(Checked { hash, size, next })
+    }
+
+    fn check_slot(&self, tx: &Transaction, hash: Hash32, next: u64) -> Result<(), Rejection> {
         if self.hashes.contains_key(&hash) {
             return Err(Rejection::Duplicate(hash));
         }
-        if self.senders.get(&b.sender).is_some_and(|q| q.txs.contains_key(&b.nonce)) {
-            return Err(Rejection::NonceUsed { got: b.nonce, next });
+        if self.senders.get(&tx.body.sender).is_some_and(|q| q.txs.contains_key(&tx.body.nonce)) {
+            return Err(Rejection::NonceUsed { got: tx.body.nonce, next });
         }
-        match suite.verify(&b.sender, &b.signing_bytes(), &tx.signature) {
-            Ok(true) => {}
-            Ok(false) => return Err(Rejection::BadSignature),
-            Err(crate::crypto::CryptoError::InvalidKey(m)) => return Err(Rejection::Malformed(format!("sender key: {m}"))),
-            Err(e) => return Err(Rejection::Internal(e.to_string())),
+        Ok(())
+    }
+
+    /// Insert a transaction that passed [`TxPool::precheck`] and [`verify_signature`],
+    /// evicting if the pool is full. The slot is checked again: another transaction may
+    /// have taken it since the precheck.
+    pub fn insert(&mut self, tx: Transaction, checked: Checked) -> Result<Hash32, Rejection> {
+        let r = self.insert_inner(tx, checked);
+        match r {
+            Ok(h) => {
+                metrics::gauge!("txpool_pending").set(self.len() as f64);
+                Ok(h)
+            }
+            Err(e) => Err(self.reject(e)),
         }
+    }
+
+    fn insert_inner(&mut self, tx: Transaction, checked: Checked) -> Result<Hash32, Rejection> {
+        let Checked { hash, size, next } = checked;
+        self.check_slot(&tx, hash, next)?;
+        let b = &tx.body;
         while self.len() >= self.config.max_transactions || self.bytes + size > self.config.max_bytes {
             if !self.evict_for(&b.sender, b.nonce) {
                 return Err(Rejection::PoolFull);

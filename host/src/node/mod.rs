@@ -1,9 +1,14 @@
-//! `joule node`: the long-running process. Today it hosts the plugin registry, the admin
-//! HTTP API and metrics; the ledger, consensus and networking attach here next.
+//! `joule node`: the long-running process. It hosts the plugin registry, the chains of the
+//! channels in its configuration (each with its block producer), the HTTP API and metrics;
+//! peer-to-peer networking attaches here next.
+
+pub mod config;
 
 use crate::cli::GlobalOpts;
 use crate::crypto::CryptoService;
 use crate::keystore::Keystore;
+use crate::ledger::chain::{Chain, Signer};
+use config::Config;
 use crate::plugin::registry::PluginRegistry;
 use crate::plugin::trust::{TrustPolicy, TrustedKey};
 use crate::plugin::{EngineLimits, PluginEngine};
@@ -17,9 +22,10 @@ pub struct NodeArgs {
     /// The node's data directory (plugin store, admin token, audit log).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Address of the HTTP API; port 0 picks a free port. Loopback by default.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    /// Address of the HTTP API; port 0 picks a free port. Default: `ip` and `port` of
+    /// DIR/node.toml, else 127.0.0.1:0.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
     /// Bearer token for admin endpoints. Default: `JOULE_ADMIN_TOKEN`, else a random
     /// token written to DIR/admin.token (mode 0600).
     #[arg(long, env = "JOULE_ADMIN_TOKEN", hide_env_values = true)]
@@ -42,6 +48,9 @@ pub struct NodeArgs {
     pub rotation_check_secs: u64,
 }
 
+/// Where a running node writes its API address.
+pub const API_ADDR_FILE: &str = "api.addr";
+
 /// A running node's shared state, handed to every HTTP handler.
 pub struct Node {
     pub crypto: CryptoService,
@@ -50,11 +59,25 @@ pub struct Node {
     pub started: std::time::Instant,
     /// The node's keystore, when configured (§4.1.2).
     pub keystore: Option<Arc<Keystore>>,
+    /// The node directory.
+    pub dir: PathBuf,
+    /// network.toml and node.toml, as last loaded or written (`None`: not initialised).
+    pub config: std::sync::Mutex<Option<Config>>,
+    /// The chains of the configured channels, in configuration order.
+    pub chains: Vec<Arc<Chain>>,
 }
 
 impl Node {
     pub fn registry(&self) -> &Arc<PluginRegistry> {
         self.crypto.registry()
+    }
+
+    /// A channel's chain; `None` picks the first channel.
+    pub fn chain(&self, channel: Option<&str>) -> Option<&Arc<Chain>> {
+        match channel {
+            None => self.chains.first(),
+            Some(id) => self.chains.iter().find(|c| c.channel().as_str() == id),
+        }
     }
 }
 
@@ -96,7 +119,17 @@ pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
         }
         None => None,
     };
-    Ok(Arc::new(Node { crypto, admin_token, metrics, started: std::time::Instant::now(), keystore }))
+    let config = Config::load(&a.dir)?;
+    let mut chains = vec![];
+    if let Some(cfg) = &config {
+        for ch in &cfg.network.channels {
+            let suite = ch.suite()?;
+            let signer = cfg.node.key(&a.dir, &suite.signature)?.map(|(private_key, public_key)| Signer { private_key, public_key });
+            let chain = Chain::open(&a.dir.join("channels").join(ch.id.as_str()), ch, crypto.clone(), signer).with_context(|| format!("open channel {}", ch.id))?;
+            chains.push(Arc::new(chain));
+        }
+    }
+    Ok(Arc::new(Node { crypto, admin_token, metrics, started: std::time::Instant::now(), keystore, dir: a.dir.clone(), config: std::sync::Mutex::new(config), chains }))
 }
 
 fn token_file(dir: &std::path::Path) -> Result<String> {
@@ -118,13 +151,31 @@ fn token_file(dir: &std::path::Path) -> Result<String> {
 pub fn run(g: &GlobalOpts, a: NodeArgs) -> Result<()> {
     let node = build(g, &a)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    let listen = a.listen.unwrap_or_else(|| match node.config.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(c) => SocketAddr::new(c.node.ip, c.node.port),
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    });
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("bind {}", a.listen))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to find the API.
         println!("joule node listening on http://{addr}");
+        // Clients find the API from the directory (`joule status --dir DIR`).
+        config::write_atomic(&a.dir.join(API_ADDR_FILE), addr.to_string().as_bytes(), false)?;
         if a.admin_token.is_none() {
             println!("admin token in {}", a.dir.join("admin.token").display());
+        }
+        for chain in &node.chains {
+            let head = chain.head();
+            println!(
+                "channel {} at height {} ({}, {}, {})",
+                chain.channel(),
+                head.height,
+                chain.config.consensus,
+                chain.suite.suite.id,
+                if chain.is_validator() { "validator" } else { "follower" }
+            );
+            tokio::spawn(crate::ledger::chain::run_producer(chain.clone()));
         }
         if let Some(ks) = node.keystore.clone() {
             tokio::spawn(rotate_on_schedule(ks, std::time::Duration::from_secs(a.rotation_check_secs.max(1))));

@@ -8,3 +8,12 @@ pub mod crypto {
         imports: { default: trappable },
     });
 }
+
+/// `joule:consensus/engine-plugin@0.1.0`.
+pub mod consensus {
+    wasmtime::component::bindgen!({
+        path: "../wit/consensus",
+        world: "engine-plugin",
+        imports: { default: trappable },
+    });
+}

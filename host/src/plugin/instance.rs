@@ -68,17 +68,48 @@ impl wit::joule::crypto::accel::Host for HostState {
     }
 }
 
-/// A pool of instances of one compiled crypto plugin.
-pub struct CryptoInstances {
-    engine: Arc<PluginEngine>,
-    pre: wit::PluginPre<HostState>,
-    idle: Mutex<Vec<Ready>>,
+/// Store state that carries the store's resource limits.
+pub trait Limited: Send + 'static {
+    fn limits(&mut self) -> &mut StoreLimits;
 }
 
-struct Ready {
-    store: Store<HostState>,
-    plugin: wit::Plugin,
+impl Limited for HostState {
+    fn limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
 }
+
+/// Limits for one plugin store, from the engine's configuration.
+pub fn store_limits(engine: &PluginEngine) -> StoreLimits {
+    let limits = engine.limits();
+    StoreLimitsBuilder::new()
+        .memory_size(limits.max_memory_bytes)
+        .table_elements(limits.max_table_elements)
+        .instances(64)
+        .tables(64)
+        .memories(16)
+        .trap_on_grow_failure(true)
+        .build()
+}
+
+type Instantiate<S, I> = Box<dyn Fn(&mut Store<S>) -> wasmtime::Result<I> + Send + Sync>;
+
+/// A pool of ready instances of one compiled plugin, for any world: `S` is the store's
+/// host state, `I` the world's typed bindings.
+pub struct InstancePool<S: Limited, I> {
+    engine: Arc<PluginEngine>,
+    new_state: Box<dyn Fn() -> S + Send + Sync>,
+    instantiate: Instantiate<S, I>,
+    idle: Mutex<Vec<Ready<S, I>>>,
+}
+
+struct Ready<S: 'static, I> {
+    store: Store<S>,
+    instance: I,
+}
+
+/// A pool of instances of one compiled crypto plugin.
+pub type CryptoInstances = InstancePool<HostState, wit::Plugin>;
 
 impl CryptoInstances {
     /// Link the component against the crypto world. Fails if its exports do not match the
@@ -88,37 +119,39 @@ impl CryptoInstances {
         wit::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| format!("{e:#}"))?;
         let instance_pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
         let pre = wit::PluginPre::new(instance_pre).map_err(|e| format!("{e:#}"))?;
-        Ok(CryptoInstances { engine, pre, idle: Mutex::new(Vec::new()) })
+        let limits_from = engine.clone();
+        Ok(InstancePool::with(engine, move || HostState { limits: store_limits(&limits_from) }, move |store| pre.instantiate(store)))
+    }
+}
+
+impl<S: Limited, I> InstancePool<S, I> {
+    /// A pool that makes stores with `new_state` and instances with `instantiate` (which
+    /// may also initialise the instance, e.g. configure an engine).
+    pub fn with(
+        engine: Arc<PluginEngine>,
+        new_state: impl Fn() -> S + Send + Sync + 'static,
+        instantiate: impl Fn(&mut Store<S>) -> wasmtime::Result<I> + Send + Sync + 'static,
+    ) -> Self {
+        InstancePool { engine, new_state: Box::new(new_state), instantiate: Box::new(instantiate), idle: Mutex::new(Vec::new()) }
     }
 
-    fn instantiate(&self) -> wasmtime::Result<Ready> {
-        let limits = self.engine.limits();
-        let state = HostState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .table_elements(limits.max_table_elements)
-                .instances(64)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(self.engine.engine(), state);
-        store.limiter(|s| &mut s.limits);
+    fn instantiate(&self) -> wasmtime::Result<Ready<S, I>> {
+        let mut store = Store::new(self.engine.engine(), (self.new_state)());
+        store.limiter(|s| s.limits());
         store.set_epoch_deadline(self.engine.deadline_ticks());
-        let plugin = self.pre.instantiate(&mut store)?;
-        Ok(Ready { store, plugin })
+        let instance = (self.instantiate)(&mut store)?;
+        Ok(Ready { store, instance })
     }
 
     /// Run `f` on an idle instance (or a new one) within the call budget.
-    pub fn call<R>(&self, f: impl FnOnce(&wit::Plugin, &mut Store<HostState>) -> wasmtime::Result<R>) -> Result<R, String> {
+    pub fn call<R>(&self, f: impl FnOnce(&I, &mut Store<S>) -> wasmtime::Result<R>) -> Result<R, String> {
         let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
         let mut ready = match pooled {
             Some(r) => r,
             None => self.instantiate().map_err(|e| self.describe(e))?,
         };
         ready.store.set_epoch_deadline(self.engine.deadline_ticks());
-        match f(&ready.plugin, &mut ready.store) {
+        match f(&ready.instance, &mut ready.store) {
             Ok(r) => {
                 if let Ok(mut idle) = self.idle.lock()
                     && idle.len() < self.engine.limits().max_idle_instances

@@ -13,6 +13,7 @@
 use super::cache::ArtifactCache;
 use super::engine::PluginEngine;
 use super::instance::CryptoInstances;
+use crate::consensus::EngineComponent;
 use super::package::{PluginPackage, check_imports};
 use super::trust::{Provenance, TrustPolicy};
 use super::{PluginError, selftest};
@@ -36,8 +37,31 @@ pub struct LoadedPlugin {
     pub algorithms: Vec<AlgorithmInfo>,
     /// Unix milliseconds.
     pub installed_at: u64,
-    pub(crate) instances: CryptoInstances,
+    pub(crate) runtime: Runtime,
     pub(crate) metrics: CallMetrics,
+}
+
+/// The linked form of a plugin, by kind.
+pub enum Runtime {
+    /// A pool of crypto instances, called directly.
+    Crypto(CryptoInstances),
+    /// A consensus engine; channels bind it to their suite and configuration.
+    Consensus(EngineComponent),
+}
+
+impl LoadedPlugin {
+    /// The consensus engine ids (`poa`) this plugin provides: its `consensus:` algorithms.
+    pub fn engine_ids(&self) -> impl Iterator<Item = &str> {
+        self.manifest.algorithms.iter().filter_map(|a| a.strip_prefix("consensus:"))
+    }
+
+    /// The consensus engine, if this is a consensus plugin.
+    pub fn consensus(&self) -> Option<&EngineComponent> {
+        match &self.runtime {
+            Runtime::Consensus(c) => Some(c),
+            Runtime::Crypto(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -95,6 +119,8 @@ struct State {
 #[derive(Default)]
 struct Routes {
     by_kind: [HashMap<String, Arc<LoadedPlugin>>; 4],
+    /// Consensus engine id -> plugin version.
+    engines: HashMap<String, Arc<LoadedPlugin>>,
 }
 
 const AUDIT_KEPT: usize = 1000;
@@ -145,6 +171,11 @@ impl PluginRegistry {
     /// The plugin version serving `alg` of `kind`, if any. Lock-free.
     pub fn route(&self, kind: AlgorithmKind, alg: &str) -> Option<Arc<LoadedPlugin>> {
         self.routes.load().by_kind[kind as usize].get(alg).cloned()
+    }
+
+    /// The active plugin providing consensus engine `id` (e.g. `poa`). Lock-free.
+    pub fn engine(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
+        self.routes.load().engines.get(id).cloned()
     }
 
     /// Active algorithm ids of a kind, sorted.
@@ -211,7 +242,7 @@ impl PluginRegistry {
                         "install",
                         &name,
                         &version,
-                        format!("sha256 {}, {} algorithms, {:?}", p.manifest.wasm_sha256, p.algorithms.len(), p.provenance),
+                        format!("sha256 {}, provides [{}], {:?}", p.manifest.wasm_sha256, p.manifest.algorithms.join(", "), p.provenance),
                     );
                 }
                 Ok(p)
@@ -233,39 +264,49 @@ impl PluginRegistry {
             }
             return Err(PluginError::Conflict { name, version: m.version.clone() });
         }
-        if m.kind != PluginKind::Crypto {
-            return Err(PluginError::UnsupportedKind(m.kind));
-        }
         let bytes = package.component_bytes()?;
         let component =
             self.cache.load(self.engine.engine(), &bytes, &m.wasm_sha256).map_err(|e| PluginError::Invalid { name: name.clone(), reason: format!("{e:#}") })?;
         check_imports(self.engine.engine(), &component, m)?;
-        let instances = CryptoInstances::new(self.engine.clone(), &component).map_err(|reason| PluginError::WrongWorld {
-            name: name.clone(),
-            world: m.kind.world(),
-            reason,
-        })?;
+        let wrong_world = |reason| PluginError::WrongWorld { name: name.clone(), world: m.kind.world(), reason };
+        let runtime = match m.kind {
+            PluginKind::Crypto => Runtime::Crypto(CryptoInstances::new(self.engine.clone(), &component).map_err(wrong_world)?),
+            PluginKind::Consensus => Runtime::Consensus(EngineComponent::new(self.engine.clone(), &component).map_err(wrong_world)?),
+            other => return Err(PluginError::UnsupportedKind(other)),
+        };
         let mut loaded = LoadedPlugin {
             manifest: m.clone(),
             provenance,
             algorithms: vec![],
             installed_at: now_ms(),
-            instances,
+            runtime,
             metrics: CallMetrics::new(&m.name, &m.version),
         };
-        let algorithms = loaded.describe().map_err(|e| PluginError::SelfTest { name: name.clone(), case: format!("provider.algorithms: {e}") })?;
-        let mut claimed: Vec<String> = algorithms.iter().map(AlgorithmInfo::qualified).collect();
-        let mut listed = m.algorithms.clone();
-        claimed.sort();
-        listed.sort();
-        if claimed != listed {
-            return Err(PluginError::SelfTest {
-                name,
-                case: format!("the plugin provides [{}] but its manifest lists [{}]", claimed.join(", "), listed.join(", ")),
-            });
+        match &loaded.runtime {
+            Runtime::Crypto(_) => {
+                let algorithms = loaded.describe().map_err(|e| PluginError::SelfTest { name: name.clone(), case: format!("provider.algorithms: {e}") })?;
+                let mut claimed: Vec<String> = algorithms.iter().map(AlgorithmInfo::qualified).collect();
+                let mut listed = m.algorithms.clone();
+                claimed.sort();
+                listed.sort();
+                if claimed != listed {
+                    return Err(PluginError::SelfTest {
+                        name,
+                        case: format!("the plugin provides [{}] but its manifest lists [{}]", claimed.join(", "), listed.join(", ")),
+                    });
+                }
+                loaded.algorithms = algorithms;
+                selftest::run(&loaded).map_err(|case| PluginError::SelfTest { name: name.clone(), case })?;
+            }
+            Runtime::Consensus(engine) => {
+                // The engine's own name must be one the manifest lists: `poa/0.1.0` for `consensus:poa`.
+                let reported = engine.name().map_err(|e| PluginError::SelfTest { name: name.clone(), case: format!("engine.name: {e}") })?;
+                let id = reported.split('/').next().unwrap_or_default();
+                if !loaded.engine_ids().any(|listed| listed == id) {
+                    return Err(PluginError::SelfTest { name, case: format!("the engine calls itself {reported:?} but the manifest lists {:?}", m.algorithms) });
+                }
+            }
         }
-        loaded.algorithms = algorithms;
-        selftest::run(&loaded).map_err(|case| PluginError::SelfTest { name: name.clone(), case })?;
         let loaded = Arc::new(loaded);
         let mut st = self.state();
         let entry = st.entries.entry(name.clone()).or_default();
@@ -378,6 +419,9 @@ impl PluginRegistry {
             let Some(p) = entry.active.and_then(|v| entry.versions.get(&v)) else { continue };
             for a in &p.algorithms {
                 routes.by_kind[a.kind as usize].insert(a.id.clone(), p.clone());
+            }
+            for id in p.engine_ids() {
+                routes.engines.insert(id.to_string(), p.clone());
             }
         }
         self.routes.store(Arc::new(routes));

@@ -1,0 +1,614 @@
+//! One channel's chain: genesis, block production, the validation path every block takes
+//! (its own blocks included), the atomic commit, and the notifications the API streams.
+//!
+//! Flow of a transaction: [`Chain::submit`] runs the pool's checks (the signature outside
+//! the pool lock, so submissions verify in parallel on all cores) and queues it. The
+//! producer ([`run_producer`]) wakes at the block interval, or as soon as a full block is
+//! pending; if it is this node's turn, [`Chain::produce`] takes the ready transactions,
+//! executes them on the head state, builds the header, and seals it as the consensus
+//! plugin plans (PoA: sign the seal hash with the node key). The sealed block then goes
+//! through [`Chain::import`], exactly as a block from a peer would: header checks and the
+//! engine's `verify-header`, transaction root, signatures (skipped for transactions this
+//! node admitted itself, whose signatures it already verified), re-execution, state and
+//! receipts roots. Only then is it committed, in one redb transaction.
+
+use super::execute::{self, ExecError};
+use super::pool::{PoolConfig, Rejection, TxPool, verify_signature};
+use super::store::{BlockCommit, ChainStore, StoreError, StoreView, TxLocation};
+use super::suite::SuiteCrypto;
+use crate::consensus::{ChannelEngine, ConsensusError, EngineHeader, SealPlan, Validator};
+use crate::crypto::CryptoService;
+use crate::node::config::ChannelConfig;
+use crate::plugin::registry::{LoadedPlugin, PluginRegistry};
+use joule_primitives::merkle::{self, HashError};
+use joule_primitives::smt::{EMPTY, Smt, StateError, StateProof};
+use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChannelId, Encode, Hash32, Receipt, Transaction};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("block {height} is invalid: {reason}")]
+    Invalid { height: u64, reason: String },
+    #[error("channel {channel}: {reason}")]
+    Setup { channel: String, reason: String },
+    #[error("sealing block {height}: {reason}")]
+    Seal { height: u64, reason: String },
+}
+
+/// The head of the chain.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub height: u64,
+    pub hash: Hash32,
+    pub header: BlockHeader,
+}
+
+/// A block as committed, for subscribers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommittedBlock {
+    pub hash: Hash32,
+    pub block: Block,
+    pub receipts: Vec<Receipt>,
+}
+
+/// The node's key for sealing blocks.
+pub struct Signer {
+    pub private_key: Zeroizing<Vec<u8>>,
+    pub public_key: Vec<u8>,
+}
+
+/// A transaction with where it landed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxRecord {
+    pub hash: Hash32,
+    pub transaction: Transaction,
+    pub receipt: Receipt,
+    pub block_height: u64,
+    pub block_hash: Hash32,
+    pub index: u32,
+}
+
+/// An account at the head, with its inclusion (or absence) proof in the state tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountAnswer {
+    pub id: Hash32,
+    pub height: u64,
+    pub block_hash: Hash32,
+    pub state_root: Hash32,
+    pub account: Option<Account>,
+    /// The account's canonical encoding (hex): its suite hash is the state tree value.
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub account_encoding: Vec<u8>,
+    pub proof: Option<StateProof>,
+}
+
+/// One key of a contract's (account's) storage at the head, with the proofs that tie it to
+/// the header's state root: account in the state tree, then key in its storage tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateAnswer {
+    pub contract: Hash32,
+    pub key: String,
+    /// The storage tree key: the suite hash of `key`.
+    pub key_hash: Hash32,
+    /// Hex, absent when the key has no value.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_hex")]
+    pub value: Option<Vec<u8>>,
+    pub height: u64,
+    pub block_hash: Hash32,
+    pub state_root: Hash32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofs>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateProofs {
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub account_encoding: Vec<u8>,
+    pub account: StateProof,
+    pub storage_root: Hash32,
+    pub storage: StateProof,
+}
+
+fn opt_hex<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_str(&hex::encode(b)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A consensus engine bound to this channel, with the plugin version it came from.
+struct BoundEngine {
+    plugin: Arc<LoadedPlugin>,
+    engine: Arc<ChannelEngine>,
+}
+
+pub struct Chain {
+    pub config: ChannelConfig,
+    pub suite: SuiteCrypto,
+    channel: ChannelId,
+    store: ChainStore,
+    pool: Mutex<TxPool>,
+    registry: Arc<PluginRegistry>,
+    engine: Mutex<Option<BoundEngine>>,
+    validators: Vec<Validator>,
+    signer: Option<Signer>,
+    policy: RwLock<BlockPolicy>,
+    head: RwLock<Head>,
+    /// Production and import run one at a time.
+    commit_lock: Mutex<()>,
+    blocks: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    /// Woken by submissions, so a full block need not wait for the interval.
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Chain {
+    /// Open (or create, with its genesis block) the chain of `config` in `dir`.
+    pub fn open(dir: &Path, config: &ChannelConfig, crypto: CryptoService, signer: Option<Signer>) -> Result<Chain, ChainError> {
+        let setup = |reason: String| ChainError::Setup { channel: config.id.to_string(), reason };
+        let suite = SuiteCrypto { suite: config.suite().map_err(|e| setup(format!("{e:#}")))?, crypto: crypto.clone() };
+        std::fs::create_dir_all(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
+        let store = ChainStore::open(&dir.join("chain.redb"))?;
+        let validators = config
+            .validator_keys()
+            .map_err(|e| setup(format!("{e:#}")))?
+            .into_iter()
+            .map(|(public_key, weight)| Validator { public_key, weight })
+            .collect();
+        let genesis = genesis_block(config, &suite)?;
+        let genesis_hash = genesis.header.hash(&suite)?;
+        let view = store.read()?;
+        match view.block(0)? {
+            None => {
+                drop(view);
+                store.commit(BlockCommit {
+                    block: &genesis,
+                    hash: genesis_hash,
+                    tx_hashes: &[],
+                    receipts: &[],
+                    nodes: &Default::default(),
+                    values: &Default::default(),
+                    events: &[],
+                })?;
+                store.set_meta("genesis", &config.genesis_bytes())?;
+            }
+            Some(b) if b == genesis => drop(view),
+            Some(_) => {
+                return Err(setup(format!(
+                    "the chain in {} was created from different genesis fields (crypto suite, consensus, validators, gas limit or genesis time); \
+                     restore the network configuration it was created with, or start from an empty directory",
+                    dir.display()
+                )));
+            }
+        }
+        let view = store.read()?;
+        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head after genesis".into()))?;
+        let header = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?.header;
+        drop(view);
+        let pool = TxPool::new(config.id.clone(), PoolConfig { gas_limit: config.gas_limit, ..PoolConfig::default() });
+        let (blocks, _) = tokio::sync::broadcast::channel(256);
+        let chain = Chain {
+            channel: config.id.clone(),
+            config: config.clone(),
+            suite,
+            store,
+            pool: Mutex::new(pool),
+            registry: crypto.registry().clone(),
+            engine: Mutex::new(None),
+            validators,
+            signer,
+            policy: RwLock::new((&config.block_policy).into()),
+            head: RwLock::new(Head { height, hash, header }),
+            commit_lock: Mutex::new(()),
+            blocks,
+            wake: tokio::sync::Notify::new(),
+        };
+        chain.engine()?;
+        metrics::gauge!("chain_head_block", "channel" => chain.channel.to_string()).set(height as f64);
+        Ok(chain)
+    }
+
+    pub fn channel(&self) -> &ChannelId {
+        &self.channel
+    }
+
+    pub fn head(&self) -> Head {
+        self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn policy(&self) -> BlockPolicy {
+        self.policy.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_policy(&self, p: BlockPolicy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = p;
+        self.wake.notify_one();
+    }
+
+    pub fn pool_len(&self) -> usize {
+        lock(&self.pool).len()
+    }
+
+    pub fn is_validator(&self) -> bool {
+        self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key))
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
+        self.blocks.subscribe()
+    }
+
+    pub fn read(&self) -> Result<StoreView, ChainError> {
+        Ok(self.store.read()?)
+    }
+
+    /// The engine serving this channel: the active plugin for its consensus id, bound to
+    /// the channel's suite and configuration. Rebound when another version is activated.
+    pub fn engine(&self) -> Result<Arc<ChannelEngine>, ChainError> {
+        let id = &self.config.consensus;
+        let plugin = self.registry.engine(id).ok_or_else(|| ChainError::Setup {
+            channel: self.channel.to_string(),
+            reason: format!("no active plugin provides the consensus engine {id:?} (install and activate one, e.g. consensus-poa)"),
+        })?;
+        let mut bound = lock(&self.engine);
+        if let Some(b) = bound.as_ref().filter(|b| Arc::ptr_eq(&b.plugin, &plugin)) {
+            return Ok(b.engine.clone());
+        }
+        let component = plugin.consensus().ok_or_else(|| ChainError::Setup { channel: self.channel.to_string(), reason: format!("{id} is not a consensus plugin") })?;
+        let engine = Arc::new(component.bind(self.suite.clone(), self.config.consensus_config.clone().into_bytes())?);
+        tracing::info!(channel = %self.channel, engine = engine.name(), plugin = %plugin.manifest.name, version = %plugin.manifest.version, "consensus engine bound");
+        *bound = Some(BoundEngine { plugin, engine: engine.clone() });
+        Ok(engine)
+    }
+
+    /// The sender's next nonce in the state under `root`.
+    fn next_nonce(&self, view: &StoreView, root: &Hash32, sender: &[u8]) -> Result<u64, ChainError> {
+        Ok(self.account_at(view, root, &self.suite.hash32(sender)?)?.map_or(0, |a| a.nonce))
+    }
+
+    fn account_at(&self, view: &StoreView, root: &Hash32, id: &Hash32) -> Result<Option<Account>, ChainError> {
+        let smt = Smt::new(view, &self.suite);
+        let Some(h) = smt.get(root, id)? else { return Ok(None) };
+        let bytes = view.value(&h)?.ok_or(ExecError::Value(h))?;
+        Ok(Some(Account::decode(&bytes).map_err(|_| ExecError::Value(h))?))
+    }
+
+    /// Admit canonical transaction bytes.
+    pub fn submit_bytes(&self, bytes: &[u8]) -> Result<Hash32, Rejection> {
+        let limit = lock(&self.pool).config().max_tx_bytes;
+        if bytes.len() > limit {
+            return Err(counted(Rejection::TooLarge { size: bytes.len(), limit }));
+        }
+        let tx = Transaction::decode(bytes).map_err(|e| counted(Rejection::Malformed(e.to_string())))?;
+        self.submit(tx)
+    }
+
+    /// Admit a transaction: every check but the signature under the pool lock, the
+    /// signature outside it, then insertion.
+    pub fn submit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
+        let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let view = self.read().map_err(internal)?;
+        let root = self.head().header.state_root;
+        let next = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal)?;
+        drop(view);
+        let checked = lock(&self.pool).precheck(&tx, &self.suite, |_| next)?;
+        verify_signature(&tx, &self.suite)?;
+        let mut pool = lock(&self.pool);
+        let hash = pool.insert(tx, checked)?;
+        let full = pool.len() >= self.policy().max_transactions as usize;
+        drop(pool);
+        if full {
+            self.wake.notify_one();
+        }
+        Ok(hash)
+    }
+
+    /// The engine's view of a header.
+    fn engine_header(&self, h: &BlockHeader) -> Result<EngineHeader, ChainError> {
+        Ok(EngineHeader {
+            height: h.height,
+            parent_hash: h.parent_hash.0.to_vec(),
+            timestamp_ms: h.timestamp_ms,
+            seal_hash: self.suite.hash32(&h.sealing_bytes())?.0.to_vec(),
+            proposer: h.proposer.clone(),
+            seal: h.seal.clone(),
+        })
+    }
+
+    /// Build, seal and import the next block if it is this node's turn and there is
+    /// something to put in it (or the policy asks for empty blocks).
+    pub fn produce(&self, now_ms: u64) -> Result<Option<Arc<CommittedBlock>>, ChainError> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        let _serial = lock(&self.commit_lock);
+        let head = self.head();
+        let height = head.height + 1;
+        let engine = self.engine()?;
+        let turn = engine.proposer(height, 0, &self.validators)?;
+        if self.validators[turn].public_key != signer.public_key {
+            return Ok(None);
+        }
+        let policy = self.policy();
+        let view = self.read()?;
+        let root = head.header.state_root;
+        // Leave room for the header in the block's byte budget.
+        let budget = (policy.max_bytes as usize).saturating_sub(BlockHeader::MAX_BYTES);
+        let ready = lock(&self.pool).ready(policy.max_transactions as usize, budget, |s| self.next_nonce(&view, &root, s).unwrap_or(u64::MAX));
+        if ready.is_empty() && !policy.produce_empty_blocks {
+            return Ok(None);
+        }
+        let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
+        let exec = execute::execute(&view, &self.suite, root, height, &txs, &hashes)?;
+        drop(view);
+        let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::encode).collect();
+        let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
+        let mut header = BlockHeader {
+            channel: self.channel.clone(),
+            height,
+            parent_hash: head.hash,
+            timestamp_ms: now_ms.max(head.header.timestamp_ms + 1),
+            tx_root: merkle::root(&self.suite, &encoded)?,
+            state_root: exec.state_root,
+            receipts_root: merkle::root(&self.suite, &receipts)?,
+            proposer: signer.public_key.clone(),
+            crypto_suite: self.suite.suite.id.clone(),
+            seal: vec![],
+        };
+        let seal_err = |reason: String| ChainError::Seal { height, reason };
+        let proof = match engine.plan_seal(&self.engine_header(&head.header)?, &self.validators)? {
+            SealPlan::Sign => {
+                let seal_hash = self.suite.hash32(&header.sealing_bytes())?;
+                self.suite.sign(&signer.private_key, &seal_hash.0).map_err(|e| seal_err(e.to_string()))?
+            }
+            SealPlan::Work(_) => return Err(seal_err("this node version cannot seal proof-of-work blocks".into())),
+        };
+        header.seal = engine.finish_seal(&proof)?;
+        self.import_serialized(Block { header, transactions: txs }).map(Some)
+    }
+
+    /// Validate and commit a block from anywhere (a peer, an import, this node's producer).
+    pub fn import(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let _serial = lock(&self.commit_lock);
+        self.import_serialized(block)
+    }
+
+    fn import_serialized(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let started = Instant::now();
+        let head = self.head();
+        let h = &block.header;
+        let height = h.height;
+        let invalid = |reason: String| ChainError::Invalid { height, reason };
+        block.validate().map_err(|e| invalid(e.to_string()))?;
+        if h.channel != self.channel {
+            return Err(invalid(format!("it belongs to channel {}, not {}", h.channel, self.channel)));
+        }
+        if h.crypto_suite != self.suite.suite.id {
+            return Err(invalid(format!("crypto suite {} is not the channel's ({})", h.crypto_suite, self.suite.suite.id)));
+        }
+        if height != head.height + 1 || h.parent_hash != head.hash {
+            return Err(invalid(format!("it does not extend the head (height {}, hash {})", head.height, head.hash)));
+        }
+        let policy = self.policy();
+        if block.transactions.len() > policy.max_transactions as usize {
+            return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
+        }
+        self.engine()?.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators).map_err(|e| invalid(e.to_string()))?;
+        let encoded: Vec<Vec<u8>> = block.transactions.iter().map(Encode::encode).collect();
+        if merkle::root(&self.suite, &encoded)? != h.tx_root {
+            return Err(invalid("the transactions root does not match its transactions".into()));
+        }
+        let hashes = encoded.iter().map(|e| self.suite.hash32(e)).collect::<Result<Vec<Hash32>, _>>()?;
+        // Signatures: those this node admitted were verified once, at admission.
+        let unverified: Vec<usize> = {
+            let pool = lock(&self.pool);
+            (0..hashes.len()).filter(|&i| !pool.contains(&hashes[i])).collect()
+        };
+        for i in unverified {
+            let tx = &block.transactions[i];
+            if tx.body.sig_alg != self.suite.suite.signature {
+                return Err(invalid(format!("transaction {i} is signed with {}, not {}", tx.body.sig_alg, self.suite.suite.signature)));
+            }
+            verify_signature(tx, &self.suite).map_err(|e| invalid(format!("transaction {i}: {e}")))?;
+        }
+        for (i, tx) in block.transactions.iter().enumerate() {
+            if tx.body.gas_limit > self.config.gas_limit {
+                return Err(invalid(format!("transaction {i} declares gas {} over the channel's limit {}", tx.body.gas_limit, self.config.gas_limit)));
+            }
+        }
+        let view = self.read()?;
+        let exec = execute::execute(&view, &self.suite, head.header.state_root, height, &block.transactions, &hashes).map_err(|e| invalid(e.to_string()))?;
+        drop(view);
+        if exec.state_root != h.state_root {
+            return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root)));
+        }
+        let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
+        if merkle::root(&self.suite, &receipts)? != h.receipts_root {
+            return Err(invalid("the receipts root does not match execution".into()));
+        }
+        let hash = h.hash(&self.suite)?;
+        self.store.commit(BlockCommit {
+            block: &block,
+            hash,
+            tx_hashes: &hashes,
+            receipts: &exec.receipts,
+            nodes: &exec.nodes,
+            values: &exec.values,
+            events: &exec.events,
+        })?;
+        let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
+        self.after_commit(&head, &committed, started);
+        Ok(committed)
+    }
+
+    fn after_commit(&self, parent: &Head, c: &Arc<CommittedBlock>, started: Instant) {
+        let header = c.block.header.clone();
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = Head { height: header.height, hash: c.hash, header: header.clone() };
+        if let Ok(view) = self.read() {
+            lock(&self.pool).prune(|s| self.next_nonce(&view, &header.state_root, s).unwrap_or(0));
+        }
+        let ch = self.channel.to_string();
+        metrics::gauge!("chain_head_block", "channel" => ch.clone()).set(header.height as f64);
+        metrics::histogram!("chain_block_interval_seconds", "channel" => ch.clone())
+            .record(header.timestamp_ms.saturating_sub(parent.header.timestamp_ms) as f64 / 1000.0);
+        metrics::histogram!("chain_block_transactions", "channel" => ch.clone()).record(c.block.transactions.len() as f64);
+        metrics::counter!("chain_transactions_total", "channel" => ch.clone()).increment(c.block.transactions.len() as u64);
+        metrics::histogram!("chain_commit_seconds", "channel" => ch).record(started.elapsed().as_secs_f64());
+        // No subscribers is fine.
+        let _ = self.blocks.send(c.clone());
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
+        Ok(self.read()?.block(height)?)
+    }
+
+    pub fn block_by_hash(&self, hash: &Hash32) -> Result<Option<Block>, ChainError> {
+        let view = self.read()?;
+        match view.height_of(hash)? {
+            Some(h) => Ok(view.block(h)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, ChainError> {
+        Ok(self.read()?.receipts(height)?)
+    }
+
+    pub fn tx(&self, hash: &Hash32) -> Result<Option<TxRecord>, ChainError> {
+        let view = self.read()?;
+        let Some(TxLocation { height, index }) = view.tx_location(hash)? else { return Ok(None) };
+        let block = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("block {height} of transaction {hash}")))?;
+        let receipts = view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?;
+        let (Some(transaction), Some(receipt)) = (block.transactions.get(index as usize), receipts.get(index as usize)) else {
+            return Err(StoreError::Corrupt(format!("transaction {hash} index {index} outside block {height}")).into());
+        };
+        Ok(Some(TxRecord {
+            hash: *hash,
+            transaction: transaction.clone(),
+            receipt: receipt.clone(),
+            block_height: height,
+            block_hash: block.header.hash(&self.suite)?,
+            index,
+        }))
+    }
+
+    /// Whether a transaction is waiting in the pool.
+    pub fn pending(&self, hash: &Hash32) -> bool {
+        lock(&self.pool).contains(hash)
+    }
+
+    /// An account at the head, by id (the suite hash of its public key).
+    pub fn account(&self, id: &Hash32) -> Result<AccountAnswer, ChainError> {
+        let view = self.read()?;
+        let head = self.head();
+        let root = head.header.state_root;
+        let account = self.account_at(&view, &root, id)?;
+        let proof = Smt::new(&view, &self.suite).prove(&root, id)?;
+        Ok(AccountAnswer {
+            id: *id,
+            height: head.height,
+            block_hash: head.hash,
+            state_root: root,
+            account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
+            account,
+            proof: Some(proof),
+        })
+    }
+
+    /// A storage key of an account at the head, with proofs when asked.
+    pub fn state(&self, contract: &Hash32, key: &str, with_proof: bool) -> Result<StateAnswer, ChainError> {
+        let view = self.read()?;
+        let head = self.head();
+        let root = head.header.state_root;
+        let smt = Smt::new(&view, &self.suite);
+        let account = self.account_at(&view, &root, contract)?;
+        let storage_root = account.as_ref().map_or(EMPTY, |a| a.storage_root);
+        let key_hash = self.suite.hash32(key.as_bytes())?;
+        let value = match smt.get(&storage_root, &key_hash)? {
+            Some(h) => Some(view.value(&h)?.ok_or(ExecError::Value(h))?),
+            None => None,
+        };
+        let proof = if with_proof {
+            Some(StateProofs {
+                account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
+                account: smt.prove(&root, contract)?,
+                storage_root,
+                storage: smt.prove(&storage_root, &key_hash)?,
+            })
+        } else {
+            None
+        };
+        Ok(StateAnswer { contract: *contract, key: key.into(), key_hash, value, height: head.height, block_hash: head.hash, state_root: root, proof })
+    }
+}
+
+fn counted(e: Rejection) -> Rejection {
+    metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
+    e
+}
+
+/// Block 0: no transactions, empty state, its parent hash the hash of the genesis fields.
+pub fn genesis_block(config: &ChannelConfig, suite: &SuiteCrypto) -> Result<Block, ChainError> {
+    let empty: [&[u8]; 0] = [];
+    Ok(Block {
+        header: BlockHeader {
+            channel: config.id.clone(),
+            height: 0,
+            parent_hash: suite.hash32(&config.genesis_bytes())?,
+            timestamp_ms: config.genesis_time_ms,
+            tx_root: merkle::root(suite, &empty)?,
+            state_root: EMPTY,
+            receipts_root: merkle::root(suite, &empty)?,
+            proposer: vec![],
+            crypto_suite: suite.suite.id.clone(),
+            seal: vec![],
+        },
+        transactions: vec![],
+    })
+}
+
+/// Produce blocks at the channel's interval, or sooner when a full block is pending.
+pub async fn run_producer(chain: Arc<Chain>) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let policy = chain.policy();
+        let deadline = last + std::time::Duration::from_millis(policy.interval_ms.max(1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = chain.wake.notified() => {
+                if chain.pool_len() < policy.max_transactions as usize {
+                    continue;
+                }
+            }
+        }
+        let c = chain.clone();
+        match tokio::task::spawn_blocking(move || c.produce(now_ms())).await {
+            Ok(Ok(Some(b))) => tracing::debug!(channel = %chain.channel, height = b.block.header.height, txs = b.block.transactions.len(), "block committed"),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                metrics::counter!("chain_production_failures_total", "channel" => chain.channel.to_string()).increment(1);
+                tracing::error!(channel = %chain.channel, "block production failed: {e}");
+            }
+            Err(e) => tracing::error!(channel = %chain.channel, "block production task failed: {e}"),
+        }
+        last = tokio::time::Instant::now();
+    }
+}
