@@ -1,9 +1,13 @@
 //! Joule: a WebAssembly-native consortium blockchain kernel for the energy sector.
 //!
-//! The kernel is small on purpose: it loads every subsystem (crypto algorithms now;
-//! consensus engines, gateway auth policies and log analyzers next) as a WIT-defined
+//! The kernel is small on purpose: it loads every subsystem (crypto algorithms and
+//! consensus engines now; gateway auth policies and log analyzers next) as a WIT-defined
 //! WebAssembly component, and keeps for itself only what must be trusted: the plugin
-//! runtime and registry, key storage, storage and the HTTP edge.
+//! runtime and registry, key storage, the ledger (execution, storage, the block
+//! pipeline) and the HTTP edge.
+
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "512"]
 
 pub mod api;
 pub mod bench;

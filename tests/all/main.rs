@@ -4,7 +4,11 @@
 //! alone builds them for a plain `cargo test`).
 
 mod admin_api;
+mod chain_api;
 mod cli;
+mod consensus_plugins;
+mod crash_consistency;
+mod determinism;
 mod hostile_plugins;
 mod hot_swap;
 mod keystore;
@@ -12,3 +16,4 @@ mod known_answers;
 mod ledger;
 mod openssl_interop;
 mod support;
+mod tx_rejections;

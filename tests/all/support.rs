@@ -167,3 +167,131 @@ impl Drop for NodeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// How a raw request went: status and body (JSON when it parses, else a string).
+fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, serde_json::Value) {
+    let mut resp = resp.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
+impl NodeProcess {
+    /// GET without the admin token (public endpoints).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        answer(Self::agent().get(&format!("{}{path}", self.base)).call())
+    }
+
+    /// GET raw bytes; panics unless 200.
+    pub fn get_bytes(&self, path: &str) -> Vec<u8> {
+        let mut r = Self::agent().get(&format!("{}{path}", self.base)).call().expect("request");
+        assert_eq!(r.status().as_u16(), 200, "GET {path}");
+        r.body_mut().with_config().limit(1 << 30).read_to_vec().expect("body")
+    }
+
+    /// POST a body with a content type, optionally with the admin token.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8], admin: bool) -> (u16, serde_json::Value) {
+        let mut req = Self::agent().post(&format!("{}{path}", self.base)).header("Content-Type", content_type);
+        if admin {
+            req = req.header("Authorization", &format!("Bearer {}", self.token));
+        }
+        answer(req.send(body))
+    }
+
+    /// PUT a body with the admin token.
+    pub fn put(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        answer(Self::agent().put(&format!("{}{path}", self.base)).header("Authorization", &format!("Bearer {}", self.token)).send(body))
+    }
+
+    /// Submit a transaction's canonical bytes.
+    pub fn submit(&self, tx: &joule_primitives::Transaction) -> (u16, serde_json::Value) {
+        self.post_raw("/v1/tx", "application/octet-stream", &joule_primitives::Encode::encode(tx), false)
+    }
+
+    /// Poll until the transaction is committed; its record.
+    pub fn wait_tx(&self, hash: &str) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let (s, v) = self.get(&format!("/v1/tx/{hash}"));
+            assert!(s == 200, "GET /v1/tx/{hash}: {s} {v}");
+            if v["status"] == "committed" {
+                return v;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "transaction {hash} not committed in 60 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn height(&self) -> u64 {
+        self.get("/v1/status").1["height"].as_u64().expect("height")
+    }
+
+    /// Kill the process (SIGKILL on Unix) and reap it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `joule init --dir DIR ARGS`; panics if it fails.
+pub fn init_node(dir: &Path, args: &[&str]) {
+    let (code, out, err) = run(joule().args(["init", "--dir"]).arg(dir).args(args));
+    assert_eq!(code, 0, "joule init failed: {out}{err}");
+}
+
+/// A channel's suite bound to an in-process registry of the first-party plugins.
+pub fn suite(id: &str) -> joule::ledger::suite::SuiteCrypto {
+    joule::ledger::suite::SuiteCrypto { suite: joule::ledger::suite::CryptoSuite::named(id).expect("suite"), crypto: crypto() }
+}
+
+/// A signed data-record transaction.
+pub fn data_tx(
+    s: &joule::ledger::suite::SuiteCrypto,
+    kp: &joule::crypto::KeyPair,
+    channel: &str,
+    nonce: u64,
+    key: &str,
+    value: &[u8],
+) -> joule_primitives::Transaction {
+    let body = joule_primitives::UnsignedTransaction {
+        channel: joule_primitives::ChannelId::new(channel).expect("channel"),
+        sender: kp.public_key.clone(),
+        nonce,
+        gas_limit: 100_000,
+        sig_alg: s.suite.signature.clone(),
+        payload: joule_primitives::Payload::Data { key: key.into(), value: value.to_vec() },
+    };
+    let sig = s.sign(&kp.private_key, &body.signing_bytes()).expect("sign");
+    body.sign_with(sig)
+}
+
+/// A client of a node that may die at any moment (crash tests): `None` when the node is
+/// unreachable.
+pub struct Probe {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Probe {
+    pub fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+        let mut r = self.agent.get(&format!("{}{path}", self.base)).call().ok()?;
+        let text = r.body_mut().read_to_string().ok()?;
+        Some(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// POST canonical transaction bytes; the status.
+    pub fn try_post(&self, tx: &[u8]) -> Option<u16> {
+        let mut r = self.agent.post(&format!("{}/v1/tx", self.base)).header("Content-Type", "application/octet-stream").send(tx).ok()?;
+        let _ = r.body_mut().read_to_string();
+        Some(r.status().as_u16())
+    }
+}
+
+impl NodeProcess {
+    pub fn probe(base: &str) -> Probe {
+        Probe {
+            base: base.to_string(),
+            agent: ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(5))).build().into(),
+        }
+    }
+}

@@ -26,9 +26,15 @@ pub struct ChannelQuery {
 
 fn chain(node: &Node, channel: Option<&str>) -> Result<Arc<Chain>, ApiError> {
     if node.chains.is_empty() {
-        return Err(ApiError(StatusCode::CONFLICT, "not_initialised", "this node has no channels: create its configuration with `joule init --dir DIR`".into()));
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "not_initialised",
+            "this node has no channels: create its configuration with `joule init --dir DIR`".into(),
+        ));
     }
-    node.chain(channel).cloned().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no_such_channel", format!("this node does not serve channel {:?}", channel.unwrap_or(""))))
+    node.chain(channel)
+        .cloned()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no_such_channel", format!("this node does not serve channel {:?}", channel.unwrap_or(""))))
 }
 
 impl From<ChainError> for ApiError {
@@ -89,7 +95,12 @@ pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, body: 
         match Transaction::decode(&body) {
             Ok(tx) => tx,
             // The chain's own path gives the precise rejection (size before encoding).
-            Err(_) => return Err(blocking(move || default.submit_bytes(&body).map_err(ApiError::from)).await.err().unwrap_or_else(|| bad("undecodable transaction"))),
+            Err(_) => {
+                return Err(blocking(move || default.submit_bytes(&body).map_err(ApiError::from))
+                    .await
+                    .err()
+                    .unwrap_or_else(|| bad("undecodable transaction")));
+            }
         }
     };
     // A transaction goes to the chain of its channel when this node serves it.
@@ -193,7 +204,11 @@ pub struct StateQuery {
 }
 
 /// `GET /v1/state/{contract}/{*key}`: the key may contain slashes.
-pub async fn get_state(State(node): State<Arc<Node>>, Path((contract, key)): Path<(String, String)>, Query(q): Query<StateQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn get_state(
+    State(node): State<Arc<Node>>,
+    Path((contract, key)): Path<(String, String)>,
+    Query(q): Query<StateQuery>,
+) -> Result<Json<Value>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let contract = account_id(&c, &contract)?;
     let a = blocking(move || Ok(c.state(&contract, &key, q.proof)?)).await?;
@@ -208,24 +223,20 @@ pub async fn stream_blocks(
     let c = chain(&node, q.channel.as_deref())?;
     let rx = c.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(b) => {
-                    let h = &b.block.header;
-                    let data = json!({
-                        "channel": h.channel, "height": h.height, "hash": b.hash, "parent_hash": h.parent_hash,
-                        "timestamp_ms": h.timestamp_ms, "transactions": b.block.transactions.len(), "state_root": h.state_root,
-                    });
-                    let ev = Event::default().event("block").id(h.height.to_string()).data(data.to_string());
-                    return Some((Ok(ev), rx));
-                }
-                // A slow reader missed blocks: say so, and carry on from the newest.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    return Some((Ok(Event::default().event("lagged").data(json!({"missed": n}).to_string())), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        let ev = match rx.recv().await {
+            Ok(b) => {
+                let h = &b.block.header;
+                let data = json!({
+                    "channel": h.channel, "height": h.height, "hash": b.hash, "parent_hash": h.parent_hash,
+                    "timestamp_ms": h.timestamp_ms, "transactions": b.block.transactions.len(), "state_root": h.state_root,
+                });
+                Event::default().event("block").id(h.height.to_string()).data(data.to_string())
             }
-        }
+            // A slow reader missed blocks: say so, and carry on from the newest.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(json!({"missed": n}).to_string()),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -240,7 +251,8 @@ pub async fn import_block(State(node): State<Arc<Node>>, Query(q): Query<Channel
 
 fn config_text(node: &Node, which: &str) -> Result<String, ApiError> {
     let cfg = node.config.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = cfg.as_ref().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    let cfg =
+        cfg.as_ref().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
     Ok(match which {
         "network" => cfg.network.to_toml(),
         _ => cfg.node.to_toml(),
@@ -265,11 +277,17 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, body: Bytes) -> R
     let text = std::str::from_utf8(&body).map_err(|_| bad("the configuration is not UTF-8"))?;
     let new = NetworkConfig::parse(text).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
     let mut guard = node.config.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = guard.as_mut().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    let cfg = guard
+        .as_mut()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
     let mut live = vec![];
     for c in &node.chains {
         let Some(n) = new.channels.iter().find(|n| &n.id == c.channel()) else {
-            return Err(ApiError(StatusCode::CONFLICT, "genesis_change", format!("channel {} is running; it cannot be removed from the configuration", c.channel())));
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                "genesis_change",
+                format!("channel {} is running; it cannot be removed from the configuration", c.channel()),
+            ));
         };
         if n.genesis_bytes() != c.config.genesis_bytes() {
             return Err(ApiError(
@@ -283,7 +301,8 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, body: Bytes) -> R
             live.push(c.clone());
         }
     }
-    config::write_atomic(&node.dir.join(config::NETWORK_FILE), new.to_toml().as_bytes(), false).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
+    config::write_atomic(&node.dir.join(config::NETWORK_FILE), new.to_toml().as_bytes(), false)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
     let mut applied = vec![];
     for c in live {
         if let Some(n) = new.channels.iter().find(|n| &n.id == c.channel()) {
@@ -302,12 +321,19 @@ pub async fn put_node_config(State(node): State<Arc<Node>>, body: Bytes) -> Resu
     let new = NodeConfig::parse(text).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
     for k in &new.keys {
         if !node.dir.join(&k.private_key_file).is_file() {
-            return Err(ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("key {}: {} does not exist in the node directory", k.algorithm, k.private_key_file.display())));
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_config",
+                format!("key {}: {} does not exist in the node directory", k.algorithm, k.private_key_file.display()),
+            ));
         }
     }
     let mut guard = node.config.lock().unwrap_or_else(|p| p.into_inner());
-    let cfg = guard.as_mut().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
-    config::write_atomic(&node.dir.join(config::NODE_FILE), new.to_toml().as_bytes(), false).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
+    let cfg = guard
+        .as_mut()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    config::write_atomic(&node.dir.join(config::NODE_FILE), new.to_toml().as_bytes(), false)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
     let restart_required = new != cfg.node;
     cfg.node = new;
     Ok(Json(json!({"saved": true, "restart_required": restart_required})))

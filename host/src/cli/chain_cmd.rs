@@ -251,13 +251,24 @@ fn send(g: &GlobalOpts, a: SendArgs) -> Result<()> {
         (None, Some(h)) => hex::decode(h).context("--value-hex is not hex")?,
         _ => bail!("give --value or --value-hex"),
     };
-    let body = UnsignedTransaction { channel, sender: pk, nonce, gas_limit: a.gas_limit, sig_alg: suite.signature.clone(), payload: Payload::Data { key: a.data_key, value } };
+    let body = UnsignedTransaction {
+        channel,
+        sender: pk,
+        nonce,
+        gas_limit: a.gas_limit,
+        sig_alg: suite.signature.clone(),
+        payload: Payload::Data { key: a.data_key, value },
+    };
     let sig = crypto.sign(&suite.signature, &sk, &body.signing_bytes(), None)?;
     let tx = body.sign_with(sig);
     let v = client.post_bytes("/v1/tx", &tx.encode())?;
     let hash = v["hash"].as_str().context("the node returned no hash")?.to_string();
     if !a.wait {
-        if a.sel.json { print_json(&v) } else { println!("{hash}") }
+        if a.sel.json {
+            print_json(&v)
+        } else {
+            println!("{hash}")
+        }
         return Ok(());
     }
     let r = client.wait_for_tx(&hash, Duration::from_secs(60))?;

@@ -149,7 +149,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => {
             let cfg = crate::node::config::init(&ctx.crypto()?, &a)?;
             let ch = &cfg.network.channels[0];
-            println!("initialised {} for network {}: channel {} ({}, {}), this node its validator", a.dir.display(), cfg.network.network_id, ch.id, ch.crypto_suite, ch.consensus);
+            println!(
+                "initialised {} for network {}: channel {} ({}, {}), this node its validator",
+                a.dir.display(),
+                cfg.network.network_id,
+                ch.id,
+                ch.crypto_suite,
+                ch.consensus
+            );
             println!("node key {}: {}", cfg.node.keys[0].algorithm, cfg.node.keys[0].public_key);
             Ok(())
         }

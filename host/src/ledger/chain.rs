@@ -170,12 +170,8 @@ impl Chain {
         let suite = SuiteCrypto { suite: config.suite().map_err(|e| setup(format!("{e:#}")))?, crypto: crypto.clone() };
         std::fs::create_dir_all(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
         let store = ChainStore::open(&dir.join("chain.redb"))?;
-        let validators = config
-            .validator_keys()
-            .map_err(|e| setup(format!("{e:#}")))?
-            .into_iter()
-            .map(|(public_key, weight)| Validator { public_key, weight })
-            .collect();
+        let validators =
+            config.validator_keys().map_err(|e| setup(format!("{e:#}")))?.into_iter().map(|(public_key, weight)| Validator { public_key, weight }).collect();
         let genesis = genesis_block(config, &suite)?;
         let genesis_hash = genesis.header.hash(&suite)?;
         let view = store.read()?;
@@ -274,7 +270,8 @@ impl Chain {
         if let Some(b) = bound.as_ref().filter(|b| Arc::ptr_eq(&b.plugin, &plugin)) {
             return Ok(b.engine.clone());
         }
-        let component = plugin.consensus().ok_or_else(|| ChainError::Setup { channel: self.channel.to_string(), reason: format!("{id} is not a consensus plugin") })?;
+        let component =
+            plugin.consensus().ok_or_else(|| ChainError::Setup { channel: self.channel.to_string(), reason: format!("{id} is not a consensus plugin") })?;
         let engine = Arc::new(component.bind(self.suite.clone(), self.config.consensus_config.clone().into_bytes())?);
         tracing::info!(channel = %self.channel, engine = engine.name(), plugin = %plugin.manifest.name, version = %plugin.manifest.version, "consensus engine bound");
         *bound = Some(BoundEngine { plugin, engine: engine.clone() });

@@ -216,13 +216,13 @@ impl NodeConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// The key for a signature algorithm: (PKCS#8 DER, SPKI DER).
-    pub fn key(&self, dir: &Path, algorithm: &str) -> Result<Option<(zeroize::Zeroizing<Vec<u8>>, Vec<u8>)>> {
+    /// The node's key for a signature algorithm.
+    pub fn key(&self, dir: &Path, algorithm: &str) -> Result<Option<crate::ledger::chain::Signer>> {
         let Some(k) = self.keys.iter().find(|k| k.algorithm == algorithm) else { return Ok(None) };
         let path = dir.join(&k.private_key_file);
         let pem = std::fs::read(&path).with_context(|| format!("read node key {}", path.display()))?;
         let der = crate::crypto::pem::decode(crate::crypto::pem::PRIVATE_KEY, &pem).with_context(|| format!("node key {}", path.display()))?;
-        Ok(Some((zeroize::Zeroizing::new(der), hex::decode(&k.public_key)?)))
+        Ok(Some(crate::ledger::chain::Signer { private_key: zeroize::Zeroizing::new(der), public_key: hex::decode(&k.public_key)? }))
     }
 }
 
@@ -324,7 +324,8 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
     let key_file = PathBuf::from(format!("node-{}.key.pem", suite.signature));
     write_atomic(&a.dir.join(&key_file), crate::crypto::pem::encode(crate::crypto::pem::PRIVATE_KEY, &kp.private_key).as_bytes(), true)?;
     let public_key = hex::encode(&kp.public_key);
-    let genesis_time_ms = a.genesis_time_ms.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
+    let genesis_time_ms =
+        a.genesis_time_ms.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0));
     let network = NetworkConfig {
         network_id: a.network_id.clone(),
         region: a.region.clone(),

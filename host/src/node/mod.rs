@@ -7,12 +7,12 @@ pub mod config;
 use crate::cli::GlobalOpts;
 use crate::crypto::CryptoService;
 use crate::keystore::Keystore;
-use crate::ledger::chain::{Chain, Signer};
-use config::Config;
+use crate::ledger::chain::Chain;
 use crate::plugin::registry::PluginRegistry;
 use crate::plugin::trust::{TrustPolicy, TrustedKey};
 use crate::plugin::{EngineLimits, PluginEngine};
 use anyhow::{Context, Result};
+use config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -124,12 +124,22 @@ pub fn build(g: &GlobalOpts, a: &NodeArgs) -> Result<Arc<Node>> {
     if let Some(cfg) = &config {
         for ch in &cfg.network.channels {
             let suite = ch.suite()?;
-            let signer = cfg.node.key(&a.dir, &suite.signature)?.map(|(private_key, public_key)| Signer { private_key, public_key });
-            let chain = Chain::open(&a.dir.join("channels").join(ch.id.as_str()), ch, crypto.clone(), signer).with_context(|| format!("open channel {}", ch.id))?;
+            let signer = cfg.node.key(&a.dir, &suite.signature)?;
+            let chain =
+                Chain::open(&a.dir.join("channels").join(ch.id.as_str()), ch, crypto.clone(), signer).with_context(|| format!("open channel {}", ch.id))?;
             chains.push(Arc::new(chain));
         }
     }
-    Ok(Arc::new(Node { crypto, admin_token, metrics, started: std::time::Instant::now(), keystore, dir: a.dir.clone(), config: std::sync::Mutex::new(config), chains }))
+    Ok(Arc::new(Node {
+        crypto,
+        admin_token,
+        metrics,
+        started: std::time::Instant::now(),
+        keystore,
+        dir: a.dir.clone(),
+        config: std::sync::Mutex::new(config),
+        chains,
+    }))
 }
 
 fn token_file(dir: &std::path::Path) -> Result<String> {

@@ -13,10 +13,10 @@
 use super::cache::ArtifactCache;
 use super::engine::PluginEngine;
 use super::instance::CryptoInstances;
-use crate::consensus::EngineComponent;
 use super::package::{PluginPackage, check_imports};
 use super::trust::{Provenance, TrustPolicy};
 use super::{PluginError, selftest};
+use crate::consensus::EngineComponent;
 use crate::crypto::calls::CallMetrics;
 use crate::crypto::{AlgorithmInfo, AlgorithmKind};
 use arc_swap::ArcSwap;
@@ -303,7 +303,10 @@ impl PluginRegistry {
                 let reported = engine.name().map_err(|e| PluginError::SelfTest { name: name.clone(), case: format!("engine.name: {e}") })?;
                 let id = reported.split('/').next().unwrap_or_default();
                 if !loaded.engine_ids().any(|listed| listed == id) {
-                    return Err(PluginError::SelfTest { name, case: format!("the engine calls itself {reported:?} but the manifest lists {:?}", m.algorithms) });
+                    return Err(PluginError::SelfTest {
+                        name,
+                        case: format!("the engine calls itself {reported:?} but the manifest lists {:?}", m.algorithms),
+                    });
                 }
             }
         }

@@ -53,7 +53,12 @@ pub trait Crypto {
 /// Index (into the full list) of the validator whose turn it is, or `None` when no
 /// validator has voting weight.
 pub fn proposer(height: u64, round: u32, validators: &[Validator<'_>]) -> Option<usize> {
-    let voting: Vec<usize> = validators.iter().enumerate().filter(|(_, v)| v.weight > 0).map(|(i, _)| i).collect();
+    let voting: Vec<usize> = validators
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.weight > 0)
+        .map(|(i, _)| i)
+        .collect();
     if voting.is_empty() {
         return None;
     }
@@ -61,17 +66,32 @@ pub fn proposer(height: u64, round: u32, validators: &[Validator<'_>]) -> Option
     Some(voting[turn as usize])
 }
 
-pub fn verify_header(config: &Config, crypto: &dyn Crypto, parent: &Header<'_>, header: &Header<'_>, validators: &[Validator<'_>]) -> Result<(), String> {
+pub fn verify_header(
+    config: &Config,
+    crypto: &dyn Crypto,
+    parent: &Header<'_>,
+    header: &Header<'_>,
+    validators: &[Validator<'_>],
+) -> Result<(), String> {
     if parent.height.checked_add(1) != Some(header.height) {
-        return Err(format!("height {} does not follow the parent's {}", header.height, parent.height));
+        return Err(format!(
+            "height {} does not follow the parent's {}",
+            header.height, parent.height
+        ));
     }
     let earliest = parent.timestamp_ms.saturating_add(config.min_block_interval_ms.max(1));
     if header.timestamp_ms < earliest {
-        return Err(format!("timestamp {} is earlier than {earliest} (parent {} + interval)", header.timestamp_ms, parent.timestamp_ms));
+        return Err(format!(
+            "timestamp {} is earlier than {earliest} (parent {} + interval)",
+            header.timestamp_ms, parent.timestamp_ms
+        ));
     }
     let turn = proposer(header.height, 0, validators).ok_or("the channel has no voting validators")?;
     if validators[turn].public_key != header.proposer {
-        return Err(format!("the proposer is not validator {turn}, whose turn it is at height {}", header.height));
+        return Err(format!(
+            "the proposer is not validator {turn}, whose turn it is at height {}",
+            header.height
+        ));
     }
     if header.seal.is_empty() {
         return Err("the block is not sealed".into());
@@ -104,11 +124,22 @@ mod component {
     }
 
     fn validators(v: &[Validator]) -> Vec<super::Validator<'_>> {
-        v.iter().map(|v| super::Validator { public_key: &v.public_key, weight: v.weight }).collect()
+        v.iter()
+            .map(|v| super::Validator {
+                public_key: &v.public_key,
+                weight: v.weight,
+            })
+            .collect()
     }
 
     fn header(h: &Header) -> super::Header<'_> {
-        super::Header { height: h.height, timestamp_ms: h.timestamp_ms, seal_hash: &h.seal_hash, proposer: &h.proposer, seal: &h.seal }
+        super::Header {
+            height: h.height,
+            timestamp_ms: h.timestamp_ms,
+            seal_hash: &h.seal_hash,
+            proposer: &h.proposer,
+            seal: &h.seal,
+        }
     }
 
     struct Poa;
@@ -138,7 +169,15 @@ mod component {
         }
 
         fn verify_header(parent: Header, header: Header, validators: Vec<Validator>) -> Result<(), String> {
-            CONFIG.with(|c| super::verify_header(&c.borrow(), &HostCrypto, &self::header(&parent), &self::header(&header), &self::validators(&validators)))
+            CONFIG.with(|c| {
+                super::verify_header(
+                    &c.borrow(),
+                    &HostCrypto,
+                    &self::header(&parent),
+                    &self::header(&header),
+                    &self::validators(&validators),
+                )
+            })
         }
     }
 
@@ -158,21 +197,38 @@ mod tests {
     }
 
     fn set<'a>(keys: &'a [&'a [u8]]) -> Vec<Validator<'a>> {
-        keys.iter().map(|k| Validator { public_key: k, weight: 1 }).collect()
+        keys.iter()
+            .map(|k| Validator {
+                public_key: k,
+                weight: 1,
+            })
+            .collect()
     }
 
     fn sealed<'a>(height: u64, ts: u64, proposer: &'a [u8], seal: &'a [u8]) -> Header<'a> {
-        Header { height, timestamp_ms: ts, seal_hash: b"h", proposer, seal }
+        Header {
+            height,
+            timestamp_ms: ts,
+            seal_hash: b"h",
+            proposer,
+            seal,
+        }
     }
 
     #[test]
     fn proposers_rotate_by_height_and_round_skipping_observers() {
         let keys: [&[u8]; 3] = [b"a", b"b", b"c"];
         let mut v = set(&keys);
-        assert_eq!((0..4).map(|h| proposer(h, 0, &v).unwrap()).collect::<Vec<_>>(), [0, 1, 2, 0]);
+        assert_eq!(
+            (0..4).map(|h| proposer(h, 0, &v).unwrap()).collect::<Vec<_>>(),
+            [0, 1, 2, 0]
+        );
         assert_eq!(proposer(0, 1, &v), Some(1));
         v[1].weight = 0;
-        assert_eq!((0..4).map(|h| proposer(h, 0, &v).unwrap()).collect::<Vec<_>>(), [0, 2, 0, 2]);
+        assert_eq!(
+            (0..4).map(|h| proposer(h, 0, &v).unwrap()).collect::<Vec<_>>(),
+            [0, 2, 0, 2]
+        );
         v.iter_mut().for_each(|v| v.weight = 0);
         assert_eq!(proposer(0, 0, &v), None);
     }
@@ -183,23 +239,56 @@ mod tests {
         let v = set(&keys);
         let c = Config::default();
         let parent = sealed(4, 1000, b"a", b"ah");
-        assert_eq!(verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b"bh"), &v), Ok(()));
+        assert_eq!(
+            verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b"bh"), &v),
+            Ok(())
+        );
         let wrong_turn = verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"a", b"ah"), &v).unwrap_err();
         assert!(wrong_turn.contains("turn"), "{wrong_turn}");
-        assert!(verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b"ah"), &v).unwrap_err().contains("seal"));
-        assert!(verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b""), &v).unwrap_err().contains("not sealed"));
-        assert!(verify_header(&c, &Concat, &parent, &sealed(6, 1001, b"a", b"ah"), &v).unwrap_err().contains("height"));
-        assert!(verify_header(&c, &Concat, &parent, &sealed(5, 1000, b"b", b"bh"), &v).unwrap_err().contains("timestamp"));
-        let slow = Config { min_block_interval_ms: 500 };
+        assert!(
+            verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b"ah"), &v)
+                .unwrap_err()
+                .contains("seal")
+        );
+        assert!(
+            verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b""), &v)
+                .unwrap_err()
+                .contains("not sealed")
+        );
+        assert!(
+            verify_header(&c, &Concat, &parent, &sealed(6, 1001, b"a", b"ah"), &v)
+                .unwrap_err()
+                .contains("height")
+        );
+        assert!(
+            verify_header(&c, &Concat, &parent, &sealed(5, 1000, b"b", b"bh"), &v)
+                .unwrap_err()
+                .contains("timestamp")
+        );
+        let slow = Config {
+            min_block_interval_ms: 500,
+        };
         assert!(verify_header(&slow, &Concat, &parent, &sealed(5, 1499, b"b", b"bh"), &v).is_err());
-        assert_eq!(verify_header(&slow, &Concat, &parent, &sealed(5, 1500, b"b", b"bh"), &v), Ok(()));
+        assert_eq!(
+            verify_header(&slow, &Concat, &parent, &sealed(5, 1500, b"b", b"bh"), &v),
+            Ok(())
+        );
     }
 
     #[test]
     fn configuration_is_checked() {
         assert_eq!(Config::parse(b"").unwrap(), Config::default());
-        assert_eq!(Config::parse(b"min-block-interval-ms = 250").unwrap().min_block_interval_ms, 250);
-        assert!(Config::parse(b"min-block-interval = 250").unwrap_err().contains("unknown field"));
+        assert_eq!(
+            Config::parse(b"min-block-interval-ms = 250")
+                .unwrap()
+                .min_block_interval_ms,
+            250
+        );
+        assert!(
+            Config::parse(b"min-block-interval = 250")
+                .unwrap_err()
+                .contains("unknown field")
+        );
         assert!(Config::parse(b"\xff").is_err());
     }
 }

@@ -1,0 +1,97 @@
+//! Consensus engines as plugins: the PoA component judged through its WIT interface, with
+//! the channel's suite behind its `chain-crypto` import; a chain stops producing when its
+//! engine is deactivated and resumes when it is back.
+
+use crate::support::{crypto, data_tx, tempdir};
+use joule::consensus::{ConsensusError, EngineHeader, SealPlan, Validator};
+use joule::ledger::chain::{Chain, ChainError, Signer};
+use joule::ledger::suite::{CryptoSuite, SuiteCrypto};
+use joule::node::config::{BlockPolicyConfig, ChannelConfig, ValidatorConfig};
+use joule_primitives::ChannelId;
+
+fn header(s: &SuiteCrypto, height: u64, ts: u64, proposer: &[u8], key: Option<&[u8]>) -> EngineHeader {
+    let seal_hash = s.hash32(format!("header {height}").as_bytes()).unwrap().0.to_vec();
+    let seal = key.map(|k| s.sign(k, &seal_hash).unwrap()).unwrap_or_default();
+    EngineHeader { height, parent_hash: vec![0; 32], timestamp_ms: ts, seal_hash, proposer: proposer.to_vec(), seal }
+}
+
+#[test]
+fn the_poa_component_judges_headers_with_the_channel_suite() {
+    let c = crypto();
+    let plugin = c.registry().engine("poa").expect("consensus-poa is active");
+    assert_eq!(plugin.manifest.name, "consensus-poa");
+    for suite_id in ["gm", "intl"] {
+        let s = SuiteCrypto { suite: CryptoSuite::named(suite_id).unwrap(), crypto: c.clone() };
+        let engine = plugin.consensus().unwrap().bind(s.clone(), b"min-block-interval-ms = 10".to_vec()).unwrap();
+        assert_eq!(engine.name(), "poa/0.1.0");
+        let (a, b) = (c.generate_key(&s.suite.signature).unwrap(), c.generate_key(&s.suite.signature).unwrap());
+        let vals = vec![Validator { public_key: a.public_key.clone(), weight: 1 }, Validator { public_key: b.public_key.clone(), weight: 1 }];
+        assert_eq!(engine.proposer(7, 0, &vals).unwrap(), 1);
+        assert_eq!(engine.proposer(7, 1, &vals).unwrap(), 0);
+        let parent = header(&s, 6, 1000, &a.public_key, Some(&a.private_key));
+        assert!(matches!(engine.plan_seal(&parent, &vals).unwrap(), SealPlan::Sign));
+        let good = header(&s, 7, 1010, &b.public_key, Some(&b.private_key));
+        assert_eq!(engine.finish_seal(&good.seal).unwrap(), good.seal);
+        engine.verify_header(&parent, &good, &vals).unwrap_or_else(|e| panic!("{suite_id}: {e}"));
+        let reject = |h: &EngineHeader| match engine.verify_header(&parent, h, &vals) {
+            Err(ConsensusError::Rejected(r)) => r,
+            other => panic!("{suite_id}: expected a rejection, got {other:?}"),
+        };
+        assert!(reject(&header(&s, 7, 1010, &a.public_key, Some(&a.private_key))).contains("turn"));
+        assert!(reject(&header(&s, 7, 1010, &b.public_key, Some(&a.private_key))).contains("seal"), "signed by another validator");
+        let mut garbage = good.clone();
+        garbage.seal = vec![0x30, 0x03, 0x02, 0x01, 0x00];
+        assert!(reject(&garbage).contains("seal"), "an unparsable seal is a rejection, not an engine failure");
+        assert!(reject(&header(&s, 7, 1009, &b.public_key, Some(&b.private_key))).contains("timestamp"), "configured minimum interval");
+        assert!(reject(&header(&s, 7, 1010, &b.public_key, None)).contains("not sealed"));
+    }
+    let s = SuiteCrypto { suite: CryptoSuite::named("gm").unwrap(), crypto: c.clone() };
+    match plugin.consensus().unwrap().bind(s, b"min-block-interval = 1".to_vec()) {
+        Err(ConsensusError::Engine { reason, .. }) => assert!(reason.contains("unknown field"), "{reason}"),
+        other => panic!("a bad engine configuration must fail at bind, got {:?}", other.map(|e| e.name().to_string())),
+    }
+}
+
+#[test]
+fn a_chain_stops_producing_without_its_engine_and_resumes_when_it_returns() {
+    let c = crypto();
+    let kp = c.generate_key("sm2").unwrap();
+    let config = ChannelConfig {
+        id: ChannelId::new("grid").unwrap(),
+        crypto_suite: "gm".into(),
+        consensus: "poa".into(),
+        consensus_config: String::new(),
+        gas_limit: 1_000_000,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: vec![ValidatorConfig { public_key: hex::encode(&kp.public_key), weight: 1 }],
+        block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
+    };
+    let d = tempdir();
+    let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
+    let chain = Chain::open(d.path(), &config, c.clone(), Some(signer)).unwrap();
+    assert!(chain.produce(1_700_000_000_100).unwrap().is_none(), "nothing to put in a block, and no empty blocks");
+    let s = chain.suite.clone();
+    chain.submit(data_tx(&s, &kp, "grid", 0, "a", b"1")).unwrap();
+    let b1 = chain.produce(1_700_000_000_200).unwrap().expect("block 1");
+    assert_eq!((b1.block.header.height, b1.block.transactions.len()), (1, 1));
+
+    c.registry().deactivate("consensus-poa").unwrap();
+    chain.submit(data_tx(&s, &kp, "grid", 1, "a", b"2")).unwrap();
+    match chain.produce(1_700_000_000_300) {
+        Err(ChainError::Setup { reason, .. }) => assert!(reason.contains("no active plugin provides the consensus engine \"poa\""), "{reason}"),
+        other => panic!("expected a setup error, got {:?}", other.map(|b| b.map(|b| b.block.header.height))),
+    }
+    assert_eq!(chain.head().height, 1, "nothing was committed without an engine");
+    c.registry().activate("consensus-poa", None).unwrap();
+    let b2 = chain.produce(1_700_000_000_400).unwrap().expect("block 2");
+    assert_eq!(b2.block.header.height, 2);
+    // Reopening finds the same head; a different validator set is a different chain.
+    drop(chain);
+    let chain = Chain::open(d.path(), &config, c.clone(), None).unwrap();
+    assert_eq!((chain.head().height, chain.head().hash), (2, b2.hash));
+    drop(chain);
+    let mut other = config.clone();
+    other.validators[0].public_key = hex::encode(c.generate_key("sm2").unwrap().public_key);
+    let err = Chain::open(d.path(), &other, c, None).err().expect("other genesis refused").to_string();
+    assert!(err.contains("different genesis fields"), "{err}");
+}
