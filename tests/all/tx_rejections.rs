@@ -111,3 +111,48 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
         assert!(metrics.contains(&format!("txpool_rejections_total{{reason=\"{code}\"}}")), "no rejection metric for {code}");
     }
 }
+
+#[test]
+fn a_batch_answers_each_transaction_and_admits_only_the_good_ones() {
+    let d = tempdir();
+    init_node(d.path(), &["--block-interval-ms", "100"]);
+    let node = NodeProcess::start(d.path(), &[]);
+    let s = suite("gm");
+    let kp = s.crypto.generate_key("sm2").unwrap();
+    let good: Vec<_> = (0..5).map(|n| data_tx(&s, &kp, "grid", n, &format!("meter/{n}"), b"1 kWh")).collect();
+    let mut forged = data_tx(&s, &kp, "grid", 5, "meter/5", b"1 kWh");
+    forged.signature[10] ^= 1;
+    let mut frames = Vec::new();
+    let mut push = |bytes: &[u8]| {
+        frames.extend((bytes.len() as u32).to_le_bytes());
+        frames.extend(bytes);
+    };
+    for t in &good {
+        push(&t.encode());
+    }
+    push(&forged.encode());
+    push(b"\x01garbage");
+    push(&good[0].encode()); // a duplicate within the batch
+    let (st, v) = node.post_raw("/v1/txs", "application/octet-stream", &frames, false);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["accepted"].as_u64(), v["rejected"].as_u64()), (Some(5), Some(3)), "{v}");
+    let codes: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap_or("ok")).collect();
+    assert_eq!(codes, ["ok", "ok", "ok", "ok", "ok", "bad_signature", "malformed", "duplicate"]);
+    assert_eq!(v["results"][4]["hash"], good[4].hash(&s).unwrap().to_hex());
+    node.wait_tx(v["results"][4]["hash"].as_str().unwrap());
+    // JSON batches too; a broken frame fails the whole request and admits nothing.
+    let next = data_tx(&s, &kp, "grid", 5, "meter/5", b"2 kWh");
+    let (st, v) = node.post_raw("/v1/txs", "application/json", serde_json::to_string(&[&next]).unwrap().as_bytes(), false);
+    assert_eq!((st, v["accepted"].as_u64()), (200, Some(1)), "{v}");
+    let last = v["results"][0]["hash"].as_str().unwrap().to_string();
+    let mut truncated = (1000u32).to_le_bytes().to_vec();
+    truncated.extend(data_tx(&s, &kp, "grid", 6, "m", b"x").encode());
+    let (st, v) = node.post_raw("/v1/txs", "application/octet-stream", &truncated, false);
+    assert_eq!((st, v["code"].as_str()), (400, Some("malformed")), "{v}");
+    let (st, v) = node.post_raw("/v1/txs", "application/json", b"{\"not\": \"an array\"}", false);
+    assert_eq!((st, v["code"].as_str()), (400, Some("malformed")), "{v}");
+    node.wait_tx(&last);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (_, acc) = node.get(&format!("/v1/accounts/{}", hex::encode(&kp.public_key)));
+    assert_eq!(acc["next_nonce"], 6, "exactly the six good transactions were committed");
+}

@@ -309,4 +309,16 @@ algorithms = ["hash:sm3", "signature:sm2"]
         assert!(m.check_wasm(b"code").is_ok());
         assert!(matches!(m.check_wasm(b"c0de"), Err(ManifestError::HashMismatch { .. })));
     }
+
+    #[test]
+    fn algorithms_must_belong_to_the_plugin_kind() {
+        let m =
+            |kind: &str, alg: &str| Manifest::parse(&format!("name = \"p\"\nkind = \"{kind}\"\nversion = \"0.1.0\"\nvendor = \"v\"\nalgorithms = [\"{alg}\"]"));
+        assert!(m("consensus", "consensus:poa").is_ok());
+        assert!(m("crypto", "hash:sm3").is_ok());
+        let e = m("crypto", "consensus:poa").unwrap_err().to_string();
+        assert!(e.contains("a crypto plugin cannot provide"), "{e}");
+        assert!(m("consensus", "signature:sm2").unwrap_err().to_string().contains("a consensus plugin cannot provide"));
+        assert!(m("consensus", "consensus:Bad Name").is_err());
+    }
 }

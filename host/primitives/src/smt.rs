@@ -173,6 +173,73 @@ impl<'a> Smt<'a> {
         }
     }
 
+    /// Apply many updates at once: `updates` sorted by key, each key once; `Some` sets,
+    /// `None` deletes. Gives the same root as applying them one by one with
+    /// [`Smt::update`], but hashes each changed node once and writes only the nodes of the
+    /// resulting tree, which is what a block needs.
+    pub fn update_many(&mut self, root: Hash32, updates: &[(Hash32, Option<Hash32>)]) -> Result<Hash32, StateError> {
+        if updates.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(StateError::Store("update_many needs keys sorted and unique".into()));
+        }
+        self.apply(root, updates, 0)
+    }
+
+    fn apply(&mut self, at: Hash32, ups: &[(Hash32, Option<Hash32>)], depth: usize) -> Result<Hash32, StateError> {
+        if ups.is_empty() {
+            return Ok(at);
+        }
+        if depth > 256 {
+            return Err(StateError::Store("two different keys with the same 256-bit path".into()));
+        }
+        if at == EMPTY {
+            let entries: Vec<(Hash32, Hash32)> = ups.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+            return self.build(&entries, depth);
+        }
+        match self.load(&at)? {
+            Node::Leaf { key, value } => {
+                // The existing leaf joins the new entries unless one of them replaces it.
+                let mut entries: Vec<(Hash32, Hash32)> = ups.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+                if !ups.iter().any(|(k, _)| *k == key) {
+                    let pos = entries.partition_point(|(k, _)| *k < key);
+                    entries.insert(pos, (key, value));
+                }
+                self.build(&entries, depth)
+            }
+            Node::Internal { left, right } => {
+                let split = ups.partition_point(|(k, _)| !bit(k, depth));
+                let l = self.apply(left, &ups[..split], depth + 1)?;
+                let r = self.apply(right, &ups[split..], depth + 1)?;
+                if (l, r) == (left, right) {
+                    return Ok(at);
+                }
+                // A lone leaf (or nothing) moves up, as in `remove`.
+                for (lone, other) in [(l, r), (r, l)] {
+                    if other == EMPTY && (lone == EMPTY || matches!(self.load(&lone)?, Node::Leaf { .. })) {
+                        return Ok(lone);
+                    }
+                }
+                self.put(Node::Internal { left: l, right: r })
+            }
+        }
+    }
+
+    /// The canonical subtree at `depth` holding exactly `entries` (sorted by key).
+    fn build(&mut self, entries: &[(Hash32, Hash32)], depth: usize) -> Result<Hash32, StateError> {
+        match entries {
+            [] => Ok(EMPTY),
+            [(k, v)] => self.put(Node::Leaf { key: *k, value: *v }),
+            _ => {
+                if depth >= 256 {
+                    return Err(StateError::Store("two different keys with the same 256-bit path".into()));
+                }
+                let split = entries.partition_point(|(k, _)| !bit(k, depth));
+                let left = self.build(&entries[..split], depth + 1)?;
+                let right = self.build(&entries[split..], depth + 1)?;
+                self.put(Node::Internal { left, right })
+            }
+        }
+    }
+
     fn insert(&mut self, at: Hash32, key: &Hash32, value: &Hash32, depth: usize) -> Result<Hash32, StateError> {
         if at == EMPTY {
             return self.put(Node::Leaf { key: *key, value: *value });

@@ -296,6 +296,62 @@ mod state {
         }
     }
 
+    /// Apply a chunk with `update_many`: last write per key wins, as one by one.
+    fn apply_many(store: &mut HashMap<Hash32, Node>, root: Hash32, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> (Hash32, usize) {
+        let h: &dyn Hasher = &test_hash;
+        let mut last: BTreeMap<Hash32, Option<Hash32>> = BTreeMap::new();
+        for (k, v) in ops {
+            last.insert(key(k), v.as_ref().map(|v| key(v)));
+        }
+        let ups: Vec<_> = last.into_iter().collect();
+        let (root, written) = {
+            let mut smt = Smt::new(store, h);
+            (smt.update_many(root, &ups).expect("update_many"), smt.written)
+        };
+        let n = written.len();
+        store.extend(written);
+        (root, n)
+    }
+
+    proptest! {
+        /// Batched updates give the roots one-by-one updates give, and write no node the
+        /// resulting tree does not contain.
+        #[test]
+        fn batched_updates_match_single_updates(ops in proptest::collection::vec(((0u8..32).prop_map(|b| vec![b]), proptest::option::weighted(0.7, arb_bytes(4))), 0..120)) {
+            let (mut one, mut many) = (HashMap::new(), HashMap::new());
+            let (mut r1, mut r2) = (EMPTY, EMPTY);
+            for chunk in ops.chunks(9) {
+                r1 = apply(&mut one, r1, chunk);
+                let (r, written) = apply_many(&mut many, r2, chunk);
+                r2 = r;
+                prop_assert_eq!(r1, r2);
+                // Every node written is reachable from the new root.
+                let mut reachable = 0;
+                let mut stack = vec![r2];
+                while let Some(n) = stack.pop() {
+                    if n == EMPTY { continue; }
+                    reachable += 1;
+                    if let Node::Internal { left, right } = many[&n] {
+                        stack.push(left);
+                        stack.push(right);
+                    }
+                }
+                prop_assert!(written <= reachable, "{} nodes written for a tree of {}", written, reachable);
+            }
+        }
+    }
+
+    #[test]
+    fn update_many_refuses_unsorted_keys() {
+        let h: &dyn Hasher = &test_hash;
+        let store = HashMap::new();
+        let mut smt = Smt::new(&store, h);
+        let (a, b) = (key(b"a"), key(b"b"));
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        assert!(smt.update_many(EMPTY, &[(hi, Some(lo)), (lo, Some(lo))]).is_err());
+        assert!(smt.update_many(EMPTY, &[(lo, Some(lo)), (lo, None)]).is_err());
+    }
+
     #[test]
     fn old_roots_stay_readable() {
         let h: &dyn Hasher = &test_hash;

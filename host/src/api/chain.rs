@@ -109,6 +109,87 @@ pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, body: 
     Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"}))))
 }
 
+/// Most transactions in one batch.
+pub const MAX_BATCH: usize = 10_000;
+
+/// `POST /v1/txs`: many transactions in one request. `application/json`: an array of
+/// transaction JSON views; otherwise frames of `u32 LE length ‖ canonical bytes`. Each
+/// transaction gets its own answer, in order; the request fails as a whole only when it
+/// cannot be split into transactions.
+pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let default = chain(&node, None)?;
+    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
+    let items: Vec<Result<Transaction, Rejection>> = if is_json {
+        let values: Vec<Value> = serde_json::from_slice(&body)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed batch JSON (expected an array of transactions): {e}")))?;
+        values.into_iter().map(|v| serde_json::from_value::<Transaction>(v).map_err(|e| Rejection::Malformed(format!("transaction JSON: {e}")))).collect()
+    } else {
+        let max_tx = 1 << 20;
+        let mut out = vec![];
+        let mut rest = &body[..];
+        while !rest.is_empty() {
+            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(ApiError(StatusCode::BAD_REQUEST, "malformed", "batch frame: truncated length prefix".into()));
+            };
+            let len = u32::from_le_bytes(*len) as usize;
+            if len > tail.len() {
+                return Err(ApiError(StatusCode::BAD_REQUEST, "malformed", format!("batch frame {}: length {len} runs past the body", out.len())));
+            }
+            let (frame, tail) = tail.split_at(len);
+            out.push(if len > max_tx {
+                Err(Rejection::TooLarge { size: len, limit: max_tx })
+            } else {
+                Transaction::decode(frame).map_err(|e| Rejection::Malformed(e.to_string()))
+            });
+            rest = tail;
+        }
+        out
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("{} transactions in one batch, over the limit of {MAX_BATCH}", items.len())));
+    }
+    let results = blocking(move || {
+        // Transactions of channels this node serves go to their chains; the rest to the
+        // default chain, which rejects them with `wrong_channel`.
+        let mut results: Vec<Option<Result<Hash32, Rejection>>> = vec![None; items.len()];
+        let mut per_chain: Vec<(Arc<Chain>, Vec<usize>, Vec<Transaction>)> = vec![];
+        for (i, item) in items.into_iter().enumerate() {
+            match item {
+                Err(r) => {
+                    metrics::counter!("txpool_rejections_total", "reason" => r.code()).increment(1);
+                    results[i] = Some(Err(r));
+                }
+                Ok(tx) => {
+                    let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or_else(|| default.clone());
+                    match per_chain.iter_mut().find(|(c, _, _)| Arc::ptr_eq(c, &target)) {
+                        Some((_, idx, txs)) => {
+                            idx.push(i);
+                            txs.push(tx);
+                        }
+                        None => per_chain.push((target, vec![i], vec![tx])),
+                    }
+                }
+            }
+        }
+        for (c, idx, txs) in per_chain {
+            for (i, r) in idx.into_iter().zip(c.submit_batch(txs)) {
+                results[i] = Some(r);
+            }
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Rejection::Internal("no answer".into())))).collect::<Vec<_>>())
+    })
+    .await?;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let rows: Vec<Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(h) => json!({"hash": h}),
+            Err(e) => json!({"code": e.code(), "error": e.to_string()}),
+        })
+        .collect();
+    Ok(Json(json!({"accepted": accepted, "rejected": rows.len() - accepted, "results": rows})))
+}
+
 fn parse_hash(s: &str) -> Result<Hash32, ApiError> {
     Hash32::from_hex(s).ok_or_else(|| bad(format!("{s:?} is not a 32-byte hash in hex")))
 }
@@ -142,6 +223,8 @@ pub struct BlockQuery {
     channel: Option<String>,
     /// `json` (default) or `bytes` (the canonical encoding).
     format: Option<String>,
+    /// `false`: header and transaction hashes only, without transactions and receipts.
+    full: Option<bool>,
 }
 
 /// `GET /v1/blocks/{height | hash | latest}`.
@@ -161,7 +244,7 @@ pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Qu
             c.block_by_hash(&parse_hash(&id)?)?
         };
         let Some(block) = block else { return Ok(None) };
-        let receipts = c.receipts(block.header.height)?.unwrap_or_default();
+        let receipts = if q.full == Some(false) { vec![] } else { c.receipts(block.header.height)?.unwrap_or_default() };
         let hash = block.header.hash(&c.suite).map_err(ChainError::from)?;
         let tx_hashes = block.transactions.iter().map(|t| t.hash(&c.suite)).collect::<Result<Vec<_>, _>>().map_err(ChainError::from)?;
         Ok(Some((hash, block, receipts, tx_hashes)))
@@ -172,6 +255,9 @@ pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Qu
     };
     if bytes {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], block.encode()).into_response());
+    }
+    if q.full == Some(false) {
+        return Ok(Json(json!({"hash": hash, "header": block.header, "tx_hashes": tx_hashes})).into_response());
     }
     Ok(Json(json!({"hash": hash, "header": block.header, "transactions": block.transactions, "tx_hashes": tx_hashes, "receipts": receipts})).into_response())
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 
+pub use chain::MAX_BATCH;
 pub use openapi::{ROUTES, document as openapi_document};
 
 /// The process-wide Prometheus recorder (installed once, on first use).
@@ -36,6 +37,9 @@ pub fn metrics_handle() -> anyhow::Result<metrics_exporter_prometheus::Prometheu
 /// Largest `POST /v1/tx` body read: bigger than any valid transaction in either form (hex
 /// JSON doubles the size), so oversized ones get the pool's precise rejection.
 pub const MAX_TX_BODY: usize = 4 << 20;
+
+/// Largest `POST /v1/txs` body read.
+pub const MAX_BATCH_BODY: usize = 64 << 20;
 
 /// Largest plugin upload accepted.
 pub const MAX_PLUGIN_UPLOAD: usize = 64 << 20;
@@ -64,6 +68,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/status", get(chain::status))
         .route("/v1/tx", post(chain::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
+        .route("/v1/txs", post(chain::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
         .route("/v1/tx/{hash}", get(chain::get_tx))
         .route("/v1/blocks/stream", get(chain::stream_blocks))
         .route("/v1/blocks/{id}", get(chain::get_block))

@@ -22,6 +22,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/crypto/verify"),
     ("get", "/v1/status"),
     ("post", "/v1/tx"),
+    ("post", "/v1/txs"),
     ("get", "/v1/tx/{hash}"),
     ("get", "/v1/blocks/stream"),
     ("get", "/v1/blocks/{id}"),
@@ -184,6 +185,15 @@ pub fn document() -> Value {
                     "503": {"description": "Rejected; code: pool_full", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 }
             }},
+            "/v1/txs": {"post": {
+                "summary": "Submit up to 10 000 transactions in one request: frames of u32 LE length + canonical bytes (application/octet-stream), or a JSON array of transactions. Each gets its own answer, in order.",
+                "security": [],
+                "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Transaction"}}}}},
+                "responses": {
+                    "200": {"description": "Per-transaction answers", "content": {"application/json": {"schema": {"type": "object", "properties": {"accepted": {"type": "integer"}, "rejected": {"type": "integer"}, "results": {"type": "array", "items": {"type": "object", "properties": {"hash": {"type": "string"}, "code": {"type": "string"}, "error": {"type": "string"}}}}}}}}},
+                    "400": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}
+                }
+            }},
             "/v1/tx/{hash}": {"get": chain_op("A transaction: pending, or committed with its receipt and block", vec![path_param("hash", "Transaction hash, hex"), channel_param()], json!({"$ref": "#/components/schemas/TxRecord"}))},
             "/v1/blocks/stream": {"get": {
                 "summary": "Server-sent events: a `block` event (JSON: channel, height, hash, parent_hash, timestamp_ms, transactions, state_root) per committed block; `lagged` if the reader fell behind",
@@ -193,7 +203,7 @@ pub fn document() -> Value {
             "/v1/blocks/{id}": {"get": {
                 "summary": "A block by height, hash or `latest`, with transaction hashes and receipts; `format=bytes` gives the canonical encoding",
                 "security": [],
-                "parameters": [path_param("id", "Height, block hash (hex) or `latest`"), channel_param(), {"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["json", "bytes"]}}],
+                "parameters": [path_param("id", "Height, block hash (hex) or `latest`"), channel_param(), {"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["json", "bytes"]}}, {"name": "full", "in": "query", "required": false, "schema": {"type": "boolean"}, "description": "false: header and transaction hashes only"}],
                 "responses": {"200": {"description": "The block", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Block"}}, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}, "400": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}, "409": {"$ref": "#/components/responses/Error"}}
             }},
             "/v1/blocks": {"post": {

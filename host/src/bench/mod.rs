@@ -3,6 +3,8 @@
 //! reported as operations per second and ratios (absolute figures are not comparable
 //! across runs on shared machines; ratios measured together are).
 
+pub mod tps;
+
 use crate::cli::GlobalOpts;
 use crate::crypto::CryptoService;
 use anyhow::{Context, Result};
@@ -26,6 +28,8 @@ pub enum BenchCmd {
         #[arg(long)]
         only: Option<String>,
     },
+    /// One node's committed TPS over HTTP, against the SM2 verification ceiling.
+    Tps(tps::TpsArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -77,7 +81,10 @@ fn openssl_evp(secs: f64, alg: &str, bytes: usize) -> Option<f64> {
 const MIB: usize = 1 << 20;
 
 pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Crypto { json, seconds, only } = cmd;
+    let (json, seconds, only) = match cmd {
+        BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),
+        BenchCmd::Tps(a) => return tps::run(g, a),
+    };
     let c = g.crypto()?;
     let rows = crypto_rows(&c, seconds, only.as_deref())?;
     if json {

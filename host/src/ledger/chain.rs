@@ -151,6 +151,8 @@ pub struct Chain {
     /// Production and import run one at a time.
     commit_lock: Mutex<()>,
     blocks: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    /// Account ids (suite hash of the public key) of recent senders.
+    account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
     /// Woken by submissions, so a full block need not wait for the interval.
     pub(crate) wake: tokio::sync::Notify,
 }
@@ -218,6 +220,7 @@ impl Chain {
             head: RwLock::new(Head { height, hash, header }),
             commit_lock: Mutex::new(()),
             blocks,
+            account_ids: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         };
         chain.engine()?;
@@ -280,7 +283,22 @@ impl Chain {
 
     /// The sender's next nonce in the state under `root`.
     fn next_nonce(&self, view: &StoreView, root: &Hash32, sender: &[u8]) -> Result<u64, ChainError> {
-        Ok(self.account_at(view, root, &self.suite.hash32(sender)?)?.map_or(0, |a| a.nonce))
+        Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.nonce))
+    }
+
+    /// A sender's account id, remembered for the next transactions of the same sender.
+    fn account_id(&self, sender: &[u8]) -> Result<Hash32, ChainError> {
+        const KEPT: usize = 100_000;
+        if let Some(id) = lock(&self.account_ids).get(sender) {
+            return Ok(*id);
+        }
+        let id = self.suite.hash32(sender)?;
+        let mut ids = lock(&self.account_ids);
+        if ids.len() >= KEPT {
+            ids.clear();
+        }
+        ids.insert(sender.to_vec(), id);
+        Ok(id)
     }
 
     fn account_at(&self, view: &StoreView, root: &Hash32, id: &Hash32) -> Result<Option<Account>, ChainError> {
@@ -320,6 +338,59 @@ impl Chain {
         Ok(hash)
     }
 
+    /// Admit many transactions at once: one state snapshot for the nonce checks, the
+    /// signatures verified in parallel on every core, one pool lock for the insertions.
+    /// Each transaction gets its own answer, in order.
+    pub fn submit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
+        let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let view = match self.read() {
+            Ok(v) => v,
+            Err(e) => {
+                let r = internal(e);
+                return txs.iter().map(|_| Err(r.clone())).collect();
+            }
+        };
+        let root = self.head().header.state_root;
+        let mut nonces: std::collections::HashMap<Vec<u8>, Result<u64, Rejection>> = std::collections::HashMap::new();
+        for tx in &txs {
+            if !nonces.contains_key(&tx.body.sender) {
+                let n = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal);
+                nonces.insert(tx.body.sender.clone(), n);
+            }
+        }
+        drop(view);
+        // Hashes in parallel; then the cheap checks in order under the pool lock; then the
+        // signatures of the transactions that passed, in parallel.
+        let hashed = parallel_map(&txs, |tx| {
+            let e = tx.encode();
+            self.suite.hash32(&e).map(|h| (e.len(), h)).map_err(|e| counted(Rejection::Internal(e.to_string())))
+        });
+        let checked: Vec<Result<super::pool::Checked, Rejection>> = {
+            let pool = lock(&self.pool);
+            txs.iter()
+                .zip(hashed)
+                .map(|(tx, hashed)| {
+                    let (size, hash) = hashed?;
+                    match &nonces[&tx.body.sender] {
+                        Ok(next) => pool.precheck_hashed(tx, size, hash, &self.suite, |_| *next),
+                        Err(e) => Err(e.clone()),
+                    }
+                })
+                .collect()
+        };
+        let to_verify: Vec<(&Transaction, bool)> = txs.iter().zip(&checked).map(|(tx, c)| (tx, c.is_ok())).collect();
+        let signatures = parallel_map(&to_verify, |(tx, passed)| if *passed { verify_signature(tx, &self.suite) } else { Ok(()) });
+        let mut pool = lock(&self.pool);
+        let out: Vec<Result<Hash32, Rejection>> =
+            txs.into_iter().zip(checked).zip(signatures).map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c)))).collect();
+        let full = pool.len() >= self.policy().max_transactions as usize;
+        drop(pool);
+        if full {
+            self.wake.notify_one();
+        }
+        out
+    }
+
     /// The engine's view of a header.
     fn engine_header(&self, h: &BlockHeader) -> Result<EngineHeader, ChainError> {
         Ok(EngineHeader {
@@ -354,16 +425,17 @@ impl Chain {
             return Ok(None);
         }
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
+        let t_exec = Instant::now();
         let exec = execute::execute(&view, &self.suite, root, height, &txs, &hashes)?;
+        tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
         drop(view);
-        let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::encode).collect();
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
         let mut header = BlockHeader {
             channel: self.channel.clone(),
             height,
             parent_hash: head.hash,
             timestamp_ms: now_ms.max(head.header.timestamp_ms + 1),
-            tx_root: merkle::root(&self.suite, &encoded)?,
+            tx_root: merkle::root_of_leaf_hashes(&self.suite, &hashes)?,
             state_root: exec.state_root,
             receipts_root: merkle::root(&self.suite, &receipts)?,
             proposer: signer.public_key.clone(),
@@ -409,22 +481,24 @@ impl Chain {
             return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
         }
         self.engine()?.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators).map_err(|e| invalid(e.to_string()))?;
-        let encoded: Vec<Vec<u8>> = block.transactions.iter().map(Encode::encode).collect();
-        if merkle::root(&self.suite, &encoded)? != h.tx_root {
+        let hashes = parallel_map(&block.transactions, |t| t.hash(&self.suite)).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
+        if merkle::root_of_leaf_hashes(&self.suite, &hashes)? != h.tx_root {
             return Err(invalid("the transactions root does not match its transactions".into()));
         }
-        let hashes = encoded.iter().map(|e| self.suite.hash32(e)).collect::<Result<Vec<Hash32>, _>>()?;
         // Signatures: those this node admitted were verified once, at admission.
         let unverified: Vec<usize> = {
             let pool = lock(&self.pool);
             (0..hashes.len()).filter(|&i| !pool.contains(&hashes[i])).collect()
         };
-        for i in unverified {
+        for &i in &unverified {
             let tx = &block.transactions[i];
             if tx.body.sig_alg != self.suite.suite.signature {
                 return Err(invalid(format!("transaction {i} is signed with {}, not {}", tx.body.sig_alg, self.suite.suite.signature)));
             }
-            verify_signature(tx, &self.suite).map_err(|e| invalid(format!("transaction {i}: {e}")))?;
+        }
+        let verdicts = parallel_map(&unverified, |&i| verify_signature(&block.transactions[i], &self.suite));
+        if let Some((i, e)) = unverified.iter().zip(verdicts).find_map(|(i, v)| v.err().map(|e| (i, e))) {
+            return Err(invalid(format!("transaction {i}: {e}")));
         }
         for (i, tx) in block.transactions.iter().enumerate() {
             if tx.body.gas_limit > self.config.gas_limit {
@@ -432,7 +506,9 @@ impl Chain {
             }
         }
         let view = self.read()?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
         let exec = execute::execute(&view, &self.suite, head.header.state_root, height, &block.transactions, &hashes).map_err(|e| invalid(e.to_string()))?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: re-executed");
         drop(view);
         if exec.state_root != h.state_root {
             return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root)));
@@ -451,6 +527,7 @@ impl Chain {
             values: &exec.values,
             events: &exec.events,
         })?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: committed");
         let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
         self.after_commit(&head, &committed, started);
         Ok(committed)
@@ -557,6 +634,19 @@ impl Chain {
     }
 }
 
+/// `f` over `items` on every core, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 || cores == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
+}
+
 fn counted(e: Rejection) -> Rejection {
     metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
     e
@@ -571,7 +661,7 @@ pub fn genesis_block(config: &ChannelConfig, suite: &SuiteCrypto) -> Result<Bloc
             height: 0,
             parent_hash: suite.hash32(&config.genesis_bytes())?,
             timestamp_ms: config.genesis_time_ms,
-            tx_root: merkle::root(suite, &empty)?,
+            tx_root: merkle::root_of_leaf_hashes(suite, &[])?,
             state_root: EMPTY,
             receipts_root: merkle::root(suite, &empty)?,
             proposer: vec![],

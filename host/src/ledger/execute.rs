@@ -14,7 +14,7 @@ use super::suite::SuiteCrypto;
 use joule_primitives::merkle::HashError;
 use joule_primitives::smt::{Node, NodeStore, Smt, StateError};
 use joule_primitives::{Account, Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub const BASE_GAS: u64 = 1_000;
 pub const GAS_PER_PAYLOAD_BYTE: u64 = 16;
@@ -64,21 +64,12 @@ pub fn supported(p: &Payload) -> Result<(), &'static str> {
     }
 }
 
-struct Overlay<'a, V: ValueStore> {
-    base: &'a V,
-    values: HashMap<Hash32, Vec<u8>>,
-}
-
-impl<V: ValueStore> Overlay<'_, V> {
-    fn get(&self, h: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
-        match self.values.get(h) {
-            Some(v) => Ok(Some(v.clone())),
-            None => self.base.value(h),
-        }
-    }
-}
-
 /// Apply `txs` (with their hashes) at `height` to the state under `parent_root`.
+///
+/// Accounts and storage writes collect in memory while the block runs; the trees are
+/// updated once at the end ([`Smt::update_many`]), so each changed node is hashed once per
+/// block and only nodes of the resulting trees are written. The roots are those of
+/// applying the writes one by one (the tree's root depends only on its contents).
 pub fn execute<S: NodeStore + ValueStore>(
     store: &S,
     suite: &SuiteCrypto,
@@ -88,18 +79,31 @@ pub fn execute<S: NodeStore + ValueStore>(
     tx_hashes: &[Hash32],
 ) -> Result<Execution, ExecError> {
     let mut smt = Smt::new(store, suite);
-    let mut vals = Overlay { base: store, values: HashMap::new() };
-    let mut root = parent_root;
+    let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
+    let mut accounts: BTreeMap<Hash32, Account> = BTreeMap::new();
+    let mut storage: BTreeMap<Hash32, BTreeMap<Hash32, Option<Hash32>>> = BTreeMap::new();
+    let mut values: HashMap<Hash32, Vec<u8>> = HashMap::new();
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
+    let data_topic = suite.hash32(b"data")?;
     for (index, (tx, tx_hash)) in txs.iter().zip(tx_hashes).enumerate() {
         if let Err(kind) = supported(&tx.body.payload) {
             return Err(ExecError::Unsupported { index, kind });
         }
-        let account_id = suite.hash32(&tx.body.sender)?;
-        let mut account = match smt.get(&root, &account_id)? {
-            Some(h) => Account::decode(&vals.get(&h)?.ok_or(ExecError::Value(h))?).map_err(|_| ExecError::Value(h))?,
-            None => Account::default(),
+        let account_id = match ids.get(tx.body.sender.as_slice()) {
+            Some(id) => *id,
+            None => {
+                let id = suite.hash32(&tx.body.sender)?;
+                ids.insert(&tx.body.sender, id);
+                id
+            }
+        };
+        let account = match accounts.entry(account_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(match smt.get(&parent_root, &account_id)? {
+                Some(h) => Account::decode(&store.value(&h)?.ok_or(ExecError::Value(h))?).map_err(|_| ExecError::Value(h))?,
+                None => Account::default(),
+            }),
         };
         if tx.body.nonce != account.nonce {
             return Err(ExecError::Nonce { index, got: tx.body.nonce, want: account.nonce });
@@ -112,19 +116,15 @@ pub fn execute<S: NodeStore + ValueStore>(
         } else {
             if let Payload::Data { key, value } = &tx.body.payload {
                 let value_hash = suite.hash32(value)?;
-                vals.values.insert(value_hash, value.clone());
-                account.storage_root = smt.update(account.storage_root, &suite.hash32(key.as_bytes())?, Some(&value_hash))?;
+                values.insert(value_hash, value.clone());
+                storage.entry(account_id).or_default().insert(suite.hash32(key.as_bytes())?, Some(value_hash));
                 events.push(Event { contract: account_id, topic: "data".into(), data: key.as_bytes().to_vec() });
             }
             ReceiptStatus::Success
         };
-        let encoded = account.encode();
-        let account_hash = suite.hash32(&encoded)?;
-        vals.values.insert(account_hash, encoded);
-        root = smt.update(root, &account_id, Some(&account_hash))?;
-        for e in &events {
-            let mut k = e.contract.0.to_vec();
-            k.extend(suite.hash32(e.topic.as_bytes())?.0);
+        for _ in &events {
+            let mut k = account_id.0.to_vec();
+            k.extend(data_topic.0);
             k.extend(height.to_be_bytes());
             k.extend((index as u32).to_be_bytes());
             events_index.push(k);
@@ -132,7 +132,26 @@ pub fn execute<S: NodeStore + ValueStore>(
         let gas_used = if status == ReceiptStatus::OutOfGas { tx.body.gas_limit } else { gas };
         receipts.push(Receipt { tx_hash: *tx_hash, status, gas_used, events });
     }
-    Ok(Execution { receipts, state_root: root, nodes: smt.written, values: vals.values, events: events_index })
+    // Only values the new state refers to are kept (a key written twice keeps its last).
+    let mut referenced: HashMap<Hash32, Vec<u8>> = HashMap::new();
+    let mut account_updates = Vec::with_capacity(accounts.len());
+    for (id, mut account) in accounts {
+        if let Some(writes) = storage.remove(&id) {
+            let writes: Vec<(Hash32, Option<Hash32>)> = writes.into_iter().collect();
+            for (_, v) in &writes {
+                if let Some(v) = v.and_then(|h| values.remove(&h).map(|bytes| (h, bytes))) {
+                    referenced.insert(v.0, v.1);
+                }
+            }
+            account.storage_root = smt.update_many(account.storage_root, &writes)?;
+        }
+        let encoded = account.encode();
+        let account_hash = suite.hash32(&encoded)?;
+        referenced.insert(account_hash, encoded);
+        account_updates.push((id, Some(account_hash)));
+    }
+    let state_root = smt.update_many(parent_root, &account_updates)?;
+    Ok(Execution { receipts, state_root, nodes: smt.written, values: referenced, events: events_index })
 }
 
 impl ValueStore for super::store::StoreView {

@@ -176,12 +176,31 @@ impl TxPool {
 
     /// Every admission check but the signature, without changing the pool.
     pub fn precheck(&self, tx: &Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Checked, Rejection> {
-        self.precheck_inner(tx, suite, next_nonce).map_err(|e| self.reject(e))
+        self.precheck_inner(tx, None, suite, next_nonce).map_err(|e| self.reject(e))
     }
 
-    fn precheck_inner(&self, tx: &Transaction, suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Checked, Rejection> {
-        let encoded = tx.encode();
-        let size = encoded.len();
+    /// [`TxPool::precheck`] with the encoded size and hash already computed (in parallel,
+    /// for a batch).
+    pub fn precheck_hashed(
+        &self,
+        tx: &Transaction,
+        size: usize,
+        hash: Hash32,
+        suite: &SuiteCrypto,
+        next_nonce: impl Fn(&[u8]) -> u64,
+    ) -> Result<Checked, Rejection> {
+        self.precheck_inner(tx, Some((size, hash)), suite, next_nonce).map_err(|e| self.reject(e))
+    }
+
+    fn precheck_inner(
+        &self,
+        tx: &Transaction,
+        known: Option<(usize, Hash32)>,
+        suite: &SuiteCrypto,
+        next_nonce: impl Fn(&[u8]) -> u64,
+    ) -> Result<Checked, Rejection> {
+        let encoded = if known.is_some() { vec![] } else { tx.encode() };
+        let size = known.map_or(encoded.len(), |(size, _)| size);
         if size > self.config.max_tx_bytes {
             return Err(Rejection::TooLarge { size, limit: self.config.max_tx_bytes });
         }
@@ -208,7 +227,10 @@ impl TxPool {
         if b.nonce - next > self.config.max_nonce_ahead {
             return Err(Rejection::NonceTooFarAhead { got: b.nonce, next, max_ahead: self.config.max_nonce_ahead });
         }
-        let hash = suite.hash32(&encoded).map_err(|e| Rejection::Internal(e.to_string()))?;
+        let hash = match known {
+            Some((_, hash)) => hash,
+            None => suite.hash32(&encoded).map_err(|e| Rejection::Internal(e.to_string()))?,
+        };
         self.check_slot(tx, hash, next)?;
         Ok(Checked { hash, size, next })
     }
