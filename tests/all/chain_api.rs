@@ -239,3 +239,12 @@ fn a_node_refuses_a_chain_created_from_other_genesis_fields() {
     assert_eq!(code, 2);
     assert!(err.contains("different genesis fields"), "{err}");
 }
+
+#[test]
+fn the_demo_runs_a_network_with_sample_traffic_and_proves_a_reading() {
+    let d = tempdir();
+    let (code, out, err) = run(joule().args(["demo", "--seconds", "1", "--meters", "5", "--dir"]).arg(d.path().join("demo")));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("all committed") && out.contains("light-client check") && out.contains("✓"), "{out}");
+    assert!(d.path().join("demo/channels/grid/chain.redb").exists(), "--dir keeps the node directory");
+}

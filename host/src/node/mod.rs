@@ -185,7 +185,6 @@ pub fn run(g: &GlobalOpts, a: NodeArgs) -> Result<()> {
                 chain.suite.suite.id,
                 if chain.is_validator() { "validator" } else { "follower" }
             );
-            tokio::spawn(crate::ledger::chain::run_producer(chain.clone()));
         }
         if let Some(ks) = node.keystore.clone() {
             tokio::spawn(rotate_on_schedule(ks, std::time::Duration::from_secs(a.rotation_check_secs.max(1))));
@@ -213,8 +212,11 @@ async fn rotate_on_schedule(ks: Arc<Keystore>, every: std::time::Duration) {
     }
 }
 
-/// Serve the API until Ctrl-C / SIGTERM.
+/// Run the channels' block producers and serve the API until Ctrl-C / SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result<()> {
+    for chain in &node.chains {
+        tokio::spawn(crate::ledger::chain::run_producer(chain.clone()));
+    }
     let app = crate::api::router(node);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

@@ -4,8 +4,15 @@
 //!   target with rustup if it is missing) and packs it (component + manifest) into
 //!   `target/plugins/` (the first-party plugins a node loads by default) and
 //!   `target/test-plugins/` (the vendor example and the test fixtures).
-//! * `cargo xtask test [ARGS]` builds the plugins, then runs `cargo test --workspace ARGS`.
+//! * `cargo xtask test [ARGS]` builds the plugins, runs `cargo test --workspace ARGS`, then
+//!   (without ARGS) fuzzes the decoders for `JOULE_FUZZ_SECONDS` each (default 15).
 //! * `cargo xtask demo` builds the plugins and a release `joule`, then runs `joule demo`.
+//! * `cargo xtask fuzz [SECONDS]` builds the decoder fuzz targets (`host/primitives/fuzz`,
+//!   cargo-fuzz layout) with libFuzzer's coverage instrumentation on stable Rust, and runs
+//!   each for SECONDS (default 30). A crash fails the command and leaves its input in
+//!   `target/fuzz/artifacts/`.
+
+mod fuzz_seeds;
 
 use anyhow::{Context, Result, bail};
 use joule_plugin_manifest::{Manifest, pack};
@@ -26,7 +33,10 @@ fn main() -> Result<()> {
         Some("plugins") => build_plugins(&root),
         Some("test") => {
             build_plugins(&root)?;
-            run(Command::new(cargo()).current_dir(&root).args(["test", "--workspace"]).args(&args[1..]))
+            run(Command::new(cargo()).current_dir(&root).args(["test", "--workspace"]).args(&args[1..]))?;
+            // The decoders' fuzz targets, briefly (JOULE_FUZZ_SECONDS each; 0 skips).
+            let seconds = std::env::var("JOULE_FUZZ_SECONDS").ok().map(|s| s.parse::<u64>()).transpose().context("JOULE_FUZZ_SECONDS")?.unwrap_or(15);
+            if seconds > 0 && args.len() == 1 { fuzz(&root, seconds) } else { Ok(()) }
         }
         Some("demo") => {
             build_plugins(&root)?;
@@ -34,11 +44,58 @@ fn main() -> Result<()> {
             let joule = root.join("target/release/joule");
             run(Command::new(joule).current_dir(&root).arg("--plugin-dir").arg(root.join("target/plugins")).arg("demo").args(&args[1..]))
         }
+        Some("fuzz") => fuzz(&root, args.get(1).map(|s| s.parse::<u64>()).transpose().context("SECONDS must be a whole number")?.unwrap_or(30)),
         _ => {
-            eprintln!("usage: cargo xtask plugins | test [CARGO TEST ARGS] | demo");
+            eprintln!("usage: cargo xtask plugins | test [CARGO TEST ARGS] | demo | fuzz [SECONDS]");
             std::process::exit(2);
         }
     }
+}
+
+/// The fuzz targets of `host/primitives/fuzz`.
+const FUZZ_TARGETS: &[&str] = &["decode_tx", "decode_block", "decode_json"];
+
+/// Build with the instrumentation cargo-fuzz uses (SanitizerCoverage for libFuzzer; no
+/// sanitizer, so no nightly), then run each target for `seconds` from a seeded corpus.
+fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+    let dir = root.join("host/primitives/fuzz");
+    let out = Command::new("rustc").arg("-vV").output().context("rustc -vV")?;
+    let host = String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("host: ").map(str::to_string)).context("host triple")?;
+    let flags = [
+        "-Cpasses=sancov-module",
+        "-Cllvm-args=-sanitizer-coverage-level=4",
+        "-Cllvm-args=-sanitizer-coverage-inline-8bit-counters",
+        "-Cllvm-args=-sanitizer-coverage-pc-table",
+        "-Cllvm-args=-sanitizer-coverage-trace-compares",
+        "--cfg",
+        "fuzzing",
+        "-Cdebug-assertions",
+        "-Coverflow-checks",
+    ];
+    let target_dir = root.join("target/fuzz");
+    let mut build = Command::new(cargo());
+    build
+        .current_dir(&dir)
+        .args(["build", "--release", "--target", &host, "--target-dir"])
+        .arg(&target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+        .env_remove("RUSTFLAGS");
+    run(&mut build)?;
+    let bin = target_dir.join(&host).join("release");
+    let corpus = target_dir.join("corpus");
+    let artifacts = target_dir.join("artifacts");
+    std::fs::create_dir_all(&artifacts)?;
+    fuzz_seeds::write(&corpus)?;
+    for t in FUZZ_TARGETS {
+        eprintln!("xtask: fuzzing {t} for {seconds} s");
+        run(Command::new(bin.join(t))
+            .arg(corpus.join(t))
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!("-artifact_prefix={}/{t}-", artifacts.display()))
+            .arg("-max_len=65536")
+            .arg("-print_final_stats=1"))?;
+    }
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
