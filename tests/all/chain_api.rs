@@ -110,6 +110,17 @@ fn a_data_record_flows_from_http_to_block_to_provable_state() {
     let (_, acc2) = node.get(&format!("/v1/accounts/{account_id}"));
     assert_eq!(acc2["account"], acc["account"]);
 
+    // Events by contract (here the sender's account) and topic, from the index.
+    let (s, ev) = node.get(&format!("/v1/events?contract={account_id}&topic=data"));
+    assert_eq!(s, 200, "{ev}");
+    let keys: Vec<String> = ev.as_array().unwrap().iter().map(|e| String::from_utf8(hex::decode(e["data"].as_str().unwrap()).unwrap()).unwrap()).collect();
+    assert_eq!(keys, ["meter/7/2026-11-25T10:00", "meter/9/2026-11-25T10:00"]);
+    assert_eq!(ev[1]["tx_hash"], v1["hash"]);
+    let (_, none) = node.get(&format!("/v1/events?contract={account_id}&topic=other"));
+    assert_eq!(none, json!([]));
+    let (s, _) = node.get("/v1/events");
+    assert_eq!(s, 400, "contract is required");
+
     // The stream saw the block.
     let mut seen = vec![];
     while let Ok(ev) = rx_events.recv_timeout(Duration::from_secs(5)) {
@@ -247,4 +258,50 @@ fn the_demo_runs_a_network_with_sample_traffic_and_proves_a_reading() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("all committed") && out.contains("light-client check") && out.contains("✓"), "{out}");
     assert!(d.path().join("demo/channels/grid/chain.redb").exists(), "--dir keeps the node directory");
+}
+
+#[test]
+fn two_channels_on_one_node_are_independent_ledgers() {
+    use joule::node::config::NetworkConfig;
+    let d = tempdir();
+    init_node(d.path(), &["--block-interval-ms", "100"]);
+    let path = d.path().join("network.toml");
+    let mut net = NetworkConfig::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut meters = net.channels[0].clone();
+    meters.id = joule_primitives::ChannelId::new("meters").unwrap();
+    meters.block_policy.produce_empty_blocks = true;
+    net.channels.push(meters);
+    std::fs::write(&path, net.to_toml()).unwrap();
+    let node = NodeProcess::start(d.path(), &[]);
+    let (_, grid) = node.get("/v1/status");
+    let (_, m) = node.get("/v1/status?channel=meters");
+    assert_eq!((grid["channel"].as_str(), m["channel"].as_str()), (Some("grid"), Some("meters")));
+    assert_ne!(grid["head_hash"], m["head_hash"], "each channel has its own genesis");
+    assert_eq!(grid["channels"], json!(["grid", "meters"]));
+    let (s, v) = node.get("/v1/status?channel=nope");
+    assert_eq!((s, v["code"].as_str()), (404, Some("no_such_channel")));
+
+    // A transaction goes to the chain of the channel it names.
+    let s_gm = suite("gm");
+    let kp = s_gm.crypto.generate_key("sm2").unwrap();
+    let (st, v) = node.submit(&data_tx(&s_gm, &kp, "meters", 0, "m/1", b"5 kWh"));
+    assert_eq!(st, 202, "{v}");
+    let r = node.wait_tx(v["hash"].as_str().unwrap());
+    assert_eq!(r["channel"], "meters");
+    // The same account is new on the other channel: its nonce 0 is still free there.
+    let (st, v) = node.submit(&data_tx(&s_gm, &kp, "grid", 0, "g/1", b"6 kWh"));
+    assert_eq!(st, 202, "{v}");
+    node.wait_tx(v["hash"].as_str().unwrap());
+    let id = s_gm.hash32(&kp.public_key).unwrap();
+    let (_, on_meters) = node.get(&format!("/v1/state/{id}/g/1?channel=meters"));
+    assert!(on_meters.get("value").is_none(), "grid's record is not on meters: {on_meters}");
+
+    // meters produces empty blocks at its interval; grid only blocks with transactions.
+    let grid_h = node.height();
+    std::thread::sleep(Duration::from_millis(600));
+    let (_, m2) = node.get("/v1/status?channel=meters");
+    assert!(m2["height"].as_u64().unwrap() >= r["block_height"].as_u64().unwrap() + 3, "empty blocks on meters: {m2}");
+    assert_eq!(node.height(), grid_h, "no empty blocks on grid");
+    let (_, b) = node.get(&format!("/v1/blocks/{}?channel=meters", m2["height"]));
+    assert_eq!(b["tx_hashes"], json!([]));
 }

@@ -301,6 +301,29 @@ pub async fn get_state(
     Ok(Json(json!(a)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    channel: Option<String>,
+    /// Account id or public key (hex) of the emitting contract (or data-record sender).
+    contract: String,
+    topic: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/events?contract=…&topic=…&limit=…`: from the events index, oldest first.
+pub async fn get_events(
+    State(node): State<Arc<Node>>,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    let c = chain(&node, q.channel.as_deref())?;
+    let contract = account_id(&c, &q.contract)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let rows = blocking(move || Ok(c.events(&contract, q.topic.as_deref(), limit)?)).await?;
+    Ok(Json(json!(rows)))
+}
+
 /// Server-sent events: one `block` event per committed block.
 pub async fn stream_blocks(
     State(node): State<Arc<Node>>,

@@ -73,6 +73,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/blocks/stream", get(chain::stream_blocks))
         .route("/v1/blocks/{id}", get(chain::get_block))
         .route("/v1/accounts/{id}", get(chain::get_account))
+        .route("/v1/events", get(chain::get_events))
         .route("/v1/state/{contract}/{*key}", get(chain::get_state))
         .merge(admin)
         .with_state(node)

@@ -82,6 +82,18 @@ pub struct TxRecord {
     pub index: u32,
 }
 
+/// An event with where it was emitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub height: u64,
+    /// Index of the transaction in its block.
+    pub index: u32,
+    pub tx_hash: Hash32,
+    pub topic: String,
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub data: Vec<u8>,
+}
+
 /// An account at the head, with its inclusion (or absence) proof in the state tree.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountAnswer {
@@ -582,6 +594,32 @@ impl Chain {
             block_hash: block.header.hash(&self.suite)?,
             index,
         }))
+    }
+
+    /// Events of a contract (or a data-record sender), optionally of one topic, oldest
+    /// first, from the events index; at most `limit`.
+    pub fn events(&self, contract: &Hash32, topic: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
+        let view = self.read()?;
+        let mut prefix = contract.0.to_vec();
+        if let Some(t) = topic {
+            prefix.extend(self.suite.hash32(t.as_bytes())?.0);
+        }
+        let mut out = vec![];
+        let mut receipts_at: Option<(u64, Vec<Receipt>)> = None;
+        for key in view.events_with_prefix(&prefix, limit)? {
+            let corrupt = || StoreError::Corrupt("event index key".into());
+            let tail = key.get(64..76).ok_or_else(corrupt)?;
+            let height = u64::from_be_bytes(tail[..8].try_into().map_err(|_| corrupt())?);
+            let index = u32::from_be_bytes(tail[8..].try_into().map_err(|_| corrupt())?);
+            if receipts_at.as_ref().is_none_or(|(h, _)| *h != height) {
+                receipts_at = Some((height, view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?));
+            }
+            let receipt = receipts_at.as_ref().and_then(|(_, r)| r.get(index as usize)).ok_or_else(corrupt)?;
+            for e in receipt.events.iter().filter(|e| &e.contract == contract && topic.is_none_or(|t| e.topic == t)) {
+                out.push(EventRecord { height, index, tx_hash: receipt.tx_hash, topic: e.topic.clone(), data: e.data.clone() });
+            }
+        }
+        Ok(out)
     }
 
     /// Whether a transaction is waiting in the pool.
