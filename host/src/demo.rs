@@ -38,28 +38,8 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
     let dir = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("joule-demo-{}", std::process::id())));
     let crypto = g.crypto()?;
     if !dir.join(crate::node::config::NETWORK_FILE).exists() {
-        init(
-            &crypto,
-            &InitArgs {
-                dir: dir.clone(),
-                network_id: "demo-grid".into(),
-                region: "local".into(),
-                name: "substation-1".into(),
-                channel: "grid".into(),
-                crypto_suite: "gm".into(),
-                consensus: "poa".into(),
-                gas_limit: 10_000_000,
-                ip: [127, 0, 0, 1].into(),
-                port: 0,
-                block_interval_ms: 500,
-                max_block_transactions: 2000,
-                max_block_bytes: 8 << 20,
-                empty_blocks: false,
-                genesis_time_ms: None,
-                force: false,
-            },
-        )
-        .context("the demo needs the first-party plugins (cargo xtask plugins)")?;
+        init(&crypto, &InitArgs { network_id: "demo-grid".into(), name: "substation-1".into(), block_interval_ms: 500, ..InitArgs::defaults(&dir) })
+            .context("the demo needs the first-party plugins (cargo xtask plugins)")?;
         println!("initialised {} (network.toml, node.toml, node SM2 key)", dir.display());
     }
     let args = NodeArgs {

@@ -209,16 +209,7 @@ impl<'a> Smt<'a> {
                 let split = ups.partition_point(|(k, _)| !bit(k, depth));
                 let l = self.apply(left, &ups[..split], depth + 1)?;
                 let r = self.apply(right, &ups[split..], depth + 1)?;
-                if (l, r) == (left, right) {
-                    return Ok(at);
-                }
-                // A lone leaf (or nothing) moves up, as in `remove`.
-                for (lone, other) in [(l, r), (r, l)] {
-                    if other == EMPTY && (lone == EMPTY || matches!(self.load(&lone)?, Node::Leaf { .. })) {
-                        return Ok(lone);
-                    }
-                }
-                self.put(Node::Internal { left: l, right: r })
+                self.rejoin(at, (left, right), (l, r))
             }
         }
     }
@@ -284,17 +275,24 @@ impl<'a> Smt<'a> {
             Node::Leaf { key: k, .. } => Ok(if k == *key { EMPTY } else { at }),
             Node::Internal { left, right } => {
                 let (l, r) = if bit(key, depth) { (left, self.remove(right, key, depth + 1)?) } else { (self.remove(left, key, depth + 1)?, right) };
-                if (l, r) == (left, right) {
-                    return Ok(at);
-                }
-                // A lone leaf moves up (its hash does not depend on its depth).
-                for (lone, other) in [(l, r), (r, l)] {
-                    if other == EMPTY && (lone == EMPTY || matches!(self.load(&lone)?, Node::Leaf { .. })) {
-                        return Ok(lone);
-                    }
-                }
-                self.put(Node::Internal { left: l, right: r })
+                self.rejoin(at, (left, right), (l, r))
             }
         }
+    }
+
+    /// The internal node `at`, whose children were `old` and are now `new`: unchanged, or
+    /// collapsed when a lone leaf (or nothing) is left beside an empty side (a leaf's hash
+    /// does not depend on its depth, so it moves up), or a new internal node.
+    fn rejoin(&mut self, at: Hash32, old: (Hash32, Hash32), new: (Hash32, Hash32)) -> Result<Hash32, StateError> {
+        if new == old {
+            return Ok(at);
+        }
+        let (l, r) = new;
+        for (lone, other) in [(l, r), (r, l)] {
+            if other == EMPTY && (lone == EMPTY || matches!(self.load(&lone)?, Node::Leaf { .. })) {
+                return Ok(lone);
+            }
+        }
+        self.put(Node::Internal { left: l, right: r })
     }
 }

@@ -154,22 +154,11 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     init(
         &crypto,
         &InitArgs {
-            dir: dir.clone(),
             network_id: "bench".into(),
-            region: "local".into(),
-            name: "bench".into(),
-            channel: "grid".into(),
-            crypto_suite: "gm".into(),
-            consensus: "poa".into(),
-            gas_limit: 10_000_000,
-            ip: [127, 0, 0, 1].into(),
-            port: 0,
             block_interval_ms: a.block_interval_ms,
             max_block_transactions: a.max_block_transactions,
             max_block_bytes: 32 << 20,
-            empty_blocks: false,
-            genesis_time_ms: None,
-            force: false,
+            ..InitArgs::defaults(&dir)
         },
     )?;
     eprintln!("bench tps: signing {} transactions from {} senders…", a.txs, a.senders.min(a.txs));

@@ -310,6 +310,21 @@ pub struct InitArgs {
     pub force: bool,
 }
 
+impl InitArgs {
+    /// The command's defaults for a node directory (what `joule init --dir DIR` does).
+    pub fn defaults(dir: &Path) -> InitArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: InitArgs,
+        }
+        // The only required argument is given, and every default is valid.
+        <Wrap as clap::Parser>::try_parse_from([std::ffi::OsStr::new("init"), std::ffi::OsStr::new("--dir"), dir.as_os_str()])
+            .map(|w| w.args)
+            .unwrap_or_else(|e| unreachable!("InitArgs defaults: {e}"))
+    }
+}
+
 /// `joule init`: generate the node's key through the crypto plugin and write both files.
 /// This node is the channel's single validator.
 pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
