@@ -2,12 +2,14 @@
 //! the channel's suite behind its `chain-crypto` import; a chain stops producing when its
 //! engine is deactivated and resumes when it is back.
 
-use crate::support::{crypto, data_tx, tempdir};
+use crate::support::{crypto, crypto_with, data_tx, package, tempdir, test_plugin_dir};
 use joule::consensus::{ConsensusError, EngineHeader, SealPlan, Validator};
 use joule::ledger::chain::{Chain, ChainError, Signer};
 use joule::ledger::suite::{CryptoSuite, SuiteCrypto};
 use joule::node::config::{BlockPolicyConfig, ChannelConfig, ValidatorConfig};
+use joule::plugin::EngineLimits;
 use joule_primitives::ChannelId;
+use std::time::Duration;
 
 fn header(s: &SuiteCrypto, height: u64, ts: u64, proposer: &[u8], key: Option<&[u8]>) -> EngineHeader {
     let seal_hash = s.hash32(format!("header {height}").as_bytes()).unwrap().0.to_vec();
@@ -52,20 +54,59 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
     }
 }
 
+fn channel(consensus: &str, consensus_config: &str, validator: &[u8]) -> ChannelConfig {
+    ChannelConfig {
+        id: ChannelId::new("grid").unwrap(),
+        crypto_suite: "gm".into(),
+        consensus: consensus.into(),
+        consensus_config: consensus_config.into(),
+        gas_limit: 1_000_000,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: vec![ValidatorConfig { public_key: hex::encode(validator), weight: 1 }],
+        block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
+    }
+}
+
+#[test]
+fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() {
+    let c = crypto_with(EngineLimits { call_timeout: Duration::from_millis(300), max_memory_bytes: 64 << 20, ..EngineLimits::default() });
+    c.registry().install(package(&test_plugin_dir().join("hostile-consensus.toml"))).unwrap();
+    c.registry().activate("hostile-consensus", None).unwrap();
+    let kp = c.generate_key("sm2").unwrap();
+    for (mode, expect) in [
+        ("loop-verify", "exceeded its time budget"),
+        ("trap-seal", "trapped"),
+        ("no-proposer", "no validator whose turn it is"),
+        ("reject", "rejects every header"),
+        ("grow-memory", "exceeded its memory limit of 64 MiB"),
+    ] {
+        let d = tempdir();
+        let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
+        let chain = Chain::open(d.path(), &channel("hostile", mode, &kp.public_key), c.clone(), Some(signer)).unwrap();
+        let s = chain.suite.clone();
+        chain.submit(data_tx(&s, &kp, "grid", 0, "a", b"1")).unwrap();
+        for attempt in 0..2 {
+            let err = chain.produce(1_700_000_000_100 + attempt).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("{mode}: a block was produced"));
+            assert!(err.contains(expect), "{mode}, attempt {attempt}: {err}");
+            assert_eq!(chain.head().height, 0, "{mode}: nothing committed");
+            assert_eq!(chain.pool_len(), 1, "{mode}: the transaction waits in the pool");
+        }
+        // The chain still answers: state, blocks, and a reopen finds the same head.
+        assert!(chain.state(&s.hash32(&kp.public_key).unwrap(), "a", true).unwrap().value.is_none());
+        drop(chain);
+        assert_eq!(Chain::open(d.path(), &channel("hostile", mode, &kp.public_key), c.clone(), None).unwrap().head().height, 0);
+    }
+    // A configuration the engine refuses stops the channel at start-up, with its reason.
+    let d = tempdir();
+    let err = Chain::open(d.path(), &channel("hostile", "nonsense", &kp.public_key), c.clone(), None).err().expect("refused").to_string();
+    assert!(err.contains("unknown mode"), "{err}");
+}
+
 #[test]
 fn a_chain_stops_producing_without_its_engine_and_resumes_when_it_returns() {
     let c = crypto();
     let kp = c.generate_key("sm2").unwrap();
-    let config = ChannelConfig {
-        id: ChannelId::new("grid").unwrap(),
-        crypto_suite: "gm".into(),
-        consensus: "poa".into(),
-        consensus_config: String::new(),
-        gas_limit: 1_000_000,
-        genesis_time_ms: 1_700_000_000_000,
-        validators: vec![ValidatorConfig { public_key: hex::encode(&kp.public_key), weight: 1 }],
-        block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
-    };
+    let config = channel("poa", "", &kp.public_key);
     let d = tempdir();
     let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
     let chain = Chain::open(d.path(), &config, c.clone(), Some(signer)).unwrap();
