@@ -246,7 +246,7 @@ pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Qu
         let Some(block) = block else { return Ok(None) };
         let receipts = if q.full == Some(false) { vec![] } else { c.receipts(block.header.height)?.unwrap_or_default() };
         let hash = block.header.hash(&c.suite).map_err(ChainError::from)?;
-        let tx_hashes = block.transactions.iter().map(|t| t.hash(&c.suite)).collect::<Result<Vec<_>, _>>().map_err(ChainError::from)?;
+        let tx_hashes = c.tx_hashes(block.header.height)?.unwrap_or_default();
         Ok(Some((hash, block, receipts, tx_hashes)))
     })
     .await?;

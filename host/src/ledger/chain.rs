@@ -574,6 +574,10 @@ impl Chain {
         }
     }
 
+    pub fn tx_hashes(&self, height: u64) -> Result<Option<Vec<Hash32>>, ChainError> {
+        Ok(self.read()?.tx_hashes(height)?)
+    }
+
     pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, ChainError> {
         Ok(self.read()?.receipts(height)?)
     }

@@ -11,6 +11,7 @@
 //! | `blocks` | height (u64) | `Block` encoding |
 //! | `block_hashes` | block hash | height (u64 LE) |
 //! | `txs` | tx hash | height (u64 LE) ‖ index (u32 LE) |
+//! | `block_txs` | height (u64) | the block's transaction hashes, concatenated |
 //! | `receipts` | height (u64) | `Vec<Receipt>` (Borsh, versioned) |
 //! | `state_nodes` | node hash | `smt::Node` (Borsh) |
 //! | `values` | value hash | value bytes (account encodings, storage values) |
@@ -26,6 +27,7 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const BLOCK_HASHES: TableDefinition<&[u8], u64> = TableDefinition::new("block_hashes");
 const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+const BLOCK_TXS: TableDefinition<u64, &[u8]> = TableDefinition::new("block_txs");
 const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 const STATE_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state_nodes");
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
@@ -77,6 +79,7 @@ impl ChainStore {
             tx.open_table(BLOCKS).map_err(db_err)?;
             tx.open_table(BLOCK_HASHES).map_err(db_err)?;
             tx.open_table(TXS).map_err(db_err)?;
+            tx.open_table(BLOCK_TXS).map_err(db_err)?;
             tx.open_table(RECEIPTS).map_err(db_err)?;
             tx.open_table(STATE_NODES).map_err(db_err)?;
             tx.open_table(VALUES).map_err(db_err)?;
@@ -118,6 +121,8 @@ impl ChainStore {
                 loc.extend((i as u32).to_le_bytes());
                 txs.insert(h.0.as_slice(), loc.as_slice()).map_err(db_err)?;
             }
+            let hashes: Vec<u8> = c.tx_hashes.iter().flat_map(|h| h.0).collect();
+            tx.open_table(BLOCK_TXS).map_err(db_err)?.insert(height, hashes.as_slice()).map_err(db_err)?;
             let mut receipts = vec![joule_primitives::encoding::ENCODING_VERSION];
             borsh::to_writer(&mut receipts, c.receipts).map_err(db_err)?;
             tx.open_table(RECEIPTS).map_err(db_err)?.insert(height, receipts.as_slice()).map_err(db_err)?;
@@ -186,6 +191,18 @@ impl StoreView {
             height: u64::from_le_bytes(v[..8].try_into().unwrap_or_default()),
             index: u32::from_le_bytes(v[8..].try_into().unwrap_or_default()),
         }))
+    }
+
+    /// The transaction hashes of a block, in order (stored with it, so serving a block
+    /// needs no hashing).
+    pub fn tx_hashes(&self, height: u64) -> Result<Option<Vec<Hash32>>, StoreError> {
+        let t = self.tx.open_table(BLOCK_TXS).map_err(db_err)?;
+        let Some(v) = t.get(height).map_err(db_err)? else { return Ok(None) };
+        let (chunks, rest) = v.value().as_chunks::<32>();
+        if !rest.is_empty() {
+            return Err(StoreError::Corrupt(format!("transaction hashes of block {height}")));
+        }
+        Ok(Some(chunks.iter().map(|c| Hash32(*c)).collect()))
     }
 
     pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, StoreError> {
