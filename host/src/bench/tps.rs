@@ -10,7 +10,10 @@
 //!    bytes over HTTP (keep-alive), each thread its own senders in nonce order. A block
 //!    stream subscriber records when each block commits and fetches its transaction hashes.
 //! 5. Reported: committed TPS (all transactions / first submission to last commit),
-//!    p50 and p99 of submit-to-commit latency, and TPS / ceiling.
+//!    p50 and p99 of submit-to-commit latency, and TPS / ceiling. Because the clients share
+//!    the machine with the node, also the node process's own CPU time per committed
+//!    transaction (from /proc) against the CPU time of one signature verification: the
+//!    share of the node's work that is signature checking, whatever the clients cost.
 
 use crate::cli::GlobalOpts;
 use crate::cli::chain_cmd::ApiClient;
@@ -71,6 +74,21 @@ pub struct TpsReport {
     pub sm2_verify_ceiling: f64,
     /// committed_tps / sm2_verify_ceiling.
     pub ratio: f64,
+    /// CPU time of the node process per committed transaction (Linux only).
+    pub node_cpu_us_per_tx: Option<f64>,
+    /// CPU time of one SM2 verification through the plugin: cores / ceiling.
+    pub verify_cpu_us: f64,
+    /// verify_cpu_us / node_cpu_us_per_tx: the share of the node's work that is signature checking.
+    pub verify_share_of_node_cpu: Option<f64>,
+}
+
+/// User + system CPU seconds of a process so far, from /proc (Linux; USER_HZ is 100).
+fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 fn sign_all(suite: &SuiteCrypto, keys: &[KeyPair], txs: usize) -> Result<Vec<Vec<Transaction>>> {
@@ -184,10 +202,13 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         bail!("unexpected first line from the node: {first:?}");
     };
     std::thread::spawn(move || for _ in lines {});
-    let result = drive(&base, &by_sender, a.clients, a.batch);
+    let result = drive(&base, child.id(), &by_sender, a.clients, a.batch);
     let _ = child.kill();
     let _ = child.wait();
-    let (tps, p50, p99, blocks) = result?;
+    let (tps, p50, p99, blocks, node_cpu) = result?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let verify_cpu_us = cores as f64 * 1e6 / ceiling;
+    let node_cpu_us_per_tx = node_cpu.map(|s| s * 1e6 / all.len() as f64);
     let report = TpsReport {
         transactions: all.len(),
         clients: a.clients,
@@ -199,6 +220,9 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         latency_p99_ms: p99,
         sm2_verify_ceiling: ceiling,
         ratio: tps / ceiling,
+        node_cpu_us_per_tx,
+        verify_cpu_us,
+        verify_share_of_node_cpu: node_cpu_us_per_tx.map(|n| verify_cpu_us / n),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -212,6 +236,9 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         println!("submit→commit p99     {:.1} ms", report.latency_p99_ms);
         println!("SM2 verify ceiling    {:.0} /s on {} cores (plugin)", report.sm2_verify_ceiling, report.cores);
         println!("TPS / ceiling         {:.2}", report.ratio);
+        if let (Some(n), Some(share)) = (report.node_cpu_us_per_tx, report.verify_share_of_node_cpu) {
+            println!("node CPU per tx       {n:.0} µs (one SM2 verification: {:.0} µs; {:.0}% of the node's work)", report.verify_cpu_us, share * 100.0);
+        }
     }
     Ok(())
 }
@@ -224,8 +251,8 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Submit everything, wait for every commit: (TPS, p50 ms, p99 ms, blocks).
-fn drive(base: &str, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<(f64, f64, f64, usize)> {
+/// (TPS, p50 ms, p99 ms, blocks, node CPU seconds from first submission to last commit).
+fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<(f64, f64, f64, usize, Option<f64>)> {
     let total: usize = by_sender.iter().map(Vec::len).sum();
     let api = ApiClient::new(base, None);
     let suite_hashes: Arc<Mutex<HashMap<Hash32, Instant>>> = Arc::default();
@@ -263,6 +290,7 @@ fn drive(base: &str, by_sender: &[Vec<Transaction>], clients: usize, batch: usiz
     std::thread::sleep(Duration::from_millis(200));
     let errors = AtomicUsize::new(0);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
+    let cpu_before = process_cpu_seconds(node_pid);
     let started = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -317,6 +345,7 @@ fn drive(base: &str, by_sender: &[Vec<Transaction>], clients: usize, batch: usiz
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let node_cpu = process_cpu_seconds(node_pid).zip(cpu_before).map(|(after, before)| after - before);
     stop.store(true, Ordering::Relaxed);
     let commits = commits.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if commits.len() < total {
@@ -328,5 +357,5 @@ fn drive(base: &str, by_sender: &[Vec<Transaction>], clients: usize, batch: usiz
     let mut lat: Vec<f64> = submits.iter().filter_map(|(h, at)| commits.get(h).map(|c| c.saturating_duration_since(*at).as_secs_f64() * 1000.0)).collect();
     lat.sort_by(f64::total_cmp);
     let tps = total as f64 / last.duration_since(started).as_secs_f64();
-    Ok((tps, percentile(&lat, 0.5), percentile(&lat, 0.99), blocks.load(Ordering::Relaxed)))
+    Ok((tps, percentile(&lat, 0.5), percentile(&lat, 0.99), blocks.load(Ordering::Relaxed), node_cpu))
 }
