@@ -4,7 +4,7 @@
 
 use super::{ApiError, bad, blocking};
 use crate::ledger::chain::{Chain, ChainError};
-use crate::ledger::pool::Rejection;
+use crate::ledger::pool::{Rejection, counted};
 use crate::node::Node;
 use crate::node::config::{self, NetworkConfig, NodeConfig};
 use axum::Json;
@@ -87,8 +87,8 @@ pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, body: 
         match serde_json::from_slice::<Transaction>(&body) {
             Ok(tx) => tx,
             Err(e) => {
-                metrics::counter!("txpool_rejections_total", "reason" => "malformed").increment(1);
-                return Err(ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed transaction JSON: {e}")));
+                let r = counted(Rejection::Malformed(e.to_string()));
+                return Err(ApiError(StatusCode::BAD_REQUEST, r.code(), format!("malformed transaction JSON: {e}")));
             }
         }
     } else {
@@ -155,10 +155,7 @@ pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, bod
         let mut per_chain: Vec<(Arc<Chain>, Vec<usize>, Vec<Transaction>)> = vec![];
         for (i, item) in items.into_iter().enumerate() {
             match item {
-                Err(r) => {
-                    metrics::counter!("txpool_rejections_total", "reason" => r.code()).increment(1);
-                    results[i] = Some(Err(r));
-                }
+                Err(r) => results[i] = Some(Err(counted(r))),
                 Ok(tx) => {
                     let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or_else(|| default.clone());
                     match per_chain.iter_mut().find(|(c, _, _)| Arc::ptr_eq(c, &target)) {

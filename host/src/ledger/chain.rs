@@ -13,7 +13,7 @@
 //! receipts roots. Only then is it committed, in one redb transaction.
 
 use super::execute::{self, ExecError};
-use super::pool::{PoolConfig, Rejection, TxPool, verify_signature};
+use super::pool::{PoolConfig, Rejection, TxPool, counted, verify_signature};
 use super::store::{BlockCommit, ChainStore, StoreError, StoreView, TxLocation};
 use super::suite::SuiteCrypto;
 use crate::consensus::{ChannelEngine, ConsensusError, EngineHeader, SealPlan, Validator};
@@ -323,11 +323,7 @@ impl Chain {
     /// Admit canonical transaction bytes.
     pub fn submit_bytes(&self, bytes: &[u8]) -> Result<Hash32, Rejection> {
         let limit = lock(&self.pool).config().max_tx_bytes;
-        if bytes.len() > limit {
-            return Err(counted(Rejection::TooLarge { size: bytes.len(), limit }));
-        }
-        let tx = Transaction::decode(bytes).map_err(|e| counted(Rejection::Malformed(e.to_string())))?;
-        self.submit(tx)
+        self.submit(super::pool::decode(bytes, limit)?)
     }
 
     /// Admit a transaction: every check but the signature under the pool lock, the
@@ -687,11 +683,6 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
         let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     })
-}
-
-fn counted(e: Rejection) -> Rejection {
-    metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
-    e
 }
 
 /// Block 0: no transactions, empty state, its parent hash the hash of the genesis fields.

@@ -3,7 +3,9 @@
 //! * [`suite`] — the channel's crypto suite bound to the plugins;
 //! * [`execute`] — the state transition (pure given parent state and suite);
 //! * [`store`] — redb tables; a block and its state commit atomically;
-//! * [`pool`] — admission checks and the pending transactions.
+//! * [`pool`] — admission checks and the pending transactions;
+//! * [`chain`] — one channel's chain: genesis, production, the import path every block
+//!   takes, commit, and notifications.
 
 pub mod chain;
 pub mod execute;

@@ -90,6 +90,20 @@ pub struct Checked {
     next: u64,
 }
 
+/// Count a rejection in `txpool_rejections_total` by its code; every refusal passes here.
+pub fn counted(e: Rejection) -> Rejection {
+    metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
+    e
+}
+
+/// Canonical transaction bytes, size-checked before decoding.
+pub fn decode(bytes: &[u8], max_tx_bytes: usize) -> Result<Transaction, Rejection> {
+    if bytes.len() > max_tx_bytes {
+        return Err(counted(Rejection::TooLarge { size: bytes.len(), limit: max_tx_bytes }));
+    }
+    Transaction::decode(bytes).map_err(|e| counted(Rejection::Malformed(e.to_string())))
+}
+
 /// The signature check, once, through the plugin. Counted as a rejection when it fails.
 pub fn verify_signature(tx: &Transaction, suite: &SuiteCrypto) -> Result<(), Rejection> {
     let b = &tx.body;
@@ -99,10 +113,7 @@ pub fn verify_signature(tx: &Transaction, suite: &SuiteCrypto) -> Result<(), Rej
         Err(crate::crypto::CryptoError::InvalidKey(m)) => Err(Rejection::Malformed(format!("sender key: {m}"))),
         Err(e) => Err(Rejection::Internal(e.to_string())),
     };
-    if let Err(e) = &r {
-        metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
-    }
-    r
+    r.map_err(counted)
 }
 
 struct Pending {
@@ -153,10 +164,7 @@ impl TxPool {
     /// Check and admit encoded transaction bytes. `next_nonce` is the sender's next nonce
     /// in the committed state. Returns the transaction hash.
     pub fn admit_bytes(&mut self, bytes: &[u8], suite: &SuiteCrypto, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Hash32, Rejection> {
-        if bytes.len() > self.config.max_tx_bytes {
-            return Err(self.reject(Rejection::TooLarge { size: bytes.len(), limit: self.config.max_tx_bytes }));
-        }
-        let tx = Transaction::decode(bytes).map_err(|e| self.reject(Rejection::Malformed(e.to_string())))?;
+        let tx = decode(bytes, self.config.max_tx_bytes)?;
         self.admit(tx, suite, next_nonce)
     }
 
@@ -170,8 +178,7 @@ impl TxPool {
     }
 
     fn reject(&self, e: Rejection) -> Rejection {
-        metrics::counter!("txpool_rejections_total", "reason" => e.code()).increment(1);
-        e
+        counted(e)
     }
 
     /// Every admission check but the signature, without changing the pool.
