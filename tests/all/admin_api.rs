@@ -149,13 +149,13 @@ fn openapi_documents_every_route_and_metrics_are_exported() {
     let paths = doc["paths"].as_object().unwrap();
     let mut documented: Vec<(String, String)> =
         paths.iter().flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone()))).collect();
-    let mut routes: Vec<(String, String)> = joule::api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut routes: Vec<(String, String)> = joule_node::api::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     routes.sort();
     assert_eq!(documented, routes);
     // Each listed route is really served (not 404) by the running node.
     let a = NodeProcess::agent();
-    for (m, p) in joule::api::ROUTES {
+    for (m, p) in joule_node::api::ROUTES {
         if (*m, *p) == ("post", "/v1/plugins") || *p == "/v1/blocks/stream" {
             continue; // multipart upload and the endless event stream: exercised by their own tests
         }

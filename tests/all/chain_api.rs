@@ -2,6 +2,7 @@
 //! provable state, the block stream, the CLI client, configuration over the admin API.
 
 use crate::support::{NodeProcess, data_tx, init_node, joule, run, suite, tempdir};
+use joule_primitives::Hasher;
 use joule_primitives::smt::StateProof;
 use joule_primitives::{Block, Encode, Hash32};
 use serde_json::{Value, json};
@@ -48,7 +49,7 @@ fn a_data_record_flows_from_http_to_block_to_provable_state() {
     std::thread::sleep(Duration::from_millis(200));
 
     let s_gm = suite("gm");
-    let kp = s_gm.crypto.generate_key("sm2").unwrap();
+    let kp = s_gm.crypto().generate_key("sm2").unwrap();
     // One transaction as JSON, one as canonical bytes.
     let t0 = data_tx(&s_gm, &kp, "grid", 0, "meter/7/2026-11-25T10:00", b"42.5 kWh");
     let t1 = data_tx(&s_gm, &kp, "grid", 1, "meter/9/2026-11-25T10:00", b"17.0 kWh");
@@ -79,7 +80,7 @@ fn a_data_record_flows_from_http_to_block_to_provable_state() {
 
     // The record, proved against the state root of a header the client holds.
     let header_root = raw.header.state_root;
-    let account_id = s_gm.hash32(&kp.public_key).unwrap();
+    let account_id = s_gm.hash(&kp.public_key).unwrap();
     let (s, st) = node.get(&format!("/v1/state/{account_id}/meter/7/2026-11-25T10:00?proof=true"));
     assert_eq!(s, 200, "{st}");
     assert_eq!(st["value"], hex::encode(b"42.5 kWh"));
@@ -89,19 +90,19 @@ fn a_data_record_flows_from_http_to_block_to_provable_state() {
     let root = hash(&st["state_root"]);
     let p = &st["proof"];
     let account_bytes = hex::decode(p["account_encoding"].as_str().unwrap()).unwrap();
-    let account_hash = s_gm.hash32(&account_bytes).unwrap();
+    let account_hash = s_gm.hash(&account_bytes).unwrap();
     assert!(proof(&p["account"]).verify(&s_gm, &root, &account_id, Some(&account_hash)).unwrap(), "account proof");
     let account = joule_primitives::Account::decode(&account_bytes).unwrap();
     assert_eq!(account.nonce, 2);
     assert_eq!(account.storage_root, hash(&p["storage_root"]));
-    let key_hash = s_gm.hash32(b"meter/7/2026-11-25T10:00").unwrap();
+    let key_hash = s_gm.hash(b"meter/7/2026-11-25T10:00").unwrap();
     let storage = proof(&p["storage"]);
-    assert!(storage.verify(&s_gm, &account.storage_root, &key_hash, Some(&s_gm.hash32(b"42.5 kWh").unwrap())).unwrap());
-    assert!(!storage.verify(&s_gm, &account.storage_root, &key_hash, Some(&s_gm.hash32(b"43 kWh").unwrap())).unwrap(), "a forged value fails");
+    assert!(storage.verify(&s_gm, &account.storage_root, &key_hash, Some(&s_gm.hash(b"42.5 kWh").unwrap())).unwrap());
+    assert!(!storage.verify(&s_gm, &account.storage_root, &key_hash, Some(&s_gm.hash(b"43 kWh").unwrap())).unwrap(), "a forged value fails");
     // Absence: a key never written, proved absent.
     let (_, none) = node.get(&format!("/v1/state/{account_id}/meter/8?proof=true"));
     assert!(none.get("value").is_none(), "{none}");
-    let absent = s_gm.hash32(b"meter/8").unwrap();
+    let absent = s_gm.hash(b"meter/8").unwrap();
     assert!(proof(&none["proof"]["storage"]).verify(&s_gm, &account.storage_root, &absent, None).unwrap());
 
     // The account by public key and by id.
@@ -204,7 +205,7 @@ fn configuration_is_readable_and_editable_over_the_admin_api() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["applied"][0], "channel grid: block policy");
     let s_gm = suite("gm");
-    let kp = s_gm.crypto.generate_key("sm2").unwrap();
+    let kp = s_gm.crypto().generate_key("sm2").unwrap();
     let started = std::time::Instant::now();
     let (_, sub) = node.submit(&data_tx(&s_gm, &kp, "grid", 0, "k", b"v"));
     node.wait_tx(sub["hash"].as_str().unwrap());
@@ -233,7 +234,7 @@ fn configuration_is_readable_and_editable_over_the_admin_api() {
 struct NetworkText;
 impl NetworkText {
     fn normalise(text: &str) -> String {
-        joule::node::config::NetworkConfig::parse(text).unwrap().to_toml()
+        joule_node::config::NetworkConfig::parse(text).unwrap().to_toml()
     }
 }
 
@@ -262,7 +263,7 @@ fn the_demo_runs_a_network_with_sample_traffic_and_proves_a_reading() {
 
 #[test]
 fn two_channels_on_one_node_are_independent_ledgers() {
-    use joule::node::config::NetworkConfig;
+    use joule_node::config::NetworkConfig;
     let d = tempdir();
     init_node(d.path(), &["--block-interval-ms", "100"]);
     let path = d.path().join("network.toml");
@@ -283,7 +284,7 @@ fn two_channels_on_one_node_are_independent_ledgers() {
 
     // A transaction goes to the chain of the channel it names.
     let s_gm = suite("gm");
-    let kp = s_gm.crypto.generate_key("sm2").unwrap();
+    let kp = s_gm.crypto().generate_key("sm2").unwrap();
     let (st, v) = node.submit(&data_tx(&s_gm, &kp, "meters", 0, "m/1", b"5 kWh"));
     assert_eq!(st, 202, "{v}");
     let r = node.wait_tx(v["hash"].as_str().unwrap());
@@ -292,7 +293,7 @@ fn two_channels_on_one_node_are_independent_ledgers() {
     let (st, v) = node.submit(&data_tx(&s_gm, &kp, "grid", 0, "g/1", b"6 kWh"));
     assert_eq!(st, 202, "{v}");
     node.wait_tx(v["hash"].as_str().unwrap());
-    let id = s_gm.hash32(&kp.public_key).unwrap();
+    let id = s_gm.hash(&kp.public_key).unwrap();
     let (_, on_meters) = node.get(&format!("/v1/state/{id}/g/1?channel=meters"));
     assert!(on_meters.get("value").is_none(), "grid's record is not on meters: {on_meters}");
 

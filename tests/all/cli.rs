@@ -107,8 +107,8 @@ fn vendor_pack_and_sign() {
     let m = joule_plugin_manifest::Manifest::parse(&packed).unwrap();
     let sig = m.signature.as_ref().expect("signed");
     assert_eq!(sig.algorithm, "ed25519");
-    joule::plugin::trust::verify_vendor_signature(sig, &m.signing_bytes()).expect("valid signature");
+    joule_kernel::trust::verify_vendor_signature(sig, &m.signing_bytes()).expect("valid signature");
     let mut tampered = m.clone();
     tampered.version = "1.0.1".into();
-    assert!(joule::plugin::trust::verify_vendor_signature(sig, &tampered.signing_bytes()).is_err(), "the signature covers the manifest");
+    assert!(joule_kernel::trust::verify_vendor_signature(sig, &tampered.signing_bytes()).is_err(), "the signature covers the manifest");
 }

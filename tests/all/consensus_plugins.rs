@@ -2,17 +2,22 @@
 //! the channel's suite behind its `chain-crypto` import; a chain stops producing when its
 //! engine is deactivated and resumes when it is back.
 
-use crate::support::{crypto, crypto_with, data_tx, package, tempdir, test_plugin_dir};
-use joule::consensus::{ConsensusError, EngineHeader, SealPlan, Validator};
-use joule::ledger::chain::{Chain, ChainError, Signer};
-use joule::ledger::suite::{CryptoSuite, SuiteCrypto};
-use joule::node::config::{BlockPolicyConfig, ChannelConfig, ValidatorConfig};
-use joule::plugin::EngineLimits;
+use crate::support::{crypto, crypto_with, data_tx, package, suite, tempdir, test_plugin_dir};
+use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, SealPlan, Validator};
+use joule_consensus_wasm::EngineComponent;
+use joule_crypto::SuiteCrypto;
+use joule_ledger::chain::{ChainError, Signer};
+use joule_node::config::{BlockPolicyConfig, ChannelConfig, ValidatorConfig};
+use joule_node::open_chain;
 use joule_primitives::ChannelId;
+use joule_primitives::CryptoSuite;
+use joule_primitives::{ChainCrypto, Hasher};
+use joule_wasm::Limits;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn header(s: &SuiteCrypto, height: u64, ts: u64, proposer: &[u8], key: Option<&[u8]>) -> EngineHeader {
-    let seal_hash = s.hash32(format!("header {height}").as_bytes()).unwrap().0.to_vec();
+    let seal_hash = s.hash(format!("header {height}").as_bytes()).unwrap().0.to_vec();
     let seal = key.map(|k| s.sign(k, &seal_hash).unwrap()).unwrap_or_default();
     EngineHeader { height, parent_hash: vec![0; 32], timestamp_ms: ts, seal_hash, proposer: proposer.to_vec(), seal }
 }
@@ -20,13 +25,13 @@ fn header(s: &SuiteCrypto, height: u64, ts: u64, proposer: &[u8], key: Option<&[
 #[test]
 fn the_poa_component_judges_headers_with_the_channel_suite() {
     let c = crypto();
-    let plugin = c.registry().engine("poa").expect("consensus-poa is active");
+    let plugin = c.registry().route("consensus", "consensus", "poa").expect("consensus-poa is active");
     assert_eq!(plugin.manifest.name, "consensus-poa");
     for suite_id in ["gm", "intl"] {
-        let s = SuiteCrypto { suite: CryptoSuite::named(suite_id).unwrap(), crypto: c.clone() };
-        let engine = plugin.consensus().unwrap().bind(s.clone(), b"min-block-interval-ms = 10".to_vec()).unwrap();
+        let s = SuiteCrypto::new(CryptoSuite::named(suite_id).unwrap(), c.clone());
+        let engine = plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s.clone()), b"min-block-interval-ms = 10".to_vec()).unwrap();
         assert_eq!(engine.name(), "poa/0.1.0");
-        let (a, b) = (c.generate_key(&s.suite.signature).unwrap(), c.generate_key(&s.suite.signature).unwrap());
+        let (a, b) = (c.generate_key(&s.suite().signature).unwrap(), c.generate_key(&s.suite().signature).unwrap());
         let vals = vec![Validator { public_key: a.public_key.clone(), weight: 1 }, Validator { public_key: b.public_key.clone(), weight: 1 }];
         assert_eq!(engine.proposer(7, 0, &vals).unwrap(), 1);
         assert_eq!(engine.proposer(7, 1, &vals).unwrap(), 0);
@@ -47,8 +52,8 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
         assert!(reject(&header(&s, 7, 1009, &b.public_key, Some(&b.private_key))).contains("timestamp"), "configured minimum interval");
         assert!(reject(&header(&s, 7, 1010, &b.public_key, None)).contains("not sealed"));
     }
-    let s = SuiteCrypto { suite: CryptoSuite::named("gm").unwrap(), crypto: c.clone() };
-    match plugin.consensus().unwrap().bind(s, b"min-block-interval = 1".to_vec()) {
+    let s = SuiteCrypto::new(CryptoSuite::named("gm").unwrap(), c.clone());
+    match plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s), b"min-block-interval = 1".to_vec()) {
         Err(ConsensusError::Engine { reason, .. }) => assert!(reason.contains("unknown field"), "{reason}"),
         other => panic!("a bad engine configuration must fail at bind, got {:?}", other.map(|e| e.name().to_string())),
     }
@@ -69,7 +74,7 @@ fn channel(consensus: &str, consensus_config: &str, validator: &[u8]) -> Channel
 
 #[test]
 fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() {
-    let c = crypto_with(EngineLimits { call_timeout: Duration::from_millis(300), max_memory_bytes: 64 << 20, ..EngineLimits::default() });
+    let c = crypto_with(Limits { call_timeout: Duration::from_millis(300), max_memory_bytes: 64 << 20, ..Limits::default() });
     c.registry().install(package(&test_plugin_dir().join("hostile-consensus.toml"))).unwrap();
     c.registry().activate("hostile-consensus", None).unwrap();
     let kp = c.generate_key("sm2").unwrap();
@@ -82,8 +87,8 @@ fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() 
     ] {
         let d = tempdir();
         let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
-        let chain = Chain::open(d.path(), &channel("hostile", mode, &kp.public_key), c.clone(), Some(signer)).unwrap();
-        let s = chain.suite.clone();
+        let chain = open_chain(d.path(), &channel("hostile", mode, &kp.public_key), &c, Some(signer)).unwrap();
+        let s = suite("gm");
         chain.submit(data_tx(&s, &kp, "grid", 0, "a", b"1")).unwrap();
         for attempt in 0..2 {
             let err = chain.produce(1_700_000_000_100 + attempt).err().map(|e| e.to_string()).unwrap_or_else(|| panic!("{mode}: a block was produced"));
@@ -92,13 +97,13 @@ fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() 
             assert_eq!(chain.pool_len(), 1, "{mode}: the transaction waits in the pool");
         }
         // The chain still answers: state, blocks, and a reopen finds the same head.
-        assert!(chain.state(&s.hash32(&kp.public_key).unwrap(), "a", true).unwrap().value.is_none());
+        assert!(chain.state(&s.hash(&kp.public_key).unwrap(), "a", true).unwrap().value.is_none());
         drop(chain);
-        assert_eq!(Chain::open(d.path(), &channel("hostile", mode, &kp.public_key), c.clone(), None).unwrap().head().height, 0);
+        assert_eq!(open_chain(d.path(), &channel("hostile", mode, &kp.public_key), &c, None).unwrap().head().height, 0);
     }
     // A configuration the engine refuses stops the channel at start-up, with its reason.
     let d = tempdir();
-    let err = Chain::open(d.path(), &channel("hostile", "nonsense", &kp.public_key), c.clone(), None).err().expect("refused").to_string();
+    let err = open_chain(d.path(), &channel("hostile", "nonsense", &kp.public_key), &c, None).err().expect("refused").to_string();
     assert!(err.contains("unknown mode"), "{err}");
 }
 
@@ -109,9 +114,9 @@ fn a_chain_stops_producing_without_its_engine_and_resumes_when_it_returns() {
     let config = channel("poa", "", &kp.public_key);
     let d = tempdir();
     let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
-    let chain = Chain::open(d.path(), &config, c.clone(), Some(signer)).unwrap();
+    let chain = open_chain(d.path(), &config, &c, Some(signer)).unwrap();
     assert!(chain.produce(1_700_000_000_100).unwrap().is_none(), "nothing to put in a block, and no empty blocks");
-    let s = chain.suite.clone();
+    let s = suite("gm");
     chain.submit(data_tx(&s, &kp, "grid", 0, "a", b"1")).unwrap();
     let b1 = chain.produce(1_700_000_000_200).unwrap().expect("block 1");
     assert_eq!((b1.block.header.height, b1.block.transactions.len()), (1, 1));
@@ -128,11 +133,11 @@ fn a_chain_stops_producing_without_its_engine_and_resumes_when_it_returns() {
     assert_eq!(b2.block.header.height, 2);
     // Reopening finds the same head; a different validator set is a different chain.
     drop(chain);
-    let chain = Chain::open(d.path(), &config, c.clone(), None).unwrap();
+    let chain = open_chain(d.path(), &config, &c, None).unwrap();
     assert_eq!((chain.head().height, chain.head().hash), (2, b2.hash));
     drop(chain);
     let mut other = config.clone();
     other.validators[0].public_key = hex::encode(c.generate_key("sm2").unwrap().public_key);
-    let err = Chain::open(d.path(), &other, c, None).err().expect("other genesis refused").to_string();
+    let err = open_chain(d.path(), &other, &c, None).err().expect("other genesis refused").to_string();
     assert!(err.contains("different genesis fields"), "{err}");
 }

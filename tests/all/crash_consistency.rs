@@ -4,6 +4,7 @@
 //! the committed transactions gives.
 
 use crate::support::{NodeProcess, data_tx, init_node, suite, tempdir};
+use joule_primitives::Hasher;
 use joule_primitives::smt::StateProof;
 use joule_primitives::{Block, Encode, Hash32, Payload};
 use serde_json::Value;
@@ -15,7 +16,7 @@ use std::time::Duration;
 /// What the API said was committed: block height -> (block hash, tx hashes, receipts).
 type Seen = BTreeMap<u64, (String, Value, Value)>;
 
-fn load(base: String, senders: Arc<Vec<joule::crypto::KeyPair>>, stop: Arc<AtomicBool>, round: usize) {
+fn load(base: String, senders: Arc<Vec<joule_crypto::KeyPair>>, stop: Arc<AtomicBool>, round: usize) {
     let s = suite("gm");
     let node = NodeProcess::probe(&base);
     std::thread::scope(|scope| {
@@ -59,7 +60,7 @@ fn sigkill_during_commits_never_loses_or_corrupts_committed_blocks() {
     let d = tempdir();
     init_node(d.path(), &["--block-interval-ms", "20", "--max-block-transactions", "50"]);
     let s = suite("gm");
-    let senders: Arc<Vec<_>> = Arc::new((0..4).map(|_| s.crypto.generate_key("sm2").unwrap()).collect());
+    let senders: Arc<Vec<_>> = Arc::new((0..4).map(|_| s.crypto().generate_key("sm2").unwrap()).collect());
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut sampled: HashMap<String, Value> = HashMap::new();
     for (round, kill_after_ms) in [700u64, 1100, 450, 1500, 900].into_iter().enumerate() {
@@ -126,7 +127,7 @@ fn sigkill_during_commits_never_loses_or_corrupts_committed_blocks() {
     }
     let mut checked = 0;
     for ((sender, key), value) in &latest {
-        let id = s.hash32(sender).unwrap();
+        let id = s.hash(sender).unwrap();
         let (_, st) = node.get(&format!("/v1/state/{id}/{key}?proof=true"));
         assert_eq!(st["value"].as_str(), Some(hex::encode(value).as_str()), "{key}");
         if st["height"].as_u64() == Some(head) {
@@ -134,7 +135,7 @@ fn sigkill_during_commits_never_loses_or_corrupts_committed_blocks() {
             let p = &st["proof"];
             let storage_root = Hash32::from_hex(p["storage_root"].as_str().unwrap()).unwrap();
             let proof: StateProof = serde_json::from_value(p["storage"].clone()).unwrap();
-            assert!(proof.verify(&s, &storage_root, &s.hash32(key.as_bytes()).unwrap(), Some(&s.hash32(value).unwrap())).unwrap());
+            assert!(proof.verify(&s, &storage_root, &s.hash(key.as_bytes()).unwrap(), Some(&s.hash(value).unwrap())).unwrap());
             checked += 1;
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::support::{NodeProcess, data_tx, init_node, suite, tempdir};
 use joule_primitives::{Block, Encode, Hash32};
+use joule_primitives::{ChainCrypto, Hasher};
 
 #[test]
 fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
@@ -21,7 +22,7 @@ fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
     assert_eq!(sb["validator"], false);
 
     let s = suite("gm");
-    let senders: Vec<_> = (0..3).map(|_| s.crypto.generate_key("sm2").unwrap()).collect();
+    let senders: Vec<_> = (0..3).map(|_| s.crypto().generate_key("sm2").unwrap()).collect();
     let mut last = String::new();
     for n in 0..8u64 {
         for (i, kp) in senders.iter().enumerate() {
@@ -43,9 +44,9 @@ fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
     let mut retimed = Block::decode(&block1).unwrap();
     retimed.header.timestamp_ms += 1;
     // The validator itself lying about the state: sealed properly, caught by re-execution.
-    let validator_key = joule::crypto::pem::decode("PRIVATE KEY", &std::fs::read(da.path().join("node-sm2.key.pem")).unwrap()).unwrap();
+    let validator_key = joule_crypto::pem::decode("PRIVATE KEY", &std::fs::read(da.path().join("node-sm2.key.pem")).unwrap()).unwrap();
     let mut lying = forged_state.clone();
-    let seal_hash = s.hash32(&lying.header.sealing_bytes()).unwrap();
+    let seal_hash = s.hash(&lying.header.sealing_bytes()).unwrap();
     lying.header.seal = s.sign(&validator_key, &seal_hash.0).unwrap();
     for (what, blk, needle) in [
         ("forged state root", &forged_state, "seal"),
@@ -77,7 +78,7 @@ fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
         assert_eq!(ra["receipts"], rb["receipts"], "receipts of block {h}");
     }
     for (i, kp) in senders.iter().enumerate() {
-        let id = s.hash32(&kp.public_key).unwrap();
+        let id = s.hash(&kp.public_key).unwrap();
         let (_, va) = a.get(&format!("/v1/state/{id}/meter/{i}/1?proof=true"));
         let (_, vb) = b.get(&format!("/v1/state/{id}/meter/{i}/1?proof=true"));
         assert_eq!(va["value"], hex::encode(format!("7.{i} kWh")));

@@ -2,13 +2,14 @@
 //! other call keeps working.
 
 use crate::support::{crypto_with, package, plugin_dir, test_plugin_dir};
-use joule::crypto::{CryptoError, CryptoService};
-use joule::plugin::{EngineLimits, PluginError, PluginPackage};
-use joule_plugin_manifest::{Manifest, PluginKind, sha256_hex};
+use joule_crypto::{CryptoError, CryptoService};
+use joule_kernel::{PluginError, PluginPackage};
+use joule_plugin_manifest::{Manifest, sha256_hex};
+use joule_wasm::Limits;
 use std::time::{Duration, Instant};
 
-fn limits() -> EngineLimits {
-    EngineLimits { call_timeout: Duration::from_millis(300), max_memory_bytes: 64 << 20, ..EngineLimits::default() }
+fn limits() -> Limits {
+    Limits { call_timeout: Duration::from_millis(300), max_memory_bytes: 64 << 20, ..Limits::default() }
 }
 
 fn with_hostile() -> CryptoService {
@@ -29,7 +30,7 @@ fn call_failure(e: CryptoError) -> String {
 fn raw_package(name: &str, wasm: Vec<u8>) -> PluginPackage {
     let manifest = Manifest {
         name: name.into(),
-        kind: PluginKind::Crypto,
+        kind: "crypto".into(),
         version: "0.1.0".into(),
         vendor: "test".into(),
         description: String::new(),

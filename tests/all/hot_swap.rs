@@ -1,8 +1,8 @@
 //! Hot swap: versions change atomically under load; rollback, deactivate, remove.
 
 use crate::support::{crypto, package, test_plugin_dir};
-use joule::crypto::CryptoError;
-use joule::plugin::PluginError;
+use joule_crypto::CryptoError;
+use joule_kernel::PluginError;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +12,7 @@ fn tagged(tag: &[u8], data: &[u8]) -> Vec<u8> {
     Sha256::new().chain_update(tag).chain_update(data).finalize().to_vec()
 }
 
-fn with_tagged() -> joule::crypto::CryptoService {
+fn with_tagged() -> joule_crypto::CryptoService {
     let c = crypto();
     for v in ["tagged-v1", "tagged-v2"] {
         c.registry().install(package(&test_plugin_dir().join(v).join("tagged.toml"))).expect(v);

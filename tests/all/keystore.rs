@@ -2,8 +2,8 @@
 //! module access control.
 
 use crate::support::{crypto, tempdir};
-use joule::crypto::CryptoService;
-use joule::keystore::{Keystore, KeystoreError, Right};
+use joule_crypto::CryptoService;
+use joule_node::keystore::{Keystore, KeystoreError, Right};
 use std::time::Duration;
 
 /// Low KDF cost so tests are quick; production uses the 64 MiB default.

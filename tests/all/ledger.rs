@@ -2,14 +2,16 @@
 //! determinism across nodes (issue 3, in progress).
 
 use crate::support::{crypto, tempdir};
-use joule::ledger::execute::{ExecError, execute};
-use joule::ledger::store::{BlockCommit, ChainStore};
-use joule::ledger::suite::{CryptoSuite, SuiteCrypto};
+use joule_crypto::SuiteCrypto;
+use joule_ledger::execute::{ExecError, execute};
+use joule_ledger::store::{BlockCommit, ChainStore};
+use joule_primitives::CryptoSuite;
 use joule_primitives::smt::{EMPTY, Smt};
 use joule_primitives::{Account, Block, BlockHeader, ChannelId, Encode, Hash32, Payload, ReceiptStatus, Transaction, UnsignedTransaction, merkle};
+use joule_primitives::{ChainCrypto, Hasher};
 
 fn suite(id: &str) -> SuiteCrypto {
-    SuiteCrypto { suite: CryptoSuite::named(id).expect("suite"), crypto: crypto() }
+    SuiteCrypto::new(CryptoSuite::named(id).expect("suite"), crypto())
 }
 
 fn data_tx(s: &SuiteCrypto, sk: &[u8], pk: &[u8], nonce: u64, key: &str, value: &[u8], gas_limit: u64) -> Transaction {
@@ -18,7 +20,7 @@ fn data_tx(s: &SuiteCrypto, sk: &[u8], pk: &[u8], nonce: u64, key: &str, value: 
         sender: pk.to_vec(),
         nonce,
         gas_limit,
-        sig_alg: s.suite.signature.clone(),
+        sig_alg: s.suite().signature.clone(),
         payload: Payload::Data { key: key.into(), value: value.to_vec() },
     };
     let sig = s.sign(sk, &body.signing_bytes()).expect("sign");
@@ -46,7 +48,7 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
         state_root: exec.state_root,
         receipts_root: merkle::root(s, &receipts_enc).unwrap(),
         proposer: vec![],
-        crypto_suite: s.suite.id.clone(),
+        crypto_suite: s.suite().id.clone(),
         seal: vec![],
     };
     let block = Block { header, transactions: txs };
@@ -69,7 +71,7 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
 #[test]
 fn data_records_commit_with_provable_state_and_survive_reopen() {
     let s = suite("gm");
-    let kp = s.crypto.generate_key("sm2").unwrap();
+    let kp = s.crypto().generate_key("sm2").unwrap();
     let d = tempdir();
     let path = d.path().join("chain.redb");
     let store = ChainStore::open(&path).unwrap();
@@ -97,29 +99,29 @@ fn data_records_commit_with_provable_state_and_survive_reopen() {
     // A client holding only the header's state root checks the account and the record.
     let root = block.header.state_root;
     let smt = Smt::new(&view, &s);
-    let account_id = s.hash32(&kp.public_key).unwrap();
+    let account_id = s.hash(&kp.public_key).unwrap();
     let account_hash = smt.get(&root, &account_id).unwrap().expect("account present");
     let account = Account::decode(&view.value(&account_hash).unwrap().unwrap()).unwrap();
     assert_eq!(account.nonce, 3, "the out-of-gas transaction still used its nonce");
     assert!(smt.prove(&root, &account_id).unwrap().verify(&s, &root, &account_id, Some(&account_hash)).unwrap());
-    let key = s.hash32(b"meter/7/2026-11-25").unwrap();
+    let key = s.hash(b"meter/7/2026-11-25").unwrap();
     let value_hash = smt.get(&account.storage_root, &key).unwrap().unwrap();
     assert_eq!(view.value(&value_hash).unwrap().unwrap(), b"42.5 kWh", "the out-of-gas write did not happen");
     let proof = smt.prove(&account.storage_root, &key).unwrap();
-    assert!(proof.verify(&s, &account.storage_root, &key, Some(&s.hash32(b"42.5 kWh").unwrap())).unwrap());
-    assert!(!proof.verify(&s, &account.storage_root, &key, Some(&s.hash32(b"43.0 kWh").unwrap())).unwrap());
-    let absent = s.hash32(b"meter/8/2026-11-25").unwrap();
+    assert!(proof.verify(&s, &account.storage_root, &key, Some(&s.hash(b"42.5 kWh").unwrap())).unwrap());
+    assert!(!proof.verify(&s, &account.storage_root, &key, Some(&s.hash(b"43.0 kWh").unwrap())).unwrap());
+    let absent = s.hash(b"meter/8/2026-11-25").unwrap();
     assert!(smt.prove(&account.storage_root, &absent).unwrap().verify(&s, &account.storage_root, &absent, None).unwrap());
     // Events are indexed by contract (here the sender's account) and topic.
     let mut prefix = account_id.0.to_vec();
-    prefix.extend(s.hash32(b"data").unwrap().0);
+    prefix.extend(s.hash(b"data").unwrap().0);
     assert_eq!(view.events_with_prefix(&prefix, 10).unwrap().len(), 2);
 }
 
 #[test]
 fn replayed_or_skipped_nonces_make_a_block_invalid_and_change_nothing() {
     let s = suite("intl");
-    let kp = s.crypto.generate_key("ecdsa-p256").unwrap();
+    let kp = s.crypto().generate_key("ecdsa-p256").unwrap();
     let d = tempdir();
     let store = ChainStore::open(&d.path().join("chain.redb")).unwrap();
     produce(&store, &s, vec![data_tx(&s, &kp.private_key, &kp.public_key, 0, "k", b"v", 100_000)], 1).unwrap();
@@ -144,7 +146,7 @@ fn replayed_or_skipped_nonces_make_a_block_invalid_and_change_nothing() {
 #[test]
 fn the_same_transactions_give_byte_identical_blocks_on_two_stores() {
     let s = suite("gm");
-    let kp = s.crypto.generate_key("sm2").unwrap();
+    let kp = s.crypto().generate_key("sm2").unwrap();
     let txs: Vec<Transaction> =
         (0..20).map(|n| data_tx(&s, &kp.private_key, &kp.public_key, n, &format!("k{}", n % 7), format!("v{n}").as_bytes(), 100_000)).collect();
     let (d1, d2) = (tempdir(), tempdir());
@@ -163,7 +165,8 @@ fn the_same_transactions_give_byte_identical_blocks_on_two_stores() {
 
 mod pool {
     use super::{data_tx, suite};
-    use joule::ledger::pool::{PoolConfig, Rejection, TxPool};
+    use joule_ledger::pool::{PoolConfig, Rejection, TxPool, decode};
+    use joule_primitives::ChainCrypto;
     use joule_primitives::{ChannelId, Encode, Payload, UnsignedTransaction};
 
     fn pool(config: PoolConfig) -> TxPool {
@@ -173,7 +176,7 @@ mod pool {
     #[test]
     fn every_bad_transaction_gets_a_precise_reason_and_changes_nothing() {
         let s = suite("gm");
-        let kp = s.crypto.generate_key("sm2").unwrap();
+        let kp = s.crypto().generate_key("sm2").unwrap();
         let mut p = pool(PoolConfig { gas_limit: 50_000, max_nonce_ahead: 5, max_tx_bytes: 4096, ..PoolConfig::default() });
         let at = |n: u64| move |_: &[u8]| n;
         let good = data_tx(&s, &kp.private_key, &kp.public_key, 3, "k", b"v", 20_000);
@@ -207,8 +210,8 @@ mod pool {
         cases.push(("unsupported_payload", p.admit(call.sign_with(sig), &s, at(3))));
         let mut garbage = good.encode();
         garbage.truncate(garbage.len() - 3);
-        cases.push(("malformed", p.admit_bytes(&garbage, &s, at(3))));
-        cases.push(("malformed", p.admit_bytes(b"{\"not\": \"a transaction\"}", &s, at(3))));
+        cases.push(("malformed", decode(&garbage, 4096).and_then(|tx| p.admit(tx, &s, at(3)))));
+        cases.push(("malformed", decode(b"{\"not\": \"a transaction\"}", 4096).and_then(|tx| p.admit(tx, &s, at(3)))));
         for (want, got) in cases {
             let e = got.expect_err(want);
             assert_eq!(e.code(), want, "{e}");
@@ -221,7 +224,7 @@ mod pool {
     #[test]
     fn ready_hands_out_consecutive_nonces_and_prune_drops_used_ones() {
         let s = suite("gm");
-        let (a, b) = (s.crypto.generate_key("sm2").unwrap(), s.crypto.generate_key("sm2").unwrap());
+        let (a, b) = (s.crypto().generate_key("sm2").unwrap(), s.crypto().generate_key("sm2").unwrap());
         let mut p = pool(PoolConfig::default());
         let next = |_: &[u8]| 0;
         // a: 0, 1, 3 (gap at 2); b: 1, 0 (out of order).
@@ -243,7 +246,7 @@ mod pool {
     #[test]
     fn a_full_pool_evicts_the_largest_sender_tail_and_refuses_its_own_overflow() {
         let s = suite("gm");
-        let (a, b) = (s.crypto.generate_key("sm2").unwrap(), s.crypto.generate_key("sm2").unwrap());
+        let (a, b) = (s.crypto().generate_key("sm2").unwrap(), s.crypto().generate_key("sm2").unwrap());
         let mut p = pool(PoolConfig { max_transactions: 4, ..PoolConfig::default() });
         let next = |_: &[u8]| 0;
         for n in 0..4 {

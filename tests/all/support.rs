@@ -1,9 +1,10 @@
 //! Shared helpers: where the built plugins are, registries, the `joule` binary, a node.
 
-use joule::crypto::CryptoService;
-use joule::plugin::cache::ArtifactCache;
-use joule::plugin::trust::TrustPolicy;
-use joule::plugin::{EngineLimits, PluginEngine, PluginPackage, PluginRegistry};
+use joule_crypto::{CryptoService, KeyPair, SuiteCrypto};
+use joule_kernel::trust::TrustPolicy;
+use joule_kernel::{PluginPackage, PluginRegistry};
+use joule_primitives::{ChainCrypto, CryptoSuite};
+use joule_wasm::{ArtifactCache, Limits};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("repository root").to_path_buf()
 }
 
 fn built(dir: PathBuf) -> PathBuf {
@@ -41,13 +42,13 @@ pub fn package(path: &Path) -> PluginPackage {
     PluginPackage::from_manifest_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-pub fn registry_with(limits: EngineLimits, trust: TrustPolicy) -> Arc<PluginRegistry> {
-    let engine = Arc::new(PluginEngine::new(limits).expect("engine"));
-    Arc::new(PluginRegistry::new(engine, ArtifactCache::new(Some(cache_dir())), trust, None))
+/// A registry of the node's plugin kinds, in memory.
+pub fn registry_with(limits: Limits, trust: TrustPolicy) -> Arc<PluginRegistry> {
+    joule_node::plugins::registry(limits, ArtifactCache::new(Some(cache_dir())), trust, None).expect("registry")
 }
 
 /// A registry with the first-party plugins installed and active.
-pub fn crypto_with(limits: EngineLimits) -> CryptoService {
+pub fn crypto_with(limits: Limits) -> CryptoService {
     let reg = registry_with(limits, TrustPolicy::default());
     let failures = reg.load_dir(&plugin_dir());
     assert!(failures.is_empty(), "first-party plugins failed to load: {:?}", failures.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect::<Vec<_>>());
@@ -55,7 +56,7 @@ pub fn crypto_with(limits: EngineLimits) -> CryptoService {
 }
 
 pub fn crypto() -> CryptoService {
-    crypto_with(EngineLimits::default())
+    crypto_with(Limits::default())
 }
 
 pub fn tempdir() -> tempfile::TempDir {
@@ -240,25 +241,18 @@ pub fn init_node(dir: &Path, args: &[&str]) {
 }
 
 /// A channel's suite bound to an in-process registry of the first-party plugins.
-pub fn suite(id: &str) -> joule::ledger::suite::SuiteCrypto {
-    joule::ledger::suite::SuiteCrypto { suite: joule::ledger::suite::CryptoSuite::named(id).expect("suite"), crypto: crypto() }
+pub fn suite(id: &str) -> SuiteCrypto {
+    SuiteCrypto::new(CryptoSuite::named(id).expect("suite"), crypto())
 }
 
 /// A signed data-record transaction.
-pub fn data_tx(
-    s: &joule::ledger::suite::SuiteCrypto,
-    kp: &joule::crypto::KeyPair,
-    channel: &str,
-    nonce: u64,
-    key: &str,
-    value: &[u8],
-) -> joule_primitives::Transaction {
+pub fn data_tx(s: &SuiteCrypto, kp: &KeyPair, channel: &str, nonce: u64, key: &str, value: &[u8]) -> joule_primitives::Transaction {
     let body = joule_primitives::UnsignedTransaction {
         channel: joule_primitives::ChannelId::new(channel).expect("channel"),
         sender: kp.public_key.clone(),
         nonce,
         gas_limit: 100_000,
-        sig_alg: s.suite.signature.clone(),
+        sig_alg: s.suite().signature.clone(),
         payload: joule_primitives::Payload::Data { key: key.into(), value: value.to_vec() },
     };
     let sig = s.sign(&kp.private_key, &body.signing_bytes()).expect("sign");

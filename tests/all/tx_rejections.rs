@@ -2,7 +2,7 @@
 //! the chain, the state or the pool.
 
 use crate::support::{NodeProcess, data_tx, init_node, suite, tempdir};
-use joule_primitives::{Encode, Payload};
+use joule_primitives::{ChainCrypto, Encode, Payload};
 use serde_json::Value;
 
 /// What a rejection must leave unchanged.
@@ -18,8 +18,8 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
     init_node(d.path(), &["--block-interval-ms", "100", "--gas-limit", "1000000"]);
     let node = NodeProcess::start(d.path(), &[]);
     let s = suite("gm");
-    let kp = s.crypto.generate_key("sm2").unwrap();
-    let other = s.crypto.generate_key("sm2").unwrap();
+    let kp = s.crypto().generate_key("sm2").unwrap();
+    let other = s.crypto().generate_key("sm2").unwrap();
     let account = hex::encode(&kp.public_key);
 
     // One good transaction first, so "replayed" has something to replay.
@@ -118,7 +118,7 @@ fn a_batch_answers_each_transaction_and_admits_only_the_good_ones() {
     init_node(d.path(), &["--block-interval-ms", "100"]);
     let node = NodeProcess::start(d.path(), &[]);
     let s = suite("gm");
-    let kp = s.crypto.generate_key("sm2").unwrap();
+    let kp = s.crypto().generate_key("sm2").unwrap();
     let good: Vec<_> = (0..5).map(|n| data_tx(&s, &kp, "grid", n, &format!("meter/{n}"), b"1 kWh")).collect();
     let mut forged = data_tx(&s, &kp, "grid", 5, "meter/5", b"1 kWh");
     forged.signature[10] ^= 1;

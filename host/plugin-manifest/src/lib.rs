@@ -11,7 +11,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Errors reading, checking or packing a manifest.
@@ -31,39 +30,6 @@ pub enum ManifestError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Which WIT world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Crypto,
-    Consensus,
-    Gateway,
-    Logs,
-}
-
-impl PluginKind {
-    /// The fully qualified world a plugin of this kind must target.
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::Crypto => "joule:crypto/plugin@0.1.0",
-            PluginKind::Consensus => "joule:consensus/engine-plugin@0.1.0",
-            PluginKind::Gateway => "joule:gateway/auth-policy@0.1.0",
-            PluginKind::Logs => "joule:logs/analyzer-plugin@0.1.0",
-        }
-    }
-}
-
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PluginKind::Crypto => "crypto",
-            PluginKind::Consensus => "consensus",
-            PluginKind::Gateway => "gateway",
-            PluginKind::Logs => "logs",
-        })
-    }
 }
 
 /// A vector the host checks before activating a plugin, for algorithms the host has no
@@ -108,12 +74,15 @@ pub struct VendorSignature {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Manifest {
     pub name: String,
-    pub kind: PluginKind,
+    /// The plugin kind, which decides the WIT world the component must target (`crypto`,
+    /// `consensus`, …). The node checks it against the kinds registered with its kernel.
+    pub kind: String,
     pub version: String,
     pub vendor: String,
     #[serde(default)]
     pub description: String,
-    /// `kind:id` for every algorithm provided, e.g. `hash:sm3`, `signature:sm2`.
+    /// `class:id` for everything the plugin provides, e.g. `hash:sm3`, `signature:sm2`,
+    /// `consensus:poa`. The plugin's kind says which classes it may provide.
     #[serde(default)]
     pub algorithms: Vec<String>,
     /// Lowercase hex SHA-256 of the wasm file.
@@ -157,16 +126,10 @@ impl Manifest {
         if self.vendor.trim().is_empty() || self.vendor.len() > 128 {
             return Err(ManifestError::Field { field: "vendor", reason: "must be 1-128 characters".into() });
         }
+        ident("kind", &self.kind)?;
         for a in &self.algorithms {
-            let (kind, id) = a.split_once(':').ok_or_else(|| ManifestError::Field { field: "algorithms", reason: format!("{a:?} is not `kind:id`") })?;
-            let for_kind = match kind {
-                "hash" | "signature" | "public-key-encryption" | "symmetric-cipher" => PluginKind::Crypto,
-                "consensus" => PluginKind::Consensus,
-                _ => return Err(ManifestError::Field { field: "algorithms", reason: format!("unknown algorithm kind {kind:?} in {a:?}") }),
-            };
-            if for_kind != self.kind {
-                return Err(ManifestError::Field { field: "algorithms", reason: format!("a {} plugin cannot provide {a:?}", self.kind) });
-            }
+            let (class, id) = a.split_once(':').ok_or_else(|| ManifestError::Field { field: "algorithms", reason: format!("{a:?} is not `class:id`") })?;
+            ident("algorithms", class)?;
             ident("algorithms", id)?;
         }
         if !self.wasm_sha256.is_empty() && (self.wasm_sha256.len() != 64 || hex::decode(&self.wasm_sha256).is_err()) {
@@ -258,6 +221,33 @@ pub fn pack(wasm: &[u8], mut manifest: Manifest, out_dir: &Path) -> Result<(Mani
     Ok((manifest, toml_path))
 }
 
+/// The version a crate's `DIR/Cargo.toml` declares: its `[package] version`, or, when that
+/// says `version.workspace = true`, the `[workspace.package] version` of its workspace, the
+/// directory named by `package.workspace` or else the nearest directory from `DIR` upwards
+/// (`DIR` included) whose `Cargo.toml` has a `[workspace]` table, as cargo finds it. `None`
+/// when the file cannot be read or parsed, has no `[package]`, declares no version, or the
+/// workspace gives none. Used by the build tooling and `joule plugin pack` when a plugin's
+/// `plugin.toml` has no `version` of its own.
+pub fn cargo_package_version(dir: &Path) -> Option<String> {
+    fn read(dir: &Path) -> Option<toml::Table> {
+        toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).ok()?).ok()
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let cargo_toml = read(&dir)?;
+    let package = cargo_toml.get("package")?.as_table()?;
+    match package.get("version")? {
+        toml::Value::String(v) => Some(v.clone()),
+        toml::Value::Table(t) if t.get("workspace").and_then(toml::Value::as_bool) == Some(true) => {
+            let root = match package.get("workspace").and_then(toml::Value::as_str) {
+                Some(path) => read(&dir.join(path))?,
+                None => dir.ancestors().filter_map(read).find(|t| t.contains_key("workspace"))?,
+            };
+            Some(root.get("workspace")?.get("package")?.get("version")?.as_str()?.to_string())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,7 +271,8 @@ algorithms = ["hash:sm3", "signature:sm2"]
             "name = \"Bad Name\"\nkind = \"crypto\"\nversion = \"0.1.0\"\nvendor = \"v\"",
             "name = \"a\"\nkind = \"crypto\"\nversion = \"1.0\"\nvendor = \"v\"",
             "name = \"a\"\nkind = \"crypto\"\nversion = \"01.0.0\"\nvendor = \"v\"",
-            "name = \"a\"\nkind = \"rocket\"\nversion = \"1.0.0\"\nvendor = \"v\"",
+            "name = \"a\"\nkind = \"Rocket Ship\"\nversion = \"1.0.0\"\nvendor = \"v\"",
+            "name = \"a\"\nkind = \"crypto\"\nversion = \"1.0.0\"\nvendor = \"v\"\nalgorithms = [\"Hash:sm3\"]",
             "name = \"a\"\nkind = \"crypto\"\nversion = \"1.0.0\"\nvendor = \"v\"\nalgorithms = [\"sm3\"]",
             "name = \"a\"\nkind = \"crypto\"\nversion = \"1.0.0\"\nvendor = \"v\"\nsurprise = 1",
         ] {
@@ -311,14 +302,48 @@ algorithms = ["hash:sm3", "signature:sm2"]
     }
 
     #[test]
-    fn algorithms_must_belong_to_the_plugin_kind() {
+    fn provided_entries_are_class_colon_id() {
         let m =
             |kind: &str, alg: &str| Manifest::parse(&format!("name = \"p\"\nkind = \"{kind}\"\nversion = \"0.1.0\"\nvendor = \"v\"\nalgorithms = [\"{alg}\"]"));
         assert!(m("consensus", "consensus:poa").is_ok());
         assert!(m("crypto", "hash:sm3").is_ok());
-        let e = m("crypto", "consensus:poa").unwrap_err().to_string();
-        assert!(e.contains("a crypto plugin cannot provide"), "{e}");
-        assert!(m("consensus", "signature:sm2").unwrap_err().to_string().contains("a consensus plugin cannot provide"));
+        // Which classes a kind may provide is the kind's business, checked at install.
+        assert!(m("gateway", "policy:rbac").is_ok());
         assert!(m("consensus", "consensus:Bad Name").is_err());
+        assert!(m("crypto", "sm3").unwrap_err().to_string().contains("not `class:id`"));
+        assert!(m("Crypto", "hash:sm3").is_err());
+    }
+
+    #[test]
+    fn cargo_package_version_reads_the_package_or_its_workspace() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let write = |rel: &str, text: &str| {
+            let dir = tmp.path().join(rel);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("Cargo.toml"), text).expect("write Cargo.toml");
+            dir
+        };
+        let root = write(".", "[workspace]\nmembers = [\"own\", \"inherits\", \"nested/deep\"]\n\n[workspace.package]\nversion = \"2.3.4\"\n");
+        let own = write("own", "[package]\nname = \"own\"\nversion = \"1.0.0\"\n");
+        assert_eq!(cargo_package_version(&own).as_deref(), Some("1.0.0"));
+        // `version.workspace = true`: the nearest enclosing workspace's version, however deep.
+        let inherits = write("inherits", "[package]\nname = \"inherits\"\nversion.workspace = true\n");
+        assert_eq!(cargo_package_version(&inherits).as_deref(), Some("2.3.4"));
+        let deep = write("nested/deep", "[package]\nname = \"deep\"\nversion = { workspace = true }\n");
+        assert_eq!(cargo_package_version(&deep).as_deref(), Some("2.3.4"));
+        // A crate that is its own workspace (like the vendor example) stops the search at itself.
+        let alone = write("alone", "[package]\nname = \"alone\"\nversion.workspace = true\n\n[workspace]\n\n[workspace.package]\nversion = \"0.9.0\"\n");
+        assert_eq!(cargo_package_version(&alone).as_deref(), Some("0.9.0"));
+        // `package.workspace` names the workspace root explicitly.
+        let elsewhere = write("x/y", "[package]\nname = \"y\"\nworkspace = \"../..\"\nversion.workspace = true\n");
+        assert_eq!(cargo_package_version(&elsewhere).as_deref(), Some("2.3.4"));
+        // No version anywhere: None, never a made-up default.
+        let silent = write("silent", "[package]\nname = \"silent\"\n");
+        assert_eq!(cargo_package_version(&silent), None);
+        write("bare", "[workspace]\n");
+        let orphan = write("bare/orphan", "[package]\nname = \"orphan\"\nversion.workspace = true\n");
+        assert_eq!(cargo_package_version(&orphan), None, "the nearest workspace has no [workspace.package] version");
+        assert_eq!(cargo_package_version(&root), None, "a virtual manifest has no [package]");
+        assert_eq!(cargo_package_version(&tmp.path().join("missing")), None);
     }
 }

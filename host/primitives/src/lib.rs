@@ -15,10 +15,14 @@
 pub mod encoding;
 pub mod merkle;
 pub mod smt;
+pub mod spec;
+pub mod suite;
 pub mod types;
 
 pub use encoding::{DecodeError, Encode, MAX_BLOCK_BYTES, MAX_TX_BYTES};
-pub use merkle::{Hasher, MerkleProof};
+pub use merkle::{HashError, Hasher, MerkleProof};
+pub use spec::{ChainSpec, ValidatorSpec};
+pub use suite::{ChainCrypto, CryptoSuite, SuiteError};
 pub use types::*;
 
 #[cfg(test)]

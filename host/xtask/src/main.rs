@@ -5,7 +5,11 @@
 //!   `target/plugins/` (the first-party plugins a node loads by default) and
 //!   `target/test-plugins/` (the vendor example and the test fixtures).
 //! * `cargo xtask test [ARGS]` builds the plugins, runs `cargo test --workspace ARGS`, then
-//!   (without ARGS) fuzzes the decoders for `JOULE_FUZZ_SECONDS` each (default 15).
+//!   (without ARGS) the plugins' own tests natively (`cargo test` in `plugins/` and in
+//!   `plugins/crypto-vendor-example/`) and fuzzes the decoders for `JOULE_FUZZ_SECONDS` each
+//!   (default 15). Each workspace's tests start with a line `xtask: test workspace NAME`
+//!   (NAME: `host`, `plugins`, `vendor-example`), which `.ci/run` uses to count them per
+//!   workspace against `.ci/expected-tests`.
 //! * `cargo xtask demo` builds the plugins and a release `joule`, then runs `joule demo`.
 //! * `cargo xtask fuzz [SECONDS]` builds the decoder fuzz targets (`host/primitives/fuzz`,
 //!   cargo-fuzz layout) with libFuzzer's coverage instrumentation on stable Rust, and runs
@@ -15,7 +19,7 @@
 mod fuzz_seeds;
 
 use anyhow::{Context, Result, bail};
-use joule_plugin_manifest::{Manifest, pack};
+use joule_plugin_manifest::{Manifest, cargo_package_version, pack};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +28,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Plugins a node loads by default.
 const FIRST_PARTY: &[&str] = &["crypto-gm", "crypto-intl", "crypto-extra", "consensus-poa"];
 /// Fixtures for the host's tests (hostile and deliberately wrong plugins).
-const FIXTURES: &[&str] = &["fake-sm3", "hostile", "hostile-consensus"];
+const FIXTURES: &[&str] = &["fake-sm3", "hostile", "hostile-consensus", "empty-cipher"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,10 +37,11 @@ fn main() -> Result<()> {
         Some("plugins") => build_plugins(&root),
         Some("test") => {
             build_plugins(&root)?;
-            run(Command::new(cargo()).current_dir(&root).args(["test", "--workspace"]).args(&args[1..]))?;
+            let every = args.len() == 1;
+            test(&root, &args[1..])?;
             // The decoders' fuzz targets, briefly (JOULE_FUZZ_SECONDS each; 0 skips).
             let seconds = std::env::var("JOULE_FUZZ_SECONDS").ok().map(|s| s.parse::<u64>()).transpose().context("JOULE_FUZZ_SECONDS")?.unwrap_or(15);
-            if seconds > 0 && args.len() == 1 { fuzz(&root, seconds) } else { Ok(()) }
+            if seconds > 0 && every { fuzz(&root, seconds) } else { Ok(()) }
         }
         Some("demo") => {
             build_plugins(&root)?;
@@ -136,14 +141,54 @@ fn ensure_wasm_target() -> Result<()> {
 
 /// A cargo command for a plugin workspace, clean of the outer build's flags (the plugins'
 /// own `.cargo/config.toml` sets their rustflags, and cargo reads it from the cwd).
-fn wasm_cargo(dir: &Path) -> Command {
+fn plugin_cargo(dir: &Path) -> Command {
     let mut cmd = Command::new(cargo());
     cmd.current_dir(dir);
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
         cmd.env_remove(var);
     }
+    cmd
+}
+
+/// `cargo build --release` of a plugin workspace for the wasm target.
+fn wasm_cargo(dir: &Path) -> Command {
+    let mut cmd = plugin_cargo(dir);
     cmd.args(["build", "--release", "--target", WASM_TARGET]);
     cmd
+}
+
+/// The workspaces whose tests `cargo xtask test` runs: `(name, directory under the root)`.
+/// The names are the ones `.ci/expected-tests` lists.
+const TEST_WORKSPACES: &[(&str, &str)] = &[("host", "."), ("plugins", "plugins"), ("vendor-example", "plugins/crypto-vendor-example")];
+
+/// `cargo test --workspace ARGS` for the host; without ARGS also `cargo test` natively (host
+/// target, none of the outer build's flags) in each plugin workspace. ARGS are the host's
+/// (`-p CRATE`, a filter): with them only the host's tests run. Every workspace runs even
+/// when an earlier one fails, so a failure never hides how many tests the others ran.
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    let mut failed = Vec::new();
+    for &(name, dir) in TEST_WORKSPACES {
+        let mut cmd = if name == "host" {
+            let mut c = Command::new(cargo());
+            c.current_dir(root).args(["test", "--workspace"]).args(args);
+            c
+        } else if args.is_empty() {
+            let mut c = plugin_cargo(&root.join(dir));
+            c.arg("test");
+            c
+        } else {
+            continue;
+        };
+        eprintln!("xtask: test workspace {name}");
+        if let Err(e) = run(&mut cmd) {
+            eprintln!("xtask: {e:#}");
+            failed.push(name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("tests failed in: {}", failed.join(", "));
+    }
+    Ok(())
 }
 
 fn build_plugins(root: &Path) -> Result<()> {
@@ -184,14 +229,6 @@ fn build_plugins(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `[workspace.package] version` of the nearest enclosing workspace.
-fn workspace_version(dir: &Path) -> Option<String> {
-    dir.ancestors().skip(1).find_map(|d| {
-        let t: toml::Table = toml::from_str(&std::fs::read_to_string(d.join("Cargo.toml")).ok()?).ok()?;
-        Some(t.get("workspace")?.get("package")?.get("version")?.as_str()?.to_string())
-    })
-}
-
 fn pack_crate(dir: &Path, release: &Path, out: &Path) -> Result<Manifest> {
     pack_crate_with(dir, release, out, |_| {})
 }
@@ -201,10 +238,7 @@ fn pack_crate_with(dir: &Path, release: &Path, out: &Path, adjust: impl FnOnce(&
     let cargo_toml: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml"))?)?;
     let package = cargo_toml.get("package").and_then(|p| p.as_table()).context("no [package]")?;
     let crate_name = package.get("name").and_then(|v| v.as_str()).context("no package.name")?;
-    let version = match package.get("version") {
-        Some(toml::Value::String(v)) => v.clone(),
-        _ => workspace_version(dir).with_context(|| format!("{}: no package.version", dir.display()))?,
-    };
+    let version = cargo_package_version(dir).with_context(|| format!("{}/Cargo.toml: no package version (nor a workspace one)", dir.display()))?;
     let mut template: toml::Table =
         toml::from_str(&std::fs::read_to_string(dir.join("plugin.toml")).with_context(|| format!("{}/plugin.toml", dir.display()))?)?;
     template.insert("version".into(), toml::Value::String(version));

@@ -1,8 +1,8 @@
 //! Interoperability with the `openssl` command line (3.x): keys, SM2 signatures with a
-//! distinguishing ID, SM2 encryption (GM/T 0009 DER) and SM4. Skipped when openssl is missing.
+//! distinguishing ID, SM2 encryption (GM/T 0009 DER) and SM4. A missing openssl fails them.
 
 use crate::Gm;
-use joule_crypto_sdk::openssl::{Scratch, available, run};
+use joule_crypto_sdk::openssl::{Scratch, require, run};
 use joule_crypto_sdk::{Entropy, Plugin};
 
 const ID: &str = "1234567812345678";
@@ -39,9 +39,7 @@ fn openssl_key(dir: &Scratch) -> (Vec<u8>, Vec<u8>, String) {
 
 #[test]
 fn sm2_keys() {
-    if !available() {
-        return;
-    }
+    require();
     let dir = Scratch::new();
     // OpenSSL's key through the plugin: the same public key.
     let (sk, pk, _) = openssl_key(&dir);
@@ -63,9 +61,7 @@ fn sm2_keys() {
 
 #[test]
 fn sm2_signatures() {
-    if !available() {
-        return;
-    }
+    require();
     let dir = Scratch::new();
     let (sk, pk, pem) = openssl_key(&dir);
     let msg = dir.write("msg", b"joule interop message");
@@ -184,9 +180,7 @@ fn sm2_signatures() {
 
 #[test]
 fn sm2_encryption() {
-    if !available() {
-        return;
-    }
+    require();
     let dir = Scratch::new();
     let (sk, pk, pem) = openssl_key(&dir);
     let plaintext = b"sixty-four bytes of plaintext, more or less; SM2 has no limit...";
@@ -233,9 +227,7 @@ fn sm2_encryption() {
 
 #[test]
 fn sm4_modes() {
-    if !available() {
-        return;
-    }
+    require();
     let dir = Scratch::new();
     let key = [0x42u8; 16];
     let iv = [0x24u8; 16];

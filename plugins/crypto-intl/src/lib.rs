@@ -292,17 +292,15 @@ mod tests {
     }
 }
 
-/// Interoperability with the `openssl` command line; skipped when it is missing.
+/// Interoperability with the `openssl` command line, which must be installed (a missing one fails).
 #[cfg(test)]
 mod openssl_interop {
     use super::*;
-    use joule_crypto_sdk::openssl::{Scratch, available, run};
+    use joule_crypto_sdk::openssl::{Scratch, require, run};
 
     #[test]
     fn ecdsa_p256_with_openssl_dgst() {
-        if !available() {
-            return;
-        }
+        require();
         let dir = Scratch::new();
         let msg = dir.write("msg", b"joule interop message");
 

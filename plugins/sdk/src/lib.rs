@@ -398,7 +398,11 @@ fn aead_setup<A: aead::AeadCore + aead::KeyInit>(key: &[u8], nonce: &[u8]) -> Re
 }
 
 /// Checks a plugin.toml against the plugin (native unit tests): the `algorithms` list must equal
-/// [`Plugin::ALGORITHMS`] as `kind:id` strings, and every `[[known-answer]]` must hold.
+/// [`Plugin::ALGORITHMS`] as `kind:id` strings, and every `[[known-answer]]` must hold the way
+/// the host checks it before activation (hex fields, absent ones empty): a hash's digest of
+/// `input` is `output`; a cipher encrypts `input` to `output` and decrypts it back under `key`,
+/// `nonce`, `aad`; a `signature` over `input` verifies under `key`; public-key decryption of
+/// `input` with `key` gives `output`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn check_manifest<P: Plugin>(manifest: &str) -> core::result::Result<(), String> {
     let table: toml::Table = manifest.parse().map_err(|e| format!("plugin.toml: {e}"))?;
@@ -426,23 +430,50 @@ pub fn check_manifest<P: Plugin>(manifest: &str) -> core::result::Result<(), Str
     let empty = Vec::new();
     let answers = table.get("known-answer").and_then(|v| v.as_array()).unwrap_or(&empty);
     for answer in answers {
-        let field = |k: &str| {
-            answer
-                .get(k)
-                .and_then(|v| v.as_str())
-                .ok_or(format!("known-answer without {k}"))
+        let algorithm = answer
+            .get("algorithm")
+            .and_then(|v| v.as_str())
+            .ok_or("known-answer without algorithm")?;
+        if !listed.contains(&algorithm) {
+            return Err(format!("known-answer for {algorithm}, which plugin.toml does not list"));
+        }
+        let bytes = |k: &str| {
+            let text = answer.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            unhex(text).ok_or(format!("known-answer for {algorithm}: {k} is not hex"))
         };
-        let (algorithm, input, output) = (field("algorithm")?, field("input")?, field("output")?);
-        let id = algorithm
-            .strip_prefix("hash:")
-            .ok_or(format!("known-answer for {algorithm}: only hashes"))?;
-        let input = unhex(input).ok_or("known-answer input is not hex")?;
-        let got = P::digest(id, &input).map_err(|e| e.to_string())?;
-        if hex(&got) != output.to_lowercase() {
-            return Err(format!(
-                "known-answer for {algorithm}: expected {output}, got {}",
-                hex(&got)
-            ));
+        let failed = |e: Error| format!("known-answer for {algorithm}: {e}");
+        let expect = |what: &str, got: &[u8], want: &[u8]| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "known-answer for {algorithm}: {what} {}, expected {}",
+                    hex(got),
+                    hex(want)
+                ))
+            }
+        };
+        let (input, output) = (bytes("input")?, bytes("output")?);
+        match algorithm.split_once(':') {
+            Some(("hash", id)) => expect("digest", &P::digest(id, &input).map_err(failed)?, &output)?,
+            Some(("symmetric-cipher", id)) => {
+                let (key, nonce, aad) = (bytes("key")?, bytes("nonce")?, bytes("aad")?);
+                let ciphertext = P::cipher_encrypt(id, &key, &nonce, &aad, &input).map_err(failed)?;
+                expect("ciphertext", &ciphertext, &output)?;
+                let plaintext = P::cipher_decrypt(id, &key, &nonce, &aad, &output).map_err(failed)?;
+                expect("decryption", &plaintext, &input)?;
+            }
+            Some(("signature", id)) => {
+                if !P::verify(id, &bytes("key")?, &input, &bytes("signature")?, None).map_err(failed)? {
+                    return Err(format!("known-answer for {algorithm}: the signature does not verify"));
+                }
+            }
+            Some(("public-key-encryption", id)) => expect(
+                "decryption",
+                &P::pke_decrypt(id, &bytes("key")?, &input).map_err(failed)?,
+                &output,
+            )?,
+            _ => return Err(format!("known-answer for {algorithm}: not `kind:id`")),
         }
     }
     Ok(())
@@ -581,23 +612,30 @@ pub mod accel {
     }
 }
 
-/// Running the `openssl` command line from native tests, for interoperability checks.
+/// Running the `openssl` command line from native tests, for interoperability checks. It must
+/// be installed: [`openssl::require`] fails a test without it.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod openssl {
     use std::path::{Path, PathBuf};
     use std::process::Command;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Whether an `openssl` binary runs; tests skip (with a note) when it does not.
-    pub fn available() -> bool {
-        let ok = Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            eprintln!("openssl not found: skipping interoperability test");
+    /// Panics unless an `openssl` binary runs. The interoperability tests call it first: a
+    /// missing reference implementation fails them, it never lets them pass untested.
+    #[track_caller]
+    pub fn require() {
+        match Command::new("openssl").arg("version").output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "`openssl version` failed ({}): this interoperability test needs a working OpenSSL 3 \
+                 command line (e.g. `apt-get install openssl`; .ci/run installs it)",
+                o.status
+            ),
+            Err(e) => panic!(
+                "cannot run `openssl` ({e}): this interoperability test needs the OpenSSL 3 command \
+                 line; install it (e.g. `apt-get install openssl`; .ci/run installs it)"
+            ),
         }
-        ok
     }
 
     /// A scratch directory removed on drop.
@@ -703,5 +741,56 @@ mod tests {
         let b: [u8; 32] = rng.bytes().unwrap();
         assert_ne!(a, b);
         assert_eq!(hex(&[0, 0xab]), "00ab");
+    }
+
+    /// A toy cipher (XOR with the key's first byte, no tag) to check `check_manifest` with.
+    struct Xor;
+
+    impl Plugin for Xor {
+        const ALGORITHMS: &'static [AlgorithmInfo] = &[AlgorithmInfo {
+            id: "xor",
+            kind: Kind::SymmetricCipher,
+            oid: "",
+            key_size: 1,
+            public_key_size: 0,
+            output_size: 0,
+            nonce_size: 0,
+            block_size: 1,
+            standard: "test",
+        }];
+
+        fn cipher_encrypt(alg: &str, key: &[u8], _nonce: &[u8], _aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+            match (alg, key) {
+                ("xor", [k]) => Ok(data.iter().map(|b| b ^ k).collect()),
+                ("xor", _) => Err(Error::key("one byte")),
+                _ => Err(Error::unsupported(alg)),
+            }
+        }
+
+        fn cipher_decrypt(alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+            Self::cipher_encrypt(alg, key, nonce, aad, data)
+        }
+    }
+
+    #[test]
+    fn manifest_cipher_known_answers_are_checked() {
+        let manifest = |answer: &str| {
+            format!(
+                "name = \"x\"\nkind = \"crypto\"\nvendor = \"v\"\ndescription = \"d\"\n\
+                 algorithms = [\"symmetric-cipher:xor\"]\n[[known-answer]]\n{answer}"
+            )
+        };
+        let good = "algorithm = \"symmetric-cipher:xor\"\nkey = \"01\"\ninput = \"6162\"\noutput = \"6063\"";
+        assert_eq!(check_manifest::<Xor>(&manifest(good)), Ok(()));
+        let wrong = good.replace("6063", "6060");
+        let e = check_manifest::<Xor>(&manifest(&wrong)).unwrap_err();
+        assert!(e.contains("ciphertext 6063, expected 6060"), "{e}");
+        let e = check_manifest::<Xor>(&manifest(&good.replace("\"01\"", "\"0102\""))).unwrap_err();
+        assert!(e.contains("invalid key"), "{e}");
+        let e = check_manifest::<Xor>(&manifest(&good.replace("\"6162\"", "\"61x2\""))).unwrap_err();
+        assert!(e.contains("input is not hex"), "{e}");
+        let unlisted = good.replace("symmetric-cipher:xor", "hash:xor");
+        let e = check_manifest::<Xor>(&manifest(&unlisted)).unwrap_err();
+        assert!(e.contains("does not list"), "{e}");
     }
 }

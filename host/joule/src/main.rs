@@ -1,0 +1,9 @@
+//! The `joule` binary: node and CLI in one, plus the demo and the benchmarks.
+
+mod bench;
+mod cli;
+mod demo;
+
+fn main() {
+    std::process::exit(cli::main());
+}

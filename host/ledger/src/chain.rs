@@ -1,0 +1,759 @@
+//! One channel's chain: genesis, block production, the validation path every block takes
+//! (its own blocks included), the atomic commit, and the notifications the API streams.
+//!
+//! Flow of a transaction: [`Chain::submit`] runs the pool's checks (the signature outside
+//! the pool lock, so submissions verify in parallel on all cores) and queues it. The
+//! producer ([`run_producer`]) wakes at the block interval, or as soon as a full block is
+//! pending; if it is this node's turn, [`Chain::produce`] takes the ready transactions,
+//! executes them on the head state, builds the header, and seals it as the consensus
+//! plugin plans (PoA: sign the seal hash with the node key). The sealed block then goes
+//! through [`Chain::import`], exactly as a block from a peer would: header checks and the
+//! engine's `verify-header`, transaction root, signatures (skipped for transactions this
+//! node admitted itself, whose signatures it already verified), re-execution, state and
+//! receipts roots. Only then is it committed, in one redb transaction.
+
+use super::execute::{self, ExecError};
+use super::pool::{PoolConfig, Rejection, TxPool, counted, verify_signature};
+use super::store::{BlockCommit, ChainStore, StoreError, StoreView, TxLocation};
+use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
+use joule_primitives::merkle::{self, HashError};
+use joule_primitives::smt::{EMPTY, Smt, StateError, StateProof};
+use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Receipt, Transaction};
+use joule_support::sync::{lock, read, write};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("block {height} is invalid: {reason}")]
+    Invalid { height: u64, reason: String },
+    #[error("channel {channel}: {reason}")]
+    Setup { channel: String, reason: String },
+    #[error("sealing block {height}: {reason}")]
+    Seal { height: u64, reason: String },
+}
+
+/// The head of the chain.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub height: u64,
+    pub hash: Hash32,
+    pub header: BlockHeader,
+}
+
+/// A block as committed, for subscribers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommittedBlock {
+    pub hash: Hash32,
+    pub block: Block,
+    pub receipts: Vec<Receipt>,
+}
+
+/// The node's key for sealing blocks.
+pub struct Signer {
+    pub private_key: Zeroizing<Vec<u8>>,
+    pub public_key: Vec<u8>,
+}
+
+/// A transaction with where it landed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxRecord {
+    pub hash: Hash32,
+    pub transaction: Transaction,
+    pub receipt: Receipt,
+    pub block_height: u64,
+    pub block_hash: Hash32,
+    pub index: u32,
+}
+
+/// An event with where it was emitted.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRecord {
+    pub height: u64,
+    /// Index of the transaction in its block.
+    pub index: u32,
+    pub tx_hash: Hash32,
+    pub topic: String,
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// An account at the head, with its inclusion (or absence) proof in the state tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountAnswer {
+    pub id: Hash32,
+    pub height: u64,
+    pub block_hash: Hash32,
+    pub state_root: Hash32,
+    pub account: Option<Account>,
+    /// The account's canonical encoding (hex): its suite hash is the state tree value.
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub account_encoding: Vec<u8>,
+    pub proof: Option<StateProof>,
+}
+
+/// One key of a contract's (account's) storage at the head, with the proofs that tie it to
+/// the header's state root: account in the state tree, then key in its storage tree.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateAnswer {
+    pub contract: Hash32,
+    pub key: String,
+    /// The storage tree key: the suite hash of `key`.
+    pub key_hash: Hash32,
+    /// Hex, absent when the key has no value.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_hex")]
+    pub value: Option<Vec<u8>>,
+    pub height: u64,
+    pub block_hash: Hash32,
+    pub state_root: Hash32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<StateProofs>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateProofs {
+    #[serde(with = "joule_primitives::types::hex_bytes")]
+    pub account_encoding: Vec<u8>,
+    pub account: StateProof,
+    pub storage_root: Hash32,
+    pub storage: StateProof,
+}
+
+fn opt_hex<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(b) => s.serialize_str(&hex::encode(b)),
+        None => s.serialize_none(),
+    }
+}
+
+pub struct Chain {
+    spec: ChainSpec,
+    suite: Arc<dyn ChainCrypto>,
+    store: ChainStore,
+    pool: Mutex<TxPool>,
+    engines: Arc<dyn EngineSource>,
+    validators: Vec<Validator>,
+    signer: Option<Signer>,
+    policy: RwLock<BlockPolicy>,
+    head: RwLock<Head>,
+    /// Production and import run one at a time.
+    commit_lock: Mutex<()>,
+    blocks: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    /// Account ids (suite hash of the public key) of recent senders.
+    account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
+    /// Woken by submissions, so a full block need not wait for the interval.
+    wake: tokio::sync::Notify,
+}
+
+impl Chain {
+    /// Open (or create, with its genesis block) the chain of `spec` in `dir`. `suite` must
+    /// be the spec's crypto suite bound to implementations; `engines` serves its consensus.
+    pub fn open(
+        dir: &Path,
+        spec: &ChainSpec,
+        policy: BlockPolicy,
+        suite: Arc<dyn ChainCrypto>,
+        engines: Arc<dyn EngineSource>,
+        signer: Option<Signer>,
+    ) -> Result<Chain, ChainError> {
+        let setup = |reason: String| ChainError::Setup { channel: spec.channel.to_string(), reason };
+        spec.validate().map_err(|e| setup(e.to_string()))?;
+        if suite.suite() != &spec.crypto_suite {
+            return Err(setup(format!("the suite bound ({}) is not the chain's ({})", suite.suite().id, spec.crypto_suite.id)));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
+        let store = ChainStore::open(&dir.join("chain.redb"))?;
+        let validators = spec.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
+        let genesis = genesis_block(spec, suite.as_ref())?;
+        let genesis_hash = genesis.header.hash(suite.as_ref())?;
+        let view = store.read()?;
+        match view.block(0)? {
+            None => {
+                drop(view);
+                store.commit(BlockCommit {
+                    block: &genesis,
+                    hash: genesis_hash,
+                    tx_hashes: &[],
+                    receipts: &[],
+                    nodes: &Default::default(),
+                    values: &Default::default(),
+                    events: &[],
+                })?;
+                store.set_meta("spec", &spec.encode())?;
+            }
+            Some(b) if b == genesis => drop(view),
+            Some(_) => {
+                return Err(setup(format!(
+                    "the chain in {} was created from different genesis fields (its chain specification: crypto suite, consensus, validators, gas limit or genesis time); \
+                     restore the network configuration it was created with, or start from an empty directory",
+                    dir.display()
+                )));
+            }
+        }
+        let view = store.read()?;
+        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head after genesis".into()))?;
+        let header = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?.header;
+        drop(view);
+        let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
+        let (blocks, _) = tokio::sync::broadcast::channel(256);
+        let chain = Chain {
+            spec: spec.clone(),
+            suite,
+            store,
+            pool: Mutex::new(pool),
+            engines,
+            validators,
+            signer,
+            policy: RwLock::new(policy),
+            head: RwLock::new(Head { height, hash, header }),
+            commit_lock: Mutex::new(()),
+            blocks,
+            account_ids: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        };
+        chain.engine()?;
+        metrics::gauge!("chain_head_block", "channel" => chain.spec.channel.to_string()).set(height as f64);
+        Ok(chain)
+    }
+
+    pub fn channel(&self) -> &ChannelId {
+        &self.spec.channel
+    }
+
+    /// The chain's specification (what block 0 commits to).
+    pub fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// The chain's crypto suite, bound.
+    pub fn suite(&self) -> &Arc<dyn ChainCrypto> {
+        &self.suite
+    }
+
+    pub fn head(&self) -> Head {
+        read(&self.head).clone()
+    }
+
+    pub fn policy(&self) -> BlockPolicy {
+        read(&self.policy).clone()
+    }
+
+    pub fn set_policy(&self, p: BlockPolicy) {
+        *write(&self.policy) = p;
+        self.wake.notify_one();
+    }
+
+    /// Largest encoded transaction the pool admits.
+    pub fn max_tx_bytes(&self) -> usize {
+        lock(&self.pool).config().max_tx_bytes
+    }
+
+    pub fn pool_len(&self) -> usize {
+        lock(&self.pool).len()
+    }
+
+    pub fn is_validator(&self) -> bool {
+        self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key))
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
+        self.blocks.subscribe()
+    }
+
+    pub fn read(&self) -> Result<StoreView, ChainError> {
+        Ok(self.store.read()?)
+    }
+
+    /// The engine serving this channel now.
+    pub fn engine(&self) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
+        self.engines.current().map_err(|e| match e {
+            ConsensusError::Unavailable(reason) => ChainError::Setup { channel: self.spec.channel.to_string(), reason },
+            other => other.into(),
+        })
+    }
+
+    /// The sender's next nonce in the state under `root`.
+    fn next_nonce(&self, view: &StoreView, root: &Hash32, sender: &[u8]) -> Result<u64, ChainError> {
+        Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.nonce))
+    }
+
+    /// A sender's account id, remembered for the next transactions of the same sender.
+    fn account_id(&self, sender: &[u8]) -> Result<Hash32, ChainError> {
+        const KEPT: usize = 100_000;
+        if let Some(id) = lock(&self.account_ids).get(sender) {
+            return Ok(*id);
+        }
+        let id = self.suite.hash(sender)?;
+        let mut ids = lock(&self.account_ids);
+        if ids.len() >= KEPT {
+            ids.clear();
+        }
+        ids.insert(sender.to_vec(), id);
+        Ok(id)
+    }
+
+    fn account_at(&self, view: &StoreView, root: &Hash32, id: &Hash32) -> Result<Option<Account>, ChainError> {
+        let smt = Smt::new(view, self.suite.as_ref());
+        let Some(h) = smt.get(root, id)? else { return Ok(None) };
+        let bytes = view.value(&h)?.ok_or(ExecError::Value(h))?;
+        Ok(Some(Account::decode(&bytes).map_err(|_| ExecError::Value(h))?))
+    }
+
+    /// Admit canonical transaction bytes.
+    pub fn submit_bytes(&self, bytes: &[u8]) -> Result<Hash32, Rejection> {
+        self.submit(super::pool::decode(bytes, self.max_tx_bytes())?)
+    }
+
+    /// Admit a transaction: every check but the signature under the pool lock, the
+    /// signature outside it, then insertion.
+    pub fn submit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
+        let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let view = self.read().map_err(internal)?;
+        let root = self.head().header.state_root;
+        let next = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal)?;
+        drop(view);
+        let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?;
+        verify_signature(&tx, self.suite.as_ref())?;
+        let mut pool = lock(&self.pool);
+        let hash = pool.insert(tx, checked)?;
+        let full = pool.len() >= self.policy().max_transactions as usize;
+        drop(pool);
+        if full {
+            self.wake.notify_one();
+        }
+        Ok(hash)
+    }
+
+    /// Admit many transactions at once: one state snapshot for the nonce checks, the
+    /// signatures verified in parallel on every core, one pool lock for the insertions.
+    /// Each transaction gets its own answer, in order.
+    pub fn submit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
+        let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let view = match self.read() {
+            Ok(v) => v,
+            Err(e) => {
+                let r = internal(e);
+                return txs.iter().map(|_| Err(r.clone())).collect();
+            }
+        };
+        let root = self.head().header.state_root;
+        let mut nonces: std::collections::HashMap<Vec<u8>, Result<u64, Rejection>> = std::collections::HashMap::new();
+        for tx in &txs {
+            if !nonces.contains_key(&tx.body.sender) {
+                let n = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal);
+                nonces.insert(tx.body.sender.clone(), n);
+            }
+        }
+        drop(view);
+        // Hashes in parallel; then the cheap checks in order under the pool lock; then the
+        // signatures of the transactions that passed, in parallel.
+        let hashed = parallel_map(&txs, |tx| {
+            let e = tx.encode();
+            self.suite.hash(&e).map(|h| (e.len(), h)).map_err(|e| counted(Rejection::Internal(e.to_string())))
+        });
+        let checked: Vec<Result<super::pool::Checked, Rejection>> = {
+            let pool = lock(&self.pool);
+            txs.iter()
+                .zip(hashed)
+                .map(|(tx, hashed)| {
+                    let (size, hash) = hashed?;
+                    match &nonces[&tx.body.sender] {
+                        Ok(next) => pool.precheck_hashed(tx, size, hash, self.suite.as_ref(), |_| *next),
+                        Err(e) => Err(e.clone()),
+                    }
+                })
+                .collect()
+        };
+        let to_verify: Vec<(&Transaction, bool)> = txs.iter().zip(&checked).map(|(tx, c)| (tx, c.is_ok())).collect();
+        let signatures = parallel_map(&to_verify, |(tx, passed)| if *passed { verify_signature(tx, self.suite.as_ref()) } else { Ok(()) });
+        let mut pool = lock(&self.pool);
+        let out: Vec<Result<Hash32, Rejection>> =
+            txs.into_iter().zip(checked).zip(signatures).map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c)))).collect();
+        let full = pool.len() >= self.policy().max_transactions as usize;
+        drop(pool);
+        if full {
+            self.wake.notify_one();
+        }
+        out
+    }
+
+    /// The engine's view of a header.
+    fn engine_header(&self, h: &BlockHeader) -> Result<EngineHeader, ChainError> {
+        Ok(EngineHeader {
+            height: h.height,
+            parent_hash: h.parent_hash.0.to_vec(),
+            timestamp_ms: h.timestamp_ms,
+            seal_hash: self.suite.hash(&h.sealing_bytes())?.0.to_vec(),
+            proposer: h.proposer.clone(),
+            seal: h.seal.clone(),
+        })
+    }
+
+    /// Build, seal and import the next block if it is this node's turn and there is
+    /// something to put in it (or the policy asks for empty blocks).
+    pub fn produce(&self, now_ms: u64) -> Result<Option<Arc<CommittedBlock>>, ChainError> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        let _serial = lock(&self.commit_lock);
+        let head = self.head();
+        let height = head.height + 1;
+        let engine = self.engine()?;
+        let turn = engine.proposer(height, 0, &self.validators)?;
+        if self.validators.get(turn).is_none_or(|v| v.public_key != signer.public_key) {
+            return Ok(None);
+        }
+        let policy = self.policy();
+        let view = self.read()?;
+        let root = head.header.state_root;
+        // Leave room for the header in the block's byte budget.
+        let budget = (policy.max_bytes as usize).saturating_sub(BlockHeader::MAX_BYTES);
+        let ready = lock(&self.pool).ready(policy.max_transactions as usize, budget, |s| self.next_nonce(&view, &root, s).unwrap_or(u64::MAX));
+        if ready.is_empty() && !policy.produce_empty_blocks {
+            return Ok(None);
+        }
+        let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
+        drop(view);
+        let block = self.assemble(&head, signer, engine.as_ref(), txs, Some(hashes), now_ms)?;
+        self.import_serialized(block).map(Some)
+    }
+
+    /// Execute `txs` on the head state and build and seal the block that carries them, as
+    /// the engine plans. `hashes` are the transactions' hashes when already known.
+    fn assemble(
+        &self,
+        head: &Head,
+        signer: &Signer,
+        engine: &dyn ConsensusEngine,
+        txs: Vec<Transaction>,
+        hashes: Option<Vec<Hash32>>,
+        now_ms: u64,
+    ) -> Result<Block, ChainError> {
+        let height = head.height + 1;
+        let hashes = match hashes {
+            Some(h) => h,
+            None => txs.iter().map(|t| t.hash(self.suite.as_ref())).collect::<Result<_, _>>()?,
+        };
+        let view = self.read()?;
+        let t_exec = Instant::now();
+        let exec = execute::execute(&view, self.suite.as_ref(), head.header.state_root, height, &txs, &hashes)?;
+        tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
+        drop(view);
+        let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
+        let mut header = BlockHeader {
+            channel: self.spec.channel.clone(),
+            height,
+            parent_hash: head.hash,
+            timestamp_ms: now_ms.max(head.header.timestamp_ms + 1),
+            tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
+            state_root: exec.state_root,
+            receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
+            proposer: signer.public_key.clone(),
+            crypto_suite: self.suite.suite().id.clone(),
+            seal: vec![],
+        };
+        header.seal = self.seal(&head.header, &header, signer, engine)?;
+        Ok(Block { header, transactions: txs })
+    }
+
+    /// The seal of `header` (whose parent is `parent`), as the engine plans it.
+    fn seal(&self, parent: &BlockHeader, header: &BlockHeader, signer: &Signer, engine: &dyn ConsensusEngine) -> Result<Vec<u8>, ChainError> {
+        let seal_err = |reason: String| ChainError::Seal { height: header.height, reason };
+        let proof = match engine.plan_seal(&self.engine_header(parent)?, &self.validators)? {
+            SealPlan::Sign => {
+                let seal_hash = self.suite.hash(&header.sealing_bytes())?;
+                self.suite.sign(&signer.private_key, &seal_hash.0).map_err(|e| seal_err(e.to_string()))?
+            }
+            SealPlan::Work(_) => return Err(seal_err("this node version cannot seal proof-of-work blocks".into())),
+        };
+        Ok(engine.finish_seal(&proof)?)
+    }
+
+    /// Validate and commit a block from anywhere (a peer, an import, this node's producer).
+    pub fn import(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let _serial = lock(&self.commit_lock);
+        self.import_serialized(block)
+    }
+
+    fn import_serialized(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let started = Instant::now();
+        let head = self.head();
+        let h = &block.header;
+        let height = h.height;
+        let invalid = |reason: String| ChainError::Invalid { height, reason };
+        block.validate().map_err(|e| invalid(e.to_string()))?;
+        if h.channel != self.spec.channel {
+            return Err(invalid(format!("it belongs to channel {}, not {}", h.channel, self.spec.channel)));
+        }
+        if h.crypto_suite != self.suite.suite().id {
+            return Err(invalid(format!("crypto suite {} is not the channel's ({})", h.crypto_suite, self.suite.suite().id)));
+        }
+        if height != head.height + 1 || h.parent_hash != head.hash {
+            return Err(invalid(format!("it does not extend the head (height {}, hash {})", head.height, head.hash)));
+        }
+        let policy = self.policy();
+        if block.transactions.len() > policy.max_transactions as usize {
+            return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
+        }
+        self.engine()?.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators).map_err(|e| invalid(e.to_string()))?;
+        let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
+        if merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)? != h.tx_root {
+            return Err(invalid("the transactions root does not match its transactions".into()));
+        }
+        // Signatures: those this node admitted were verified once, at admission.
+        let unverified: Vec<usize> = {
+            let pool = lock(&self.pool);
+            (0..hashes.len()).filter(|&i| !pool.contains(&hashes[i])).collect()
+        };
+        for &i in &unverified {
+            let tx = &block.transactions[i];
+            if tx.body.sig_alg != self.suite.suite().signature {
+                return Err(invalid(format!("transaction {i} is signed with {}, not {}", tx.body.sig_alg, self.suite.suite().signature)));
+            }
+        }
+        let verdicts = parallel_map(&unverified, |&i| verify_signature(&block.transactions[i], self.suite.as_ref()));
+        if let Some((i, e)) = unverified.iter().zip(verdicts).find_map(|(i, v)| v.err().map(|e| (i, e))) {
+            return Err(invalid(format!("transaction {i}: {e}")));
+        }
+        for (i, tx) in block.transactions.iter().enumerate() {
+            if tx.body.gas_limit > self.spec.gas_limit {
+                return Err(invalid(format!("transaction {i} declares gas {} over the channel's limit {}", tx.body.gas_limit, self.spec.gas_limit)));
+            }
+        }
+        let view = self.read()?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
+        let exec =
+            execute::execute(&view, self.suite.as_ref(), head.header.state_root, height, &block.transactions, &hashes).map_err(|e| invalid(e.to_string()))?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: re-executed");
+        drop(view);
+        if exec.state_root != h.state_root {
+            return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root)));
+        }
+        let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
+        if merkle::root(self.suite.as_ref(), &receipts)? != h.receipts_root {
+            return Err(invalid("the receipts root does not match execution".into()));
+        }
+        let hash = h.hash(self.suite.as_ref())?;
+        self.store.commit(BlockCommit {
+            block: &block,
+            hash,
+            tx_hashes: &hashes,
+            receipts: &exec.receipts,
+            nodes: &exec.nodes,
+            values: &exec.values,
+            events: &exec.events,
+        })?;
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: committed");
+        let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
+        self.after_commit(&head, &committed, started);
+        Ok(committed)
+    }
+
+    fn after_commit(&self, parent: &Head, c: &Arc<CommittedBlock>, started: Instant) {
+        let header = c.block.header.clone();
+        *write(&self.head) = Head { height: header.height, hash: c.hash, header: header.clone() };
+        if let Ok(view) = self.read() {
+            lock(&self.pool).prune(|s| self.next_nonce(&view, &header.state_root, s).unwrap_or(0));
+        }
+        let ch = self.spec.channel.to_string();
+        metrics::gauge!("chain_head_block", "channel" => ch.clone()).set(header.height as f64);
+        metrics::histogram!("chain_block_interval_seconds", "channel" => ch.clone())
+            .record(header.timestamp_ms.saturating_sub(parent.header.timestamp_ms) as f64 / 1000.0);
+        metrics::histogram!("chain_block_transactions", "channel" => ch.clone()).record(c.block.transactions.len() as f64);
+        metrics::counter!("chain_transactions_total", "channel" => ch.clone()).increment(c.block.transactions.len() as u64);
+        metrics::histogram!("chain_commit_seconds", "channel" => ch).record(started.elapsed().as_secs_f64());
+        // No subscribers is fine.
+        let _ = self.blocks.send(c.clone());
+    }
+
+    pub fn block(&self, height: u64) -> Result<Option<Block>, ChainError> {
+        Ok(self.read()?.block(height)?)
+    }
+
+    pub fn block_by_hash(&self, hash: &Hash32) -> Result<Option<Block>, ChainError> {
+        let view = self.read()?;
+        match view.height_of(hash)? {
+            Some(h) => Ok(view.block(h)?),
+            None => Ok(None),
+        }
+    }
+
+    pub fn tx_hashes(&self, height: u64) -> Result<Option<Vec<Hash32>>, ChainError> {
+        Ok(self.read()?.tx_hashes(height)?)
+    }
+
+    pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, ChainError> {
+        Ok(self.read()?.receipts(height)?)
+    }
+
+    pub fn tx(&self, hash: &Hash32) -> Result<Option<TxRecord>, ChainError> {
+        let view = self.read()?;
+        let Some(TxLocation { height, index }) = view.tx_location(hash)? else { return Ok(None) };
+        let block = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("block {height} of transaction {hash}")))?;
+        let receipts = view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?;
+        let (Some(transaction), Some(receipt)) = (block.transactions.get(index as usize), receipts.get(index as usize)) else {
+            return Err(StoreError::Corrupt(format!("transaction {hash} index {index} outside block {height}")).into());
+        };
+        Ok(Some(TxRecord {
+            hash: *hash,
+            transaction: transaction.clone(),
+            receipt: receipt.clone(),
+            block_height: height,
+            block_hash: block.header.hash(self.suite.as_ref())?,
+            index,
+        }))
+    }
+
+    /// Events of a contract (or a data-record sender), optionally of one topic, oldest
+    /// first, from the events index; at most `limit`.
+    pub fn events(&self, contract: &Hash32, topic: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
+        let view = self.read()?;
+        let mut prefix = contract.0.to_vec();
+        if let Some(t) = topic {
+            prefix.extend(self.suite.hash(t.as_bytes())?.0);
+        }
+        let mut out = vec![];
+        let mut receipts_at: Option<(u64, Vec<Receipt>)> = None;
+        for key in view.events_with_prefix(&prefix, limit)? {
+            let corrupt = || StoreError::Corrupt("event index key".into());
+            let tail = key.get(64..76).ok_or_else(corrupt)?;
+            let height = u64::from_be_bytes(tail[..8].try_into().map_err(|_| corrupt())?);
+            let index = u32::from_be_bytes(tail[8..].try_into().map_err(|_| corrupt())?);
+            if receipts_at.as_ref().is_none_or(|(h, _)| *h != height) {
+                receipts_at = Some((height, view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?));
+            }
+            let receipt = receipts_at.as_ref().and_then(|(_, r)| r.get(index as usize)).ok_or_else(corrupt)?;
+            for e in receipt.events.iter().filter(|e| &e.contract == contract && topic.is_none_or(|t| e.topic == t)) {
+                out.push(EventRecord { height, index, tx_hash: receipt.tx_hash, topic: e.topic.clone(), data: e.data.clone() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a transaction is waiting in the pool.
+    pub fn pending(&self, hash: &Hash32) -> bool {
+        lock(&self.pool).contains(hash)
+    }
+
+    /// An account at the head, by id (the suite hash of its public key).
+    pub fn account(&self, id: &Hash32) -> Result<AccountAnswer, ChainError> {
+        let view = self.read()?;
+        let head = self.head();
+        let root = head.header.state_root;
+        let account = self.account_at(&view, &root, id)?;
+        let proof = Smt::new(&view, self.suite.as_ref()).prove(&root, id)?;
+        Ok(AccountAnswer {
+            id: *id,
+            height: head.height,
+            block_hash: head.hash,
+            state_root: root,
+            account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
+            account,
+            proof: Some(proof),
+        })
+    }
+
+    /// A storage key of an account at the head, with proofs when asked.
+    pub fn state(&self, contract: &Hash32, key: &str, with_proof: bool) -> Result<StateAnswer, ChainError> {
+        let view = self.read()?;
+        let head = self.head();
+        let root = head.header.state_root;
+        let smt = Smt::new(&view, self.suite.as_ref());
+        let account = self.account_at(&view, &root, contract)?;
+        let storage_root = account.as_ref().map_or(EMPTY, |a| a.storage_root);
+        let key_hash = self.suite.hash(key.as_bytes())?;
+        let value = match smt.get(&storage_root, &key_hash)? {
+            Some(h) => Some(view.value(&h)?.ok_or(ExecError::Value(h))?),
+            None => None,
+        };
+        let proof = if with_proof {
+            Some(StateProofs {
+                account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
+                account: smt.prove(&root, contract)?,
+                storage_root,
+                storage: smt.prove(&storage_root, &key_hash)?,
+            })
+        } else {
+            None
+        };
+        Ok(StateAnswer { contract: *contract, key: key.into(), key_hash, value, height: head.height, block_hash: head.hash, state_root: root, proof })
+    }
+}
+
+/// `f` over `items` on every core, results in order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < 2 || cores == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(cores);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    })
+}
+
+/// Block 0: no transactions, empty state, its parent hash the hash of the chain spec.
+pub fn genesis_block(spec: &ChainSpec, suite: &dyn ChainCrypto) -> Result<Block, ChainError> {
+    let empty: [&[u8]; 0] = [];
+    Ok(Block {
+        header: BlockHeader {
+            channel: spec.channel.clone(),
+            height: 0,
+            parent_hash: spec.hash(suite)?,
+            timestamp_ms: spec.genesis_time_ms,
+            tx_root: merkle::root_of_leaf_hashes(suite, &[])?,
+            state_root: EMPTY,
+            receipts_root: merkle::root(suite, &empty)?,
+            proposer: vec![],
+            crypto_suite: spec.crypto_suite.id.clone(),
+            seal: vec![],
+        },
+        transactions: vec![],
+    })
+}
+
+/// Produce blocks at the channel's interval, or sooner when a full block is pending.
+pub async fn run_producer(chain: Arc<Chain>) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        let policy = chain.policy();
+        let deadline = last + std::time::Duration::from_millis(policy.interval_ms.max(1));
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = chain.wake.notified() => {
+                if chain.pool_len() < policy.max_transactions as usize {
+                    continue;
+                }
+            }
+        }
+        let c = chain.clone();
+        match tokio::task::spawn_blocking(move || c.produce(joule_support::now_ms())).await {
+            Ok(Ok(Some(b))) => {
+                tracing::debug!(channel = %chain.spec.channel, height = b.block.header.height, txs = b.block.transactions.len(), "block committed")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                metrics::counter!("chain_production_failures_total", "channel" => chain.spec.channel.to_string()).increment(1);
+                tracing::error!(channel = %chain.spec.channel, "block production failed: {e}");
+            }
+            Err(e) => tracing::error!(channel = %chain.spec.channel, "block production task failed: {e}"),
+        }
+        last = tokio::time::Instant::now();
+    }
+}
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

@@ -1,0 +1,180 @@
+//! The chain's produce and import paths with a native suite and engine: what a follower
+//! accepts, and each way a block can be wrong.
+
+use super::*;
+use crate::testkit::{Key, TestCrypto, TestEngine, data_tx, spec};
+use joule_primitives::Hasher;
+
+struct Pair {
+    producer: Chain,
+    follower: Chain,
+    key: Key,
+    suite: Arc<TestCrypto>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn policy() -> BlockPolicy {
+    BlockPolicy { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false }
+}
+
+fn open(dir: &Path, spec: &ChainSpec, suite: &Arc<TestCrypto>, signer: Option<Signer>) -> Result<Chain, ChainError> {
+    let engines: Arc<dyn EngineSource> = Arc::new(Arc::new(TestEngine { suite: suite.clone() }));
+    Chain::open(dir, spec, policy(), suite.clone(), engines, signer)
+}
+
+/// A validator's chain and a follower's, from one spec.
+fn pair() -> Pair {
+    let key = Key::new(1);
+    let suite = TestCrypto::new();
+    let spec = spec(&[&key]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let signer = Signer { private_key: Zeroizing::new(key.private.clone()), public_key: key.public.clone() };
+    let producer = open(a.path(), &spec, &suite, Some(signer)).unwrap();
+    let follower = open(b.path(), &spec, &suite, None).unwrap();
+    Pair { producer, follower, key, suite, _dirs: (a, b) }
+}
+
+impl Pair {
+    /// A block the producer seals over `txs`, without checking them (as a faulty or
+    /// malicious validator might).
+    fn sealed(&self, txs: Vec<Transaction>) -> Block {
+        let signer = self.producer.signer.as_ref().unwrap();
+        let engine = self.producer.engine().unwrap();
+        self.producer.assemble(&self.producer.head(), signer, engine.as_ref(), txs, None, 1_700_000_001_000).unwrap()
+    }
+
+    /// Change a sealed block's header and seal it again, so only the change is wrong.
+    fn reseal(&self, mut block: Block, change: impl FnOnce(&mut BlockHeader)) -> Block {
+        change(&mut block.header);
+        let signer = self.producer.signer.as_ref().unwrap();
+        let engine = self.producer.engine().unwrap();
+        block.header.seal = self.producer.seal(&self.producer.head().header, &block.header, signer, engine.as_ref()).unwrap();
+        block
+    }
+
+    fn refused(&self, block: Block) -> String {
+        match self.follower.import(block) {
+            Err(ChainError::Invalid { reason, .. }) => {
+                assert_eq!(self.follower.head().height, 0, "nothing committed");
+                reason
+            }
+            Err(e) => panic!("expected an invalid block, got {e}"),
+            Ok(b) => panic!("block {} was accepted", b.block.header.height),
+        }
+    }
+}
+
+#[test]
+fn a_follower_imports_the_producers_blocks_to_the_same_state() {
+    let p = pair();
+    for n in 0..3 {
+        p.producer.submit(data_tx(&p.suite, &p.key, n, &format!("meter/{n}"), b"42 kWh")).unwrap();
+    }
+    let b1 = p.producer.produce(1_700_000_001_000).unwrap().expect("block 1");
+    assert_eq!(b1.block.transactions.len(), 3);
+    assert_eq!(p.producer.pool_len(), 0, "committed transactions leave the pool");
+    let f1 = p.follower.import(b1.block.clone()).unwrap();
+    assert_eq!((f1.hash, f1.receipts.clone()), (b1.hash, b1.receipts.clone()));
+    let account = Hasher::hash(p.suite.as_ref(), &p.key.public).unwrap();
+    let a = p.producer.state(&account, "meter/2", true).unwrap();
+    let b = p.follower.state(&account, "meter/2", true).unwrap();
+    assert_eq!((a.value.as_deref(), a.state_root), (Some(&b"42 kWh"[..]), b.state_root));
+    // Nothing to do: no block without transactions unless the policy asks for one.
+    assert!(p.producer.produce(1_700_000_002_000).unwrap().is_none());
+}
+
+#[test]
+fn import_refuses_a_transaction_whose_signature_does_not_verify() {
+    let p = pair();
+    let mut tx = data_tx(&p.suite, &p.key, 0, "k", b"v");
+    if let Some(b) = tx.signature.last_mut() {
+        *b ^= 1;
+    }
+    let reason = p.refused(p.sealed(vec![tx]));
+    assert!(reason.contains("transaction 0") && reason.contains("signature does not verify"), "{reason}");
+}
+
+#[test]
+fn import_refuses_a_transaction_signed_with_another_algorithm() {
+    let p = pair();
+    let mut tx = data_tx(&p.suite, &p.key, 0, "k", b"v");
+    tx.body.sig_alg = "sm2".into();
+    let reason = p.refused(p.sealed(vec![tx]));
+    assert!(reason.contains("transaction 0 is signed with sm2, not ed25519"), "{reason}");
+}
+
+#[test]
+fn import_refuses_gas_over_the_channel_limit() {
+    let p = pair();
+    let mut body = data_tx(&p.suite, &p.key, 0, "k", b"v").body;
+    body.gas_limit = 2_000_000;
+    let sig = p.suite.sign(&p.key.private, &body.signing_bytes()).unwrap();
+    let reason = p.refused(p.sealed(vec![body.sign_with(sig)]));
+    assert!(reason.contains("declares gas 2000000 over the channel's limit 1000000"), "{reason}");
+}
+
+#[test]
+fn import_refuses_roots_that_do_not_match_execution() {
+    let p = pair();
+    let block = p.sealed(vec![data_tx(&p.suite, &p.key, 0, "k", b"v")]);
+    let reason = p.refused(p.reseal(block.clone(), |h| h.receipts_root = Hash32([7; 32])));
+    assert!(reason.contains("receipts root does not match"), "{reason}");
+    let reason = p.refused(p.reseal(block.clone(), |h| h.state_root = Hash32([7; 32])));
+    assert!(reason.contains("state root"), "{reason}");
+    let reason = p.refused(p.reseal(block.clone(), |h| h.tx_root = Hash32([7; 32])));
+    assert!(reason.contains("transactions root does not match"), "{reason}");
+    // The untouched block is fine.
+    p.follower.import(block).unwrap();
+}
+
+#[test]
+fn import_refuses_a_seal_the_engine_rejects_and_blocks_that_do_not_extend_the_head() {
+    let p = pair();
+    let mut block = p.sealed(vec![]);
+    if let Some(b) = block.header.seal.last_mut() {
+        *b ^= 1;
+    }
+    assert!(p.refused(block).contains("bad seal"));
+    let block = p.reseal(p.sealed(vec![]), |h| h.height = 2);
+    assert!(p.refused(block).contains("does not extend the head"));
+    let block = p.reseal(p.sealed(vec![]), |h| h.timestamp_ms = 1_600_000_000_000);
+    assert!(p.refused(block).contains("timestamp"));
+}
+
+#[test]
+fn admission_refusals_leave_the_pool_unchanged() {
+    let p = pair();
+    let good = data_tx(&p.suite, &p.key, 0, "k", b"v");
+    p.producer.submit(good.clone()).unwrap();
+    let mut bad_sig = data_tx(&p.suite, &p.key, 1, "k", b"v");
+    bad_sig.body.nonce = 2;
+    let mut other_channel = data_tx(&p.suite, &p.key, 1, "k", b"v");
+    other_channel.body.channel = ChannelId::new("market").unwrap();
+    for (tx, code) in [(good, "duplicate"), (bad_sig, "bad_signature"), (other_channel, "wrong_channel")] {
+        assert_eq!(p.producer.submit(tx).unwrap_err().code(), code);
+        assert_eq!(p.producer.pool_len(), 1, "{code}");
+    }
+    assert_eq!(p.producer.submit_bytes(&[1, 2, 3]).unwrap_err().code(), "malformed");
+    let big = vec![0u8; p.producer.max_tx_bytes() + 1];
+    assert_eq!(p.producer.submit_bytes(&big).unwrap_err().code(), "too_large");
+}
+
+#[test]
+fn a_store_from_another_spec_is_refused_and_the_head_survives_reopening() {
+    let key = Key::new(1);
+    let suite = TestCrypto::new();
+    let dir = tempfile::tempdir().unwrap();
+    let signer = || Some(Signer { private_key: Zeroizing::new(key.private.clone()), public_key: key.public.clone() });
+    let s = spec(&[&key]);
+    let chain = open(dir.path(), &s, &suite, signer()).unwrap();
+    chain.submit(data_tx(&suite, &key, 0, "k", b"v")).unwrap();
+    let b1 = chain.produce(1_700_000_001_000).unwrap().unwrap();
+    drop(chain);
+    let chain = open(dir.path(), &s, &suite, None).unwrap();
+    assert_eq!((chain.head().height, chain.head().hash), (1, b1.hash));
+    drop(chain);
+    let mut other = s.clone();
+    other.gas_limit += 1;
+    let err = open(dir.path(), &other, &suite, None).err().expect("refused").to_string();
+    assert!(err.contains("different genesis fields"), "{err}");
+}

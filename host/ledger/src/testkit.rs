@@ -1,0 +1,124 @@
+//! Native stand-ins for the seams, so the ledger's logic is tested without wasm: a suite
+//! with real SHA-256 and Ed25519, and a round-robin engine that checks seals with it.
+
+use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, SealPlan, Validator};
+use joule_primitives::merkle::{HashError, Hasher};
+use joule_primitives::{ChainCrypto, ChainSpec, ChannelId, CryptoSuite, Hash32, Payload, SuiteError, Transaction, UnsignedTransaction, ValidatorSpec};
+use sha2::Digest;
+use std::sync::Arc;
+
+/// SHA-256 and Ed25519 (keys: the 32-byte seed; the 32-byte verifying key).
+pub struct TestCrypto {
+    suite: CryptoSuite,
+}
+
+impl TestCrypto {
+    pub fn new() -> Arc<TestCrypto> {
+        Arc::new(TestCrypto { suite: CryptoSuite { id: "test".into(), hash: "sha256".into(), signature: "ed25519".into() } })
+    }
+}
+
+/// A key pair of the test suite.
+pub struct Key {
+    pub private: Vec<u8>,
+    pub public: Vec<u8>,
+}
+
+impl Key {
+    pub fn new(seed: u8) -> Key {
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        Key { private: sk.to_bytes().to_vec(), public: sk.verifying_key().to_bytes().to_vec() }
+    }
+}
+
+impl Hasher for TestCrypto {
+    fn hash(&self, data: &[u8]) -> Result<Hash32, HashError> {
+        Ok(Hash32(sha2::Sha256::digest(data).into()))
+    }
+}
+
+impl ChainCrypto for TestCrypto {
+    fn suite(&self) -> &CryptoSuite {
+        &self.suite
+    }
+
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, SuiteError> {
+        let pk: [u8; 32] = public_key.try_into().map_err(|_| SuiteError::InvalidKey(format!("{} bytes, not 32", public_key.len())))?;
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|e| SuiteError::InvalidKey(e.to_string()))?;
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
+        Ok(vk.verify_strict(message, &sig).is_ok())
+    }
+
+    fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError> {
+        let seed: [u8; 32] = private_key.try_into().map_err(|_| SuiteError::InvalidKey("not a 32-byte seed".into()))?;
+        use ed25519_dalek::Signer;
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(message).to_bytes().to_vec())
+    }
+}
+
+/// Round-robin proposers (`height % n`), seals are the proposer's signature over the seal
+/// hash, timestamps strictly increase.
+pub struct TestEngine {
+    pub suite: Arc<TestCrypto>,
+}
+
+impl ConsensusEngine for TestEngine {
+    fn name(&self) -> &str {
+        "test/1"
+    }
+
+    fn proposer(&self, height: u64, _round: u32, validators: &[Validator]) -> Result<usize, ConsensusError> {
+        if validators.is_empty() {
+            return Err(ConsensusError::NoProposer);
+        }
+        Ok((height % validators.len() as u64) as usize)
+    }
+
+    fn plan_seal(&self, _parent: &EngineHeader, _validators: &[Validator]) -> Result<SealPlan, ConsensusError> {
+        Ok(SealPlan::Sign)
+    }
+
+    fn finish_seal(&self, proof: &[u8]) -> Result<Vec<u8>, ConsensusError> {
+        Ok(proof.to_vec())
+    }
+
+    fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError> {
+        let turn = self.proposer(header.height, 0, validators)?;
+        if validators.get(turn).is_none_or(|v| v.public_key != header.proposer) {
+            return Err(ConsensusError::Rejected("not the proposer's turn".into()));
+        }
+        if header.timestamp_ms <= parent.timestamp_ms {
+            return Err(ConsensusError::Rejected("timestamp does not increase".into()));
+        }
+        match self.suite.verify(&header.proposer, &header.seal_hash, &header.seal) {
+            Ok(true) => Ok(()),
+            _ => Err(ConsensusError::Rejected("bad seal".into())),
+        }
+    }
+}
+
+pub fn spec(validators: &[&Key]) -> ChainSpec {
+    ChainSpec {
+        channel: ChannelId::new("grid").unwrap(),
+        crypto_suite: TestCrypto::new().suite().clone(),
+        consensus: "test".into(),
+        consensus_config: String::new(),
+        gas_limit: 1_000_000,
+        genesis_time_ms: 1_700_000_000_000,
+        validators: validators.iter().map(|k| ValidatorSpec { public_key: k.public.clone(), weight: 1 }).collect(),
+    }
+}
+
+/// A signed data record.
+pub fn data_tx(suite: &TestCrypto, key: &Key, nonce: u64, data_key: &str, value: &[u8]) -> Transaction {
+    let body = UnsignedTransaction {
+        channel: ChannelId::new("grid").unwrap(),
+        sender: key.public.clone(),
+        nonce,
+        gas_limit: 100_000,
+        sig_alg: "ed25519".into(),
+        payload: Payload::Data { key: data_key.into(), value: value.to_vec() },
+    };
+    let sig = suite.sign(&key.private, &body.signing_bytes()).unwrap();
+    body.sign_with(sig)
+}

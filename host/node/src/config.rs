@@ -1,0 +1,357 @@
+//! Network and node configuration (guide §5.2.1) and node initialisation (§5.2.2).
+//!
+//! `joule init --dir DIR` writes two TOML files:
+//!
+//! * `network.toml` — the network: id, region, node count, and its channels (§5.3). A
+//!   channel's genesis fields (id, crypto suite, consensus engine and its configuration,
+//!   validators, gas limit, genesis time) map to its [`ChainSpec`], whose canonical
+//!   encoding block 0 commits to: nodes with different specifications never share a chain,
+//!   a node refuses to start on a store created from another, and the names of this file's
+//!   fields are not part of it. The block policy is operational: it may change at any time
+//!   and applies to the blocks this node produces.
+//! * `node.toml` — this node: name, IP and port of its API, its keys (public key inline,
+//!   private key in a PEM file beside it, mode 0600), generated through the crypto plugins.
+//!
+//! Both are readable and editable over the admin API (`GET`/`PUT /v1/config/…`); a `PUT`
+//! is validated like a file read at start-up and written atomically.
+
+use anyhow::{Context, Result, bail};
+use joule_crypto::CryptoService;
+use joule_crypto::pem;
+use joule_ledger::chain::Signer;
+use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, Encode, ValidatorSpec};
+use joule_support::fs::Mode;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const NETWORK_FILE: &str = "network.toml";
+pub const NODE_FILE: &str = "node.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetworkConfig {
+    pub network_id: String,
+    /// Where the network runs (所在地域), free text, e.g. `cn-east-1`.
+    pub region: String,
+    /// Nodes in the network.
+    pub node_count: u32,
+    #[serde(rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ChannelConfig {
+    pub id: ChannelId,
+    /// `gm` (SM3 + SM2) or `intl` (SHA-256 + ECDSA P-256).
+    pub crypto_suite: String,
+    /// The consensus engine id a plugin provides, e.g. `poa`.
+    pub consensus: String,
+    /// The engine's own configuration (TOML text), passed to its `configure`.
+    #[serde(default)]
+    pub consensus_config: String,
+    /// Largest gas limit a transaction may declare (燃料限制).
+    pub gas_limit: u64,
+    /// Unix milliseconds: block 0's timestamp.
+    pub genesis_time_ms: u64,
+    pub validators: Vec<ValidatorConfig>,
+    pub block_policy: BlockPolicyConfig,
+}
+
+/// The block policy (§5.3 出块策略) as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BlockPolicyConfig {
+    /// Time between blocks, in milliseconds; a full block may come sooner.
+    pub interval_ms: u64,
+    pub max_transactions: u32,
+    pub max_bytes: u32,
+    /// Produce a block at every interval even with no transactions.
+    pub produce_empty_blocks: bool,
+}
+
+impl From<&BlockPolicyConfig> for BlockPolicy {
+    fn from(c: &BlockPolicyConfig) -> BlockPolicy {
+        BlockPolicy { interval_ms: c.interval_ms, max_transactions: c.max_transactions, max_bytes: c.max_bytes, produce_empty_blocks: c.produce_empty_blocks }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValidatorConfig {
+    /// SubjectPublicKeyInfo DER, hex.
+    pub public_key: String,
+    #[serde(default = "one")]
+    pub weight: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl ChannelConfig {
+    pub fn suite(&self) -> Result<CryptoSuite> {
+        CryptoSuite::named(&self.crypto_suite)
+            .with_context(|| format!("channel {}: unknown crypto suite {:?} (known: {})", self.id, self.crypto_suite, CryptoSuite::NAMED.join(", ")))
+    }
+
+    /// The chain specification these genesis fields define.
+    pub fn spec(&self) -> Result<ChainSpec> {
+        let spec = ChainSpec {
+            channel: self.id.clone(),
+            crypto_suite: self.suite()?,
+            consensus: self.consensus.clone(),
+            consensus_config: self.consensus_config.clone(),
+            gas_limit: self.gas_limit,
+            genesis_time_ms: self.genesis_time_ms,
+            validators: self.validator_keys()?.into_iter().map(|(public_key, weight)| ValidatorSpec { public_key, weight }).collect(),
+        };
+        spec.validate().map_err(|e| anyhow::anyhow!("channel {}: {e}", self.id))?;
+        Ok(spec)
+    }
+
+    pub fn policy(&self) -> BlockPolicy {
+        (&self.block_policy).into()
+    }
+
+    pub fn validator_keys(&self) -> Result<Vec<(Vec<u8>, u64)>> {
+        self.validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Ok((hex::decode(&v.public_key).with_context(|| format!("channel {}: validator {i}: public-key is not hex", self.id))?, v.weight)))
+            .collect()
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.validators.is_empty() {
+            bail!("channel {}: at least one validator is needed", self.id);
+        }
+        self.spec()?;
+        if self.gas_limit < joule_ledger::execute::BASE_GAS {
+            bail!("channel {}: gas-limit {} is below the cost of the smallest transaction ({})", self.id, self.gas_limit, joule_ledger::execute::BASE_GAS);
+        }
+        let p = &self.block_policy;
+        if p.max_transactions == 0 || p.max_bytes < 1024 {
+            bail!("channel {}: block-policy needs max-transactions ≥ 1 and max-bytes ≥ 1024", self.id);
+        }
+        if p.max_bytes as usize > joule_primitives::encoding::MAX_BLOCK_BYTES {
+            bail!("channel {}: block-policy max-bytes is over the block encoding limit of {}", self.id, joule_primitives::encoding::MAX_BLOCK_BYTES);
+        }
+        Ok(())
+    }
+}
+
+impl NetworkConfig {
+    pub fn parse(text: &str) -> Result<NetworkConfig> {
+        let c: NetworkConfig = toml::from_str(text).context("network configuration")?;
+        c.check()?;
+        Ok(c)
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.network_id.trim().is_empty() || self.network_id.len() > 64 {
+            bail!("network-id must be 1-64 characters");
+        }
+        if self.channels.is_empty() {
+            bail!("the network needs at least one [[channel]]");
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            c.check()?;
+            if self.channels[..i].iter().any(|o| o.id == c.id) {
+                bail!("channel {} is defined twice", c.id);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    pub name: String,
+    /// Address the HTTP API binds to; loopback unless the operator opens it.
+    pub ip: std::net::IpAddr,
+    /// Port of the HTTP API; 0 picks a free one (printed at start-up).
+    pub port: u16,
+    #[serde(rename = "key")]
+    pub keys: Vec<NodeKeyConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeKeyConfig {
+    /// Signature algorithm, e.g. `sm2`.
+    pub algorithm: String,
+    /// SubjectPublicKeyInfo DER, hex.
+    pub public_key: String,
+    /// PKCS#8 PEM, relative to the node directory.
+    pub private_key_file: PathBuf,
+}
+
+impl NodeConfig {
+    pub fn parse(text: &str) -> Result<NodeConfig> {
+        let c: NodeConfig = toml::from_str(text).context("node configuration")?;
+        if c.name.trim().is_empty() {
+            bail!("node name must not be empty");
+        }
+        for k in &c.keys {
+            hex::decode(&k.public_key).with_context(|| format!("key {}: public-key is not hex", k.algorithm))?;
+            if k.private_key_file.is_absolute() || k.private_key_file.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                bail!("key {}: private-key-file must be a path inside the node directory", k.algorithm);
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The node's key for a signature algorithm.
+    pub fn key(&self, dir: &Path, algorithm: &str) -> Result<Option<Signer>> {
+        let Some(k) = self.keys.iter().find(|k| k.algorithm == algorithm) else { return Ok(None) };
+        let path = dir.join(&k.private_key_file);
+        let pem = std::fs::read(&path).with_context(|| format!("read node key {}", path.display()))?;
+        let der = pem::decode(pem::PRIVATE_KEY, &pem).with_context(|| format!("node key {}", path.display()))?;
+        Ok(Some(Signer { private_key: zeroize::Zeroizing::new(der), public_key: hex::decode(&k.public_key)? }))
+    }
+}
+
+/// Both files of a node directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub network: NetworkConfig,
+    pub node: NodeConfig,
+}
+
+impl Config {
+    /// `None` when the directory was never initialised.
+    pub fn load(dir: &Path) -> Result<Option<Config>> {
+        let net_path = dir.join(NETWORK_FILE);
+        if !net_path.exists() {
+            return Ok(None);
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()));
+        let network = NetworkConfig::parse(&read(&net_path)?).with_context(|| net_path.display().to_string())?;
+        let node_path = dir.join(NODE_FILE);
+        let node = NodeConfig::parse(&read(&node_path)?).with_context(|| node_path.display().to_string())?;
+        Ok(Some(Config { network, node }))
+    }
+}
+
+/// Write a file via a temporary and a rename, so a crash leaves the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: Mode) -> Result<()> {
+    joule_support::fs::write_atomic(path, bytes, mode).with_context(|| format!("write {}", path.display()))
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct InitArgs {
+    /// The node directory to create.
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value = "joule-local")]
+    pub network_id: String,
+    #[arg(long, default_value = "local")]
+    pub region: String,
+    #[arg(long, default_value = "node0")]
+    pub name: String,
+    /// The first channel's id.
+    #[arg(long, default_value = "grid")]
+    pub channel: String,
+    /// `gm` (SM3 + SM2) or `intl` (SHA-256 + ECDSA P-256).
+    #[arg(long, default_value = "gm")]
+    pub crypto_suite: String,
+    #[arg(long, default_value = "poa")]
+    pub consensus: String,
+    /// Largest gas limit a transaction may declare.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub gas_limit: u64,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: std::net::IpAddr,
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Block interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub block_interval_ms: u64,
+    #[arg(long, default_value_t = 2000)]
+    pub max_block_transactions: u32,
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_block_bytes: u32,
+    /// Produce blocks with no transactions at every interval.
+    #[arg(long)]
+    pub empty_blocks: bool,
+    /// Genesis time (Unix ms); default now. Nodes of one network must agree on it.
+    #[arg(long)]
+    pub genesis_time_ms: Option<u64>,
+    /// Replace an existing configuration (the chain data is kept and will be checked
+    /// against the new genesis at start-up).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl InitArgs {
+    /// The command's defaults for a node directory (what `joule init --dir DIR` does).
+    pub fn defaults(dir: &Path) -> InitArgs {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: InitArgs,
+        }
+        // The only required argument is given, and every default is valid.
+        <Wrap as clap::Parser>::try_parse_from([std::ffi::OsStr::new("init"), std::ffi::OsStr::new("--dir"), dir.as_os_str()])
+            .map(|w| w.args)
+            .unwrap_or_else(|e| unreachable!("InitArgs defaults: {e}"))
+    }
+}
+
+/// `joule init`: generate the node's key through the crypto plugin and write both files.
+/// This node is the channel's single validator.
+pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
+    let net_path = a.dir.join(NETWORK_FILE);
+    if net_path.exists() && !a.force {
+        bail!("{} exists; pass --force to overwrite it", net_path.display());
+    }
+    let channel = ChannelId::new(&a.channel).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let suite =
+        CryptoSuite::named(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?} (known: {})", a.crypto_suite, CryptoSuite::NAMED.join(", ")))?;
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    let kp = crypto.generate_key(&suite.signature).with_context(|| format!("generate a {} node key", suite.signature))?;
+    let key_file = PathBuf::from(format!("node-{}.key.pem", suite.signature));
+    write_atomic(&a.dir.join(&key_file), pem::encode(pem::PRIVATE_KEY, &kp.private_key).as_bytes(), Mode::Private)?;
+    let public_key = hex::encode(&kp.public_key);
+    let genesis_time_ms = a.genesis_time_ms.unwrap_or_else(joule_support::now_ms);
+    let network = NetworkConfig {
+        network_id: a.network_id.clone(),
+        region: a.region.clone(),
+        node_count: 1,
+        channels: vec![ChannelConfig {
+            id: channel,
+            crypto_suite: suite.id.clone(),
+            consensus: a.consensus.clone(),
+            consensus_config: String::new(),
+            gas_limit: a.gas_limit,
+            genesis_time_ms,
+            validators: vec![ValidatorConfig { public_key: public_key.clone(), weight: 1 }],
+            block_policy: BlockPolicyConfig {
+                interval_ms: a.block_interval_ms,
+                max_transactions: a.max_block_transactions,
+                max_bytes: a.max_block_bytes,
+                produce_empty_blocks: a.empty_blocks,
+            },
+        }],
+    };
+    network.check()?;
+    let node = NodeConfig {
+        name: a.name.clone(),
+        ip: a.ip,
+        port: a.port,
+        keys: vec![NodeKeyConfig { algorithm: suite.signature.clone(), public_key, private_key_file: key_file }],
+    };
+    write_atomic(&net_path, network.to_toml().as_bytes(), Mode::Default)?;
+    write_atomic(&a.dir.join(NODE_FILE), node.to_toml().as_bytes(), Mode::Default)?;
+    Ok(Config { network, node })
+}

@@ -1,0 +1,262 @@
+// The OpenAPI document is one large `json!` literal.
+#![recursion_limit = "512"]
+
+//! A Joule node: it assembles the kernel with the plugin kinds, the chains of the
+//! channels in its configuration (each with its block producer), the keystore, the HTTP
+//! API and metrics; peer-to-peer networking attaches here next.
+//!
+//! * [`config`] — `network.toml` and `node.toml`, `joule init`;
+//! * [`keystore`] — §4.1.2 key management;
+//! * [`api`] — the HTTP API and its OpenAPI document;
+//! * [`plugins`] — the plugin kinds this node loads and where plugins come from.
+
+pub mod api;
+pub mod config;
+pub mod keystore;
+pub mod plugins;
+
+use anyhow::{Context, Result};
+use config::Config;
+use joule_consensus_wasm::PluginEngineSource;
+use joule_crypto::{CryptoService, SuiteCrypto, pem};
+use joule_kernel::PluginRegistry;
+use joule_kernel::trust::{TrustPolicy, TrustedKey};
+use joule_ledger::chain::{Chain, Signer};
+use joule_support::fs::Mode;
+use joule_support::sync::lock;
+use keystore::Keystore;
+use plugins::PluginSources;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use joule_client::wire::API_ADDR_FILE;
+
+#[derive(clap::Args, Clone)]
+pub struct NodeArgs {
+    /// The node's data directory (plugin store, admin token, audit log).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Address of the HTTP API; port 0 picks a free port. Default: `ip` and `port` of
+    /// DIR/node.toml, else 127.0.0.1:0.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Bearer token for admin endpoints. Default: `JOULE_ADMIN_TOKEN`, else a random
+    /// token written to DIR/admin.token (mode 0600).
+    #[arg(long, env = "JOULE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Accept only plugins whose manifest is signed by a trusted vendor key.
+    #[arg(long)]
+    pub require_signed: bool,
+    /// A trusted vendor public key (SPKI PEM); repeatable.
+    #[arg(long)]
+    pub trusted_key: Vec<PathBuf>,
+    /// Wall-clock budget of one plugin call, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub call_timeout_ms: u64,
+    /// Keystore to serve and rotate on schedule (default: DIR/keystore.redb when it
+    /// exists). Its passphrase comes from JOULE_KEYSTORE_PASSPHRASE.
+    #[arg(long)]
+    pub keystore: Option<PathBuf>,
+    /// Seconds between checks for keys due for rotation.
+    #[arg(long, default_value_t = 60)]
+    pub rotation_check_secs: u64,
+}
+
+/// A running node's shared state, handed to every HTTP handler.
+pub struct Node {
+    pub crypto: CryptoService,
+    pub admin_token: String,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub started: std::time::Instant,
+    /// The node's keystore, when configured (§4.1.2).
+    pub keystore: Option<Arc<Keystore>>,
+    /// The node directory.
+    pub dir: PathBuf,
+    /// network.toml and node.toml, as last loaded or written (`None`: not initialised).
+    pub config: std::sync::Mutex<Option<Config>>,
+    /// The chains of the configured channels, in configuration order.
+    pub chains: Vec<Arc<Chain>>,
+}
+
+impl Node {
+    pub fn registry(&self) -> &Arc<PluginRegistry> {
+        self.crypto.registry()
+    }
+
+    /// A channel's chain; `None` picks the first channel.
+    pub fn chain(&self, channel: Option<&str>) -> Option<&Arc<Chain>> {
+        match channel {
+            None => self.chains.first(),
+            Some(id) => self.chains.iter().find(|c| c.channel().as_str() == id),
+        }
+    }
+}
+
+/// Build the node: registry restored from the data dir (seeded from the plugin directory
+/// on first start), token, metrics recorder, keystore, chains.
+pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    // First: metric handles created before the recorder exists would record nothing.
+    let metrics = api::metrics_handle()?;
+    let mut trust = TrustPolicy { require_signed: a.require_signed, trusted_keys: vec![] };
+    for k in &a.trusted_key {
+        let der = pem::decode(pem::PUBLIC_KEY, &std::fs::read(k).with_context(|| format!("read {}", k.display()))?)
+            .with_context(|| format!("trusted key {}", k.display()))?;
+        trust.trusted_keys.push(TrustedKey { spki_der: der });
+    }
+    let limits = joule_wasm::Limits { call_timeout: std::time::Duration::from_millis(a.call_timeout_ms.max(1)), ..joule_wasm::Limits::default() };
+    let store = a.dir.join("plugins");
+    std::fs::create_dir_all(&store).with_context(|| format!("create {}", store.display()))?;
+    let first_start = !store.join("active.json").exists();
+    let registry = plugins::registry(limits, sources.cache(), trust, Some(store))?;
+    for (path, e) in registry.restore() {
+        tracing::error!("plugin {} not restored: {e}", path.display());
+    }
+    if first_start && let Some(dir) = sources.plugin_dir().filter(|d| d.is_dir()) {
+        for (path, e) in registry.load_dir(&dir) {
+            tracing::error!("plugin {} not loaded: {e}", path.display());
+        }
+    }
+    let admin_token = match &a.admin_token {
+        Some(t) if t.len() >= 16 => t.clone(),
+        Some(_) => anyhow::bail!("the admin token must be at least 16 characters"),
+        None => token_file(&a.dir)?,
+    };
+    let crypto = CryptoService::new(registry.clone());
+    let keystore = match a.keystore.clone().or_else(|| Some(a.dir.join("keystore.redb")).filter(|p| p.exists())) {
+        Some(path) => {
+            let pass = std::env::var("JOULE_KEYSTORE_PASSPHRASE").context("the keystore needs JOULE_KEYSTORE_PASSPHRASE")?;
+            Some(Arc::new(Keystore::open(&path, pass.as_bytes(), crypto.clone()).with_context(|| format!("open keystore {}", path.display()))?))
+        }
+        None => None,
+    };
+    let config = Config::load(&a.dir)?;
+    let mut chains = vec![];
+    if let Some(cfg) = &config {
+        for ch in &cfg.network.channels {
+            let signer = cfg.node.key(&a.dir, &ch.suite()?.signature)?;
+            let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer).with_context(|| format!("open channel {}", ch.id))?;
+            chains.push(Arc::new(chain));
+        }
+    }
+    Ok(Arc::new(Node {
+        crypto,
+        admin_token,
+        metrics,
+        started: std::time::Instant::now(),
+        keystore,
+        dir: a.dir.clone(),
+        config: std::sync::Mutex::new(config),
+        chains,
+    }))
+}
+
+/// Open (or create) a channel's chain in `dir`: its specification from the configuration,
+/// its suite bound to the crypto plugins, its engine served by the consensus plugins.
+pub fn open_chain(dir: &std::path::Path, channel: &config::ChannelConfig, crypto: &CryptoService, signer: Option<Signer>) -> Result<Chain> {
+    let spec = channel.spec()?;
+    let suite = Arc::new(SuiteCrypto::new(spec.crypto_suite.clone(), crypto.clone()));
+    let engines = Arc::new(PluginEngineSource::new(
+        crypto.registry().clone(),
+        &spec.consensus,
+        suite.clone(),
+        spec.consensus_config.clone().into_bytes(),
+        spec.channel.as_str(),
+    ));
+    Ok(Chain::open(dir, &spec, channel.policy(), suite, engines, signer)?)
+}
+
+fn token_file(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join(joule_client::wire::ADMIN_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let token = hex::encode(raw);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path).with_context(|| format!("create {}", path.display()))?, token.as_bytes())?;
+    Ok(token)
+}
+
+pub fn run(sources: &PluginSources, a: NodeArgs) -> Result<()> {
+    let node = build(sources, &a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    let listen = a.listen.unwrap_or_else(|| match lock(&node.config).as_ref() {
+        Some(c) => SocketAddr::new(c.node.ip, c.node.port),
+        None => SocketAddr::from(([127, 0, 0, 1], 0)),
+    });
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to find the API.
+        println!("joule node listening on http://{addr}");
+        // Clients find the API from the directory (`joule status --dir DIR`).
+        config::write_atomic(&a.dir.join(API_ADDR_FILE), addr.to_string().as_bytes(), Mode::Default)?;
+        if a.admin_token.is_none() {
+            println!("admin token in {}", a.dir.join("admin.token").display());
+        }
+        for chain in &node.chains {
+            let head = chain.head();
+            println!(
+                "channel {} at height {} ({}, {}, {})",
+                chain.channel(),
+                head.height,
+                chain.spec().consensus,
+                chain.spec().crypto_suite.id,
+                if chain.is_validator() { "validator" } else { "follower" }
+            );
+        }
+        if let Some(ks) = node.keystore.clone() {
+            tokio::spawn(rotate_on_schedule(ks, std::time::Duration::from_secs(a.rotation_check_secs.max(1))));
+        }
+        serve(listener, node).await
+    })
+}
+
+/// Scheduled key update (§4.1.2 b): rotate every slot whose interval has passed.
+async fn rotate_on_schedule(ks: Arc<Keystore>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let ks = ks.clone();
+        let now = joule_support::now_secs();
+        match tokio::task::spawn_blocking(move || ks.rotate_due(now)).await {
+            Ok(Ok(rotated)) => {
+                for k in rotated {
+                    tracing::info!(key = %k.id(), "scheduled key rotation");
+                }
+            }
+            Ok(Err(e)) => tracing::error!("scheduled key rotation failed: {e}"),
+            Err(e) => tracing::error!("scheduled key rotation task failed: {e}"),
+        }
+    }
+}
+
+/// Run the channels' block producers and serve the API until Ctrl-C / SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result<()> {
+    for chain in &node.chains {
+        tokio::spawn(joule_ledger::chain::run_producer(chain.clone()));
+    }
+    let app = api::router(node);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let ctrl_c = tokio::signal::ctrl_c();
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return std::future::pending().await,
+                };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            }
+            #[cfg(not(unix))]
+            let _ = ctrl_c.await;
+        })
+        .await
+        .context("HTTP server")
+}

@@ -1,0 +1,85 @@
+//! A channel's chain specification: the genesis fields that define its ledger (§5.3).
+//!
+//! Its canonical encoding (`docs/formats.md`) is what block 0 commits to: block 0's
+//! `parent_hash` is the suite hash of [`ChainSpec::encode`]. So nodes with different
+//! specifications never share a chain, and renaming a field of the operator's
+//! configuration files changes nothing on chain: only this type's bytes count.
+
+use crate::encoding::{DecodeError, Encode};
+use crate::merkle::{HashError, Hasher};
+use crate::suite::CryptoSuite;
+use crate::types::{ChannelId, Hash32, MAX_IDENT_BYTES, MAX_KEY_BYTES, hex_bytes};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// A validator of the channel's consensus.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ValidatorSpec {
+    /// SubjectPublicKeyInfo, DER.
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
+    /// Voting weight; 1 for plain PoA.
+    pub weight: u64,
+}
+
+/// The fields that define a channel's ledger, fixed at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ChainSpec {
+    pub channel: ChannelId,
+    /// All three names (suite id, hash, signature) are committed, so a suite whose
+    /// algorithms changed is another chain.
+    pub crypto_suite: CryptoSuite,
+    /// The consensus engine id a plugin provides, e.g. `poa`.
+    pub consensus: String,
+    /// The engine's configuration (TOML text), passed to its `configure`.
+    pub consensus_config: String,
+    /// Largest gas limit a transaction may declare (燃料限制).
+    pub gas_limit: u64,
+    /// Unix milliseconds: block 0's timestamp.
+    pub genesis_time_ms: u64,
+    pub validators: Vec<ValidatorSpec>,
+}
+
+/// Largest consensus configuration text.
+pub const MAX_CONSENSUS_CONFIG_BYTES: usize = 64 << 10;
+/// Most validators a channel may list.
+pub const MAX_VALIDATORS: usize = 1024;
+
+impl ChainSpec {
+    /// Block 0's parent hash: the suite hash of the canonical encoding.
+    pub fn hash(&self, h: &dyn Hasher) -> Result<Hash32, HashError> {
+        h.hash(&self.encode())
+    }
+}
+
+fn ident(what: &str, s: &str) -> Result<(), DecodeError> {
+    let ok = !s.is_empty() && s.len() <= MAX_IDENT_BYTES && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(DecodeError::Invalid(format!("{what} {s:?} must be 1-{MAX_IDENT_BYTES} characters of [a-z0-9_-]"))) }
+}
+
+impl Encode for ChainSpec {
+    const MAX_BYTES: usize = 1 << 20;
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        ChannelId::new(self.channel.as_str())?;
+        ident("crypto suite", &self.crypto_suite.id)?;
+        ident("hash algorithm", &self.crypto_suite.hash)?;
+        ident("signature algorithm", &self.crypto_suite.signature)?;
+        ident("consensus engine", &self.consensus)?;
+        if self.consensus_config.len() > MAX_CONSENSUS_CONFIG_BYTES {
+            return Err(DecodeError::Invalid(format!("consensus configuration is over {MAX_CONSENSUS_CONFIG_BYTES} bytes")));
+        }
+        if self.validators.is_empty() || self.validators.len() > MAX_VALIDATORS {
+            return Err(DecodeError::Invalid(format!("a chain needs 1-{MAX_VALIDATORS} validators, not {}", self.validators.len())));
+        }
+        for (i, v) in self.validators.iter().enumerate() {
+            if v.public_key.is_empty() || v.public_key.len() > MAX_KEY_BYTES {
+                return Err(DecodeError::Invalid(format!("validator {i}: public key must be 1-{MAX_KEY_BYTES} bytes")));
+            }
+            if v.weight == 0 {
+                return Err(DecodeError::Invalid(format!("validator {i}: weight must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
