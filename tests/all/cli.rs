@@ -112,3 +112,49 @@ fn vendor_pack_and_sign() {
     tampered.version = "1.0.1".into();
     assert!(joule_kernel::trust::verify_vendor_signature(sig, &tampered.signing_bytes()).is_err(), "the signature covers the manifest");
 }
+
+#[test]
+fn plugin_pack_takes_the_version_from_cargo_toml_unless_given_and_names_both_ways_when_neither_has_one() {
+    let d = tempdir();
+    let project = d.path().join("vendor");
+    std::fs::create_dir(&project).unwrap();
+    let wasm = test_plugin_dir().join("acme-crypto.wasm");
+    // The example's manifest has no version of its own.
+    let template = std::fs::read_to_string(crate::support::root().join("plugins/crypto-vendor-example/plugin.toml")).unwrap();
+    assert!(!template.lines().any(|l| l.starts_with("version")), "the example's plugin.toml gives no version");
+    std::fs::write(project.join("plugin.toml"), &template).unwrap();
+    let pack = |extra: &[&str]| {
+        let (code, out, err) =
+            run(joule().current_dir(&project).args(["plugin", "pack", "--wasm"]).arg(&wasm).args(["--manifest", "plugin.toml", "--out", "dist/"]).args(extra));
+        let version = std::fs::read_to_string(project.join("dist/acme-crypto.toml"))
+            .ok()
+            .map(|t| joule_plugin_manifest::Manifest::parse(&t).unwrap().version)
+            .filter(|_| code == 0);
+        let _ = std::fs::remove_dir_all(project.join("dist"));
+        (code, version, format!("{out}{err}"))
+    };
+
+    // Neither the manifest nor a Cargo.toml has a version: an error naming both remedies.
+    let (code, version, text) = pack(&[]);
+    assert_eq!((code, version), (2, None), "{text}");
+    for hint in ["plugin.toml has no version", "Cargo.toml", "--version"] {
+        assert!(text.contains(hint), "the error mentions {hint:?}: {text}");
+    }
+
+    // The crate's Cargo.toml gives it, directly or from its workspace.
+    std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"acme-crypto\"\nversion = \"2.3.4\"\n").unwrap();
+    assert_eq!(pack(&[]).1.as_deref(), Some("2.3.4"));
+    std::fs::write(project.join("Cargo.toml"), "[package]\nname = \"acme-crypto\"\nversion.workspace = true\n").unwrap();
+    std::fs::write(d.path().join("Cargo.toml"), "[workspace]\nmembers = [\"vendor\"]\n[workspace.package]\nversion = \"3.0.1\"\n").unwrap();
+    assert_eq!(pack(&[]).1.as_deref(), Some("3.0.1"));
+    // --version overrides it; a manifest's own version is kept.
+    assert_eq!(pack(&["--version", "9.9.9"]).1.as_deref(), Some("9.9.9"));
+    std::fs::write(project.join("plugin.toml"), format!("version = \"1.1.1\"\n{template}")).unwrap();
+    assert_eq!(pack(&[]).1.as_deref(), Some("1.1.1"));
+    // Run from elsewhere, the Cargo.toml beside the manifest counts, not the working directory's.
+    std::fs::write(project.join("plugin.toml"), &template).unwrap();
+    let (code, out, err) =
+        run(joule().current_dir(d.path()).args(["plugin", "pack", "--wasm"]).arg(&wasm).args(["--manifest", "vendor/plugin.toml", "--out", "dist/"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("packed acme-crypto 3.0.1"), "{out}");
+}

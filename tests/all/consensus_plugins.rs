@@ -6,7 +6,7 @@ use crate::support::{crypto, crypto_with, data_tx, package, suite, tempdir, test
 use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, SealPlan, Validator};
 use joule_consensus_wasm::EngineComponent;
 use joule_crypto::SuiteCrypto;
-use joule_ledger::chain::{ChainError, Signer};
+use joule_ledger::chain::{BlockSigner, ChainError, LocalSigner};
 use joule_node::config::{BlockPolicyConfig, ChannelConfig, ValidatorConfig};
 use joule_node::open_chain;
 use joule_primitives::ChannelId;
@@ -86,7 +86,7 @@ fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() 
         ("grow-memory", "exceeded its memory limit of 64 MiB"),
     ] {
         let d = tempdir();
-        let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
+        let signer: Arc<dyn BlockSigner> = Arc::new(LocalSigner::new(kp.private_key.clone(), kp.public_key.clone(), Arc::new(suite("gm"))));
         let chain = open_chain(d.path(), &channel("hostile", mode, &kp.public_key), &c, Some(signer)).unwrap();
         let s = suite("gm");
         chain.submit(data_tx(&s, &kp, "grid", 0, "a", b"1")).unwrap();
@@ -113,7 +113,7 @@ fn a_chain_stops_producing_without_its_engine_and_resumes_when_it_returns() {
     let kp = c.generate_key("sm2").unwrap();
     let config = channel("poa", "", &kp.public_key);
     let d = tempdir();
-    let signer = Signer { private_key: kp.private_key.clone(), public_key: kp.public_key.clone() };
+    let signer: Arc<dyn BlockSigner> = Arc::new(LocalSigner::new(kp.private_key.clone(), kp.public_key.clone(), Arc::new(suite("gm"))));
     let chain = open_chain(d.path(), &config, &c, Some(signer)).unwrap();
     assert!(chain.produce(1_700_000_000_100).unwrap().is_none(), "nothing to put in a block, and no empty blocks");
     let s = suite("gm");

@@ -10,7 +10,8 @@ use joule_primitives::{ChainCrypto, Hasher};
 #[test]
 fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
     let (da, db) = (tempdir(), tempdir());
-    init_node(da.path(), &["--block-interval-ms", "100", "--max-block-transactions", "7"]);
+    let exported = da.path().join("exported-node-key.pem");
+    init_node(da.path(), &["--block-interval-ms", "100", "--max-block-transactions", "7", "--export-key", exported.to_str().unwrap()]);
     // B: its own node key, the same network (A is the channel's validator).
     init_node(db.path(), &[]);
     std::fs::copy(da.path().join("network.toml"), db.path().join("network.toml")).unwrap();
@@ -44,7 +45,7 @@ fn a_second_node_replays_the_same_transactions_to_identical_blocks_and_state() {
     let mut retimed = Block::decode(&block1).unwrap();
     retimed.header.timestamp_ms += 1;
     // The validator itself lying about the state: sealed properly, caught by re-execution.
-    let validator_key = joule_crypto::pem::decode("PRIVATE KEY", &std::fs::read(da.path().join("node-sm2.key.pem")).unwrap()).unwrap();
+    let validator_key = joule_crypto::pem::decode("PRIVATE KEY", &std::fs::read(&exported).unwrap()).unwrap();
     let mut lying = forged_state.clone();
     let seal_hash = s.hash(&lying.header.sealing_bytes()).unwrap();
     lying.header.seal = s.sign(&validator_key, &seal_hash.0).unwrap();

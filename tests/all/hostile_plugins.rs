@@ -161,3 +161,46 @@ fn a_plugin_that_claims_sm3_but_computes_something_else_is_refused() {
     assert!(c.registry().audit().iter().any(|a| a.action == "refuse" && a.plugin == "fake-sm3"));
     healthy(&c);
 }
+
+/// A package of `kind` for hand-made wasm, providing `algorithm`, with a correct hash.
+fn kind_package(name: &str, kind: &str, algorithm: &str, wasm: Vec<u8>) -> PluginPackage {
+    let mut p = raw_package(name, wasm);
+    p.manifest.kind = kind.into();
+    p.manifest.algorithms = vec![algorithm.into()];
+    p
+}
+
+#[test]
+fn entropy_is_granted_to_crypto_plugins_and_refused_to_consensus_engines() {
+    let reg = crate::support::registry_with(limits(), joule_kernel::trust::TrustPolicy::default());
+    const ENTROPY: &str = "joule:crypto/entropy@0.1.0";
+    let importing = |import: &str| {
+        wat::parse_str(format!(r#"(component (import "{import}" (instance (export "random-bytes" (func (param "len" u32) (result (list u8)))))))"#)).unwrap()
+    };
+
+    // A consensus engine that would draw randomness (so nodes would disagree): refused at
+    // install, by the import's name, before anything of it runs.
+    let e = reg.install(kind_package("dice-engine", "consensus", "consensus:dice", importing(ENTROPY))).unwrap_err();
+    match &e {
+        PluginError::ForbiddenImport { name, import, world } => {
+            assert_eq!((name.as_str(), import.as_str(), world.as_str()), ("dice-engine", ENTROPY, "joule:consensus/engine-plugin@0.1.0"))
+        }
+        other => panic!("expected a forbidden import, got {other}"),
+    }
+    assert!(reg.list().iter().all(|p| p.name != "dice-engine"), "nothing installed");
+    assert!(reg.audit().iter().any(|a| a.action == "refuse" && a.plugin == "dice-engine" && a.detail.contains(ENTROPY)));
+    // The import is what is refused: the same component without it gets past the import
+    // check (and fails only for implementing nothing of the world).
+    let bare = wat::parse_str("(component)").unwrap();
+    let e = reg.install(kind_package("bare-engine", "consensus", "consensus:bare", bare)).unwrap_err();
+    assert!(matches!(e, PluginError::WrongWorld { .. }), "{e}");
+
+    // The crypto world grants it: the same import passes the import check there…
+    let e = reg.install(kind_package("dice-hash", "crypto", "hash:dice", importing(ENTROPY))).unwrap_err();
+    assert!(matches!(e, PluginError::WrongWorld { .. }), "entropy is granted to crypto plugins, got {e}");
+    // …and the first-party crypto plugins, which generate keys with it, import it and install.
+    let gm = package(&plugin_dir().join("crypto-gm.toml"));
+    let component = wasmtime::component::Component::new(reg.runtime().engine(), &gm.wasm).unwrap();
+    assert!(component.component_type().imports(reg.runtime().engine()).any(|(name, _)| name == ENTROPY), "crypto-gm imports {ENTROPY}");
+    reg.install(gm).expect("crypto-gm, importing entropy, installs");
+}

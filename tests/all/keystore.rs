@@ -128,3 +128,49 @@ fn scheduled_rotation_rotates_only_what_is_due() {
     assert!(ks.set_policy("bad module!", "x", "sm2", None).is_err());
     assert!(ks.set_policy("m", "p", "rot13", None).is_err());
 }
+
+/// §4.1.2 asks for one key store: `joule init` seals the node key in the node's keystore
+/// (no private key file in the node directory), OpenSSL reads the exported copy, and the
+/// node seals blocks with the keystore's key.
+#[test]
+fn the_node_key_lives_sealed_in_the_keystore_and_seals_blocks() {
+    use crate::support::{NodeProcess, init_node, tool};
+    let d = tempdir();
+    let node_dir = d.path().join("node");
+    let exported = d.path().join("node-key.pem");
+    init_node(&node_dir, &["--block-interval-ms", "100", "--empty-blocks", "--export-key", exported.to_str().unwrap()]);
+    let names: Vec<String> = std::fs::read_dir(&node_dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".pem")), "no key file in the node directory: {names:?}");
+    let der = joule_crypto::pem::decode(joule_crypto::pem::PRIVATE_KEY, &std::fs::read(&exported).unwrap()).unwrap();
+    let store = std::fs::read(node_dir.join("keystore.redb")).unwrap();
+    assert!(!store.windows(32).any(|w| der.windows(32).any(|k| k == w)), "the keystore holds the key sealed, not in the clear");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&exported).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // OpenSSL reads the export, and its public key is the one node.toml lists.
+    let spki = tool("openssl", &["pkey", "-in", exported.to_str().unwrap(), "-pubout", "-outform", "DER"]);
+    let node_toml = std::fs::read_to_string(node_dir.join("node.toml")).unwrap();
+    assert!(node_toml.contains(&format!("public-key = \"{}\"", hex::encode(&spki))), "{node_toml}");
+    assert!(node_toml.contains("keystore-slot = \"node/seal-sm2\""), "{node_toml}");
+
+    // The node seals blocks with it: block 1's proposer is that key, and the PoA engine
+    // (which checks the seal) accepted it on import.
+    let node = NodeProcess::start(&node_dir, &[]);
+    let start = std::time::Instant::now();
+    while node.height() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no block sealed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, block) = node.get("/v1/blocks/1?full=false");
+    assert_eq!(s, 200, "{block}");
+    assert_eq!(block["header"]["proposer"].as_str(), Some(hex::encode(&spki).as_str()));
+    drop(node);
+
+    // Without its passphrase, the node does not start and says what to do.
+    std::fs::remove_file(node_dir.join("keystore.pass")).unwrap();
+    let (code, _, err) = crate::support::run(crate::support::joule().args(["node", "--dir"]).arg(&node_dir).env_remove("JOULE_KEYSTORE_PASSPHRASE"));
+    assert_ne!(code, 0);
+    assert!(err.contains("JOULE_KEYSTORE_PASSPHRASE"), "{err}");
+}

@@ -4,16 +4,21 @@
 //! alone builds them for a plain `cargo test`).
 
 mod admin_api;
+mod api_contract;
+mod architecture;
 mod chain_api;
 mod cli;
+mod consensus_hot_swap;
 mod consensus_plugins;
 mod crash_consistency;
 mod determinism;
 mod hostile_plugins;
 mod hot_swap;
+mod http_endpoints;
 mod keystore;
 mod known_answers;
 mod ledger;
 mod openssl_interop;
 mod support;
 mod tx_rejections;
+mod vendor_readme;

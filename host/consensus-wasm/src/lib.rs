@@ -225,6 +225,14 @@ impl PluginEngineSource {
     pub fn served(&self) -> bool {
         self.registry.route(KIND, CLASS, &self.engine_id).is_some()
     }
+
+    /// The plugin version the channel's engine was last bound to (`consensus-poa 0.1.0`
+    /// as `("consensus-poa", "0.1.0")`): what served its latest block, or `None` before
+    /// the first one. An activation elsewhere changes it only when the channel next asks
+    /// for its engine.
+    pub fn bound_to(&self) -> Option<(String, String)> {
+        lock(&self.bound).as_ref().map(|(p, _)| (p.manifest.name.clone(), p.manifest.version.clone()))
+    }
 }
 
 impl EngineSource for PluginEngineSource {

@@ -30,6 +30,7 @@ pub use suite::SuiteCrypto;
 pub const SM2_DEFAULT_ID: &str = joule_kernel::trust::SM2_DEFAULT_ID;
 
 /// The four kinds of algorithm a crypto plugin provides.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlgorithmKind {
@@ -74,6 +75,7 @@ impl From<wit::AlgorithmKind> for AlgorithmKind {
 }
 
 /// One algorithm as a plugin describes it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AlgorithmInfo {
     pub id: String,

@@ -300,6 +300,12 @@ fn check_vendor_vector(p: &CryptoPlugin, info: &AlgorithmInfo, k: &KnownAnswer) 
 
 const PROBE: &[u8] = b"Joule self-test: energy settles on chain.";
 
+/// `len` bytes of a fixed pattern, for a probe key or nonce of exactly the size the
+/// plugin's metadata claims, whatever that size is.
+fn probe_bytes(len: u32, step: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(step)).collect()
+}
+
 /// Largest key or nonce a cipher's metadata may claim (bytes); more is a broken plugin.
 const MAX_SYMMETRIC_PARAMETER: u32 = 1024;
 
@@ -362,8 +368,7 @@ fn properties(p: &CryptoPlugin, info: &AlgorithmInfo) -> Result<usize, String> {
                     return Err(format!("{what} {size} is over {MAX_SYMMETRIC_PARAMETER} bytes"));
                 }
             }
-            let key: Vec<u8> = (0..info.key_size).map(|i| i as u8).collect();
-            let nonce: Vec<u8> = (0..info.nonce_size).map(|i| (i as u8).wrapping_mul(7)).collect();
+            let (key, nonce) = (probe_bytes(info.key_size, 1), probe_bytes(info.nonce_size, 7));
             let ct = p.encrypt(alg, &key, &nonce, b"", PROBE).map_err(err)?;
             // For ciphers `output-size` is the AEAD tag size: non-zero means authenticated.
             let aead = info.output_size > 0;
@@ -387,5 +392,19 @@ fn properties(p: &CryptoPlugin, info: &AlgorithmInfo) -> Result<usize, String> {
             }
             Ok(2 + aead as usize)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_bytes;
+
+    #[test]
+    fn probe_keys_have_the_claimed_size_beyond_255_bytes() {
+        // A cipher with a 256-byte key once got an empty probe key (`key_size as u8`).
+        for len in [0, 16, 32, 255, 256, 300, 1024] {
+            assert_eq!(probe_bytes(len, 1).len(), len as usize);
+        }
+        assert_eq!(probe_bytes(3, 7), [0, 7, 14]);
     }
 }

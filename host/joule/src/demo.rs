@@ -41,7 +41,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
     if !dir.join(joule_node::config::NETWORK_FILE).exists() {
         init(&crypto, &InitArgs { network_id: "demo-grid".into(), name: "substation-1".into(), block_interval_ms: 500, ..InitArgs::defaults(&dir) })
             .context("the demo needs the first-party plugins (cargo xtask plugins)")?;
-        println!("initialised {} (network.toml, node.toml, node SM2 key)", dir.display());
+        println!("initialised {} (network.toml, node.toml, node SM2 key sealed in its keystore)", dir.display());
     }
     let args = NodeArgs {
         dir: dir.clone(),
@@ -51,6 +51,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
         trusted_key: vec![],
         call_timeout_ms: 10_000,
         keystore: None,
+        keystore_passphrase_file: None,
         rotation_check_secs: 60,
     };
     let node = joule_node::build(g, &args)?;

@@ -34,7 +34,7 @@ use wasmtime::component::Component;
 pub trait PluginKind: Send + Sync + 'static {
     /// The manifest's `kind` value, e.g. `crypto`.
     fn name(&self) -> &str;
-    /// The fully qualified WIT world, e.g. `joule:crypto/plugin@0.1.0`.
+    /// The fully qualified WIT world the kind's components target (`package/world@version`).
     fn world(&self) -> &str;
     /// Interfaces a component of this kind may import; anything else (WASI, other worlds'
     /// host functions) is refused by name before the component is linked.

@@ -63,6 +63,7 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 /// One row of `joule plugin list` and `GET /v1/plugins`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginSummary {
     pub name: String,
@@ -78,6 +79,7 @@ pub struct PluginSummary {
 }
 
 /// A change to the registry, or a refused one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
     /// Unix milliseconds.

@@ -18,7 +18,7 @@ use super::store::{BlockCommit, ChainStore, StoreError, StoreView, TxLocation};
 use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
 use joule_primitives::merkle::{self, HashError};
 use joule_primitives::smt::{EMPTY, Smt, StateError, StateProof};
-use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Receipt, Transaction};
+use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Receipt, SuiteError, Transaction};
 use joule_support::sync::{lock, read, write};
 use serde::Serialize;
 use std::path::Path;
@@ -62,13 +62,40 @@ pub struct CommittedBlock {
     pub receipts: Vec<Receipt>,
 }
 
-/// The node's key for sealing blocks.
-pub struct Signer {
-    pub private_key: Zeroizing<Vec<u8>>,
-    pub public_key: Vec<u8>,
+/// The node's block-sealing key, wherever it is kept (the node's keystore; memory in
+/// tools and tests). The private key never passes through the ledger.
+pub trait BlockSigner: Send + Sync {
+    /// SubjectPublicKeyInfo, DER: what the channel's validator set lists.
+    fn public_key(&self) -> &[u8];
+    /// Sign with the channel suite's signature algorithm.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SuiteError>;
+}
+
+/// A key held in memory, signing through the channel's suite.
+pub struct LocalSigner {
+    private_key: Zeroizing<Vec<u8>>,
+    public_key: Vec<u8>,
+    suite: Arc<dyn ChainCrypto>,
+}
+
+impl LocalSigner {
+    pub fn new(private_key: Zeroizing<Vec<u8>>, public_key: Vec<u8>, suite: Arc<dyn ChainCrypto>) -> Self {
+        LocalSigner { private_key, public_key, suite }
+    }
+}
+
+impl BlockSigner for LocalSigner {
+    fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SuiteError> {
+        self.suite.sign(&self.private_key, message)
+    }
 }
 
 /// A transaction with where it landed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct TxRecord {
     pub hash: Hash32,
@@ -80,6 +107,7 @@ pub struct TxRecord {
 }
 
 /// An event with where it was emitted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
     pub height: u64,
@@ -88,10 +116,12 @@ pub struct EventRecord {
     pub tx_hash: Hash32,
     pub topic: String,
     #[serde(with = "joule_primitives::types::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub data: Vec<u8>,
 }
 
 /// An account at the head, with its inclusion (or absence) proof in the state tree.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountAnswer {
     pub id: Hash32,
@@ -101,12 +131,14 @@ pub struct AccountAnswer {
     pub account: Option<Account>,
     /// The account's canonical encoding (hex): its suite hash is the state tree value.
     #[serde(with = "joule_primitives::types::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub account_encoding: Vec<u8>,
     pub proof: Option<StateProof>,
 }
 
 /// One key of a contract's (account's) storage at the head, with the proofs that tie it to
 /// the header's state root: account in the state tree, then key in its storage tree.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct StateAnswer {
     pub contract: Hash32,
@@ -115,6 +147,7 @@ pub struct StateAnswer {
     pub key_hash: Hash32,
     /// Hex, absent when the key has no value.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_hex")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<joule_primitives::openapi::Hex>))]
     pub value: Option<Vec<u8>>,
     pub height: u64,
     pub block_hash: Hash32,
@@ -123,9 +156,11 @@ pub struct StateAnswer {
     pub proof: Option<StateProofs>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct StateProofs {
     #[serde(with = "joule_primitives::types::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub account_encoding: Vec<u8>,
     pub account: StateProof,
     pub storage_root: Hash32,
@@ -146,7 +181,7 @@ pub struct Chain {
     pool: Mutex<TxPool>,
     engines: Arc<dyn EngineSource>,
     validators: Vec<Validator>,
-    signer: Option<Signer>,
+    signer: Option<Arc<dyn BlockSigner>>,
     policy: RwLock<BlockPolicy>,
     head: RwLock<Head>,
     /// Production and import run one at a time.
@@ -167,7 +202,7 @@ impl Chain {
         policy: BlockPolicy,
         suite: Arc<dyn ChainCrypto>,
         engines: Arc<dyn EngineSource>,
-        signer: Option<Signer>,
+        signer: Option<Arc<dyn BlockSigner>>,
     ) -> Result<Chain, ChainError> {
         let setup = |reason: String| ChainError::Setup { channel: spec.channel.to_string(), reason };
         spec.validate().map_err(|e| setup(e.to_string()))?;
@@ -266,7 +301,7 @@ impl Chain {
     }
 
     pub fn is_validator(&self) -> bool {
-        self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key))
+        self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key()))
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
@@ -411,7 +446,7 @@ impl Chain {
         let height = head.height + 1;
         let engine = self.engine()?;
         let turn = engine.proposer(height, 0, &self.validators)?;
-        if self.validators.get(turn).is_none_or(|v| v.public_key != signer.public_key) {
+        if self.validators.get(turn).is_none_or(|v| v.public_key != signer.public_key()) {
             return Ok(None);
         }
         let policy = self.policy();
@@ -425,7 +460,7 @@ impl Chain {
         }
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
         drop(view);
-        let block = self.assemble(&head, signer, engine.as_ref(), txs, Some(hashes), now_ms)?;
+        let block = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), now_ms)?;
         self.import_serialized(block).map(Some)
     }
 
@@ -434,7 +469,7 @@ impl Chain {
     fn assemble(
         &self,
         head: &Head,
-        signer: &Signer,
+        signer: &dyn BlockSigner,
         engine: &dyn ConsensusEngine,
         txs: Vec<Transaction>,
         hashes: Option<Vec<Hash32>>,
@@ -459,7 +494,7 @@ impl Chain {
             tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
             state_root: exec.state_root,
             receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
-            proposer: signer.public_key.clone(),
+            proposer: signer.public_key().to_vec(),
             crypto_suite: self.suite.suite().id.clone(),
             seal: vec![],
         };
@@ -468,12 +503,12 @@ impl Chain {
     }
 
     /// The seal of `header` (whose parent is `parent`), as the engine plans it.
-    fn seal(&self, parent: &BlockHeader, header: &BlockHeader, signer: &Signer, engine: &dyn ConsensusEngine) -> Result<Vec<u8>, ChainError> {
+    fn seal(&self, parent: &BlockHeader, header: &BlockHeader, signer: &dyn BlockSigner, engine: &dyn ConsensusEngine) -> Result<Vec<u8>, ChainError> {
         let seal_err = |reason: String| ChainError::Seal { height: header.height, reason };
         let proof = match engine.plan_seal(&self.engine_header(parent)?, &self.validators)? {
             SealPlan::Sign => {
                 let seal_hash = self.suite.hash(&header.sealing_bytes())?;
-                self.suite.sign(&signer.private_key, &seal_hash.0).map_err(|e| seal_err(e.to_string()))?
+                signer.sign(&seal_hash.0).map_err(|e| seal_err(e.to_string()))?
             }
             SealPlan::Work(_) => return Err(seal_err("this node version cannot seal proof-of-work blocks".into())),
         };

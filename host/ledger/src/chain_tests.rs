@@ -17,7 +17,7 @@ fn policy() -> BlockPolicy {
     BlockPolicy { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false }
 }
 
-fn open(dir: &Path, spec: &ChainSpec, suite: &Arc<TestCrypto>, signer: Option<Signer>) -> Result<Chain, ChainError> {
+fn open(dir: &Path, spec: &ChainSpec, suite: &Arc<TestCrypto>, signer: Option<Arc<dyn BlockSigner>>) -> Result<Chain, ChainError> {
     let engines: Arc<dyn EngineSource> = Arc::new(Arc::new(TestEngine { suite: suite.clone() }));
     Chain::open(dir, spec, policy(), suite.clone(), engines, signer)
 }
@@ -28,7 +28,7 @@ fn pair() -> Pair {
     let suite = TestCrypto::new();
     let spec = spec(&[&key]);
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let signer = Signer { private_key: Zeroizing::new(key.private.clone()), public_key: key.public.clone() };
+    let signer = Arc::new(LocalSigner::new(Zeroizing::new(key.private.clone()), key.public.clone(), suite.clone()));
     let producer = open(a.path(), &spec, &suite, Some(signer)).unwrap();
     let follower = open(b.path(), &spec, &suite, None).unwrap();
     Pair { producer, follower, key, suite, _dirs: (a, b) }
@@ -40,7 +40,7 @@ impl Pair {
     fn sealed(&self, txs: Vec<Transaction>) -> Block {
         let signer = self.producer.signer.as_ref().unwrap();
         let engine = self.producer.engine().unwrap();
-        self.producer.assemble(&self.producer.head(), signer, engine.as_ref(), txs, None, 1_700_000_001_000).unwrap()
+        self.producer.assemble(&self.producer.head(), signer.as_ref(), engine.as_ref(), txs, None, 1_700_000_001_000).unwrap()
     }
 
     /// Change a sealed block's header and seal it again, so only the change is wrong.
@@ -48,7 +48,7 @@ impl Pair {
         change(&mut block.header);
         let signer = self.producer.signer.as_ref().unwrap();
         let engine = self.producer.engine().unwrap();
-        block.header.seal = self.producer.seal(&self.producer.head().header, &block.header, signer, engine.as_ref()).unwrap();
+        block.header.seal = self.producer.seal(&self.producer.head().header, &block.header, signer.as_ref(), engine.as_ref()).unwrap();
         block
     }
 
@@ -164,7 +164,8 @@ fn a_store_from_another_spec_is_refused_and_the_head_survives_reopening() {
     let key = Key::new(1);
     let suite = TestCrypto::new();
     let dir = tempfile::tempdir().unwrap();
-    let signer = || Some(Signer { private_key: Zeroizing::new(key.private.clone()), public_key: key.public.clone() });
+    let signer =
+        || -> Option<Arc<dyn BlockSigner>> { Some(Arc::new(LocalSigner::new(Zeroizing::new(key.private.clone()), key.public.clone(), suite.clone()))) };
     let s = spec(&[&key]);
     let chain = open(dir.path(), &s, &suite, signer()).unwrap();
     chain.submit(data_tx(&suite, &key, 0, "k", b"v")).unwrap();

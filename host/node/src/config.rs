@@ -15,10 +15,10 @@
 //! Both are readable and editable over the admin API (`GET`/`PUT /v1/config/…`); a `PUT`
 //! is validated like a file read at start-up and written atomically.
 
+use crate::keystore::{DEFAULT_KDF_MEMORY_KIB, KEYSTORE_FILE, Keystore, NODE_MODULE, PASSPHRASE_FILE, seal_purpose};
 use anyhow::{Context, Result, bail};
 use joule_crypto::CryptoService;
 use joule_crypto::pem;
-use joule_ledger::chain::Signer;
 use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, Encode, ValidatorSpec};
 use joule_support::fs::Mode;
 use serde::{Deserialize, Serialize};
@@ -188,8 +188,18 @@ pub struct NodeKeyConfig {
     pub algorithm: String,
     /// SubjectPublicKeyInfo DER, hex.
     pub public_key: String,
-    /// PKCS#8 PEM, relative to the node directory.
-    pub private_key_file: PathBuf,
+    /// The keystore slot (`node/<purpose>`) that holds the private key, sealed.
+    pub keystore_slot: String,
+}
+
+impl NodeKeyConfig {
+    /// The slot's purpose within the node's own keystore module.
+    pub fn purpose(&self) -> Result<&str> {
+        match self.keystore_slot.split_once('/') {
+            Some((NODE_MODULE, purpose)) if !purpose.is_empty() && !purpose.contains('/') => Ok(purpose),
+            _ => bail!("key {}: keystore-slot {:?} must be \"{NODE_MODULE}/<purpose>\"", self.algorithm, self.keystore_slot),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -200,9 +210,7 @@ impl NodeConfig {
         }
         for k in &c.keys {
             hex::decode(&k.public_key).with_context(|| format!("key {}: public-key is not hex", k.algorithm))?;
-            if k.private_key_file.is_absolute() || k.private_key_file.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-                bail!("key {}: private-key-file must be a path inside the node directory", k.algorithm);
-            }
+            k.purpose()?;
         }
         Ok(c)
     }
@@ -212,12 +220,8 @@ impl NodeConfig {
     }
 
     /// The node's key for a signature algorithm.
-    pub fn key(&self, dir: &Path, algorithm: &str) -> Result<Option<Signer>> {
-        let Some(k) = self.keys.iter().find(|k| k.algorithm == algorithm) else { return Ok(None) };
-        let path = dir.join(&k.private_key_file);
-        let pem = std::fs::read(&path).with_context(|| format!("read node key {}", path.display()))?;
-        let der = pem::decode(pem::PRIVATE_KEY, &pem).with_context(|| format!("node key {}", path.display()))?;
-        Ok(Some(Signer { private_key: zeroize::Zeroizing::new(der), public_key: hex::decode(&k.public_key)? }))
+    pub fn key(&self, algorithm: &str) -> Option<&NodeKeyConfig> {
+        self.keys.iter().find(|k| k.algorithm == algorithm)
     }
 }
 
@@ -291,6 +295,14 @@ pub struct InitArgs {
     /// against the new genesis at start-up).
     #[arg(long)]
     pub force: bool,
+    /// Also write the node key as a PKCS#8 PEM file (mode 0600), for OpenSSL and other
+    /// tools; the node itself uses the copy sealed in its keystore.
+    #[arg(long)]
+    pub export_key: Option<PathBuf>,
+    /// A file whose first line is the keystore passphrase (else JOULE_KEYSTORE_PASSPHRASE;
+    /// with neither, a random one is written to DIR/keystore.pass for development).
+    #[arg(long)]
+    pub keystore_passphrase_file: Option<PathBuf>,
 }
 
 impl InitArgs {
@@ -320,8 +332,13 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
         CryptoSuite::named(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?} (known: {})", a.crypto_suite, CryptoSuite::NAMED.join(", ")))?;
     std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
     let kp = crypto.generate_key(&suite.signature).with_context(|| format!("generate a {} node key", suite.signature))?;
-    let key_file = PathBuf::from(format!("node-{}.key.pem", suite.signature));
-    write_atomic(&a.dir.join(&key_file), pem::encode(pem::PRIVATE_KEY, &kp.private_key).as_bytes(), Mode::Private)?;
+    if let Some(path) = &a.export_key {
+        write_atomic(path, pem::encode(pem::PRIVATE_KEY, &kp.private_key).as_bytes(), Mode::Private)?;
+    }
+    let keystore = open_or_create_keystore(&a.dir, a.keystore_passphrase_file.as_deref(), crypto)?;
+    let purpose = seal_purpose(&suite.signature);
+    keystore.set_policy(NODE_MODULE, &purpose, &suite.signature, None)?;
+    keystore.import(NODE_MODULE, &purpose, kp.private_key)?;
     let public_key = hex::encode(&kp.public_key);
     let genesis_time_ms = a.genesis_time_ms.unwrap_or_else(joule_support::now_ms);
     let network = NetworkConfig {
@@ -349,9 +366,33 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
         name: a.name.clone(),
         ip: a.ip,
         port: a.port,
-        keys: vec![NodeKeyConfig { algorithm: suite.signature.clone(), public_key, private_key_file: key_file }],
+        keys: vec![NodeKeyConfig { algorithm: suite.signature.clone(), public_key, keystore_slot: format!("{NODE_MODULE}/{purpose}") }],
     };
     write_atomic(&net_path, network.to_toml().as_bytes(), Mode::Default)?;
     write_atomic(&a.dir.join(NODE_FILE), node.to_toml().as_bytes(), Mode::Default)?;
     Ok(Config { network, node })
+}
+
+/// The node directory's keystore, created on first use. Its passphrase comes from
+/// JOULE_KEYSTORE_PASSPHRASE or `passphrase_file`; with neither, a fresh random one is
+/// written to `DIR/keystore.pass` (mode 0600), a development setup.
+fn open_or_create_keystore(dir: &Path, passphrase_file: Option<&Path>, crypto: &CryptoService) -> Result<Keystore> {
+    let path = dir.join(KEYSTORE_FILE);
+    let passphrase = match crate::keystore::passphrase(passphrase_file, Some(dir))? {
+        Some(p) => p,
+        None if path.exists() => bail!("{} exists: give its passphrase in JOULE_KEYSTORE_PASSPHRASE or --keystore-passphrase-file", path.display()),
+        None => {
+            let mut raw = [0u8; 24];
+            getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+            let p = zeroize::Zeroizing::new(hex::encode(raw));
+            write_atomic(&dir.join(PASSPHRASE_FILE), p.as_bytes(), Mode::Private)?;
+            p
+        }
+    };
+    let keystore = if path.exists() {
+        Keystore::open(&path, passphrase.as_bytes(), crypto.clone())
+    } else {
+        Keystore::create(&path, passphrase.as_bytes(), "sm4-gcm", crypto.clone(), DEFAULT_KDF_MEMORY_KIB)
+    };
+    keystore.with_context(|| format!("keystore {}", path.display()))
 }

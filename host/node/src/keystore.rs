@@ -21,7 +21,7 @@ use joule_crypto::{AlgorithmKind, CryptoError, CryptoService};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -70,7 +70,7 @@ pub enum Right {
 }
 
 /// A slot's policy and its current period.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Slot {
     pub module: String,
     pub purpose: String,
@@ -102,7 +102,7 @@ pub struct KeyRecord {
 
 /// Names one period's key: what a signature or ciphertext records so it can be checked or
 /// opened after rotation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyRef {
     pub module: String,
     pub purpose: String,
@@ -136,7 +136,7 @@ pub struct Keystore {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    joule_support::now_secs()
 }
 
 fn check_name(field: &'static str, v: &str) -> Result<(), KeystoreError> {
@@ -293,11 +293,7 @@ impl Keystore {
     /// Start a new period for a slot: a fresh key becomes current, the old one is retired
     /// (kept for verification and decryption).
     pub fn rotate(&self, module: &str, purpose: &str) -> Result<KeyRef, KeystoreError> {
-        let slot_id = format!("{module}/{purpose}");
-        let mut slot = self.slot(&slot_id)?;
-        let period = slot.current_period + 1;
-        let key_ref = KeyRef { module: module.into(), purpose: purpose.into(), period };
-        let id = key_ref.id();
+        let slot = self.slot(&format!("{module}/{purpose}"))?;
         let (public_key, secret) = match slot.kind {
             AlgorithmKind::SymmetricCipher => {
                 let info = self.crypto.info(AlgorithmKind::SymmetricCipher, &slot.algorithm)?;
@@ -305,9 +301,37 @@ impl Keystore {
             }
             _ => {
                 let kp = self.crypto.generate_key(&slot.algorithm)?;
-                (Some(hex::encode(&kp.public_key)), kp.private_key)
+                (Some(kp.public_key), kp.private_key)
             }
         };
+        self.add_period(slot, module, purpose, public_key, secret)
+    }
+
+    /// Make an existing key pair (PKCS#8 private key) the next period of a slot: for keys
+    /// created outside the keystore, such as a node key that was also exported for OpenSSL.
+    /// The public key must belong to the private key.
+    pub fn import(&self, module: &str, purpose: &str, private_key: Zeroizing<Vec<u8>>) -> Result<KeyRef, KeystoreError> {
+        let slot = self.slot(&format!("{module}/{purpose}"))?;
+        if slot.kind == AlgorithmKind::SymmetricCipher {
+            return Err(KeystoreError::Invalid { field: "key", reason: format!("{module}/{purpose} holds symmetric keys; import takes key pairs") });
+        }
+        let public_key = self.crypto.public_key(&slot.algorithm, &private_key)?;
+        self.add_period(slot, module, purpose, Some(public_key), private_key)
+    }
+
+    fn add_period(
+        &self,
+        mut slot: Slot,
+        module: &str,
+        purpose: &str,
+        public_key: Option<Vec<u8>>,
+        secret: Zeroizing<Vec<u8>>,
+    ) -> Result<KeyRef, KeystoreError> {
+        let slot_id = format!("{module}/{purpose}");
+        let period = slot.current_period + 1;
+        let key_ref = KeyRef { module: module.into(), purpose: purpose.into(), period };
+        let id = key_ref.id();
+        let public_key = public_key.map(hex::encode);
         let record = KeyRecord {
             module: module.into(),
             purpose: purpose.into(),
@@ -405,6 +429,76 @@ fn derive(passphrase: &[u8], kdf: &KdfParams, len: usize) -> Result<Zeroizing<Ve
         .hash_password_into(passphrase, &salt, &mut out)
         .map_err(|e| KeystoreError::Invalid { field: "kdf", reason: e.to_string() })?;
     Ok(out)
+}
+
+/// Where a keystore's passphrase comes from, in order: the `JOULE_KEYSTORE_PASSPHRASE`
+/// environment variable, a passphrase file the operator names, or the `keystore.pass`
+/// file `joule init` writes into a node directory for development setups (mode 0600;
+/// production operators supply the passphrase from outside the data directory and
+/// delete that file).
+pub fn passphrase(file: Option<&Path>, node_dir: Option<&Path>) -> Result<Option<Zeroizing<String>>, KeystoreError> {
+    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+        return check_passphrase(p).map(Some);
+    }
+    let file = match (file, node_dir) {
+        (Some(f), _) => f.to_path_buf(),
+        (None, Some(d)) if d.join(PASSPHRASE_FILE).exists() => d.join(PASSPHRASE_FILE),
+        _ => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| KeystoreError::Storage(format!("read {}: {e}", file.display())))?;
+    check_passphrase(text.lines().next().unwrap_or_default().to_string()).map(Some)
+}
+
+fn check_passphrase(p: String) -> Result<Zeroizing<String>, KeystoreError> {
+    if p.len() < 8 {
+        return Err(KeystoreError::Invalid { field: "passphrase", reason: "the keystore passphrase must be at least 8 characters".into() });
+    }
+    Ok(Zeroizing::new(p))
+}
+
+/// The environment variable a keystore passphrase is read from.
+pub const PASSPHRASE_ENV: &str = "JOULE_KEYSTORE_PASSPHRASE";
+/// The development passphrase file in a node directory.
+pub const PASSPHRASE_FILE: &str = "keystore.pass";
+/// A node directory's keystore.
+pub const KEYSTORE_FILE: &str = "keystore.redb";
+/// The keystore module that owns the node's own keys.
+pub const NODE_MODULE: &str = "node";
+
+/// The slot purpose of the node's block-sealing key for a signature algorithm.
+pub fn seal_purpose(algorithm: &str) -> String {
+    format!("seal-{algorithm}")
+}
+
+/// The node's block-sealing key in the keystore: unsealed for each signature only.
+pub struct KeystoreSigner {
+    keystore: std::sync::Arc<Keystore>,
+    purpose: String,
+    public_key: Vec<u8>,
+}
+
+impl KeystoreSigner {
+    /// The current key of `node/<purpose>`.
+    pub fn new(keystore: std::sync::Arc<Keystore>, purpose: &str) -> Result<Self, KeystoreError> {
+        let keys = keystore.for_module(NODE_MODULE);
+        let current = keys.current(NODE_MODULE, purpose)?;
+        let public_key = keys.public_key(&current)?;
+        Ok(KeystoreSigner { keystore, purpose: purpose.into(), public_key })
+    }
+}
+
+impl joule_ledger::chain::BlockSigner for KeystoreSigner {
+    fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, joule_primitives::SuiteError> {
+        self.keystore
+            .for_module(NODE_MODULE)
+            .sign(NODE_MODULE, &self.purpose, message)
+            .map(|(_, sig)| sig)
+            .map_err(|e| joule_primitives::SuiteError::Unavailable(format!("node key {NODE_MODULE}/{}: {e}", self.purpose)))
+    }
 }
 
 /// The key read/write service bound to the calling module.

@@ -1,6 +1,3 @@
-// The OpenAPI document is one large `json!` literal.
-#![recursion_limit = "512"]
-
 //! A Joule node: it assembles the kernel with the plugin kinds, the chains of the
 //! channels in its configuration (each with its block producer), the keystore, the HTTP
 //! API and metrics; peer-to-peer networking attaches here next.
@@ -21,7 +18,7 @@ use joule_consensus_wasm::PluginEngineSource;
 use joule_crypto::{CryptoService, SuiteCrypto, pem};
 use joule_kernel::PluginRegistry;
 use joule_kernel::trust::{TrustPolicy, TrustedKey};
-use joule_ledger::chain::{Chain, Signer};
+use joule_ledger::chain::{BlockSigner, Chain};
 use joule_support::fs::Mode;
 use joule_support::sync::lock;
 use keystore::Keystore;
@@ -54,10 +51,14 @@ pub struct NodeArgs {
     /// Wall-clock budget of one plugin call, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub call_timeout_ms: u64,
-    /// Keystore to serve and rotate on schedule (default: DIR/keystore.redb when it
-    /// exists). Its passphrase comes from JOULE_KEYSTORE_PASSPHRASE.
+    /// Keystore holding the node key, served and rotated on schedule (default:
+    /// DIR/keystore.redb when it exists). Its passphrase comes from
+    /// JOULE_KEYSTORE_PASSPHRASE, else --keystore-passphrase-file, else DIR/keystore.pass.
     #[arg(long)]
     pub keystore: Option<PathBuf>,
+    /// A file whose first line is the keystore passphrase.
+    #[arg(long)]
+    pub keystore_passphrase_file: Option<PathBuf>,
     /// Seconds between checks for keys due for rotation.
     #[arg(long, default_value_t = 60)]
     pub rotation_check_secs: u64,
@@ -124,9 +125,11 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         None => token_file(&a.dir)?,
     };
     let crypto = CryptoService::new(registry.clone());
-    let keystore = match a.keystore.clone().or_else(|| Some(a.dir.join("keystore.redb")).filter(|p| p.exists())) {
+    let keystore = match a.keystore.clone().or_else(|| Some(a.dir.join(keystore::KEYSTORE_FILE)).filter(|p| p.exists())) {
         Some(path) => {
-            let pass = std::env::var("JOULE_KEYSTORE_PASSPHRASE").context("the keystore needs JOULE_KEYSTORE_PASSPHRASE")?;
+            let pass = keystore::passphrase(a.keystore_passphrase_file.as_deref(), Some(&a.dir))?.with_context(|| {
+                format!("the keystore {} needs its passphrase: set JOULE_KEYSTORE_PASSPHRASE or pass --keystore-passphrase-file", path.display())
+            })?;
             Some(Arc::new(Keystore::open(&path, pass.as_bytes(), crypto.clone()).with_context(|| format!("open keystore {}", path.display()))?))
         }
         None => None,
@@ -135,7 +138,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
     let mut chains = vec![];
     if let Some(cfg) = &config {
         for ch in &cfg.network.channels {
-            let signer = cfg.node.key(&a.dir, &ch.suite()?.signature)?;
+            let signer = node_signer(&cfg.node, &ch.suite()?.signature, keystore.as_ref())?;
             let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer).with_context(|| format!("open channel {}", ch.id))?;
             chains.push(Arc::new(chain));
         }
@@ -152,9 +155,22 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
     }))
 }
 
+/// The node's sealing key for a signature algorithm, from its keystore; `None` when the
+/// node has no key of that algorithm (it follows the channel).
+fn node_signer(node: &config::NodeConfig, algorithm: &str, keystore: Option<&Arc<Keystore>>) -> Result<Option<Arc<dyn BlockSigner>>> {
+    let Some(key) = node.key(algorithm) else { return Ok(None) };
+    let keystore =
+        keystore.with_context(|| format!("the node key {} is in a keystore, and none is open (DIR/keystore.redb or --keystore)", key.keystore_slot))?;
+    let signer = keystore::KeystoreSigner::new(keystore.clone(), key.purpose()?).with_context(|| format!("node key {}", key.keystore_slot))?;
+    if hex::encode(joule_ledger::chain::BlockSigner::public_key(&signer)) != key.public_key {
+        anyhow::bail!("node key {}: the keystore's key is not the public key node.toml lists", key.keystore_slot);
+    }
+    Ok(Some(Arc::new(signer)))
+}
+
 /// Open (or create) a channel's chain in `dir`: its specification from the configuration,
 /// its suite bound to the crypto plugins, its engine served by the consensus plugins.
-pub fn open_chain(dir: &std::path::Path, channel: &config::ChannelConfig, crypto: &CryptoService, signer: Option<Signer>) -> Result<Chain> {
+pub fn open_chain(dir: &std::path::Path, channel: &config::ChannelConfig, crypto: &CryptoService, signer: Option<Arc<dyn BlockSigner>>) -> Result<Chain> {
     let spec = channel.spec()?;
     let suite = Arc::new(SuiteCrypto::new(spec.crypto_suite.clone(), crypto.clone()));
     let engines = Arc::new(PluginEngineSource::new(

@@ -14,6 +14,8 @@
 
 pub mod encoding;
 pub mod merkle;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod smt;
 pub mod spec;
 pub mod suite;

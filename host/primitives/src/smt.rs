@@ -67,6 +67,7 @@ fn internal_hash(h: &dyn Hasher, left: &Hash32, right: &Hash32) -> Result<Hash32
 }
 
 /// What a proof found where the key's path ends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Terminal {
@@ -75,6 +76,7 @@ pub enum Terminal {
 }
 
 /// Proof of a key's value, or of its absence, against a state root.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct StateProof {
     /// Siblings from the root (depth 0) down.

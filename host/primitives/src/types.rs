@@ -116,6 +116,7 @@ impl fmt::Display for ChannelId {
 }
 
 /// How a channel produces blocks (§5.3 出块策略).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BlockPolicy {
     pub interval_ms: u64,
@@ -125,6 +126,7 @@ pub struct BlockPolicy {
 }
 
 /// Changes to a channel that go through the ledger.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Governance {
@@ -133,23 +135,28 @@ pub enum Governance {
     },
     AddValidator {
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         public_key: Vec<u8>,
     },
     RemoveValidator {
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         public_key: Vec<u8>,
     },
 }
 
 /// What a transaction does.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Payload {
     /// Deploy a contract (wasm); `init_args` go to its `init`.
     Deploy {
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         code: Vec<u8>,
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         init_args: Vec<u8>,
     },
     /// Call a method of a deployed contract.
@@ -157,23 +164,27 @@ pub enum Payload {
         contract: Hash32,
         method: String,
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         args: Vec<u8>,
     },
     /// Put a data record on chain under the sender's namespace (§4.4.1).
     Data {
         key: String,
         #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         value: Vec<u8>,
     },
     Governance(Governance),
 }
 
 /// Everything a sender signs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct UnsignedTransaction {
     pub channel: ChannelId,
     /// The sender's public key, SubjectPublicKeyInfo DER.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub sender: Vec<u8>,
     pub nonce: u64,
     pub gas_limit: u64,
@@ -183,11 +194,13 @@ pub struct UnsignedTransaction {
 }
 
 /// A signed transaction.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Transaction {
     #[serde(flatten)]
     pub body: UnsignedTransaction,
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub signature: Vec<u8>,
 }
 
@@ -258,6 +271,7 @@ impl Encode for Transaction {
 
 /// A block header. `seal` is the consensus engine's bytes (a signature for PoA, a nonce
 /// for PoW); everything else is covered by it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct BlockHeader {
     pub channel: ChannelId,
@@ -269,10 +283,12 @@ pub struct BlockHeader {
     pub receipts_root: Hash32,
     /// The proposer's public key (SPKI DER).
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub proposer: Vec<u8>,
     /// The channel's crypto suite, e.g. `gm` (SM3 + SM2) or `intl` (SHA-256 + ECDSA P-256).
     pub crypto_suite: String,
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub seal: Vec<u8>,
 }
 
@@ -325,14 +341,17 @@ impl Encode for Block {
 }
 
 /// An event a contract emitted (§4.3.4).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Event {
     pub contract: Hash32,
     pub topic: String,
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub data: Vec<u8>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
 pub enum ReceiptStatus {
@@ -343,6 +362,7 @@ pub enum ReceiptStatus {
 }
 
 /// The outcome of one transaction in a block.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Receipt {
     pub tx_hash: Hash32,
@@ -360,6 +380,7 @@ impl Encode for Receipt {
 /// An account in the global state tree, keyed by the hash of its public key (users) or
 /// of its deployment (contracts). Each account has its own storage tree (§4.3.1), whose
 /// root it carries.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Account {
     pub nonce: u64,

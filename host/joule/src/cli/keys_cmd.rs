@@ -121,7 +121,7 @@ pub fn run(g: &GlobalOpts, cmd: KeysCmd) -> Result<()> {
         KeysCmd::Rotate { store, module, purpose, due } => {
             let ks = open(g, &store)?;
             let rotated = if due {
-                ks.rotate_due(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))?
+                ks.rotate_due(joule_support::now_secs())?
             } else {
                 vec![ks.rotate(module.as_deref().unwrap_or_default(), purpose.as_deref().unwrap_or_default())?]
             };

@@ -113,7 +113,26 @@ fn run(cli: Cli) -> Result<()> {
                 ch.crypto_suite,
                 ch.consensus
             );
-            println!("node key {}: {}", cfg.node.keys[0].algorithm, cfg.node.keys[0].public_key);
+            for k in &cfg.node.keys {
+                println!(
+                    "node key {}: {} (sealed in {}, slot {})",
+                    k.algorithm,
+                    k.public_key,
+                    a.dir.join(joule_node::keystore::KEYSTORE_FILE).display(),
+                    k.keystore_slot
+                );
+            }
+            if let Some(path) = &a.export_key {
+                println!("node key exported to {} (PKCS#8 PEM, mode 0600)", path.display());
+            }
+            let pass = a.dir.join(joule_node::keystore::PASSPHRASE_FILE);
+            if pass.exists() && std::env::var_os(joule_node::keystore::PASSPHRASE_ENV).is_none() && a.keystore_passphrase_file.is_none() {
+                println!(
+                    "keystore passphrase in {} (development setup: in production set {} or pass --keystore-passphrase-file, and delete that file)",
+                    pass.display(),
+                    joule_node::keystore::PASSPHRASE_ENV
+                );
+            }
             Ok(())
         }
         Command::Node(a) => joule_node::run(&ctx, a),

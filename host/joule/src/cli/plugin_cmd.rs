@@ -2,7 +2,7 @@
 //! a vendor ships them.
 
 use super::{GlobalOpts, read_input};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use joule_crypto::pem;
 use joule_plugin_manifest::{Manifest, VendorSignature, pack};
@@ -23,7 +23,8 @@ pub enum PluginCmd {
         /// The plugin's `plugin.toml` (name, kind, vendor, algorithms, known answers).
         #[arg(long)]
         manifest: PathBuf,
-        /// Version, when the manifest has none.
+        /// Version, overriding the manifest's. Without it, a manifest that has none takes
+        /// the version of the `Cargo.toml` beside it (`[package] version`, or its workspace's).
         #[arg(long)]
         version: Option<String>,
         #[arg(long)]
@@ -68,11 +69,13 @@ pub fn run(g: &GlobalOpts, cmd: PluginCmd) -> Result<()> {
         PluginCmd::Pack { wasm, manifest, version, out, sign_key } => {
             let text = std::fs::read_to_string(&manifest).with_context(|| format!("read {}", manifest.display()))?;
             let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("parse {}", manifest.display()))?;
+            let version = match version {
+                Some(v) => Some(v),
+                None if table.contains_key("version") => None,
+                None => Some(crate_version(&manifest)?),
+            };
             if let Some(v) = version {
                 table.insert("version".into(), toml::Value::String(v));
-            }
-            if !table.contains_key("version") {
-                bail!("{} has no version: pass --version", manifest.display());
             }
             let m = Manifest::parse(&toml::to_string(&table)?)?;
             let bytes = read_input(&wasm)?;
@@ -85,6 +88,21 @@ pub fn run(g: &GlobalOpts, cmd: PluginCmd) -> Result<()> {
         }
         PluginCmd::Sign { manifest, key } => sign_manifest_file(g, &manifest, &key),
     }
+}
+
+/// The version of the crate a manifest sits in: its `Cargo.toml`'s, as `cargo` reads it.
+fn crate_version(manifest: &Path) -> Result<String> {
+    let dir = match manifest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    joule_plugin_manifest::cargo_package_version(dir).with_context(|| {
+        format!(
+            "{} has no version, and {} declares none (nor does its workspace): add `version = \"X.Y.Z\"` to one of them, or pass --version",
+            manifest.display(),
+            dir.join("Cargo.toml").display()
+        )
+    })
 }
 
 /// Sign a manifest file in place with a vendor key, through the crypto plugins.

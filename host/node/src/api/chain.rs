@@ -2,28 +2,31 @@
 //! with proofs, the live block stream; and the admin side: block import and the node's
 //! configuration files.
 
-use super::{ApiError, bad, blocking};
+use super::extract::{Body, Json, Path, Query};
+use super::openapi::{Binary, StreamEvent, Toml};
+use super::{ApiError, ErrorBody, bad, blocking};
 use crate::Node;
 use crate::config::{self, NetworkConfig, NodeConfig};
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use joule_client::wire::MAX_BATCH;
-use joule_ledger::chain::{Chain, ChainError};
+use joule_ledger::chain::{AccountAnswer, Chain, ChainError, EventRecord, StateAnswer, TxRecord};
 use joule_ledger::pool::{Rejection, counted};
-use joule_primitives::{Block, Encode, Hash32, Transaction};
+use joule_primitives::{Block, BlockHeader, ChannelId, Encode, Hash32, Receipt, Transaction};
 use joule_support::fs::Mode;
 use joule_support::sync::lock;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChannelQuery {
+    /// The channel (default: the node's first).
     channel: Option<String>,
 }
 
@@ -62,31 +65,96 @@ impl From<Rejection> for ApiError {
     }
 }
 
-pub async fn status(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>) -> Result<Json<Value>, ApiError> {
+/// A channel's state as this node sees it.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    channel: ChannelId,
+    height: u64,
+    head_hash: Hash32,
+    /// Unix milliseconds.
+    head_timestamp_ms: u64,
+    /// The consensus engine, e.g. `poa`.
+    consensus: String,
+    /// The crypto suite, e.g. `gm`.
+    crypto_suite: String,
+    /// Peer-to-peer networking arrives with multi-node consensus; a node has no peers yet.
+    peers: Vec<String>,
+    pending_transactions: usize,
+    /// Whether this node seals the channel's blocks.
+    validator: bool,
+    network_id: Option<String>,
+    /// Every channel this node serves.
+    channels: Vec<ChannelId>,
+}
+
+/// Chain status of a channel.
+#[utoipa::path(get, path = "/v1/status", tag = "chain", params(ChannelQuery),
+    responses(
+        (status = 200, description = "The channel's status", body = Status),
+        (status = 400, description = "An unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "This node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels: not initialised (`not_initialised`)", body = ErrorBody),
+    ))]
+pub async fn status(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>) -> Result<Json<Status>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let head = c.head();
     let network_id = lock(&node.config).as_ref().map(|c| c.network.network_id.clone());
-    Ok(Json(json!({
-        "channel": c.channel(),
-        "height": head.height,
-        "head_hash": head.hash,
-        "head_timestamp_ms": head.header.timestamp_ms,
-        "consensus": c.spec().consensus,
-        "crypto_suite": c.spec().crypto_suite.id,
-        // Peer-to-peer networking arrives with multi-node consensus; a node has no peers yet.
-        "peers": [],
-        "pending_transactions": c.pool_len(),
-        "validator": c.is_validator(),
-        "network_id": network_id,
-        "channels": node.chains.iter().map(|c| c.channel().to_string()).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Status {
+        channel: c.channel().clone(),
+        height: head.height,
+        head_hash: head.hash,
+        head_timestamp_ms: head.header.timestamp_ms,
+        consensus: c.spec().consensus.clone(),
+        crypto_suite: c.spec().crypto_suite.id.clone(),
+        peers: vec![],
+        pending_transactions: c.pool_len(),
+        validator: c.is_validator(),
+        network_id,
+        channels: node.chains.iter().map(|c| c.channel().clone()).collect(),
+    }))
 }
 
-/// `application/json` (the transaction's JSON view) or anything else (canonical bytes).
-pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Pending {
+    Pending,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Committed {
+    Committed,
+}
+
+/// A transaction admitted to the pool.
+#[derive(Serialize, ToSchema)]
+pub struct Submitted {
+    hash: Hash32,
+    status: Pending,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Submit a signed transaction.
+///
+/// Its canonical bytes (any content type but JSON) or its JSON view (`application/json`).
+/// It goes to the channel it names when this node serves it, else to the default channel,
+/// which refuses it (`wrong_channel`).
+#[utoipa::path(post, path = "/v1/tx", tag = "chain",
+    request_body(description = "The signed transaction", content((Binary = "application/octet-stream"), (Transaction = "application/json"))),
+    responses(
+        (status = 202, description = "Admitted to the pool", body = Submitted),
+        (status = 400, description = "Refused: `malformed`, `wrong_channel`, `wrong_algorithm`, `unsupported_payload`, `gas_over_limit`, `gas_below_intrinsic`, `nonce_too_far_ahead`, `bad_signature`", body = ErrorBody),
+        (status = 409, description = "Refused: `nonce_used`, `duplicate`; or the node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Over the size limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The pool is full (`pool_full`)", body = ErrorBody),
+    ))]
+pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, Body(body): Body) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let default = chain(&node, None)?;
-    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    let tx = if is_json {
+    let tx = if is_json(&headers) {
         match serde_json::from_slice::<Transaction>(&body) {
             Ok(tx) => tx,
             Err(e) => {
@@ -109,17 +177,42 @@ pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, body: 
     // A transaction goes to the chain of its channel when this node serves it.
     let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or(default);
     let hash = blocking(move || target.submit(tx).map_err(ApiError::from)).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"}))))
+    Ok((StatusCode::ACCEPTED, Json(Submitted { hash, status: Pending::Pending })))
 }
 
-/// `POST /v1/txs`: many transactions in one request. `application/json`: an array of
-/// transaction JSON views; otherwise frames of `u32 LE length ‖ canonical bytes`. Each
-/// transaction gets its own answer, in order; the request fails as a whole only when it
-/// cannot be split into transactions.
-pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// One transaction's answer in a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItem {
+    Admitted { hash: Hash32 },
+    Refused { code: String, error: String },
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    accepted: usize,
+    rejected: usize,
+    /// One per transaction, in order.
+    results: Vec<BatchItem>,
+}
+
+/// Submit many transactions in one request.
+///
+/// `application/json`: an array of transaction JSON views; otherwise frames of
+/// `u32 LE length ‖ canonical bytes`. Each transaction gets its own answer, in order; the
+/// request fails as a whole only when it cannot be split into transactions.
+#[utoipa::path(post, path = "/v1/txs", tag = "chain",
+    request_body(description = "At most 10 000 signed transactions", content((Binary = "application/octet-stream"), (Vec<Transaction> = "application/json"))),
+    responses(
+        (status = 200, description = "One answer per transaction", body = BatchAnswer),
+        (status = 400, description = "Not a batch: bad framing or JSON (`malformed`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Over the body limit or the transaction limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+    ))]
+pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, Body(body): Body) -> Result<Json<BatchAnswer>, ApiError> {
     let default = chain(&node, None)?;
-    let is_json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
-    let items: Vec<Result<Transaction, Rejection>> = if is_json {
+    let items: Vec<Result<Transaction, Rejection>> = if is_json(&headers) {
         let values: Vec<Value> = serde_json::from_slice(&body)
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed batch JSON (expected an array of transactions): {e}")))?;
         values.into_iter().map(|v| serde_json::from_value::<Transaction>(v).map_err(|e| Rejection::Malformed(format!("transaction JSON: {e}")))).collect()
@@ -178,21 +271,48 @@ pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, bod
     })
     .await?;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
-    let rows: Vec<Value> = results
+    let results: Vec<BatchItem> = results
         .into_iter()
         .map(|r| match r {
-            Ok(h) => json!({"hash": h}),
-            Err(e) => json!({"code": e.code(), "error": e.to_string()}),
+            Ok(hash) => BatchItem::Admitted { hash },
+            Err(e) => BatchItem::Refused { code: e.code().into(), error: e.to_string() },
         })
         .collect();
-    Ok(Json(json!({"accepted": accepted, "rejected": rows.len() - accepted, "results": rows})))
+    Ok(Json(BatchAnswer { accepted, rejected: results.len() - accepted, results }))
 }
 
 fn parse_hash(s: &str) -> Result<Hash32, ApiError> {
     Hash32::from_hex(s).ok_or_else(|| bad(format!("{s:?} is not a 32-byte hash in hex")))
 }
 
-pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Query(q): Query<ChannelQuery>) -> Result<Json<Value>, ApiError> {
+/// A transaction: committed, with its receipt and block; or pending.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TxView {
+    Committed {
+        status: Committed,
+        channel: ChannelId,
+        #[serde(flatten)]
+        record: Box<TxRecord>,
+    },
+    Pending {
+        hash: Hash32,
+        status: Pending,
+        channel: ChannelId,
+    },
+}
+
+/// A transaction: pending, or committed with its receipt and block.
+#[utoipa::path(get, path = "/v1/tx/{hash}", tag = "chain",
+    params(("hash" = Hash32, Path, description = "The transaction's hash"), ChannelQuery),
+    responses(
+        (status = 200, description = "The transaction", body = TxView),
+        (status = 400, description = "Not a hash (`bad_request`) or an unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "Neither committed nor pending (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
+pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Query(q): Query<ChannelQuery>) -> Result<Json<TxView>, ApiError> {
     let hash = parse_hash(&hash)?;
     let chains: Vec<Arc<Chain>> = match q.channel.as_deref() {
         Some(id) => vec![chain(&node, Some(id))?],
@@ -200,14 +320,11 @@ pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Que
     };
     blocking(move || {
         for c in &chains {
-            if let Some(r) = c.tx(&hash)? {
-                let mut v = json!(r);
-                v["status"] = json!("committed");
-                v["channel"] = json!(c.channel());
-                return Ok(Json(v));
+            if let Some(record) = c.tx(&hash)? {
+                return Ok(Json(TxView::Committed { status: Committed::Committed, channel: c.channel().clone(), record: Box::new(record) }));
             }
             if c.pending(&hash) {
-                return Ok(Json(json!({"hash": hash, "status": "pending", "channel": c.channel()})));
+                return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel: c.channel().clone() }));
             }
         }
         Err(ApiError(StatusCode::NOT_FOUND, "not_found", format!("no transaction {hash} is committed or pending")))
@@ -215,34 +332,72 @@ pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Que
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockFormat {
+    /// The JSON view (default).
+    Json,
+    /// The canonical encoding.
+    Bytes,
+}
+
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BlockQuery {
+    /// The channel (default: the node's first).
     channel: Option<String>,
     /// `json` (default) or `bytes` (the canonical encoding).
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<BlockFormat>,
     /// `false`: header and transaction hashes only, without transactions and receipts.
     full: Option<bool>,
 }
 
-/// `GET /v1/blocks/{height | hash | latest}`.
+/// A block's JSON view.
+#[derive(Serialize, ToSchema)]
+pub struct BlockView {
+    hash: Hash32,
+    header: BlockHeader,
+    /// Absent with `full=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transactions: Option<Vec<Transaction>>,
+    tx_hashes: Vec<Hash32>,
+    /// Absent with `full=false`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipts: Option<Vec<Receipt>>,
+}
+
+/// A block by height, hash or `latest`.
+///
+/// With its transaction hashes and receipts; `format=bytes` gives its canonical encoding.
+#[utoipa::path(get, path = "/v1/blocks/{id}", tag = "chain",
+    params(("id" = String, Path, description = "A height, a block hash (hex) or `latest`", pattern = "^(latest|[0-9]+|(0x)?[0-9a-fA-F]{64})$"), BlockQuery),
+    responses(
+        (status = 200, description = "The block", content((BlockView = "application/json"), (Binary = "application/octet-stream"))),
+        (status = 400, description = "Not a height, hash or `latest` (`bad_request`), or a bad parameter (`bad_query`, `bad_path`)", body = ErrorBody),
+        (status = 404, description = "No such block (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
 pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Query(q): Query<BlockQuery>) -> Result<Response, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
-    let bytes = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("bytes") => true,
-        Some(f) => return Err(bad(format!("format {f:?}: expected json or bytes"))),
-    };
+    let full = q.full != Some(false);
     let found = blocking(move || {
+        let digits = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
         let block = if id == "latest" {
             c.block(c.head().height)?
-        } else if let Ok(h) = id.parse::<u64>() {
+        } else if let Some(h) = id.parse::<u64>().ok().filter(|_| digits) {
             c.block(h)?
+        } else if let Some(hash) = Hash32::from_hex(&id) {
+            c.block_by_hash(&hash)?
+        } else if digits {
+            None // a height past any there can be
         } else {
-            c.block_by_hash(&parse_hash(&id)?)?
+            return Err(bad(format!("{id:?} is not a 32-byte hash in hex, a height or `latest`")));
         };
         let Some(block) = block else { return Ok(None) };
-        let receipts = if q.full == Some(false) { vec![] } else { c.receipts(block.header.height)?.unwrap_or_default() };
+        let receipts = if full { c.receipts(block.header.height)?.unwrap_or_default() } else { vec![] };
         let hash = block.header.hash(c.suite().as_ref()).map_err(ChainError::from)?;
         let tx_hashes = c.tx_hashes(block.header.height)?.unwrap_or_default();
         Ok(Some((hash, block, receipts, tx_hashes)))
@@ -251,13 +406,12 @@ pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Qu
     let Some((hash, block, receipts, tx_hashes)) = found else {
         return Err(ApiError(StatusCode::NOT_FOUND, "not_found", "no such block".into()));
     };
-    if bytes {
+    if let Some(BlockFormat::Bytes) = q.format {
         return Ok(([(header::CONTENT_TYPE, "application/octet-stream")], block.encode()).into_response());
     }
-    if q.full == Some(false) {
-        return Ok(Json(json!({"hash": hash, "header": block.header, "tx_hashes": tx_hashes})).into_response());
-    }
-    Ok(Json(json!({"hash": hash, "header": block.header, "transactions": block.transactions, "tx_hashes": tx_hashes, "receipts": receipts})).into_response())
+    let Block { header, transactions } = block;
+    let (transactions, receipts) = if full { (Some(transactions), Some(receipts)) } else { (None, None) };
+    Ok(Json(BlockView { hash, header, transactions, tx_hashes, receipts }).into_response())
 }
 
 /// An account id: 64 hex digits, or a public key (SPKI DER in hex) whose hash is the id.
@@ -265,64 +419,147 @@ fn account_id(c: &Chain, s: &str) -> Result<Hash32, ApiError> {
     if let Some(h) = Hash32::from_hex(s) {
         return Ok(h);
     }
-    let spki = hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(|_| bad(format!("{s:?} is neither an account id nor a hex public key")))?;
+    let spki = hex::decode(s.strip_prefix("0x").unwrap_or(s))
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| bad(format!("{s:?} is neither an account id nor a hex public key")))?;
     joule_primitives::Hasher::hash(c.suite().as_ref(), &spki).map_err(|e| ApiError::from(ChainError::from(e)))
 }
 
-pub async fn get_account(State(node): State<Arc<Node>>, Path(id): Path<String>, Query(q): Query<ChannelQuery>) -> Result<Json<Value>, ApiError> {
-    let c = chain(&node, q.channel.as_deref())?;
-    let id = account_id(&c, &id)?;
-    let a = blocking(move || Ok(c.account(&id)?)).await?;
-    let mut v = json!(a);
-    // Convenience for clients building transactions.
-    v["next_nonce"] = json!(a.account.as_ref().map_or(0, |a| a.nonce));
-    Ok(Json(v))
+/// An account at the head, with its state proof.
+#[derive(Serialize, ToSchema)]
+pub struct AccountView {
+    #[serde(flatten)]
+    answer: AccountAnswer,
+    /// The nonce the account's next transaction takes.
+    next_nonce: u64,
 }
 
-#[derive(Deserialize, Default)]
+/// An account at the head with its state proof.
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "chain",
+    params(("id" = String, Path, description = "Account id (hex hash of the public key) or the public key (SPKI DER, hex)", pattern = "^(0x)?([0-9a-fA-F]{2})+$"), ChannelQuery),
+    responses(
+        (status = 200, description = "The account (null when it does not exist) and its proof", body = AccountView),
+        (status = 400, description = "Not an account id or a public key (`bad_request`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
+pub async fn get_account(State(node): State<Arc<Node>>, Path(id): Path<String>, Query(q): Query<ChannelQuery>) -> Result<Json<AccountView>, ApiError> {
+    let c = chain(&node, q.channel.as_deref())?;
+    let id = account_id(&c, &id)?;
+    let answer = blocking(move || Ok(c.account(&id)?)).await?;
+    // Convenience for clients building transactions.
+    let next_nonce = answer.account.as_ref().map_or(0, |a| a.nonce);
+    Ok(Json(AccountView { answer, next_nonce }))
+}
+
+#[derive(Deserialize, Default, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct StateQuery {
+    /// The channel (default: the node's first).
     channel: Option<String>,
+    /// With the proofs from the header's state root down to the value.
     #[serde(default)]
     proof: bool,
 }
 
-/// `GET /v1/state/{contract}/{*key}`: the key may contain slashes.
+/// A storage key of an account (contract) at the head.
+///
+/// With `proof=true`, the proofs from the header's state root down to the value.
+#[utoipa::path(get, path = "/v1/state/{contract}/{*key}", tag = "chain",
+    params(
+        ("contract" = String, Path, description = "Account id or public key, hex", pattern = "^(0x)?([0-9a-fA-F]{2})+$"),
+        ("key" = String, Path, description = "The storage key; may contain `/`"),
+        StateQuery,
+    ),
+    responses(
+        (status = 200, description = "The value (absent when the key has none)", body = StateAnswer),
+        (status = 400, description = "Not an account id or a public key (`bad_request`), or a bad query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
 pub async fn get_state(
     State(node): State<Arc<Node>>,
     Path((contract, key)): Path<(String, String)>,
     Query(q): Query<StateQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateAnswer>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let contract = account_id(&c, &contract)?;
-    let a = blocking(move || Ok(c.state(&contract, &key, q.proof)?)).await?;
-    Ok(Json(json!(a)))
+    Ok(Json(blocking(move || Ok(c.state(&contract, &key, q.proof)?)).await?))
 }
 
-#[derive(Deserialize)]
+/// A non-negative integer; any larger than `usize` reads as `usize::MAX`.
+fn saturating<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(serde::de::Error::custom(format!("limit {s:?} is not a non-negative integer")));
+    }
+    Ok(Some(s.parse().unwrap_or(usize::MAX)))
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The channel (default: the node's first).
     channel: Option<String>,
     /// Account id or public key (hex) of the emitting contract (or data-record sender).
+    #[param(pattern = "^(0x)?([0-9a-fA-F]{2})+$")]
     contract: String,
+    /// Only events of this topic.
     topic: Option<String>,
+    /// Most events returned: 1 to 10 000 (smaller and larger values are taken as those), default 100.
+    #[serde(default, deserialize_with = "saturating")]
+    #[param(value_type = Option<u64>, minimum = 0)]
     limit: Option<usize>,
 }
 
-/// `GET /v1/events?contract=…&topic=…&limit=…`: from the events index, oldest first.
-pub async fn get_events(
-    State(node): State<Arc<Node>>,
-    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+/// Events of a contract (or data-record sender), oldest first.
+///
+/// Optionally of one topic; from the events index.
+#[utoipa::path(get, path = "/v1/events", tag = "chain", params(EventsQuery),
+    responses(
+        (status = 200, description = "The events", body = Vec<EventRecord>),
+        (status = 400, description = "No or a bad `contract` (`bad_query`, `bad_request`), or a bad query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
+pub async fn get_events(State(node): State<Arc<Node>>, Query(q): Query<EventsQuery>) -> Result<Json<Vec<EventRecord>>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let contract = account_id(&c, &q.contract)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    let rows = blocking(move || Ok(c.events(&contract, q.topic.as_deref(), limit)?)).await?;
-    Ok(Json(json!(rows)))
+    Ok(Json(blocking(move || Ok(c.events(&contract, q.topic.as_deref(), limit)?)).await?))
 }
 
-/// Server-sent events: one `block` event per committed block.
+/// The data of a `block` event of the stream.
+#[derive(Serialize, ToSchema)]
+pub struct BlockEvent {
+    channel: ChannelId,
+    height: u64,
+    hash: Hash32,
+    parent_hash: Hash32,
+    timestamp_ms: u64,
+    /// How many transactions the block holds.
+    transactions: usize,
+    state_root: Hash32,
+}
+
+/// Committed blocks as they come, as server-sent events.
+///
+/// A `block` event per committed block (data: JSON `channel`, `height`, `hash`,
+/// `parent_hash`, `timestamp_ms`, `transactions`, `state_root`; id: the height), and
+/// `lagged` (data: `{"missed": n}`) if the reader fell behind.
+#[utoipa::path(get, path = "/v1/blocks/stream", tag = "chain", params(ChannelQuery),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, description = "An unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+    ))]
 pub async fn stream_blocks(
     State(node): State<Arc<Node>>,
     Query(q): Query<ChannelQuery>,
@@ -333,14 +570,19 @@ pub async fn stream_blocks(
         let ev = match rx.recv().await {
             Ok(b) => {
                 let h = &b.block.header;
-                let data = json!({
-                    "channel": h.channel, "height": h.height, "hash": b.hash, "parent_hash": h.parent_hash,
-                    "timestamp_ms": h.timestamp_ms, "transactions": b.block.transactions.len(), "state_root": h.state_root,
-                });
-                Event::default().event("block").id(h.height.to_string()).data(data.to_string())
+                let data = BlockEvent {
+                    channel: h.channel.clone(),
+                    height: h.height,
+                    hash: b.hash,
+                    parent_hash: h.parent_hash,
+                    timestamp_ms: h.timestamp_ms,
+                    transactions: b.block.transactions.len(),
+                    state_root: h.state_root,
+                };
+                Event::default().event("block").id(h.height.to_string()).data(serde_json::to_string(&data).unwrap_or_default())
             }
             // A slow reader missed blocks: say so, and carry on from the newest.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(json!({"missed": n}).to_string()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(format!("{{\"missed\":{n}}}")),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(ev), rx))
@@ -348,18 +590,41 @@ pub async fn stream_blocks(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
-/// Admin: import a sealed block (canonical bytes), validated exactly as the producer's own.
-pub async fn import_block(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// A committed block.
+#[derive(Serialize, ToSchema)]
+pub struct Imported {
+    height: u64,
+    hash: Hash32,
+}
+
+/// Import a sealed block (canonical bytes).
+///
+/// Validated like a peer's (consensus engine, signatures, re-execution, roots) and committed.
+#[utoipa::path(post, path = "/v1/blocks", tag = "chain", params(ChannelQuery),
+    request_body(content = Binary, content_type = "application/octet-stream", description = "The block's canonical encoding"),
+    responses(
+        (status = 200, description = "Committed", body = Imported),
+        (status = 400, description = "Not a block (`malformed`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
+        (status = 422, description = "The block is invalid (`invalid_block`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+    ))]
+pub async fn import_block(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>, Body(body): Body) -> Result<Json<Imported>, ApiError> {
     let block = Block::decode(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed block: {e}")))?;
     let c = chain(&node, q.channel.as_deref().or(Some(block.header.channel.as_str())))?;
     let committed = blocking(move || Ok(c.import(block)?)).await?;
-    Ok(Json(json!({"height": committed.block.header.height, "hash": committed.hash})))
+    Ok(Json(Imported { height: committed.block.header.height, hash: committed.hash }))
+}
+
+fn not_initialised() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into())
 }
 
 fn config_text(node: &Node, which: &str) -> Result<String, ApiError> {
     let cfg = lock(&node.config);
-    let cfg =
-        cfg.as_ref().ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    let cfg = cfg.as_ref().ok_or_else(not_initialised)?;
     Ok(match which {
         "network" => cfg.network.to_toml(),
         _ => cfg.node.to_toml(),
@@ -370,23 +635,60 @@ fn toml_response(text: String) -> Response {
     ([(header::CONTENT_TYPE, "application/toml")], text).into_response()
 }
 
+/// The network configuration (network.toml).
+///
+/// Network id, region, node count, channels (genesis fields and block policy).
+#[utoipa::path(get, path = "/v1/config/network", tag = "config",
+    responses(
+        (status = 200, description = "The file", body = Toml, content_type = "application/toml"),
+        (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
+    ))]
 pub async fn get_network_config(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     Ok(toml_response(config_text(&node, "network")?))
 }
 
+/// The node configuration (node.toml).
+///
+/// Name, API IP and port, keys (public; private keys stay in the keystore).
+#[utoipa::path(get, path = "/v1/config/node", tag = "config",
+    responses(
+        (status = 200, description = "The file", body = Toml, content_type = "application/toml"),
+        (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
+    ))]
 pub async fn get_node_config(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
     Ok(toml_response(config_text(&node, "node")?))
 }
 
-/// Replace network.toml. Genesis fields of a running channel cannot change (409); a new
-/// block policy applies at once; everything else at the next start.
-pub async fn put_network_config(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// What a configuration change did.
+#[derive(Serialize, ToSchema)]
+pub struct NetworkSaved {
+    /// Always true.
+    saved: bool,
+    /// Changes applied at once, e.g. `channel grid: block policy`.
+    applied: Vec<String>,
+    /// Whether other changes wait for the next start.
+    restart_required: bool,
+}
+
+/// Replace network.toml.
+///
+/// Genesis fields of a running channel cannot change (409); a new block policy applies at
+/// once; everything else at the next start.
+#[utoipa::path(put, path = "/v1/config/network", tag = "config",
+    request_body(content = Toml, content_type = "application/toml", description = "The new network.toml"),
+    responses(
+        (status = 200, description = "Saved", body = NetworkSaved),
+        (status = 400, description = "Not a valid network.toml (`bad_config`, `bad_request`)", body = ErrorBody),
+        (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
+        (status = 409, description = "It changes the genesis fields of a running channel or removes it (`genesis_change`)", body = ErrorBody),
+        (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The file could not be written (`io`)", body = ErrorBody),
+    ))]
+pub async fn put_network_config(State(node): State<Arc<Node>>, Body(body): Body) -> Result<Json<NetworkSaved>, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| bad("the configuration is not UTF-8"))?;
     let new = NetworkConfig::parse(text).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
     let mut guard = lock(&node.config);
-    let cfg = guard
-        .as_mut()
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    let cfg = guard.as_mut().ok_or_else(not_initialised)?;
     let mut live = vec![];
     for c in &node.chains {
         let Some(n) = new.channels.iter().find(|n| &n.id == c.channel()) else {
@@ -420,29 +722,43 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, body: Bytes) -> R
     }
     let restart_required = new.channels.len() != node.chains.len() || new.network_id != cfg.network.network_id;
     cfg.network = new;
-    Ok(Json(json!({"saved": true, "applied": applied, "restart_required": restart_required})))
+    Ok(Json(NetworkSaved { saved: true, applied, restart_required }))
 }
 
-/// Replace node.toml (name, IP and port of the API, keys): applies at the next start.
-pub async fn put_node_config(State(node): State<Arc<Node>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub struct NodeSaved {
+    /// Always true.
+    saved: bool,
+    /// Whether the file changed (it applies at the next start).
+    restart_required: bool,
+}
+
+/// Replace node.toml.
+///
+/// Name, IP and port of the API, keys: they apply at the next start.
+#[utoipa::path(put, path = "/v1/config/node", tag = "config",
+    request_body(content = Toml, content_type = "application/toml", description = "The new node.toml"),
+    responses(
+        (status = 200, description = "Saved", body = NodeSaved),
+        (status = 400, description = "Not a valid node.toml, or it names a keystore slot the node does not have (`bad_config`, `bad_request`)", body = ErrorBody),
+        (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The file could not be written (`io`)", body = ErrorBody),
+    ))]
+pub async fn put_node_config(State(node): State<Arc<Node>>, Body(body): Body) -> Result<Json<NodeSaved>, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| bad("the configuration is not UTF-8"))?;
     let new = NodeConfig::parse(text).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
     for k in &new.keys {
-        if !node.dir.join(&k.private_key_file).is_file() {
-            return Err(ApiError(
-                StatusCode::BAD_REQUEST,
-                "bad_config",
-                format!("key {}: {} does not exist in the node directory", k.algorithm, k.private_key_file.display()),
-            ));
+        let held = node.keystore.as_ref().is_some_and(|ks| ks.slot(&k.keystore_slot).is_ok());
+        if !held {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("key {}: the node's keystore has no slot {}", k.algorithm, k.keystore_slot)));
         }
     }
     let mut guard = lock(&node.config);
-    let cfg = guard
-        .as_mut()
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "not_initialised", "this node has no configuration: run `joule init --dir DIR`".into()))?;
+    let cfg = guard.as_mut().ok_or_else(not_initialised)?;
     config::write_atomic(&node.dir.join(config::NODE_FILE), new.to_toml().as_bytes(), Mode::Default)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
     let restart_required = new != cfg.node;
     cfg.node = new;
-    Ok(Json(json!({"saved": true, "restart_required": restart_required})))
+    Ok(Json(NodeSaved { saved: true, restart_required }))
 }

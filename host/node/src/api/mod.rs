@@ -3,34 +3,66 @@
 //! services, configuration, Prometheus metrics and the OpenAPI document that describes it.
 //!
 //! Admin endpoints take `Authorization: Bearer <token>`; errors are JSON
-//! `{"error": "...", "code": "..."}` with a status that says whose fault it was.
+//! `{"error": "...", "code": "..."}` with a status that says whose fault it was, whoever
+//! produced them: a handler, an extractor refusing the request, or the router.
+//!
+//! The router and the OpenAPI document come from one list ([`api`]): each handler carries
+//! its operation, so a route cannot be served without being documented, nor documented
+//! without being served.
 
+mod admin;
 mod chain;
+mod error;
+mod extract;
 mod openapi;
 
 use crate::Node;
-use crate::keystore::KeystoreError;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use joule_crypto::{CryptoError, pem};
-use joule_kernel::{PluginError, PluginPackage};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use extract::Json;
+use serde::Serialize;
 use std::sync::{Arc, OnceLock};
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-pub use openapi::{ROUTES, document as openapi_document};
+use error::bad;
+pub use error::{ApiError, ErrorBody};
 
-/// The process-wide Prometheus recorder (installed once, on first use).
+/// The process-wide Prometheus recorder (installed once, on first use), with every metric
+/// the node exports described.
 pub fn metrics_handle() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
     static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
     let h = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
+    // Descriptions go to the installed recorder: made before it, they would be lost.
+    describe_metrics();
     Ok(HANDLE.get_or_init(|| h).clone())
+}
+
+/// The `# HELP` line of every metric (`promtool check metrics` wants one for each).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("joule_api_errors_total", "Error answers of the HTTP API, by error code");
+    describe_counter!("joule_key_rotations_total", "Keys the keystore rotated, on schedule or on demand");
+    describe_counter!("joule_plugin_changes_total", "Changes to the plugin registry (install, activate, deactivate, rollback, remove, refuse), by action");
+    describe_gauge!("joule_plugins_active", "Plugins with an active version");
+    describe_counter!("joule_plugin_calls_total", "Calls into plugins, by plugin, version and operation");
+    describe_counter!("joule_plugin_call_failures_total", "Calls into plugins that failed, by plugin, version and operation");
+    describe_histogram!("joule_plugin_call_seconds", Unit::Seconds, "Duration of calls into plugins, by plugin, version and operation");
+    describe_gauge!("chain_head_block", "Height of the channel's head block");
+    describe_histogram!("chain_block_interval_seconds", Unit::Seconds, "Time between a committed block's timestamp and its parent's");
+    describe_histogram!("chain_block_transactions", Unit::Count, "Transactions in each committed block");
+    describe_counter!("chain_transactions_total", "Transactions committed");
+    describe_histogram!("chain_commit_seconds", Unit::Seconds, "Time to commit a block (produced or imported)");
+    describe_counter!("chain_production_failures_total", "Block production attempts that failed");
+    describe_counter!("txpool_rejections_total", "Transactions refused (pool admission, batch framing, JSON), by reason");
+    describe_gauge!("txpool_pending", "Transactions waiting in the pool");
+    describe_counter!("txpool_evictions_total", "Pending transactions evicted to make room in a full pool");
 }
 
 /// Largest `POST /v1/tx` body read: bigger than any valid transaction in either form (hex
@@ -40,87 +72,57 @@ pub const MAX_TX_BODY: usize = 4 << 20;
 /// Largest `POST /v1/txs` body read.
 pub const MAX_BATCH_BODY: usize = 64 << 20;
 
-/// Largest plugin upload accepted.
+/// Largest plugin upload accepted (and largest body of any admin endpoint).
 pub const MAX_PLUGIN_UPLOAD: usize = 64 << 20;
 
-pub fn router(node: Arc<Node>) -> Router {
-    let admin = Router::new()
-        .route("/v1/plugins", get(list_plugins).post(upload_plugin))
-        .route("/v1/plugins/audit", get(audit))
-        .route("/v1/plugins/{name}/activate", post(activate))
-        .route("/v1/plugins/{name}/deactivate", post(deactivate))
-        .route("/v1/plugins/{name}/rollback", post(rollback))
-        .route("/v1/plugins/{name}/{version}", delete(remove))
-        .route("/v1/keys", get(keys))
-        .route("/v1/keys/{module}/{purpose}/rotate", post(rotate_key))
-        .route("/v1/crypto/algorithms", get(algorithms))
-        .route("/v1/crypto/hash", post(hash))
-        .route("/v1/crypto/verify", post(verify))
-        .route("/v1/blocks", post(chain::import_block))
-        .route("/v1/config/network", get(chain::get_network_config).put(chain::put_network_config))
-        .route("/v1/config/node", get(chain::get_node_config).put(chain::put_node_config))
-        .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
+/// Every endpoint, documented: the one list the router and the OpenAPI document come from.
+/// Admin endpoints go in `admin`, which the token guards (and the document says so).
+pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
+    let mut admin = OpenApiRouter::new()
+        .routes(routes!(admin::list_plugins, admin::upload_plugin))
+        .routes(routes!(admin::audit))
+        .routes(routes!(admin::activate))
+        .routes(routes!(admin::deactivate))
+        .routes(routes!(admin::rollback))
+        .routes(routes!(admin::remove))
+        .routes(routes!(admin::keys))
+        .routes(routes!(admin::rotate_key))
+        .routes(routes!(admin::algorithms))
+        .routes(routes!(admin::hash))
+        .routes(routes!(admin::verify))
+        .routes(routes!(chain::import_block))
+        .routes(routes!(chain::get_network_config, chain::put_network_config))
+        .routes(routes!(chain::get_node_config, chain::put_node_config))
+        .route_layer(axum::middleware::from_fn_with_state(node, require_token))
         .layer(DefaultBodyLimit::max(MAX_PLUGIN_UPLOAD));
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
-        .route("/metrics", get(metrics))
-        .route("/v1/status", get(chain::status))
-        .route("/v1/tx", post(chain::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
-        .route("/v1/txs", post(chain::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
-        .route("/v1/tx/{hash}", get(chain::get_tx))
-        .route("/v1/blocks/stream", get(chain::stream_blocks))
-        .route("/v1/blocks/{id}", get(chain::get_block))
-        .route("/v1/accounts/{id}", get(chain::get_account))
-        .route("/v1/events", get(chain::get_events))
-        .route("/v1/state/{contract}/{*key}", get(chain::get_state))
+    openapi::require_admin_token(admin.get_openapi_mut());
+    OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .routes(routes!(metrics))
+        .routes(routes!(chain::status))
+        .routes(routes!(chain::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
+        .routes(routes!(chain::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
+        .routes(routes!(chain::get_tx))
+        .routes(routes!(chain::stream_blocks))
+        .routes(routes!(chain::get_block))
+        .routes(routes!(chain::get_account))
+        .routes(routes!(chain::get_events))
+        .routes(routes!(chain::get_state))
         .merge(admin)
-        .with_state(node)
 }
 
-/// An API error: status, stable machine-readable code, human message.
-pub struct ApiError(StatusCode, &'static str, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        metrics::counter!("joule_api_errors_total", "code" => self.1).increment(1);
-        (self.0, Json(json!({"error": self.2, "code": self.1}))).into_response()
-    }
-}
-
-impl From<PluginError> for ApiError {
-    fn from(e: PluginError) -> Self {
-        use PluginError::*;
-        let (status, code) = match &e {
-            Manifest(_) | BadManifest { .. } => (StatusCode::BAD_REQUEST, "bad_manifest"),
-            Untrusted { .. } => (StatusCode::FORBIDDEN, "untrusted_plugin"),
-            Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_component"),
-            ForbiddenImport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "forbidden_import"),
-            WrongWorld { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
-            SelfTest { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "self_test_failed"),
-            UnsupportedKind { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_kind"),
-            Call { .. } => (StatusCode::BAD_GATEWAY, "plugin_call_failed"),
-            NotInstalled(_) | NoSuchVersion { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            Conflict { .. } | Active { .. } | NoRollback(_) => (StatusCode::CONFLICT, "conflict"),
-            Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
-        };
-        ApiError(status, code, e.to_string())
-    }
-}
-
-impl From<CryptoError> for ApiError {
-    fn from(e: CryptoError) -> Self {
-        match e {
-            CryptoError::Plugin(p) => p.into(),
-            CryptoError::UnknownAlgorithm { .. } | CryptoError::Unsupported(_) => ApiError(StatusCode::BAD_REQUEST, "unknown_algorithm", e.to_string()),
-            CryptoError::EntropyUnavailable => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "entropy", e.to_string()),
-            _ => ApiError(StatusCode::BAD_REQUEST, "invalid_input", e.to_string()),
-        }
-    }
-}
-
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, "bad_request", msg.into())
+/// The API's router, serving its OpenAPI document at `/v1/openapi.json`.
+pub fn router(node: Arc<Node>) -> Router {
+    let (router, mut doc) = api(node.clone()).with_state(node).split_for_parts();
+    openapi::finish(&mut doc);
+    let doc = OpenApiJson(serde_json::to_vec(&doc).unwrap_or_default().into());
+    router
+        .layer(axum::Extension(doc))
+        // After every route: the method fallback applies to the routes added before it.
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(error::json_errors))
 }
 
 async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -141,166 +143,71 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))?
 }
 
-async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    /// The node's version.
+    version: &'static str,
+    uptime_seconds: u64,
+    plugins_installed: usize,
+    plugins_active: usize,
+}
+
+/// Liveness and plugin counts.
+#[utoipa::path(get, path = "/v1/health", tag = "node", responses((status = 200, description = "The node is up", body = Health)))]
+async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     let plugins = node.registry().list();
-    Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": node.started.elapsed().as_secs(),
-        "plugins_installed": plugins.len(),
-        "plugins_active": plugins.iter().filter(|p| p.active).count(),
-    }))
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: node.started.elapsed().as_secs(),
+        plugins_installed: plugins.len(),
+        plugins_active: plugins.iter().filter(|p| p.active).count(),
+    })
 }
 
-async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render())
+/// The document, serialised once.
+#[derive(Clone)]
+struct OpenApiJson(axum::body::Bytes);
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "node", responses((status = 200, description = "The OpenAPI document of this API", body = Object)))]
+async fn openapi_json(axum::Extension(doc): axum::Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.0).into_response()
 }
 
-async fn list_plugins(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(json!(node.registry().list()))
+/// Prometheus metrics, in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "The metrics", body = String, content_type = "text/plain")))]
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], node.metrics.render()).into_response()
 }
 
-async fn audit(State(node): State<Arc<Node>>) -> Json<Value> {
-    Json(json!(node.registry().audit()))
-}
-
-/// `multipart/form-data` with parts `manifest` (TOML) and `wasm` (bytes).
-async fn upload_plugin(State(node): State<Arc<Node>>, mut form: Multipart) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (mut manifest, mut wasm) = (None, None);
-    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("bad multipart body: {e}")))? {
-        match field.name() {
-            Some("manifest") => {
-                manifest = Some(String::from_utf8(field.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec()).map_err(|_| bad("manifest is not UTF-8"))?)
+#[cfg(test)]
+mod tests {
+    /// The router and the document come from one list only if every route goes through
+    /// `routes!`: a plain axum route would be served without being documented.
+    #[test]
+    fn no_route_bypasses_the_document() {
+        let sources = [
+            ("api/mod.rs", include_str!("mod.rs")),
+            ("api/admin.rs", include_str!("admin.rs")),
+            ("api/chain.rs", include_str!("chain.rs")),
+            ("api/error.rs", include_str!("error.rs")),
+            ("api/extract.rs", include_str!("extract.rs")),
+            ("api/openapi.rs", include_str!("openapi.rs")),
+            ("lib.rs", include_str!("../lib.rs")),
+        ];
+        for (file, text) in sources {
+            for call in [
+                concat!(".", "route("),
+                concat!(".", "route_service("),
+                concat!(".", "nest("),
+                concat!(".", "nest_service("),
+                concat!(".", "fallback_service("),
+            ] {
+                assert!(!text.contains(call), "{file} calls `{call}`: add the handler with `routes!` in api::api instead");
             }
-            Some("wasm") => wasm = Some(field.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec()),
-            other => return Err(bad(format!("unexpected form field {other:?} (expected `manifest` and `wasm`)"))),
         }
     }
-    let (Some(manifest), Some(wasm)) = (manifest, wasm) else {
-        return Err(bad("the form needs both a `manifest` and a `wasm` part"));
-    };
-    let pkg = PluginPackage::from_parts(&manifest, wasm)?;
-    let reg = node.registry().clone();
-    let name = pkg.manifest.name.clone();
-    let version = pkg.manifest.version.clone();
-    blocking(move || reg.install(pkg).map(|_| ()).map_err(ApiError::from)).await?;
-    let summary = node.registry().list().into_iter().find(|p| p.name == name && p.version == version);
-    Ok((StatusCode::CREATED, Json(json!(summary))))
-}
-
-#[derive(Deserialize, Default)]
-struct ActivateBody {
-    version: Option<String>,
-}
-
-async fn activate(State(node): State<Arc<Node>>, Path(name): Path<String>, body: Option<Json<ActivateBody>>) -> Result<Json<Value>, ApiError> {
-    let version = body.map(|b| b.0).unwrap_or_default().version;
-    let p = node.registry().activate(&name, version.as_deref())?;
-    Ok(Json(json!({"name": p.manifest.name, "version": p.manifest.version, "active": true})))
-}
-
-/// Handlers that take no body still read it (`_body`), so keep-alive connections whose
-/// client sent one stay usable.
-async fn deactivate(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
-    node.registry().deactivate(&name)?;
-    Ok(Json(json!({"name": name, "active": false})))
-}
-
-async fn rollback(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
-    let p = node.registry().rollback(&name)?;
-    Ok(Json(json!({"name": p.manifest.name, "version": p.manifest.version, "active": true})))
-}
-
-async fn remove(State(node): State<Arc<Node>>, Path((name, version)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    node.registry().remove(&name, &version)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn algorithms(State(node): State<Arc<Node>>) -> Json<Value> {
-    let rows: Vec<Value> = node.crypto.active_algorithms().into_iter().map(|(a, p, v)| json!({"algorithm": a, "plugin": p, "version": v})).collect();
-    Json(json!(rows))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HashBody {
-    alg: String,
-    /// Hex input; or `data` as UTF-8 text.
-    data_hex: Option<String>,
-    data: Option<String>,
-}
-
-async fn hash(State(node): State<Arc<Node>>, body: Result<Json<HashBody>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
-    let Json(b) = body.map_err(|e| bad(e.body_text()))?;
-    let data = match (b.data_hex, b.data) {
-        (Some(h), None) => hex::decode(h).map_err(|_| bad("data_hex is not hex"))?,
-        (None, Some(t)) => t.into_bytes(),
-        _ => return Err(bad("give exactly one of data_hex and data")),
-    };
-    let c = node.crypto.clone();
-    let alg = b.alg.clone();
-    let d = blocking(move || c.digest(&alg, &data).map_err(ApiError::from)).await?;
-    Ok(Json(json!({"alg": b.alg, "digest_hex": hex::encode(d)})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VerifyBody {
-    alg: String,
-    /// SPKI as PEM text or DER hex.
-    public_key: String,
-    message_hex: String,
-    signature_hex: String,
-    user_id: Option<String>,
-}
-
-async fn verify(State(node): State<Arc<Node>>, body: Result<Json<VerifyBody>, axum::extract::rejection::JsonRejection>) -> Result<Json<Value>, ApiError> {
-    let Json(b) = body.map_err(|e| bad(e.body_text()))?;
-    let pk = match hex::decode(&b.public_key) {
-        Ok(der) => der,
-        Err(_) => pem::decode(pem::PUBLIC_KEY, b.public_key.as_bytes()).map_err(|e| bad(format!("public_key: {e}")))?,
-    };
-    let msg = hex::decode(&b.message_hex).map_err(|_| bad("message_hex is not hex"))?;
-    let sig = hex::decode(&b.signature_hex).map_err(|_| bad("signature_hex is not hex"))?;
-    let c = node.crypto.clone();
-    let valid = blocking(move || c.verify(&b.alg, &pk, &msg, &sig, b.user_id.as_deref().map(str::as_bytes)).map_err(ApiError::from)).await?;
-    Ok(Json(json!({"valid": valid})))
-}
-
-impl From<KeystoreError> for ApiError {
-    fn from(e: KeystoreError) -> Self {
-        let e = match e {
-            KeystoreError::Crypto(c) => return c.into(),
-            other => other,
-        };
-        let (status, code) = match &e {
-            KeystoreError::NoSlot(_) | KeystoreError::NoKey(_) => (StatusCode::NOT_FOUND, "not_found"),
-            KeystoreError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
-            KeystoreError::Denied { .. } => (StatusCode::FORBIDDEN, "denied"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "keystore"),
-        };
-        ApiError(status, code, e.to_string())
-    }
-}
-
-fn keystore(node: &Node) -> Result<Arc<crate::keystore::Keystore>, ApiError> {
-    node.keystore.clone().ok_or_else(|| ApiError(StatusCode::CONFLICT, "no_keystore", "this node runs without a keystore (start it with --keystore)".into()))
-}
-
-/// Slots and key metadata: public keys, periods, creation and retirement; never secrets.
-async fn keys(State(node): State<Arc<Node>>) -> Result<Json<Value>, ApiError> {
-    let ks = keystore(&node)?;
-    let (slots, keys) = blocking(move || Ok((ks.slots()?, ks.keys()?))).await?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|k| json!({"module": k.module, "purpose": k.purpose, "period": k.period, "algorithm": k.algorithm, "kind": k.kind, "created_at": k.created_at, "retired_at": k.retired_at, "public_key": k.public_key}))
-        .collect();
-    Ok(Json(json!({"slots": slots, "keys": keys})))
-}
-
-/// On-demand rotation of one slot.
-async fn rotate_key(State(node): State<Arc<Node>>, Path((module, purpose)): Path<(String, String)>, _body: axum::body::Bytes) -> Result<Json<Value>, ApiError> {
-    let ks = keystore(&node)?;
-    let k = blocking(move || Ok(ks.rotate(&module, &purpose)?)).await?;
-    Ok(Json(json!({"module": k.module, "purpose": k.purpose, "period": k.period})))
 }
