@@ -128,26 +128,39 @@ fn sign_all(suite: &SuiteCrypto, keys: &[KeyPair], txs: usize) -> Result<Vec<Vec
     Ok(v.into_iter().map(|(_, t)| t).filter(|t| !t.is_empty()).collect())
 }
 
-/// Signatures per second verified through the plugin on every core at once.
+/// Signatures per second verified through the plugin on every core at once. Every
+/// verification must accept: one that fails ends the measurement with an error.
 fn verify_ceiling(suite: &SuiteCrypto, txs: &[Transaction], secs: f64) -> Result<f64> {
+    if txs.is_empty() {
+        bail!("no transactions to verify");
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let done = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
     let start = Instant::now();
     let budget = Duration::from_secs_f64(secs);
-    std::thread::scope(|s| {
-        for c in 0..cores {
-            let done = &done;
-            s.spawn(move || {
-                let mut i = c;
-                while start.elapsed() < budget {
-                    if verify_signature(&txs[i % txs.len()], suite).is_ok() {
+    let outcomes: Vec<Result<()>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..cores)
+            .map(|c| {
+                let (done, failed) = (&done, &failed);
+                s.spawn(move || -> Result<()> {
+                    let mut i = c;
+                    while start.elapsed() < budget && !failed.load(Ordering::Relaxed) {
+                        let n = i % txs.len();
+                        if let Err(e) = verify_signature(&txs[n], suite) {
+                            failed.store(true, Ordering::Relaxed);
+                            bail!("SM2 verification of signed transaction {n} through the plugin failed: {e}");
+                        }
                         done.fetch_add(1, Ordering::Relaxed);
+                        i += cores;
                     }
-                    i += cores;
-                }
-            });
-        }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a verification thread panicked")))).collect()
     });
+    outcomes.into_iter().collect::<Result<()>>().context("measuring the verification ceiling")?;
     let n = done.load(Ordering::Relaxed);
     if n == 0 {
         bail!("no signature verified");
