@@ -209,10 +209,11 @@ pub fn run(sources: &PluginSources, a: NodeArgs) -> Result<()> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
         let addr = listener.local_addr()?;
+        // Clients find the API from the directory (`joule status --dir DIR`). Written before the
+        // line below so that whoever waits for that line finds the file too.
+        config::write_atomic(&a.dir.join(API_ADDR_FILE), addr.to_string().as_bytes(), Mode::Default)?;
         // Tests and scripts read this line to find the API.
         println!("joule node listening on http://{addr}");
-        // Clients find the API from the directory (`joule status --dir DIR`).
-        config::write_atomic(&a.dir.join(API_ADDR_FILE), addr.to_string().as_bytes(), Mode::Default)?;
         if a.admin_token.is_none() {
             println!("admin token in {}", a.dir.join("admin.token").display());
         }
