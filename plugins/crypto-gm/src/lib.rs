@@ -9,7 +9,6 @@
 
 use joule_crypto_sdk::{AlgorithmInfo, Entropy, Error, KeyPair, Kind, Plugin, Result};
 
-mod key_cache;
 mod sm2_ops;
 mod sm4_modes;
 

@@ -1,7 +1,7 @@
 //! SM2 signatures (GB/T 32918.2) and encryption (GB/T 32918.4, GM/T 0009 DER), on PKCS#8 / SPKI
 //! keys as OpenSSL 3 writes them (id-ecPublicKey with curve OID 1.2.156.10197.1.301).
 
-use crate::key_cache::SharedCache;
+use joule_crypto_sdk::key_cache::SharedCache;
 use joule_crypto_sdk::{Entropy, Error, KeyPair, Result};
 use sm2::dsa::Signature;
 use sm2::elliptic_curve::Curve;

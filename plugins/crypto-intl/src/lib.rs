@@ -9,6 +9,7 @@
 //! Both `ecdsa-p256` and `ecies-p256` use P-256 keys: PKCS#8 (RFC 5915 inside) and SPKI, as OpenSSL.
 
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use joule_crypto_sdk::key_cache::SharedCache;
 use joule_crypto_sdk::{AlgorithmInfo, Entropy, Error, KeyPair, Kind, Plugin, Result, aead_decrypt, aead_encrypt};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
@@ -93,7 +94,11 @@ impl Plugin for Intl {
         if alg != "ecdsa-p256" {
             return Err(Error::unsupported(alg));
         }
-        let signer = SigningKey::from(&secret_key(private_key)?);
+        let mut cache = SIGNING_KEYS.lock();
+        let mut uncached = None;
+        let signer = cache.get_or_insert_with(private_key, b"", &mut uncached, || {
+            secret_key(private_key).map(SigningKey::from)
+        })?;
         let signature: DerSignature = signer
             .try_sign(message)
             .map_err(|_| Error::key("ECDSA signing failed"))?;
@@ -104,7 +109,11 @@ impl Plugin for Intl {
         if alg != "ecdsa-p256" {
             return Err(Error::unsupported(alg));
         }
-        let verifier = VerifyingKey::from(public_key_from_spki(public_key)?);
+        let mut cache = VERIFYING_KEYS.lock();
+        let mut uncached = None;
+        let verifier = cache.get_or_insert_with(public_key, b"", &mut uncached, || {
+            public_key_from_spki(public_key).map(VerifyingKey::from)
+        })?;
         let Ok(signature) = Signature::from_der(signature) else {
             return Ok(false);
         };
@@ -143,6 +152,17 @@ impl Plugin for Intl {
 }
 
 joule_crypto_sdk::export_plugin!(crate::Intl, "../../wit/crypto");
+
+/// Parsed ECDSA signing keys, by PKCS#8 bytes. Building a `SigningKey` computes its public point
+/// d·G, a base-point multiplication as dear as the signature's own k·G: done once per key and
+/// instance instead of on every `sign`. An entry is the scalar and the point (~100 bytes); p256's
+/// `SigningKey` zeroizes its scalar on drop (ecdsa's `Drop` / `ZeroizeOnDrop`), so an evicted entry
+/// leaves neither key bytes nor scalar behind.
+static SIGNING_KEYS: SharedCache<SigningKey, 4> = SharedCache::new();
+
+/// Parsed ECDSA verifying keys, by SPKI bytes: saves the DER parsing and the on-curve check of a
+/// key seen again (a few µs). Public data; at most 8 points.
+static VERIFYING_KEYS: SharedCache<VerifyingKey, 8> = SharedCache::new();
 
 fn p256_alg(alg: &str) -> Result<()> {
     match alg {
@@ -270,6 +290,53 @@ mod tests {
             Intl::sign("ecdsa-p256", &kp.public_key, b"hello", None),
             Err(Error::InvalidKey(_))
         ));
+    }
+
+    /// The key caches never hand one key's parsed form to another: more keys than the caches hold,
+    /// two of them differing in the last scalar byte only, signed and verified in interleaved
+    /// rounds (hits, misses, evictions). Each signature equals an uncached `SigningKey`'s (RFC 6979
+    /// is deterministic), verifies under its own public key and not under any other.
+    #[test]
+    fn key_caches_never_mix_keys() {
+        let mut scalars: Vec<[u8; 32]> = (1..=9u8).map(|i| sha2::Sha256::digest([i]).into()).collect();
+        let mut twin = scalars[0];
+        twin[31] ^= 1;
+        scalars.push(twin);
+        let keys: Vec<(Vec<u8>, Vec<u8>, SigningKey)> = scalars
+            .iter()
+            .map(|d| {
+                let sk = SecretKey::from_slice(d).unwrap();
+                let pkcs8 = sk.to_pkcs8_der().unwrap().as_bytes().to_vec();
+                (pkcs8, spki(&sk.public_key()).unwrap(), SigningKey::from(&sk))
+            })
+            .collect();
+        assert!(keys.len() > 8, "more keys than either cache holds");
+        for round in 0..3u8 {
+            // Forwards, then backwards: keys come back both as hits and after their eviction.
+            let order: Vec<usize> = if round % 2 == 0 {
+                (0..keys.len()).collect()
+            } else {
+                (0..keys.len()).rev().collect()
+            };
+            for &k in &order {
+                let (pkcs8, pk, uncached) = &keys[k];
+                for repeat in 0..2u8 {
+                    let msg = [round, k as u8, repeat];
+                    let sig = Intl::sign("ecdsa-p256", pkcs8, &msg, None).unwrap();
+                    let expected: DerSignature = uncached.try_sign(&msg).unwrap();
+                    assert_eq!(sig, expected.as_bytes(), "key {k}, round {round}");
+                    assert!(Intl::verify("ecdsa-p256", pk, &msg, &sig, None).unwrap());
+                    let parsed = Signature::from_der(&sig).unwrap();
+                    assert!(uncached.verifying_key().verify(&msg, &parsed).is_ok());
+                    for (j, (_, other_pk, other)) in keys.iter().enumerate() {
+                        if j != k {
+                            assert!(!Intl::verify("ecdsa-p256", other_pk, &msg, &sig, None).unwrap());
+                            assert!(other.verifying_key().verify(&msg, &parsed).is_err());
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// RFC 6979 A.2.5, P-256 with SHA-256, message "sample".

@@ -3,8 +3,11 @@
 //! A plugin implements [`Plugin`] with plain Rust functions (testable natively) and calls
 //! [`export_plugin!`], which on `wasm32` generates the WIT bindings and forwards every exported
 //! function to the trait. Methods a plugin does not override answer `unsupported-algorithm`.
+//! [`key_cache`] keeps parsed keys between the stateless calls of one instance.
 
 use core::fmt;
+
+pub mod key_cache;
 
 /// Mirror of WIT `algorithm-kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

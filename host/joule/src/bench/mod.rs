@@ -60,7 +60,8 @@ pub struct Row {
 /// plugins/crypto-gm/src/sm2_ops.rs), least recently used out first: with this many keys
 /// taken in turn, the previous use of a key is always 1023 other keys back, so every
 /// operation misses (and no key ever reaches the second use that builds its point table).
-/// `crypto-intl` and `crypto-extra` cache no keys.
+/// `crypto-intl` caches its 8 most recently used P-256 verifying keys (and 4 signing keys) the
+/// same way, so the same holds for it; `crypto-extra` caches no keys.
 pub const COLD_KEYS: usize = 1024;
 
 /// Operation names of the rows.

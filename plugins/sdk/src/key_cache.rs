@@ -1,17 +1,19 @@
-//! A small bounded cache of parsed keys, keyed by the exact key bytes plus the user ID.
+//! A small bounded cache of parsed keys, keyed by the exact key bytes plus an ID (SM2's user ID;
+//! empty for algorithms without one).
 //!
-//! The host calls the plugin statelessly (every `sign`/`verify` passes the DER key) but reuses
-//! instances, so statics survive between calls: parsing a key, deriving its public point and
-//! hashing its Z value once per instance instead of once per call is where most of a call's time
-//! went. The cache holds at most `N` entries and evicts the least recently used. Key bytes are
-//! compared in constant time (a cached private key must not leak through the time a lookup with
-//! another key takes) and wiped when the entry goes; values wipe their own secrets on drop.
+//! The host calls a plugin statelessly (every `sign`/`verify` passes the DER key) but reuses
+//! instances, so statics survive between calls: parsing a key and deriving what depends on it
+//! alone (its public point, SM2's Z value) once per instance instead of once per call is where
+//! much of a call's time goes. The cache holds at most `N` entries and evicts the least recently
+//! used. Key bytes are compared in constant time (a cached private key must not leak through the
+//! time a lookup with another key takes) and wiped when the entry goes; values must wipe their
+//! own secrets on drop.
 
-use sm2::elliptic_curve::subtle::ConstantTimeEq;
-use sm2::elliptic_curve::zeroize::Zeroizing;
 use std::sync::{Mutex, MutexGuard};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
-/// Keys longer than this are used but not cached (no real SM2 key comes near it).
+/// Keys longer than this are used but not cached (no real SM2, P-256 or Ed25519 key comes near it).
 pub const MAX_CACHED_KEY: usize = 1024;
 
 struct Entry<V> {
@@ -69,9 +71,19 @@ impl<V, const N: usize> KeyCache<V, N> {
     }
 
     /// Number of cached entries.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl<V, const N: usize> Default for KeyCache<V, N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -86,6 +98,12 @@ impl<V, const N: usize> SharedCache<V, N> {
 
     pub fn lock(&self) -> MutexGuard<'_, KeyCache<V, N>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<V, const N: usize> Default for SharedCache<V, N> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
