@@ -4,10 +4,11 @@
 use crate::support::{crypto, tempdir};
 use joule_crypto::SuiteCrypto;
 use joule_ledger::execute::{ExecError, execute};
+use joule_ledger::state::{AccountState, StoredValue};
 use joule_ledger::store::{BlockCommit, ChainStore};
 use joule_primitives::CryptoSuite;
-use joule_primitives::smt::{EMPTY, Smt};
-use joule_primitives::{Account, Block, BlockHeader, ChannelId, Encode, Hash32, Payload, ReceiptStatus, Transaction, UnsignedTransaction, merkle};
+use joule_primitives::smt::{GLOBAL_TREE, Root, Smt};
+use joule_primitives::{Block, BlockHeader, ChannelId, Encode, Hash32, Payload, ReceiptStatus, Transaction, UnsignedTransaction, merkle};
 use joule_primitives::{ChainCrypto, Hasher};
 
 fn suite(id: &str) -> SuiteCrypto {
@@ -32,8 +33,8 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
     let view = store.read().unwrap();
     let head = view.head().unwrap();
     let (height, parent_hash, parent_root) = match head {
-        Some((h, hash)) => (h + 1, hash, view.block(h).unwrap().unwrap().header.state_root),
-        None => (0, Hash32::ZERO, EMPTY),
+        Some((h, hash)) => (h + 1, hash, Root { tree: GLOBAL_TREE, version: h, hash: view.block(h).unwrap().unwrap().header.state_root }),
+        None => (0, Hash32::ZERO, Root::empty(GLOBAL_TREE, 0)),
     };
     let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash(s).unwrap()).collect();
     let exec = execute(&view, s, parent_root, height, &txs, &hashes)?;
@@ -45,7 +46,7 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
         parent_hash,
         timestamp_ms,
         tx_root: merkle::root(s, &encoded).unwrap(),
-        state_root: exec.state_root,
+        state_root: exec.state_root.hash,
         receipts_root: merkle::root(s, &receipts_enc).unwrap(),
         proposer: vec![],
         crypto_suite: s.suite().id.clone(),
@@ -61,7 +62,8 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
             tx_hashes: &hashes,
             receipts: &exec.receipts,
             nodes: &exec.nodes,
-            values: &exec.values,
+            stale: &exec.stale,
+            next_tree: exec.next_tree,
             events: &exec.events,
         })
         .unwrap();
@@ -97,25 +99,31 @@ fn data_records_commit_with_provable_state_and_survive_reopen() {
     assert_eq!(view.height_of(&hash).unwrap(), Some(1));
 
     // A client holding only the header's state root checks the account and the record.
-    let root = block.header.state_root;
-    let smt = Smt::new(&view, &s);
+    let root = Root { tree: GLOBAL_TREE, version: 1, hash: block.header.state_root };
+    let smt = Smt::new(&view, &s, u64::MAX);
     let account_id = s.hash(&kp.public_key).unwrap();
-    let account_hash = smt.get(&root, &account_id).unwrap().expect("account present");
-    let account = Account::decode(&view.value(&account_hash).unwrap().unwrap()).unwrap();
+    let leaf = smt.get(&root, &account_id).unwrap().expect("account present");
+    let state = AccountState::from_leaf(&leaf).unwrap();
+    let account = state.account.clone();
+    assert_eq!(leaf.value, s.hash(&account.encode()).unwrap(), "the tree commits to the account's encoding");
     assert_eq!(account.nonce, 3, "the out-of-gas transaction still used its nonce");
-    assert!(smt.prove(&root, &account_id).unwrap().verify(&s, &root, &account_id, Some(&account_hash)).unwrap());
+    assert!(smt.prove(&root, &account_id).unwrap().verify(&s, &root.hash, &account_id, Some(&leaf.value)).unwrap());
     let key = s.hash(b"meter/7/2026-11-25").unwrap();
-    let value_hash = smt.get(&account.storage_root, &key).unwrap().unwrap();
-    assert_eq!(view.value(&value_hash).unwrap().unwrap(), b"42.5 kWh", "the out-of-gas write did not happen");
-    let proof = smt.prove(&account.storage_root, &key).unwrap();
+    let storage = state.storage_root().expect("a storage tree");
+    let record = smt.get(&storage, &key).unwrap().unwrap();
+    let value = match StoredValue::decode(&record.data).unwrap() {
+        StoredValue::Inline(v) => v,
+        StoredValue::InTx(at) => view.data_value(at).unwrap(),
+    };
+    assert_eq!(value, b"42.5 kWh", "the out-of-gas write did not happen");
+    let proof = smt.prove(&storage, &key).unwrap();
     assert!(proof.verify(&s, &account.storage_root, &key, Some(&s.hash(b"42.5 kWh").unwrap())).unwrap());
     assert!(!proof.verify(&s, &account.storage_root, &key, Some(&s.hash(b"43.0 kWh").unwrap())).unwrap());
     let absent = s.hash(b"meter/8/2026-11-25").unwrap();
-    assert!(smt.prove(&account.storage_root, &absent).unwrap().verify(&s, &account.storage_root, &absent, None).unwrap());
+    assert!(smt.prove(&storage, &absent).unwrap().verify(&s, &account.storage_root, &absent, None).unwrap());
     // Events are indexed by contract (here the sender's account) and topic.
-    let mut prefix = account_id.0.to_vec();
-    prefix.extend(s.hash(b"data").unwrap().0);
-    assert_eq!(view.events_with_prefix(&prefix, 10).unwrap().len(), 2);
+    let located = view.event_locations(&account_id, Some(&s.hash(b"data").unwrap()), 10).unwrap();
+    assert_eq!(located.iter().map(|l| (l.height, l.index)).collect::<Vec<_>>(), [(1, 0), (1, 1)]);
 }
 
 #[test]
@@ -168,6 +176,9 @@ mod pool {
     use joule_ledger::pool::{PoolConfig, Rejection, TxPool, decode};
     use joule_primitives::ChainCrypto;
     use joule_primitives::{ChannelId, Encode, Payload, UnsignedTransaction};
+    use std::collections::HashSet;
+
+    const T0: u64 = 1_700_000_000_000;
 
     fn pool(config: PoolConfig) -> TxPool {
         TxPool::new(ChannelId::new("grid").unwrap(), config)
@@ -180,24 +191,24 @@ mod pool {
         let mut p = pool(PoolConfig { gas_limit: 50_000, max_nonce_ahead: 5, max_tx_bytes: 4096, ..PoolConfig::default() });
         let at = |n: u64| move |_: &[u8]| n;
         let good = data_tx(&s, &kp.private_key, &kp.public_key, 3, "k", b"v", 20_000);
-        let good_hash = p.admit(good.clone(), &s, at(3)).expect("admitted");
+        let good_hash = p.admit(good.clone(), &s, T0, at(3)).expect("admitted");
 
         let mut cases: Vec<(&str, Result<_, Rejection>)> = vec![];
         let mut bad_sig = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
         bad_sig.body.nonce = 5; // signed over nonce 4
-        cases.push(("bad_signature", p.admit(bad_sig, &s, at(3))));
-        cases.push(("nonce_used", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 2, "k", b"v", 20_000), &s, at(3))));
-        cases.push(("nonce_too_far_ahead", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 9, "k", b"v", 20_000), &s, at(3))));
-        cases.push(("duplicate", p.admit(good.clone(), &s, at(3))));
-        cases.push(("gas_over_limit", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 60_000), &s, at(3))));
-        cases.push(("gas_below_intrinsic", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 10), &s, at(3))));
-        cases.push(("too_large", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", &[0u8; 5000], 50_000), &s, at(3))));
+        cases.push(("bad_signature", p.admit(bad_sig, &s, T0, at(3))));
+        cases.push(("nonce_used", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 2, "k", b"v", 20_000), &s, T0, at(3))));
+        cases.push(("nonce_too_far_ahead", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 9, "k", b"v", 20_000), &s, T0, at(3))));
+        cases.push(("duplicate", p.admit(good.clone(), &s, T0, at(3))));
+        cases.push(("gas_over_limit", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 60_000), &s, T0, at(3))));
+        cases.push(("gas_below_intrinsic", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 10), &s, T0, at(3))));
+        cases.push(("too_large", p.admit(data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", &[0u8; 5000], 50_000), &s, T0, at(3))));
         let mut other_channel = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
         other_channel.body.channel = ChannelId::new("market").unwrap();
-        cases.push(("wrong_channel", p.admit(other_channel, &s, at(3))));
+        cases.push(("wrong_channel", p.admit(other_channel, &s, T0, at(3))));
         let mut other_alg = data_tx(&s, &kp.private_key, &kp.public_key, 4, "k", b"v", 20_000);
         other_alg.body.sig_alg = "ecdsa-p256".into();
-        cases.push(("wrong_algorithm", p.admit(other_alg, &s, at(3))));
+        cases.push(("wrong_algorithm", p.admit(other_alg, &s, T0, at(3))));
         let call = UnsignedTransaction {
             channel: ChannelId::new("grid").unwrap(),
             sender: kp.public_key.clone(),
@@ -207,11 +218,11 @@ mod pool {
             payload: Payload::Call { contract: Default::default(), method: "settle".into(), args: vec![] },
         };
         let sig = s.sign(&kp.private_key, &call.signing_bytes()).unwrap();
-        cases.push(("unsupported_payload", p.admit(call.sign_with(sig), &s, at(3))));
+        cases.push(("unsupported_payload", p.admit(call.sign_with(sig), &s, T0, at(3))));
         let mut garbage = good.encode();
         garbage.truncate(garbage.len() - 3);
-        cases.push(("malformed", decode(&garbage, 4096).and_then(|tx| p.admit(tx, &s, at(3)))));
-        cases.push(("malformed", decode(b"{\"not\": \"a transaction\"}", 4096).and_then(|tx| p.admit(tx, &s, at(3)))));
+        cases.push(("malformed", decode(&garbage, 4096).and_then(|tx| p.admit(tx, &s, T0, at(3)))));
+        cases.push(("malformed", decode(b"{\"not\": \"a transaction\"}", 4096).and_then(|tx| p.admit(tx, &s, T0, at(3)))));
         for (want, got) in cases {
             let e = got.expect_err(want);
             assert_eq!(e.code(), want, "{e}");
@@ -229,17 +240,17 @@ mod pool {
         let next = |_: &[u8]| 0;
         // a: 0, 1, 3 (gap at 2); b: 1, 0 (out of order).
         for n in [0, 1, 3] {
-            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, T0, next).unwrap();
         }
         for n in [1, 0] {
-            p.admit(data_tx(&s, &b.private_key, &b.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+            p.admit(data_tx(&s, &b.private_key, &b.public_key, n, "k", b"v", 20_000), &s, T0, next).unwrap();
         }
-        let order: Vec<(bool, u64)> = p.ready(100, usize::MAX, next).iter().map(|(_, t)| (t.body.sender == a.public_key, t.body.nonce)).collect();
+        let order: Vec<(bool, u64)> = p.ready(100, usize::MAX, T0, |_| Some(0)).iter().map(|(_, t)| (t.body.sender == a.public_key, t.body.nonce)).collect();
         assert_eq!(order, [(true, 0), (true, 1), (false, 0), (false, 1)], "a's nonce 3 waits for 2");
-        assert_eq!(p.ready(3, usize::MAX, next).len(), 3);
+        assert_eq!(p.ready(3, usize::MAX, T0, |_| Some(0)).len(), 3);
         // a's 0 and 1 committed: they leave; 3 stays.
         let a_pk = a.public_key.clone();
-        p.prune(|s: &[u8]| if s == a_pk.as_slice() { 2 } else { 0 });
+        p.prune([(a_pk.as_slice(), 2)], &HashSet::new(), T0);
         assert_eq!(p.len(), 3);
     }
 
@@ -247,16 +258,17 @@ mod pool {
     fn a_full_pool_evicts_the_largest_sender_tail_and_refuses_its_own_overflow() {
         let s = suite("gm");
         let (a, b) = (s.crypto().generate_key("sm2").unwrap(), s.crypto().generate_key("sm2").unwrap());
-        let mut p = pool(PoolConfig { max_transactions: 4, ..PoolConfig::default() });
+        let mut p = pool(PoolConfig { max_pending: 4, ..PoolConfig::default() });
         let next = |_: &[u8]| 0;
         for n in 0..4 {
-            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, next).unwrap();
+            p.admit(data_tx(&s, &a.private_key, &a.public_key, n, "k", b"v", 20_000), &s, T0, next).unwrap();
         }
-        let e = p.admit(data_tx(&s, &a.private_key, &a.public_key, 4, "k", b"v", 20_000), &s, next).unwrap_err();
+        let e = p.admit(data_tx(&s, &a.private_key, &a.public_key, 4, "k", b"v", 20_000), &s, T0, next).unwrap_err();
         assert_eq!(e, Rejection::PoolFull, "a sender cannot push out its own earlier nonces");
-        p.admit(data_tx(&s, &b.private_key, &b.public_key, 0, "k", b"v", 20_000), &s, next).expect("another sender evicts a's highest nonce");
+        p.admit(data_tx(&s, &b.private_key, &b.public_key, 0, "k", b"v", 20_000), &s, T0, next).expect("another sender evicts a's highest nonce");
         assert_eq!(p.len(), 4);
-        let a_nonces: Vec<u64> = p.ready(10, usize::MAX, next).iter().filter(|(_, t)| t.body.sender == a.public_key).map(|(_, t)| t.body.nonce).collect();
+        let a_nonces: Vec<u64> =
+            p.ready(10, usize::MAX, T0, |_| Some(0)).iter().filter(|(_, t)| t.body.sender == a.public_key).map(|(_, t)| t.body.nonce).collect();
         assert_eq!(a_nonces, [0, 1, 2]);
     }
 }

@@ -114,6 +114,34 @@ impl NodeProcess {
         NodeProcess { child, base, token }
     }
 
+    /// Like [`NodeProcess::start`], keeping what the node logs (stderr) for the test to read.
+    pub fn start_logged(dir: &Path, extra: &[&str]) -> (NodeProcess, Arc<std::sync::Mutex<String>>) {
+        let mut child = joule().args(["node", "--dir"]).arg(dir).args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start joule node");
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+        let base = first.strip_prefix("joule node listening on ").unwrap_or_else(|| panic!("unexpected first line from node: {first:?}")).to_string();
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(dir.join("admin.token")).expect("admin.token").trim().to_string();
+        (NodeProcess { child, base, token }, log)
+    }
+
+    /// `host:port` of the API.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     pub fn agent() -> ureq::Agent {
         ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
     }

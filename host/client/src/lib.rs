@@ -43,6 +43,10 @@ pub enum ClientError {
     Body { what: String, reason: String },
     #[error("transaction {hash} not committed after {after:?}")]
     Timeout { hash: String, after: Duration },
+    /// The pool accepted the transaction, then dropped it: it will not be committed unless
+    /// sent again.
+    #[error("transaction {hash} was evicted from the pool: {reason}")]
+    Evicted { hash: String, reason: String },
 }
 
 impl ClientError {
@@ -124,13 +128,16 @@ impl ApiClient {
         self.finish(&format!("POST {path}"), req.send_json(body))
     }
 
-    /// Poll until a transaction is committed; its record.
+    /// Poll until a transaction is committed; its record. An eviction ends the wait.
     pub fn wait_for_tx(&self, hash: &str, timeout: Duration) -> Result<Value, ClientError> {
         let start = Instant::now();
         loop {
             let v = self.get(&format!("/v1/tx/{hash}"))?;
             if v["status"] == "committed" {
                 return Ok(v);
+            }
+            if v["status"] == "evicted" {
+                return Err(ClientError::Evicted { hash: hash.into(), reason: v["reason"].as_str().unwrap_or_default().into() });
             }
             if start.elapsed() > timeout {
                 return Err(ClientError::Timeout { hash: hash.into(), after: timeout });

@@ -53,6 +53,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
         keystore: None,
         keystore_passphrase_file: None,
         rotation_check_secs: 60,
+        http: Default::default(),
     };
     let node = joule_node::build(g, &args)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

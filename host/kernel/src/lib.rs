@@ -10,14 +10,16 @@
 //!   the import check against the kind's grants;
 //! * [`trust`] — vendor signatures and the node's provenance policy;
 //! * [`registry`] — installed plugins and versions, the routing snapshot, atomic
-//!   activation (hot swap), rollback, persistence and an audit trail of every change.
+//!   activation (hot swap), rollback, persistence and an audit trail of every change;
+//! * [`audit`] — the audit trail on disk, rotated by size.
 
+pub mod audit;
 pub mod package;
 pub mod registry;
 pub mod trust;
 
 pub use package::PluginPackage;
-pub use registry::{AuditEvent, LoadedPlugin, PluginRegistry, PluginSummary};
+pub use registry::{AuditEvent, LoadedPlugin, PluginRegistry, PluginSummary, Requirement};
 
 use joule_plugin_manifest::Manifest;
 use std::any::Any;
@@ -93,6 +95,8 @@ pub enum PluginError {
     Active { name: String, version: String },
     #[error("plugin {0} has no earlier version to roll back to")]
     NoRollback(String),
+    #[error("plugin {name} {version} serves {route} for {holder}, and no other active plugin does: activate another provider of {route} first")]
+    InUse { name: String, version: String, route: String, holder: String },
     #[error("plugin kind {kind:?} is not one this node loads (it loads: {known})")]
     UnsupportedKind { kind: String, known: String },
     #[error("{context}: {source}")]

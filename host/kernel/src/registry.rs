@@ -8,8 +8,13 @@
 //!
 //! Every install, activation, deactivation, rollback, removal and refusal is an
 //! [`AuditEvent`]: logged through `tracing`, kept in memory, and appended as a JSON line to
-//! `audit.log` in the plugin store when the registry has one.
+//! `audit.log` in the plugin store when the registry has one (rotated by size: [`AuditLog`]).
+//!
+//! A change is prepared on a copy of the state, checked, persisted and only then swapped
+//! in: one that would leave a [required](PluginRegistry::require) route unserved, or whose
+//! active set cannot be written (a full disk), is refused and changes nothing.
 
+use super::audit::AuditLog;
 use super::package::{PluginPackage, check_imports, check_routes};
 use super::trust::{Provenance, TrustPolicy};
 use super::{Admitted, PluginError, PluginKind, Refusal};
@@ -22,7 +27,6 @@ use joule_wasm::{ArtifactCache, Runtime};
 use serde::Serialize;
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -90,7 +94,7 @@ pub struct AuditEvent {
     pub detail: String,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Entry {
     versions: BTreeMap<Version, Arc<LoadedPlugin>>,
     active: Option<Version>,
@@ -98,11 +102,25 @@ struct Entry {
     history: Vec<Version>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     entries: BTreeMap<String, Entry>,
     /// Names in activation order; a later activation wins an algorithm both provide.
     order: Vec<String>,
+    /// Routes something outside the kernel depends on.
+    required: Vec<Requirement>,
+}
+
+/// A route that something outside the kernel depends on (a channel on its suite's hash, a
+/// keystore on its cipher): a change that would leave it unserved is refused while a
+/// version serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// Who depends on it, for the refusal's message (e.g. `channel grid`).
+    pub holder: String,
+    pub kind: String,
+    pub class: String,
+    pub id: String,
 }
 
 /// The routing snapshot: kind -> class -> id -> plugin version.
@@ -121,6 +139,8 @@ pub struct PluginRegistry {
     state: Mutex<State>,
     routes: ArcSwap<Routes>,
     audit: Mutex<VecDeque<AuditEvent>>,
+    /// `audit.log` in the store.
+    audit_log: Option<AuditLog>,
 }
 
 fn fmt_version(v: Version) -> String {
@@ -139,6 +159,7 @@ impl PluginRegistry {
             kinds: kinds.into_iter().map(|k| (k.name().to_string(), k)).collect(),
             cache,
             trust,
+            audit_log: store.as_ref().map(|d| AuditLog::new(d.join("audit.log"))),
             store,
             state: Mutex::new(State::default()),
             routes: ArcSwap::from_pointee(Routes::default()),
@@ -187,13 +208,11 @@ impl PluginRegistry {
             tracing::info!(plugin, version, "plugin {action}: {}", ev.detail);
         }
         metrics::counter!("joule_plugin_changes_total", "action" => action).increment(1);
-        if let Some(dir) = &self.store
+        if let Some(log) = &self.audit_log
             && let Ok(line) = serde_json::to_string(&ev)
+            && let Err(e) = log.append(&line)
         {
-            let appended = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("audit.log")).and_then(|mut f| writeln!(f, "{line}"));
-            if let Err(e) = appended {
-                tracing::warn!("cannot append to the plugin audit log: {e}");
-            }
+            tracing::warn!("cannot append to the plugin audit log {}: {e}", log.path().display());
         }
         let mut audit = lock(&self.audit);
         if audit.len() == AUDIT_KEPT {
@@ -267,23 +286,24 @@ impl PluginRegistry {
             });
         }
         let loaded = Arc::new(LoadedPlugin { manifest: m.clone(), provenance, routes, installed_at: now_ms(), linked });
+        // Stored before it is listed: a package that cannot be saved is not installed.
+        if let Some(dir) = &self.store {
+            persist_package(dir, &package).map_err(|source| PluginError::Io { context: format!("save plugin {name} in {}", dir.display()), source })?;
+        }
         let mut st = self.state();
         let entry = st.entries.entry(name.clone()).or_default();
         if let Some(raced) = entry.versions.get(&m.semver()) {
             return Ok((raced.clone(), false));
         }
         entry.versions.insert(m.semver(), loaded.clone());
-        drop(st);
-        if let Some(dir) = &self.store {
-            persist_package(dir, &package).map_err(|source| PluginError::Io { context: format!("save plugin {name} in {}", dir.display()), source })?;
-        }
         Ok((loaded, true))
     }
 
     /// Make `version` (default: the highest installed) of `name` the active one.
     pub fn activate(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedPlugin>, PluginError> {
         let mut st = self.state();
-        let entry = st.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
+        let mut next = st.clone();
+        let entry = next.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
         let v = match version {
             Some(s) => parse_version(name, s)?,
             None => *entry.versions.keys().next_back().ok_or_else(|| PluginError::NotInstalled(name.into()))?,
@@ -295,9 +315,9 @@ impl PluginRegistry {
         {
             entry.history.push(prev);
         }
-        st.order.retain(|n| n != name);
-        st.order.push(name.into());
-        self.publish(&st);
+        next.order.retain(|n| n != name);
+        next.order.push(name.into());
+        self.apply(&mut st, next).inspect_err(|e| self.refused_change(name, &plugin.manifest.version, e))?;
         drop(st);
         let detail = match previous {
             Some(p) if p != v => format!("replaces {}", fmt_version(p)),
@@ -311,13 +331,14 @@ impl PluginRegistry {
     /// Stop routing calls to `name`; calls in flight finish.
     pub fn deactivate(&self, name: &str) -> Result<(), PluginError> {
         let mut st = self.state();
-        let entry = st.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
+        let mut next = st.clone();
+        let entry = next.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
         let Some(v) = entry.active.take() else {
             return Ok(());
         };
         entry.history.push(v);
-        st.order.retain(|n| n != name);
-        self.publish(&st);
+        next.order.retain(|n| n != name);
+        self.apply(&mut st, next).inspect_err(|e| self.refused_change(name, &fmt_version(v), e))?;
         drop(st);
         self.record("deactivate", name, &fmt_version(v), String::new());
         Ok(())
@@ -326,7 +347,8 @@ impl PluginRegistry {
     /// Re-activate the version that was active before the current one.
     pub fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
         let mut st = self.state();
-        let entry = st.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
+        let mut next = st.clone();
+        let entry = next.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
         let current = entry.active;
         let target = loop {
             match entry.history.pop() {
@@ -337,9 +359,9 @@ impl PluginRegistry {
         };
         entry.active = Some(target);
         let plugin = entry.versions[&target].clone();
-        st.order.retain(|n| n != name);
-        st.order.push(name.into());
-        self.publish(&st);
+        next.order.retain(|n| n != name);
+        next.order.push(name.into());
+        self.apply(&mut st, next).inspect_err(|e| self.refused_change(name, &fmt_version(target), e))?;
         drop(st);
         self.record("rollback", name, &fmt_version(target), current.map(|c| format!("from {}", fmt_version(c))).unwrap_or_default());
         Ok(plugin)
@@ -349,10 +371,14 @@ impl PluginRegistry {
     pub fn remove(&self, name: &str, version: &str) -> Result<(), PluginError> {
         let v = parse_version(name, version)?;
         let mut st = self.state();
-        let entry = st.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
-        if entry.active == Some(v) {
-            return Err(PluginError::Active { name: name.into(), version: version.into() });
+        let active = st.entries.get(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?.active;
+        if active == Some(v) {
+            // Name what depends on it, when something does: that is what the operator must see.
+            let mut without = st.clone();
+            without.order.retain(|n| n != name);
+            return Err(self.lost_requirement(&without, &build_routes(&without)).unwrap_or(PluginError::Active { name: name.into(), version: version.into() }));
         }
+        let entry = st.entries.get_mut(name).ok_or_else(|| PluginError::NotInstalled(name.into()))?;
         if entry.versions.remove(&v).is_none() {
             return Err(PluginError::NoSuchVersion { name: name.into(), version: version.into() });
         }
@@ -370,28 +396,55 @@ impl PluginRegistry {
         Ok(())
     }
 
-    /// Build and swap in a new routing snapshot; persist the active set.
-    fn publish(&self, st: &State) {
-        let mut routes = Routes::default();
-        for name in &st.order {
-            let Some(entry) = st.entries.get(name) else { continue };
-            let Some(p) = entry.active.and_then(|v| entry.versions.get(&v)) else { continue };
-            let by_class = routes.entry(p.manifest.kind.clone()).or_default();
-            for r in &p.routes {
-                if let Some((class, id)) = r.split_once(':') {
-                    by_class.entry(class.to_string()).or_default().insert(id.to_string(), p.clone());
-                }
-            }
+    /// Declare that `holder` depends on `class:id` of `kind`: from now on, deactivating,
+    /// rolling back, replacing or removing the last active version that serves it is
+    /// refused ([`PluginError::InUse`]). Checked under the registry's lock, with the
+    /// change itself, so two concurrent changes cannot each leave the other to serve it.
+    pub fn require(&self, holder: &str, kind: &str, class: &str, id: &str) {
+        let r = Requirement { holder: holder.into(), kind: kind.into(), class: class.into(), id: id.into() };
+        let mut st = self.state();
+        if !st.required.contains(&r) {
+            st.required.push(r);
         }
-        self.routes.store(Arc::new(routes));
-        metrics::gauge!("joule_plugins_active").set(st.entries.values().filter(|e| e.active.is_some()).count() as f64);
+    }
+
+    /// The first requirement the current snapshot serves and `routes` (of `next`) would not.
+    fn lost_requirement(&self, next: &State, routes: &Routes) -> Option<PluginError> {
+        let current = self.routes.load();
+        next.required.iter().find_map(|r| {
+            let serving = lookup(&current, r)?;
+            lookup(routes, r).is_none().then(|| PluginError::InUse {
+                name: serving.manifest.name.clone(),
+                version: serving.manifest.version.clone(),
+                route: format!("{}:{}", r.class, r.id),
+                holder: r.holder.clone(),
+            })
+        })
+    }
+
+    /// Make `next` the state: build its routing snapshot, refuse it if it leaves a
+    /// requirement unserved, persist its active set, and only then swap both in. A refused
+    /// or unpersisted change leaves memory and disk as they were.
+    fn apply(&self, st: &mut State, next: State) -> Result<(), PluginError> {
+        let routes = build_routes(&next);
+        if let Some(e) = self.lost_requirement(&next, &routes) {
+            return Err(e);
+        }
         if let Some(dir) = &self.store {
             let active: Vec<(String, String)> =
-                st.order.iter().filter_map(|n| st.entries.get(n).and_then(|e| e.active).map(|v| (n.clone(), fmt_version(v)))).collect();
-            if let Err(e) = write_atomic(&dir.join("active.json"), serde_json::to_string_pretty(&active).unwrap_or_default().as_bytes(), Mode::Default) {
-                tracing::error!("cannot persist the active plugin set: {e}");
-            }
+                next.order.iter().filter_map(|n| next.entries.get(n).and_then(|e| e.active).map(|v| (n.clone(), fmt_version(v)))).collect();
+            write_atomic(&dir.join("active.json"), serde_json::to_string_pretty(&active).unwrap_or_default().as_bytes(), Mode::Default)
+                .map_err(|source| PluginError::Io { context: format!("persist the active plugin set in {}", dir.display()), source })?;
         }
+        *st = next;
+        self.routes.store(Arc::new(routes));
+        metrics::gauge!("joule_plugins_active").set(st.entries.values().filter(|e| e.active.is_some()).count() as f64);
+        Ok(())
+    }
+
+    /// Audit a change that was refused after the plugin was found (in use, not persisted).
+    fn refused_change(&self, name: &str, version: &str, e: &PluginError) {
+        self.record("refuse", name, version, e.to_string());
     }
 
     pub fn list(&self) -> Vec<PluginSummary> {
@@ -466,6 +519,26 @@ impl PluginRegistry {
     }
 }
 
+/// The routing snapshot of a state: each active version's routes, later activations winning.
+fn build_routes(st: &State) -> Routes {
+    let mut routes = Routes::default();
+    for name in &st.order {
+        let Some(entry) = st.entries.get(name) else { continue };
+        let Some(p) = entry.active.and_then(|v| entry.versions.get(&v)) else { continue };
+        let by_class = routes.entry(p.manifest.kind.clone()).or_default();
+        for r in &p.routes {
+            if let Some((class, id)) = r.split_once(':') {
+                by_class.entry(class.to_string()).or_default().insert(id.to_string(), p.clone());
+            }
+        }
+    }
+    routes
+}
+
+fn lookup<'a>(routes: &'a Routes, r: &Requirement) -> Option<&'a Arc<LoadedPlugin>> {
+    routes.get(&r.kind)?.get(&r.class)?.get(&r.id)
+}
+
 fn persist_package(dir: &Path, p: &PluginPackage) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let stem = format!("{}@{}", p.manifest.name, p.manifest.version);
@@ -476,5 +549,8 @@ fn persist_package(dir: &Path, p: &PluginPackage) -> std::io::Result<()> {
     }
     // Wasm first: a manifest without its wasm is skipped on restore, never half-loaded.
     write_atomic(&wasm, &p.wasm, Mode::Default)?;
-    write_atomic(&toml, p.manifest.to_toml().as_bytes(), Mode::Default)
+    write_atomic(&toml, p.manifest.to_toml().as_bytes(), Mode::Default).inspect_err(|_| {
+        // Nothing half-stored is left for the next start to trip over.
+        let _ = std::fs::remove_file(&wasm);
+    })
 }

@@ -196,3 +196,55 @@ fn the_active_set_survives_a_restart() {
     assert_eq!(reading(&r), Some(1), "the version that was active, not the highest");
     assert_eq!(r.list().len(), 2);
 }
+
+#[test]
+fn a_required_route_keeps_its_last_provider_active() {
+    let r = registry(None);
+    r.install(meter("meter-a", "1.0.0", 1)).unwrap();
+    r.install(meter("meter-b", "1.0.0", 7)).unwrap();
+    r.activate("meter-a", None).unwrap();
+    r.require("channel grid", "meter", "meter", "main");
+
+    match r.deactivate("meter-a") {
+        Err(PluginError::InUse { name, route, holder, .. }) => {
+            assert_eq!((name.as_str(), route.as_str(), holder.as_str()), ("meter-a", "meter:main", "channel grid"))
+        }
+        other => panic!("deactivated the last provider: {other:?}"),
+    }
+    assert_eq!(reading(&r), Some(1), "a refused change changes nothing");
+    assert!(matches!(r.remove("meter-a", "1.0.0"), Err(PluginError::InUse { .. })), "removal names what depends on it");
+    // A version without the route cannot replace the one that serves it.
+    r.install(package("meter-a", "meter", "2.0.0", "meter:other", meter_wasm(3, EXPORT, None))).unwrap();
+    assert!(matches!(r.activate("meter-a", Some("2.0.0")), Err(PluginError::InUse { .. })));
+    assert_eq!(reading(&r), Some(1));
+
+    // With another provider active, the first may go; then the other is the last.
+    r.activate("meter-b", None).unwrap();
+    r.deactivate("meter-a").unwrap();
+    assert_eq!(reading(&r), Some(7));
+    assert!(matches!(r.deactivate("meter-b"), Err(PluginError::InUse { .. })));
+    assert!(r.audit().iter().any(|e| e.action == "refuse" && e.detail.contains("channel grid")), "refusals are audited");
+}
+
+#[test]
+fn a_change_that_cannot_be_saved_is_refused_and_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(Some(dir.path().to_path_buf()));
+    r.install(meter("meter-a", "1.0.0", 1)).unwrap();
+    r.activate("meter-a", None).unwrap();
+    // `active.json` becomes a non-empty directory: writing the new set fails at the rename,
+    // as it does on a full disk after the temporary file was created.
+    std::fs::remove_file(dir.path().join("active.json")).unwrap();
+    std::fs::create_dir(dir.path().join("active.json")).unwrap();
+    std::fs::write(dir.path().join("active.json/x"), b"x").unwrap();
+    assert!(matches!(r.deactivate("meter-a"), Err(PluginError::Io { .. })));
+    assert_eq!(reading(&r), Some(1), "still routed");
+    assert!(r.list().iter().all(|p| p.active), "still listed as active");
+    // An upload that cannot be stored is not installed, and leaves no half of itself.
+    std::fs::create_dir(dir.path().join("meter-a@2.0.0.toml")).unwrap();
+    std::fs::write(dir.path().join("meter-a@2.0.0.toml/x"), b"x").unwrap();
+    assert!(matches!(r.install(meter("meter-a", "2.0.0", 2)), Err(PluginError::Io { .. })));
+    assert_eq!(r.list().len(), 1, "not installed");
+    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!names.iter().any(|n| n.contains(".tmp") || n == "meter-a@2.0.0.wasm"), "{names:?}");
+}

@@ -13,11 +13,13 @@
 //! receipts roots. Only then is it committed, in one redb transaction.
 
 use super::execute::{self, ExecError};
-use super::pool::{PoolConfig, Rejection, TxPool, counted, verify_signature};
-use super::store::{BlockCommit, ChainStore, StoreError, StoreView, TxLocation};
+use super::health::{ChainHealth, Monitor, StoreSlot};
+use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
+use super::state::{AccountState, StoredValue};
+use super::store::{BlockCommit, StoreError, StoreView};
 use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
 use joule_primitives::merkle::{self, HashError};
-use joule_primitives::smt::{EMPTY, Smt, StateError, StateProof};
+use joule_primitives::smt::{EMPTY, GLOBAL_TREE, Root, Smt, StateError, StateProof};
 use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Receipt, SuiteError, Transaction};
 use joule_support::sync::{lock, read, write};
 use serde::Serialize;
@@ -44,6 +46,14 @@ pub enum ChainError {
     Setup { channel: String, reason: String },
     #[error("sealing block {height}: {reason}")]
     Seal { height: u64, reason: String },
+    /// The state of this height was pruned (the node keeps the last blocks' state only).
+    #[error("the state of block {height} is pruned: this node keeps the state of blocks {oldest} and later")]
+    Pruned { height: u64, oldest: u64 },
+    #[error("block {height} does not exist yet (the head is {head})")]
+    NoSuchHeight { height: u64, head: u64 },
+    /// The store failed (a full disk, say); the chain refuses work until it has reopened it.
+    #[error("the channel's storage failed and is recovering: {0}")]
+    StorageFailed(String),
 }
 
 /// The head of the chain.
@@ -177,7 +187,9 @@ fn opt_hex<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::
 pub struct Chain {
     spec: ChainSpec,
     suite: Arc<dyn ChainCrypto>,
-    store: ChainStore,
+    /// Reopenable: see [`super::health`].
+    store: StoreSlot,
+    health: Monitor,
     pool: Mutex<TxPool>,
     engines: Arc<dyn EngineSource>,
     validators: Vec<Validator>,
@@ -209,8 +221,8 @@ impl Chain {
         if suite.suite() != &spec.crypto_suite {
             return Err(setup(format!("the suite bound ({}) is not the chain's ({})", suite.suite().id, spec.crypto_suite.id)));
         }
-        std::fs::create_dir_all(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
-        let store = ChainStore::open(&dir.join("chain.redb"))?;
+        joule_support::fs::create_private_dir(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
+        let store = StoreSlot::open(&dir.join(super::store::FILE_NAME))?;
         let validators = spec.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
         let genesis = genesis_block(spec, suite.as_ref())?;
         let genesis_hash = genesis.header.hash(suite.as_ref())?;
@@ -224,7 +236,8 @@ impl Chain {
                     tx_hashes: &[],
                     receipts: &[],
                     nodes: &Default::default(),
-                    values: &Default::default(),
+                    stale: &Default::default(),
+                    next_tree: 1,
                     events: &[],
                 })?;
                 store.set_meta("spec", &spec.encode())?;
@@ -248,6 +261,7 @@ impl Chain {
             spec: spec.clone(),
             suite,
             store,
+            health: Monitor::default(),
             pool: Mutex::new(pool),
             engines,
             validators,
@@ -260,6 +274,12 @@ impl Chain {
             wake: tokio::sync::Notify::new(),
         };
         chain.engine()?;
+        if chain.compaction_due() {
+            // At start-up nothing reads yet; a failure costs disk space only.
+            if let Err(e) = chain.compact_store() {
+                tracing::warn!(channel = %chain.spec.channel, "compacting the chain store failed: {e}");
+            }
+        }
         metrics::gauge!("chain_head_block", "channel" => chain.spec.channel.to_string()).set(height as f64);
         Ok(chain)
     }
@@ -296,8 +316,20 @@ impl Chain {
         lock(&self.pool).config().max_tx_bytes
     }
 
+    /// Transactions in the pool, pending and queued.
     pub fn pool_len(&self) -> usize {
         lock(&self.pool).len()
+    }
+
+    /// The pool's limits.
+    pub fn pool_config(&self) -> PoolConfig {
+        lock(&self.pool).config().clone()
+    }
+
+    /// Set the pool's limits (the node's configuration); the gas limit stays the channel's.
+    pub fn set_pool_config(&self, mut config: PoolConfig) {
+        config.gas_limit = self.spec.gas_limit;
+        lock(&self.pool).set_config(config);
     }
 
     pub fn is_validator(&self) -> bool {
@@ -312,6 +344,116 @@ impl Chain {
         Ok(self.store.read()?)
     }
 
+    /// What each table of the chain store takes on disk.
+    pub fn store_usage(&self) -> Result<Vec<super::store::TableUsage>, ChainError> {
+        Ok(self.store.usage()?)
+    }
+
+    /// Bytes the chain store takes on disk (allocated blocks; a file's sparse tail is free).
+    pub fn store_disk_bytes(&self) -> u64 {
+        super::store::disk_bytes(&self.store.dir().join(super::store::FILE_NAME))
+    }
+
+    /// Whether the store is due for compaction: it takes a quarter more disk than after the
+    /// last compaction, and at least [`super::store::COMPACT_FROM_BYTES`]. redb's compaction
+    /// visits every page, so spacing it by growth keeps its cost proportional to what the
+    /// chain wrote; between compactions redb reuses freed pages itself.
+    pub fn compaction_due(&self) -> bool {
+        let last = self.read().ok().and_then(|v| v.meta(super::store::COMPACTED_BYTES).ok().flatten());
+        let last = last.and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes);
+        let now = self.store_disk_bytes();
+        now >= super::store::COMPACT_FROM_BYTES && now >= last.saturating_add(last / 4)
+    }
+
+    /// Compact the chain store: live pages move down and the file is truncated. Off the
+    /// commit path (the producer runs it between blocks, [`Chain::open`] at start-up), but
+    /// reads and commits wait for it. Returns the bytes on disk before and after, or
+    /// `None` when a read was open (it is tried again later).
+    pub fn compact_store(&self) -> Result<Option<(u64, u64)>, ChainError> {
+        let before = self.store_disk_bytes();
+        match self.store.compact() {
+            Ok(_) => {}
+            Err(StoreError::Busy(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let after = self.store_disk_bytes();
+        self.store.set_meta(super::store::COMPACTED_BYTES, &after.to_le_bytes())?;
+        tracing::info!(channel = %self.spec.channel, before, after, "chain store compacted");
+        Ok(Some((before, after)))
+    }
+
+    /// The chain's health: a storage failure it is recovering from, the producer's last attempt.
+    pub fn health(&self) -> ChainHealth {
+        self.health.snapshot()
+    }
+
+    /// Admission stops while the store is failed: the pool would grow with transactions no
+    /// block can take.
+    fn admitting(&self) -> Result<(), Rejection> {
+        match self.health.fault() {
+            Some(f) => Err(counted(Rejection::StorageFailed(f.reason))),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed commit: a store error (anything but a block that does not extend the head)
+    /// means the store must be reopened before it takes another write.
+    fn commit_failed(&self, height: u64, e: StoreError) -> ChainError {
+        if matches!(e, StoreError::NotNext { .. }) {
+            return e.into();
+        }
+        let reason = format!("commit of block {height} failed: {e}");
+        tracing::error!(channel = %self.spec.channel, "{reason}; admission and production stop until the store is reopened");
+        metrics::counter!("chain_storage_failures_total", "channel" => self.spec.channel.to_string()).increment(1);
+        self.health.storage_failed(reason.clone());
+        ChainError::StorageFailed(reason)
+    }
+
+    /// After a storage failure, when the backoff allows: check that the directory takes
+    /// writes, reopen the store, and adopt its head (a commit reported as failed may have
+    /// reached the disk). Returns whether the chain is healthy.
+    pub fn recover(&self) -> bool {
+        if !self.health.retry_due() {
+            return self.health.fault().is_none();
+        }
+        let _serial = lock(&self.commit_lock);
+        match self.reopen_store() {
+            Ok(()) => {
+                if let Some(f) = self.health.recovered() {
+                    tracing::info!(channel = %self.spec.channel, retries = f.retries, "storage recovered; admission and production resume");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(channel = %self.spec.channel, "storage still failing: {e}");
+                self.health.retry_failed(e.to_string());
+                false
+            }
+        }
+    }
+
+    fn reopen_store(&self) -> Result<(), ChainError> {
+        joule_support::fs::probe_writable(self.store.dir()).map_err(|e| StoreError::Db(format!("{} does not take writes: {e}", self.store.dir().display())))?;
+        self.store.reopen()?;
+        let view = self.read()?;
+        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head".into()))?;
+        let current = self.head();
+        if (height, hash) != (current.height, current.hash) {
+            let block = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?;
+            let receipts = view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?;
+            drop(view);
+            tracing::info!(channel = %self.spec.channel, height, "the store's head is ahead of memory: adopting it");
+            self.after_commit(&current, &Arc::new(CommittedBlock { hash, block, receipts }), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Mark the store failed, as a failed commit does (tests of the recovery path).
+    #[cfg(test)]
+    pub(crate) fn fail_storage_for_test(&self, reason: &str) {
+        self.health.storage_failed(reason.into());
+    }
+
     /// The engine serving this channel now.
     pub fn engine(&self) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
         self.engines.current().map_err(|e| match e {
@@ -321,8 +463,8 @@ impl Chain {
     }
 
     /// The sender's next nonce in the state under `root`.
-    fn next_nonce(&self, view: &StoreView, root: &Hash32, sender: &[u8]) -> Result<u64, ChainError> {
-        Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.nonce))
+    fn next_nonce(&self, view: &StoreView, root: &Root, sender: &[u8]) -> Result<u64, ChainError> {
+        Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.account.nonce))
     }
 
     /// A sender's account id, remembered for the next transactions of the same sender.
@@ -340,11 +482,32 @@ impl Chain {
         Ok(id)
     }
 
-    fn account_at(&self, view: &StoreView, root: &Hash32, id: &Hash32) -> Result<Option<Account>, ChainError> {
-        let smt = Smt::new(view, self.suite.as_ref());
-        let Some(h) = smt.get(root, id)? else { return Ok(None) };
-        let bytes = view.value(&h)?.ok_or(ExecError::Value(h))?;
-        Ok(Some(Account::decode(&bytes).map_err(|_| ExecError::Value(h))?))
+    fn account_at(&self, view: &StoreView, root: &Root, id: &Hash32) -> Result<Option<AccountState>, ChainError> {
+        let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
+        Ok(smt.get(root, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?)
+    }
+
+    /// The head's state as `view` holds it: the head in memory, or the view's own when a
+    /// commit since then has pruned the state of the former.
+    fn head_root(&self, view: &StoreView) -> Result<Root, ChainError> {
+        Ok(self.head_state(view)?.0)
+    }
+
+    /// [`Self::head_root`] and the hash of its block.
+    fn head_state(&self, view: &StoreView) -> Result<(Root, Hash32), ChainError> {
+        let head = self.head();
+        if head.height >= view.state_from()? {
+            return Ok((block_state(&head.header), head.hash));
+        }
+        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head".into()))?;
+        let header = view.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?;
+        Ok((block_state(&header), hash))
+    }
+
+    /// Keep the state of the last `blocks` blocks only (`None`: every block's, the default);
+    /// recorded in the store. See [`super::store::ChainStore::set_state_history`].
+    pub fn set_state_history(&self, blocks: Option<u64>) -> Result<(), ChainError> {
+        Ok(self.store.set_meta(super::store::STATE_HISTORY, &blocks.unwrap_or(0).to_le_bytes())?)
     }
 
     /// Admit canonical transaction bytes.
@@ -355,16 +518,17 @@ impl Chain {
     /// Admit a transaction: every check but the signature under the pool lock, the
     /// signature outside it, then insertion.
     pub fn submit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
+        self.admitting()?;
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
         let view = self.read().map_err(internal)?;
-        let root = self.head().header.state_root;
+        let root = self.head_root(&view).map_err(internal)?;
         let next = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal)?;
         drop(view);
         let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?;
         verify_signature(&tx, self.suite.as_ref())?;
         let mut pool = lock(&self.pool);
-        let hash = pool.insert(tx, checked)?;
-        let full = pool.len() >= self.policy().max_transactions as usize;
+        let hash = pool.insert(tx, checked, joule_support::now_ms())?;
+        let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
         if full {
             self.wake.notify_one();
@@ -376,6 +540,9 @@ impl Chain {
     /// signatures verified in parallel on every core, one pool lock for the insertions.
     /// Each transaction gets its own answer, in order.
     pub fn submit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
+        if let Err(r) = self.admitting() {
+            return txs.iter().map(|_| Err(r.clone())).collect();
+        }
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
         let view = match self.read() {
             Ok(v) => v,
@@ -384,7 +551,13 @@ impl Chain {
                 return txs.iter().map(|_| Err(r.clone())).collect();
             }
         };
-        let root = self.head().header.state_root;
+        let root = match self.head_root(&view) {
+            Ok(r) => r,
+            Err(e) => {
+                let r = internal(e);
+                return txs.iter().map(|_| Err(r.clone())).collect();
+            }
+        };
         let mut nonces: std::collections::HashMap<Vec<u8>, Result<u64, Rejection>> = std::collections::HashMap::new();
         for tx in &txs {
             if !nonces.contains_key(&tx.body.sender) {
@@ -414,10 +587,11 @@ impl Chain {
         };
         let to_verify: Vec<(&Transaction, bool)> = txs.iter().zip(&checked).map(|(tx, c)| (tx, c.is_ok())).collect();
         let signatures = parallel_map(&to_verify, |(tx, passed)| if *passed { verify_signature(tx, self.suite.as_ref()) } else { Ok(()) });
+        let now = joule_support::now_ms();
         let mut pool = lock(&self.pool);
         let out: Vec<Result<Hash32, Rejection>> =
-            txs.into_iter().zip(checked).zip(signatures).map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c)))).collect();
-        let full = pool.len() >= self.policy().max_transactions as usize;
+            txs.into_iter().zip(checked).zip(signatures).map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now)))).collect();
+        let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
         if full {
             self.wake.notify_one();
@@ -451,10 +625,10 @@ impl Chain {
         }
         let policy = self.policy();
         let view = self.read()?;
-        let root = head.header.state_root;
+        let root = block_state(&head.header);
         // Leave room for the header in the block's byte budget.
         let budget = (policy.max_bytes as usize).saturating_sub(BlockHeader::MAX_BYTES);
-        let ready = lock(&self.pool).ready(policy.max_transactions as usize, budget, |s| self.next_nonce(&view, &root, s).unwrap_or(u64::MAX));
+        let ready = lock(&self.pool).ready(policy.max_transactions as usize, budget, joule_support::now_ms(), |s| self.next_nonce(&view, &root, s).ok());
         if ready.is_empty() && !policy.produce_empty_blocks {
             return Ok(None);
         }
@@ -482,7 +656,7 @@ impl Chain {
         };
         let view = self.read()?;
         let t_exec = Instant::now();
-        let exec = execute::execute(&view, self.suite.as_ref(), head.header.state_root, height, &txs, &hashes)?;
+        let exec = execute::execute(&view, self.suite.as_ref(), block_state(&head.header), height, &txs, &hashes)?;
         tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
         drop(view);
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
@@ -492,7 +666,7 @@ impl Chain {
             parent_hash: head.hash,
             timestamp_ms: now_ms.max(head.header.timestamp_ms + 1),
             tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
-            state_root: exec.state_root,
+            state_root: exec.state_root.hash,
             receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
             proposer: signer.public_key().to_vec(),
             crypto_suite: self.suite.suite().id.clone(),
@@ -522,6 +696,9 @@ impl Chain {
     }
 
     fn import_serialized(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        if let Some(f) = self.health.fault() {
+            return Err(ChainError::StorageFailed(f.reason));
+        }
         let started = Instant::now();
         let head = self.head();
         let h = &block.header;
@@ -568,27 +745,30 @@ impl Chain {
         }
         let view = self.read()?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
-        let exec =
-            execute::execute(&view, self.suite.as_ref(), head.header.state_root, height, &block.transactions, &hashes).map_err(|e| invalid(e.to_string()))?;
+        let exec = execute::execute(&view, self.suite.as_ref(), block_state(&head.header), height, &block.transactions, &hashes)
+            .map_err(|e| invalid(e.to_string()))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: re-executed");
         drop(view);
-        if exec.state_root != h.state_root {
-            return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root)));
+        if exec.state_root.hash != h.state_root {
+            return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root.hash)));
         }
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
         if merkle::root(self.suite.as_ref(), &receipts)? != h.receipts_root {
             return Err(invalid("the receipts root does not match execution".into()));
         }
         let hash = h.hash(self.suite.as_ref())?;
-        self.store.commit(BlockCommit {
-            block: &block,
-            hash,
-            tx_hashes: &hashes,
-            receipts: &exec.receipts,
-            nodes: &exec.nodes,
-            values: &exec.values,
-            events: &exec.events,
-        })?;
+        self.store
+            .commit(BlockCommit {
+                block: &block,
+                hash,
+                tx_hashes: &hashes,
+                receipts: &exec.receipts,
+                nodes: &exec.nodes,
+                stale: &exec.stale,
+                next_tree: exec.next_tree,
+                events: &exec.events,
+            })
+            .map_err(|e| self.commit_failed(height, e))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: committed");
         let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
         self.after_commit(&head, &committed, started);
@@ -598,8 +778,20 @@ impl Chain {
     fn after_commit(&self, parent: &Head, c: &Arc<CommittedBlock>, started: Instant) {
         let header = c.block.header.clone();
         *write(&self.head) = Head { height: header.height, hash: c.hash, header: header.clone() };
+        // The pool hears of the block's senders only, their nonces read before its lock.
         if let Ok(view) = self.read() {
-            lock(&self.pool).prune(|s| self.next_nonce(&view, &header.state_root, s).unwrap_or(0));
+            let mut senders: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+            for tx in &c.block.transactions {
+                let sender = tx.body.sender.as_slice();
+                if !senders.contains_key(sender)
+                    && let Ok(next) = self.next_nonce(&view, &block_state(&header), sender)
+                {
+                    senders.insert(sender, next);
+                }
+            }
+            let committed: std::collections::HashSet<Hash32> = c.receipts.iter().map(|r| r.tx_hash).collect();
+            drop(view);
+            lock(&self.pool).prune(senders, &committed, joule_support::now_ms());
         }
         let ch = self.spec.channel.to_string();
         metrics::gauge!("chain_head_block", "channel" => ch.clone()).set(header.height as f64);
@@ -634,43 +826,23 @@ impl Chain {
 
     pub fn tx(&self, hash: &Hash32) -> Result<Option<TxRecord>, ChainError> {
         let view = self.read()?;
-        let Some(TxLocation { height, index }) = view.tx_location(hash)? else { return Ok(None) };
-        let block = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("block {height} of transaction {hash}")))?;
-        let receipts = view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?;
-        let (Some(transaction), Some(receipt)) = (block.transactions.get(index as usize), receipts.get(index as usize)) else {
-            return Err(StoreError::Corrupt(format!("transaction {hash} index {index} outside block {height}")).into());
-        };
-        Ok(Some(TxRecord {
-            hash: *hash,
-            transaction: transaction.clone(),
-            receipt: receipt.clone(),
-            block_height: height,
-            block_hash: block.header.hash(self.suite.as_ref())?,
-            index,
-        }))
+        let Some(at) = view.tx_location(hash)? else { return Ok(None) };
+        let (transaction, receipt) = view.tx(at)?.ok_or_else(|| StoreError::Corrupt(format!("transaction {hash} at {}/{}", at.height, at.index)))?;
+        let header = view.header(at.height)?.ok_or_else(|| StoreError::Corrupt(format!("block {} of transaction {hash}", at.height)))?;
+        Ok(Some(TxRecord { hash: *hash, transaction, receipt, block_height: at.height, block_hash: header.hash(self.suite.as_ref())?, index: at.index }))
     }
 
     /// Events of a contract (or a data-record sender), optionally of one topic, oldest
     /// first, from the events index; at most `limit`.
     pub fn events(&self, contract: &Hash32, topic: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
         let view = self.read()?;
-        let mut prefix = contract.0.to_vec();
-        if let Some(t) = topic {
-            prefix.extend(self.suite.hash(t.as_bytes())?.0);
-        }
+        let topic_hash = topic.map(|t| self.suite.hash(t.as_bytes())).transpose()?;
         let mut out = vec![];
-        let mut receipts_at: Option<(u64, Vec<Receipt>)> = None;
-        for key in view.events_with_prefix(&prefix, limit)? {
-            let corrupt = || StoreError::Corrupt("event index key".into());
-            let tail = key.get(64..76).ok_or_else(corrupt)?;
-            let height = u64::from_be_bytes(tail[..8].try_into().map_err(|_| corrupt())?);
-            let index = u32::from_be_bytes(tail[8..].try_into().map_err(|_| corrupt())?);
-            if receipts_at.as_ref().is_none_or(|(h, _)| *h != height) {
-                receipts_at = Some((height, view.receipts(height)?.ok_or_else(|| StoreError::Corrupt(format!("receipts of block {height}")))?));
-            }
-            let receipt = receipts_at.as_ref().and_then(|(_, r)| r.get(index as usize)).ok_or_else(corrupt)?;
+        for at in view.event_locations(contract, topic_hash.as_ref(), limit)? {
+            let (_, receipt) = view.tx(at)?.ok_or_else(|| StoreError::Corrupt(format!("indexed transaction {}/{}", at.height, at.index)))?;
+            // The index keys on prefixes: the receipt says whose events these are.
             for e in receipt.events.iter().filter(|e| &e.contract == contract && topic.is_none_or(|t| e.topic == t)) {
-                out.push(EventRecord { height, index, tx_hash: receipt.tx_hash, topic: e.topic.clone(), data: e.data.clone() });
+                out.push(EventRecord { height: at.height, index: at.index, tx_hash: receipt.tx_hash, topic: e.topic.clone(), data: e.data.clone() });
             }
         }
         Ok(out)
@@ -681,18 +853,28 @@ impl Chain {
         lock(&self.pool).contains(hash)
     }
 
+    /// Where the pool has a transaction: pending, queued, or evicted after it was accepted.
+    pub fn pool_status(&self, hash: &Hash32) -> Option<PoolStatus> {
+        lock(&self.pool).status(hash)
+    }
+
     /// An account at the head, by id (the suite hash of its public key).
     pub fn account(&self, id: &Hash32) -> Result<AccountAnswer, ChainError> {
+        self.account_at_height(id, None)
+    }
+
+    /// An account at `height` (`None`: the head), by id, with its proof against that
+    /// block's state root. [`ChainError::Pruned`] when the node no longer keeps that state.
+    pub fn account_at_height(&self, id: &Hash32, height: Option<u64>) -> Result<AccountAnswer, ChainError> {
         let view = self.read()?;
-        let head = self.head();
-        let root = head.header.state_root;
-        let account = self.account_at(&view, &root, id)?;
-        let proof = Smt::new(&view, self.suite.as_ref()).prove(&root, id)?;
+        let (root, block_hash) = self.state_at(&view, height)?;
+        let account = self.account_at(&view, &root, id)?.map(|a| a.account);
+        let proof = Smt::new(&view, self.suite.as_ref(), u64::MAX).prove(&root, id)?;
         Ok(AccountAnswer {
             id: *id,
-            height: head.height,
-            block_hash: head.hash,
-            state_root: root,
+            height: root.version,
+            block_hash,
+            state_root: root.hash,
             account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
             account,
             proof: Some(proof),
@@ -701,29 +883,69 @@ impl Chain {
 
     /// A storage key of an account at the head, with proofs when asked.
     pub fn state(&self, contract: &Hash32, key: &str, with_proof: bool) -> Result<StateAnswer, ChainError> {
+        self.state_at_height(contract, key, with_proof, None)
+    }
+
+    /// A storage key of an account at `height` (`None`: the head), with proofs against that
+    /// block's state root when asked. [`ChainError::Pruned`] when the node no longer keeps
+    /// that state.
+    pub fn state_at_height(&self, contract: &Hash32, key: &str, with_proof: bool, height: Option<u64>) -> Result<StateAnswer, ChainError> {
         let view = self.read()?;
-        let head = self.head();
-        let root = head.header.state_root;
-        let smt = Smt::new(&view, self.suite.as_ref());
+        let (root, block_hash) = self.state_at(&view, height)?;
+        let smt = Smt::new(&view, self.suite.as_ref(), u64::MAX);
         let account = self.account_at(&view, &root, contract)?;
-        let storage_root = account.as_ref().map_or(EMPTY, |a| a.storage_root);
+        let storage = account.as_ref().and_then(AccountState::storage_root);
+        let storage_root = storage.map_or(EMPTY, |r| r.hash);
         let key_hash = self.suite.hash(key.as_bytes())?;
-        let value = match smt.get(&storage_root, &key_hash)? {
-            Some(h) => Some(view.value(&h)?.ok_or(ExecError::Value(h))?),
+        let leaf = match &storage {
+            Some(r) => smt.get(r, &key_hash)?,
+            None => None,
+        };
+        let value = match leaf {
+            Some(leaf) => Some(match StoredValue::decode(&leaf.data) {
+                Some(StoredValue::Inline(v)) => v,
+                Some(StoredValue::InTx(at)) => view.data_value(at)?,
+                None => return Err(StoreError::Corrupt(format!("storage leaf {key_hash} of {contract}")).into()),
+            }),
             None => None,
         };
         let proof = if with_proof {
+            let storage_proof = match &storage {
+                Some(r) => smt.prove(r, &key_hash)?,
+                None => StateProof { siblings: vec![], terminal: joule_primitives::smt::Terminal::Empty },
+            };
             Some(StateProofs {
-                account_encoding: account.as_ref().map(Encode::encode).unwrap_or_default(),
+                account_encoding: account.as_ref().map(|a| a.account.encode()).unwrap_or_default(),
                 account: smt.prove(&root, contract)?,
                 storage_root,
-                storage: smt.prove(&storage_root, &key_hash)?,
+                storage: storage_proof,
             })
         } else {
             None
         };
-        Ok(StateAnswer { contract: *contract, key: key.into(), key_hash, value, height: head.height, block_hash: head.hash, state_root: root, proof })
+        Ok(StateAnswer { contract: *contract, key: key.into(), key_hash, value, height: root.version, block_hash, state_root: root.hash, proof })
     }
+
+    /// The state root of block `height` (`None`: the head) and the block's hash, if the
+    /// node keeps that state.
+    fn state_at(&self, view: &StoreView, height: Option<u64>) -> Result<(Root, Hash32), ChainError> {
+        let Some(height) = height else { return self.head_state(view) };
+        let head = view.head()?.map_or(0, |(h, _)| h);
+        if height > head {
+            return Err(ChainError::NoSuchHeight { height, head });
+        }
+        let oldest = view.state_from()?;
+        if height < oldest {
+            return Err(ChainError::Pruned { height, oldest });
+        }
+        let header = view.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("block {height} missing")))?;
+        Ok((block_state(&header), header.hash(self.suite.as_ref())?))
+    }
+}
+
+/// The state a block leaves: its root node is stored at the block's height.
+fn block_state(header: &BlockHeader) -> Root {
+    Root { tree: GLOBAL_TREE, version: header.height, hash: header.state_root }
 }
 
 /// `f` over `items` on every core, results in order.
@@ -760,9 +982,19 @@ pub fn genesis_block(spec: &ChainSpec, suite: &dyn ChainCrypto) -> Result<Block,
 }
 
 /// Produce blocks at the channel's interval, or sooner when a full block is pending.
+///
+/// While the store is failed, it retries reopening it instead (with backoff, see
+/// [`Chain::recover`]), and resumes producing on its own once that succeeds.
 pub async fn run_producer(chain: Arc<Chain>) {
+    const RECOVERY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
     let mut last = tokio::time::Instant::now();
     loop {
+        if chain.health.fault().is_some() {
+            let c = chain.clone();
+            let _ = tokio::task::spawn_blocking(move || c.recover()).await;
+            tokio::time::sleep(RECOVERY_POLL).await;
+            continue;
+        }
         let policy = chain.policy();
         let deadline = last + std::time::Duration::from_millis(policy.interval_ms.max(1));
         tokio::select! {
@@ -776,14 +1008,25 @@ pub async fn run_producer(chain: Arc<Chain>) {
         let c = chain.clone();
         match tokio::task::spawn_blocking(move || c.produce(joule_support::now_ms())).await {
             Ok(Ok(Some(b))) => {
-                tracing::debug!(channel = %chain.spec.channel, height = b.block.header.height, txs = b.block.transactions.len(), "block committed")
+                chain.health.attempted(None);
+                tracing::debug!(channel = %chain.spec.channel, height = b.block.header.height, txs = b.block.transactions.len(), "block committed");
+                if chain.compaction_due() {
+                    let c = chain.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.compact_store()).await {
+                        tracing::warn!(channel = %chain.spec.channel, "compacting the chain store failed: {e}");
+                    }
+                }
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok(None)) => chain.health.attempted(None),
             Ok(Err(e)) => {
+                chain.health.attempted(Some(e.to_string()));
                 metrics::counter!("chain_production_failures_total", "channel" => chain.spec.channel.to_string()).increment(1);
                 tracing::error!(channel = %chain.spec.channel, "block production failed: {e}");
             }
-            Err(e) => tracing::error!(channel = %chain.spec.channel, "block production task failed: {e}"),
+            Err(e) => {
+                chain.health.attempted(Some(format!("the production task failed: {e}")));
+                tracing::error!(channel = %chain.spec.channel, "block production task failed: {e}")
+            }
         }
         last = tokio::time::Instant::now();
     }

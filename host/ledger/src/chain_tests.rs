@@ -179,3 +179,31 @@ fn a_store_from_another_spec_is_refused_and_the_head_survives_reopening() {
     let err = open(dir.path(), &other, &suite, None).err().expect("refused").to_string();
     assert!(err.contains("different genesis fields"), "{err}");
 }
+
+#[test]
+fn a_flood_of_future_nonces_does_not_keep_an_honest_batch_out_of_the_next_block() {
+    let p = pair();
+    p.producer.set_pool_config(PoolConfig { max_queued: 200, ..PoolConfig::default() });
+    // Throwaway keys, each sending nonce 1: never executable, as their next nonce is 0.
+    let flood: Vec<Transaction> = (0..1000u32)
+        .map(|i| {
+            let mut seed = [7u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let key = Key { private: seed.to_vec(), public: sk.verifying_key().to_bytes().to_vec() };
+            data_tx(&p.suite, &key, 1, "junk", b"x")
+        })
+        .collect();
+    let flooded = p.producer.submit_batch(flood);
+    assert!(flooded.iter().all(Result::is_ok), "each newcomer takes the oldest queued one's place");
+    let honest: Vec<Transaction> = (0..100).map(|n| data_tx(&p.suite, &p.key, n, &format!("meter/{n}"), b"1 kWh")).collect();
+    let answers = p.producer.submit_batch(honest);
+    assert!(answers.iter().all(Result::is_ok), "{:?}", answers.iter().filter_map(|r| r.as_ref().err()).next());
+    let b1 = p.producer.produce(1_700_000_001_000).unwrap().expect("block 1");
+    assert_eq!(b1.block.transactions.len(), 100);
+    assert!(b1.block.transactions.iter().all(|t| t.body.sender == p.key.public), "only the honest sender's");
+    assert_eq!(p.producer.pool_len(), 200, "the honest batch left the pool; the queue stays full");
+    let (first, last) = (flooded[0].clone().unwrap(), flooded[999].clone().unwrap());
+    assert!(matches!(p.producer.pool_status(&first), Some(PoolStatus::Evicted(e)) if e.reason.code() == "pool_full"));
+    assert_eq!(p.producer.pool_status(&last), Some(PoolStatus::Queued));
+}

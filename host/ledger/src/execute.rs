@@ -10,11 +10,13 @@
 //! and calls, and governance, are executed by later releases; until then admission refuses
 //! them, and a block that carries one is invalid.
 
+use crate::state::{AccountState, StoredValue};
+use crate::store::{EventRef, StoreView, TxLocation};
 use joule_primitives::ChainCrypto;
 use joule_primitives::merkle::HashError;
-use joule_primitives::smt::{Node, NodeStore, Smt, StateError};
-use joule_primitives::{Account, Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use joule_primitives::smt::{Node, NodeKey, NodeStore, Root, Smt, StateError, TreeId, Update};
+use joule_primitives::{Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub const BASE_GAS: u64 = 1_000;
 pub const GAS_PER_PAYLOAD_BYTE: u64 = 16;
@@ -29,23 +31,38 @@ pub enum ExecError {
     Nonce { index: usize, got: u64, want: u64 },
     #[error("transaction {index}: {kind} payloads are not executable by this node version")]
     Unsupported { index: usize, kind: &'static str },
-    #[error("state value {0} is missing or corrupt")]
-    Value(Hash32),
+    #[error("the store has used every storage tree number")]
+    TreesExhausted,
 }
 
-/// Values (account encodings, storage values) by hash: the store, then this block's.
-pub trait ValueStore {
-    fn value(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError>;
+/// What execution needs of a store besides its nodes.
+pub trait StateStore: NodeStore {
+    /// The next unused storage tree number.
+    fn next_tree(&self) -> Result<TreeId, StateError>;
 }
+
+impl StateStore for StoreView {
+    fn next_tree(&self) -> Result<TreeId, StateError> {
+        StoreView::next_tree(self).map_err(|e| StateError::Store(e.to_string()))
+    }
+}
+
+/// One account's storage writes in a block, by key hash: the value hash and the bytes its
+/// leaf keeps, or `None` for a deletion.
+type Writes = BTreeMap<Hash32, Option<(Hash32, Vec<u8>)>>;
 
 /// What executing a block produced, ready to commit with it.
 pub struct Execution {
     pub receipts: Vec<Receipt>,
-    pub state_root: Hash32,
-    pub nodes: HashMap<Hash32, Node>,
-    pub values: HashMap<Hash32, Vec<u8>>,
-    /// Event index keys: contract ‖ H(topic) ‖ height (BE) ‖ tx index (BE).
-    pub events: Vec<Vec<u8>>,
+    /// The state after the block; its root node is at the block's height.
+    pub state_root: Root,
+    /// State nodes the block writes.
+    pub nodes: BTreeMap<NodeKey, Node>,
+    /// Nodes of earlier blocks the new state no longer contains.
+    pub stale: BTreeSet<NodeKey>,
+    /// The next unused storage tree number after the block.
+    pub next_tree: TreeId,
+    pub events: Vec<EventRef>,
 }
 
 /// Gas a transaction costs before it runs.
@@ -64,25 +81,25 @@ pub fn supported(p: &Payload) -> Result<(), &'static str> {
     }
 }
 
-/// Apply `txs` (with their hashes) at `height` to the state under `parent_root`.
+/// Apply `txs` (with their hashes) at `height` to the state `parent` (the previous block's).
 ///
 /// Accounts and storage writes collect in memory while the block runs; the trees are
 /// updated once at the end ([`Smt::update_many`]), so each changed node is hashed once per
 /// block and only nodes of the resulting trees are written. The roots are those of
 /// applying the writes one by one (the tree's root depends only on its contents).
-pub fn execute<S: NodeStore + ValueStore>(
+pub fn execute<S: StateStore>(
     store: &S,
     suite: &dyn ChainCrypto,
-    parent_root: Hash32,
+    parent: Root,
     height: u64,
     txs: &[Transaction],
     tx_hashes: &[Hash32],
 ) -> Result<Execution, ExecError> {
-    let mut smt = Smt::new(store, suite);
+    let mut smt = Smt::new(store, suite, height);
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
-    let mut accounts: BTreeMap<Hash32, Account> = BTreeMap::new();
-    let mut storage: BTreeMap<Hash32, BTreeMap<Hash32, Option<Hash32>>> = BTreeMap::new();
-    let mut values: HashMap<Hash32, Vec<u8>> = HashMap::new();
+    let mut accounts: BTreeMap<Hash32, AccountState> = BTreeMap::new();
+    // Per account, its storage writes by key hash (the last write of a key wins).
+    let mut storage: BTreeMap<Hash32, Writes> = BTreeMap::new();
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
     let data_topic = suite.hash(b"data")?;
@@ -98,64 +115,58 @@ pub fn execute<S: NodeStore + ValueStore>(
                 id
             }
         };
-        let account = match accounts.entry(account_id) {
+        let state = match accounts.entry(account_id) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(match smt.get(&parent_root, &account_id)? {
-                Some(h) => Account::decode(&store.value(&h)?.ok_or(ExecError::Value(h))?).map_err(|_| ExecError::Value(h))?,
-                None => Account::default(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(match smt.get(&parent, &account_id)? {
+                Some(leaf) => AccountState::from_leaf(&leaf)?,
+                None => AccountState::default(),
             }),
         };
-        if tx.body.nonce != account.nonce {
-            return Err(ExecError::Nonce { index, got: tx.body.nonce, want: account.nonce });
+        if tx.body.nonce != state.account.nonce {
+            return Err(ExecError::Nonce { index, got: tx.body.nonce, want: state.account.nonce });
         }
-        account.nonce += 1;
+        state.account.nonce += 1;
         let gas = intrinsic_gas(tx);
         let mut events = vec![];
         let status = if gas > tx.body.gas_limit {
             ReceiptStatus::OutOfGas
         } else {
             if let Payload::Data { key, value } = &tx.body.payload {
-                let value_hash = suite.hash(value)?;
-                values.insert(value_hash, value.clone());
-                storage.entry(account_id).or_default().insert(suite.hash(key.as_bytes())?, Some(value_hash));
+                let at = TxLocation { height, index: index as u32 };
+                let stored = StoredValue::data_record(value, at).encode();
+                storage.entry(account_id).or_default().insert(suite.hash(key.as_bytes())?, Some((suite.hash(value)?, stored)));
                 events.push(Event { contract: account_id, topic: "data".into(), data: key.as_bytes().to_vec() });
             }
             ReceiptStatus::Success
         };
-        for _ in &events {
-            let mut k = account_id.0.to_vec();
-            k.extend(data_topic.0);
-            k.extend(height.to_be_bytes());
-            k.extend((index as u32).to_be_bytes());
-            events_index.push(k);
+        for e in &events {
+            events_index.push(EventRef { contract: e.contract, topic: data_topic, index: index as u32 });
         }
         let gas_used = if status == ReceiptStatus::OutOfGas { tx.body.gas_limit } else { gas };
         receipts.push(Receipt { tx_hash: *tx_hash, status, gas_used, events });
     }
-    // Only values the new state refers to are kept (a key written twice keeps its last).
-    let mut referenced: HashMap<Hash32, Vec<u8>> = HashMap::new();
-    let mut account_updates = Vec::with_capacity(accounts.len());
-    for (id, mut account) in accounts {
+    let mut next_tree = store.next_tree()?;
+    let mut account_updates: Vec<Update> = Vec::with_capacity(accounts.len());
+    for (id, mut state) in accounts {
         if let Some(writes) = storage.remove(&id) {
-            let writes: Vec<(Hash32, Option<Hash32>)> = writes.into_iter().collect();
-            for (_, v) in &writes {
-                if let Some(v) = v.and_then(|h| values.remove(&h).map(|bytes| (h, bytes))) {
-                    referenced.insert(v.0, v.1);
+            let root = match state.storage_root() {
+                Some(r) => r,
+                None => {
+                    let tree = next_tree;
+                    next_tree = next_tree.checked_add(1).ok_or(ExecError::TreesExhausted)?;
+                    Root::empty(tree, height)
                 }
-            }
-            account.storage_root = smt.update_many(account.storage_root, &writes)?;
+            };
+            let writes: Vec<Update> = writes.into_iter().collect();
+            let new = smt.update_many(&root, &writes)?;
+            state.account.storage_root = new.hash;
+            state.storage = Some((new.tree, new.version));
         }
-        let encoded = account.encode();
-        let account_hash = suite.hash(&encoded)?;
-        referenced.insert(account_hash, encoded);
-        account_updates.push((id, Some(account_hash)));
+        let encoded = state.account.encode();
+        let value = suite.hash(&encoded)?;
+        account_updates.push((id, Some((value, state.leaf_data(&encoded)))));
     }
-    let state_root = smt.update_many(parent_root, &account_updates)?;
-    Ok(Execution { receipts, state_root, nodes: smt.written, values: referenced, events: events_index })
-}
-
-impl ValueStore for super::store::StoreView {
-    fn value(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
-        super::store::StoreView::value(self, hash).map_err(|e| StateError::Store(e.to_string()))
-    }
+    let root = smt.update_many(&parent, &account_updates)?;
+    let state_root = smt.relocate(&root)?;
+    Ok(Execution { receipts, state_root, nodes: smt.written, stale: smt.stale, next_tree, events: events_index })
 }

@@ -7,14 +7,24 @@
 //!
 //! * [`execute`] — the state transition (pure given parent state and suite);
 //! * [`store`] — redb tables; a block and its state commit atomically;
+//! * [`state`] — what the state tree's leaves keep besides their hashes (account encodings,
+//!   storage values or where they are);
 //! * [`pool`] — admission checks and the pending transactions;
+//! * [`health`] — a chain's health, and the reopenable store that lets it recover from a
+//!   failed disk without a restart;
 //! * [`chain`] — one channel's chain: genesis, production, the import path every block
 //!   takes, commit, and notifications.
 
 pub mod chain;
+mod codec;
 pub mod execute;
+pub mod health;
 pub mod pool;
+pub mod state;
 pub mod store;
 
 #[cfg(test)]
 pub(crate) mod testkit;
+
+#[cfg(test)]
+mod storage_tests;

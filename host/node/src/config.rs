@@ -10,7 +10,9 @@
 //!   fields are not part of it. The block policy is operational: it may change at any time
 //!   and applies to the blocks this node produces.
 //! * `node.toml` — this node: name, IP and port of its API, its keys (public key inline,
-//!   private key in a PEM file beside it, mode 0600), generated through the crypto plugins.
+//!   private key in a PEM file beside it, mode 0600), generated through the crypto plugins,
+//!   and optionally its transaction pool's limits (`[txpool]`) and how much history its
+//!   chain stores keep (`[storage]`).
 //!
 //! Both are readable and editable over the admin API (`GET`/`PUT /v1/config/…`); a `PUT`
 //! is validated like a file read at start-up and written atomically.
@@ -179,6 +181,138 @@ pub struct NodeConfig {
     pub port: u16,
     #[serde(rename = "key")]
     pub keys: Vec<NodeKeyConfig>,
+    /// Limits of the HTTP API; each unset key takes its default (`--http-…` flags override).
+    #[serde(default, skip_serializing_if = "HttpConfig::is_empty")]
+    pub http: HttpConfig,
+    /// The transaction pool's limits, for every channel; each unset key takes its default.
+    #[serde(default, skip_serializing_if = "TxPoolConfig::is_default")]
+    pub txpool: TxPoolConfig,
+    /// How much history the chain stores keep; unset: everything (archive).
+    #[serde(default, skip_serializing_if = "StorageConfig::is_default")]
+    pub storage: StorageConfig,
+}
+
+/// `[storage]` of node.toml: what the node keeps of each channel's past. Operational, so
+/// nodes of one network may differ; a node serving proofs against old blocks keeps all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageConfig {
+    /// Keep the state of the last N blocks only (N ≥ 2); unset: every block's (archive).
+    /// Blocks, transactions and receipts are always kept; queries of older state answer
+    /// 410 `pruned`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_history_blocks: Option<u64>,
+}
+
+impl StorageConfig {
+    pub fn is_default(&self) -> bool {
+        self == &StorageConfig::default()
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if let Some(n) = self.state_history_blocks
+            && n < 2
+        {
+            bail!("state-history-blocks = {n}: keep at least 2 blocks' state (the head and its parent, which reads in flight may still use)");
+        }
+        Ok(())
+    }
+}
+
+/// `[txpool]` of node.toml: operational, so nodes of one network may differ. Executable
+/// (pending) and future-nonce (queued) transactions have separate limits, the queued ones
+/// much smaller, since nothing says a queued transaction will ever execute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TxPoolConfig {
+    pub max_pending: usize,
+    pub max_pending_bytes: usize,
+    pub max_queued: usize,
+    pub max_queued_bytes: usize,
+    pub max_pending_per_sender: usize,
+    pub max_queued_per_sender: usize,
+    /// Seconds a transaction may wait for an earlier nonce before it is dropped.
+    pub queued_lifetime_secs: u64,
+    /// Evicted and expired transactions remembered, so `GET /v1/tx/{hash}` can say so.
+    pub evictions_remembered: usize,
+}
+
+impl Default for TxPoolConfig {
+    fn default() -> Self {
+        let d = joule_ledger::pool::PoolConfig::default();
+        TxPoolConfig {
+            max_pending: d.max_pending,
+            max_pending_bytes: d.max_pending_bytes,
+            max_queued: d.max_queued,
+            max_queued_bytes: d.max_queued_bytes,
+            max_pending_per_sender: d.max_pending_per_sender,
+            max_queued_per_sender: d.max_queued_per_sender,
+            queued_lifetime_secs: d.queued_lifetime_ms / 1000,
+            evictions_remembered: d.evictions_remembered,
+        }
+    }
+}
+
+impl TxPoolConfig {
+    pub fn is_default(&self) -> bool {
+        self == &TxPoolConfig::default()
+    }
+
+    /// The pool's configuration: these limits over the defaults (the chain sets its gas limit).
+    pub fn pool_config(&self) -> joule_ledger::pool::PoolConfig {
+        joule_ledger::pool::PoolConfig {
+            max_pending: self.max_pending,
+            max_pending_bytes: self.max_pending_bytes,
+            max_queued: self.max_queued,
+            max_queued_bytes: self.max_queued_bytes,
+            max_pending_per_sender: self.max_pending_per_sender,
+            max_queued_per_sender: self.max_queued_per_sender,
+            queued_lifetime_ms: self.queued_lifetime_secs.saturating_mul(1000),
+            evictions_remembered: self.evictions_remembered,
+            ..joule_ledger::pool::PoolConfig::default()
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.max_pending == 0 || self.max_pending_per_sender == 0 || self.queued_lifetime_secs == 0 {
+            bail!("max-pending, max-pending-per-sender and queued-lifetime-secs must be at least 1");
+        }
+        if self.max_pending_per_sender > self.max_pending || self.max_queued_per_sender > self.max_queued {
+            bail!("a per-sender limit is over the limit of its part of the pool");
+        }
+        let max_tx = joule_ledger::pool::PoolConfig::default().max_tx_bytes;
+        if self.max_pending_bytes < max_tx {
+            bail!("max-pending-bytes must hold the largest transaction ({max_tx} bytes)");
+        }
+        Ok(())
+    }
+}
+
+/// `[http]` of node.toml: how much one client, and all of them, may hold of the API. The
+/// defaults and their meaning are in [`crate::server::HttpLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_address: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expensive_requests: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_auth_max_failures: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_ms: Option<u64>,
+}
+
+impl HttpConfig {
+    pub fn is_empty(&self) -> bool {
+        self == &HttpConfig::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +346,9 @@ impl NodeConfig {
             hex::decode(&k.public_key).with_context(|| format!("key {}: public-key is not hex", k.algorithm))?;
             k.purpose()?;
         }
+        crate::server::HttpLimits::resolve(&crate::server::HttpArgs::default(), &c.http).context("[http]")?;
+        c.txpool.check().context("[txpool]")?;
+        c.storage.check().context("[storage]")?;
         Ok(c)
     }
 
@@ -244,6 +381,19 @@ impl Config {
         let node_path = dir.join(NODE_FILE);
         let node = NodeConfig::parse(&read(&node_path)?).with_context(|| node_path.display().to_string())?;
         Ok(Some(Config { network, node }))
+    }
+}
+
+/// Make the configuration files and the keystore owner-only (0600), as this version writes
+/// them: files an older version wrote with the default mode are tightened at start.
+pub fn make_private(dir: &Path) {
+    for name in [NETWORK_FILE, NODE_FILE, KEYSTORE_FILE] {
+        let path = dir.join(name);
+        if path.exists()
+            && let Err(e) = joule_support::fs::set_mode(&path, 0o600)
+        {
+            tracing::warn!("cannot make {} owner-only: {e}", path.display());
+        }
     }
 }
 
@@ -330,7 +480,7 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
     let channel = ChannelId::new(&a.channel).map_err(|e| anyhow::anyhow!("{e}"))?;
     let suite =
         CryptoSuite::named(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?} (known: {})", a.crypto_suite, CryptoSuite::NAMED.join(", ")))?;
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    joule_support::fs::create_private_dir(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
     let kp = crypto.generate_key(&suite.signature).with_context(|| format!("generate a {} node key", suite.signature))?;
     if let Some(path) = &a.export_key {
         write_atomic(path, pem::encode(pem::PRIVATE_KEY, &kp.private_key).as_bytes(), Mode::Private)?;
@@ -367,9 +517,12 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
         ip: a.ip,
         port: a.port,
         keys: vec![NodeKeyConfig { algorithm: suite.signature.clone(), public_key, keystore_slot: format!("{NODE_MODULE}/{purpose}") }],
+        http: HttpConfig::default(),
+        txpool: TxPoolConfig::default(),
+        storage: StorageConfig::default(),
     };
-    write_atomic(&net_path, network.to_toml().as_bytes(), Mode::Default)?;
-    write_atomic(&a.dir.join(NODE_FILE), node.to_toml().as_bytes(), Mode::Default)?;
+    write_atomic(&net_path, network.to_toml().as_bytes(), Mode::Private)?;
+    write_atomic(&a.dir.join(NODE_FILE), node.to_toml().as_bytes(), Mode::Private)?;
     Ok(Config { network, node })
 }
 

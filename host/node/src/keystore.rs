@@ -164,6 +164,8 @@ impl Keystore {
         }
         let kdf = KdfParams { algorithm: "argon2id".into(), memory_kib: kdf_memory_kib, iterations: 3, parallelism: 1, salt: hex::encode(random(16)?) };
         let master = derive(passphrase, &kdf, info.key_size as usize)?;
+        // Owner-only before redb writes anything into it.
+        joule_support::fs::private_file(path).map_err(storage)?;
         let db = Database::create(path).map_err(storage)?;
         let ks = Keystore { db, crypto, cipher: cipher.into(), nonce_size: info.nonce_size as usize, master };
         let check = ks.seal(b"meta/check", CHECK_PLAINTEXT)?;
@@ -184,6 +186,12 @@ impl Keystore {
 
     /// Open an existing keystore; a wrong passphrase is detected before anything is used.
     pub fn open(path: &Path, passphrase: &[u8], crypto: CryptoService) -> Result<Self, KeystoreError> {
+        // A keystore an older version created with the default mode becomes owner-only.
+        if path.is_file()
+            && let Err(e) = joule_support::fs::set_mode(path, 0o600)
+        {
+            tracing::warn!("cannot make the keystore {} owner-only: {e}", path.display());
+        }
         let db = Database::open(path).map_err(|_| KeystoreError::NotAKeystore(path.display().to_string()))?;
         let (kdf, cipher, check) = {
             let tx = db.begin_read().map_err(storage)?;

@@ -4,13 +4,17 @@
 //!
 //! * [`config`] — `network.toml` and `node.toml`, `joule init`;
 //! * [`keystore`] — §4.1.2 key management;
+//! * [`health`] — readiness checks, and what the channels require of the plugin registry;
 //! * [`api`] — the HTTP API and its OpenAPI document;
+//! * [`server`] — the HTTP server under it: connection caps and timeouts, shutdown;
 //! * [`plugins`] — the plugin kinds this node loads and where plugins come from.
 
 pub mod api;
 pub mod config;
+pub mod health;
 pub mod keystore;
 pub mod plugins;
+pub mod server;
 
 use anyhow::{Context, Result};
 use config::Config;
@@ -38,8 +42,9 @@ pub struct NodeArgs {
     /// DIR/node.toml, else 127.0.0.1:0.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Bearer token for admin endpoints. Default: `JOULE_ADMIN_TOKEN`, else a random
-    /// token written to DIR/admin.token (mode 0600).
+    /// Bearer token for admin endpoints: at least 32 characters of A-Z a-z 0-9 - . _ ~ + / =.
+    /// Default: `JOULE_ADMIN_TOKEN`, else DIR/admin.token, else a random token written there
+    /// (mode 0600).
     #[arg(long, env = "JOULE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Accept only plugins whose manifest is signed by a trusted vendor key.
@@ -62,6 +67,9 @@ pub struct NodeArgs {
     /// Seconds between checks for keys due for rotation.
     #[arg(long, default_value_t = 60)]
     pub rotation_check_secs: u64,
+    /// Limits of the HTTP API (node.toml `[http]`, overridden here).
+    #[command(flatten)]
+    pub http: server::HttpArgs,
 }
 
 /// A running node's shared state, handed to every HTTP handler.
@@ -78,6 +86,12 @@ pub struct Node {
     pub config: std::sync::Mutex<Option<Config>>,
     /// The chains of the configured channels, in configuration order.
     pub chains: Vec<Arc<Chain>>,
+    /// Readiness state between checks.
+    pub health: health::HealthState,
+    /// The HTTP API's limits.
+    pub http: server::HttpLimits,
+    /// What each request may take (expensive places, wrong tokens, body deadline).
+    pub guards: api::Guards,
 }
 
 impl Node {
@@ -97,7 +111,15 @@ impl Node {
 /// Build the node: registry restored from the data dir (seeded from the plugin directory
 /// on first start), token, metrics recorder, keystore, chains.
 pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    joule_support::fs::create_private_dir(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
+    // A full (or read-only) disk fails here, with its reason, before anything is announced.
+    joule_support::fs::probe_writable(&a.dir)
+        .with_context(|| format!("the data directory {} does not take writes (is the disk full?); free space and start again", a.dir.display()))?;
+    // Before anything slow: a node nobody can administer should not start at all.
+    let admin_token = match &a.admin_token {
+        Some(t) => check_token(t).context("the admin token of --admin-token or JOULE_ADMIN_TOKEN")?.to_string(),
+        None => token_file(&a.dir)?,
+    };
     // First: metric handles created before the recorder exists would record nothing.
     let metrics = api::metrics_handle()?;
     let mut trust = TrustPolicy { require_signed: a.require_signed, trusted_keys: vec![] };
@@ -108,7 +130,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
     }
     let limits = joule_wasm::Limits { call_timeout: std::time::Duration::from_millis(a.call_timeout_ms.max(1)), ..joule_wasm::Limits::default() };
     let store = a.dir.join("plugins");
-    std::fs::create_dir_all(&store).with_context(|| format!("create {}", store.display()))?;
+    joule_support::fs::create_private_dir(&store).with_context(|| format!("create {}", store.display()))?;
     let first_start = !store.join("active.json").exists();
     let registry = plugins::registry(limits, sources.cache(), trust, Some(store))?;
     for (path, e) in registry.restore() {
@@ -119,11 +141,6 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
             tracing::error!("plugin {} not loaded: {e}", path.display());
         }
     }
-    let admin_token = match &a.admin_token {
-        Some(t) if t.len() >= 16 => t.clone(),
-        Some(_) => anyhow::bail!("the admin token must be at least 16 characters"),
-        None => token_file(&a.dir)?,
-    };
     let crypto = CryptoService::new(registry.clone());
     let keystore = match a.keystore.clone().or_else(|| Some(a.dir.join(keystore::KEYSTORE_FILE)).filter(|p| p.exists())) {
         Some(path) => {
@@ -135,14 +152,20 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         None => None,
     };
     let config = Config::load(&a.dir)?;
+    config::make_private(&a.dir);
+    let http = server::HttpLimits::resolve(&a.http, &config.as_ref().map(|c| c.node.http.clone()).unwrap_or_default())?;
     let mut chains = vec![];
     if let Some(cfg) = &config {
         for ch in &cfg.network.channels {
             let signer = node_signer(&cfg.node, &ch.suite()?.signature, keystore.as_ref())?;
             let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer).with_context(|| format!("open channel {}", ch.id))?;
+            chain.set_pool_config(cfg.node.txpool.pool_config());
+            chain.set_state_history(cfg.node.storage.state_history_blocks).with_context(|| format!("channel {}: [storage]", ch.id))?;
             chains.push(Arc::new(chain));
         }
     }
+    // From here on, the admin API cannot take away what the channels and the keystore use.
+    health::require(&registry, &chains, keystore.as_ref());
     Ok(Arc::new(Node {
         crypto,
         admin_token,
@@ -152,6 +175,9 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         dir: a.dir.clone(),
         config: std::sync::Mutex::new(config),
         chains,
+        health: health::HealthState::default(),
+        guards: api::Guards::new(&http),
+        http,
     }))
 }
 
@@ -183,10 +209,32 @@ pub fn open_chain(dir: &std::path::Path, channel: &config::ChannelConfig, crypto
     Ok(Chain::open(dir, &spec, channel.policy(), suite, engines, signer)?)
 }
 
+/// Shortest admin token accepted.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// An admin token must be hard to guess and fit an `Authorization` header as it is:
+/// at least [`MIN_TOKEN_LEN`] characters of the base64, base64url and hex alphabets.
+pub fn check_token(token: &str) -> Result<&str> {
+    if token.len() < MIN_TOKEN_LEN {
+        anyhow::bail!("it has {} characters; it needs at least {MIN_TOKEN_LEN}", token.len());
+    }
+    if let Some(c) = token.chars().find(|c| !(c.is_ascii_alphanumeric() || "-._~+/=".contains(*c))) {
+        anyhow::bail!("it contains {c:?}; only A-Z a-z 0-9 - . _ ~ + / = are allowed");
+    }
+    Ok(token)
+}
+
 fn token_file(dir: &std::path::Path) -> Result<String> {
     let path = dir.join(joule_client::wire::ADMIN_TOKEN_FILE);
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_string());
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        return check_token(text.trim()).map(str::to_string).with_context(|| {
+            format!(
+                "{} is not a usable admin token; delete the file to have the node generate one, or write a token of at least \
+                 {MIN_TOKEN_LEN} characters of A-Z a-z 0-9 - . _ ~ + / = into it",
+                path.display()
+            )
+        });
     }
     let mut raw = [0u8; 24];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
@@ -206,12 +254,13 @@ pub fn run(sources: &PluginSources, a: NodeArgs) -> Result<()> {
         Some(c) => SocketAddr::new(c.node.ip, c.node.port),
         None => SocketAddr::from(([127, 0, 0, 1], 0)),
     });
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("bind {listen}"))?;
         let addr = listener.local_addr()?;
         // Clients find the API from the directory (`joule status --dir DIR`). Written before the
         // line below so that whoever waits for that line finds the file too.
-        config::write_atomic(&a.dir.join(API_ADDR_FILE), addr.to_string().as_bytes(), Mode::Default)?;
+        let addr_file = a.dir.join(API_ADDR_FILE);
+        config::write_atomic(&addr_file, addr.to_string().as_bytes(), Mode::Default)?;
         // Tests and scripts read this line to find the API.
         println!("joule node listening on http://{addr}");
         if a.admin_token.is_none() {
@@ -231,8 +280,17 @@ pub fn run(sources: &PluginSources, a: NodeArgs) -> Result<()> {
         if let Some(ks) = node.keystore.clone() {
             tokio::spawn(rotate_on_schedule(ks, std::time::Duration::from_secs(a.rotation_check_secs.max(1))));
         }
-        serve(listener, node).await
-    })
+        let served = serve(listener, node).await;
+        // A stale address would send clients to whatever listens there next; the file is
+        // left alone when another node has written its own since.
+        if std::fs::read_to_string(&addr_file).is_ok_and(|written| written == addr.to_string()) {
+            let _ = std::fs::remove_file(&addr_file);
+        }
+        served
+    });
+    // Blocking work still running (a plugin call, a batch) gets a moment, not a veto.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    served
 }
 
 /// Scheduled key update (§4.1.2 b): rotate every slot whose interval has passed.
@@ -259,21 +317,6 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result
     for chain in &node.chains {
         tokio::spawn(joule_ledger::chain::run_producer(chain.clone()));
     }
-    let app = api::router(node);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(s) => s,
-                    Err(_) => return std::future::pending().await,
-                };
-                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-        })
-        .await
-        .context("HTTP server")
+    let app = api::router(node.clone());
+    server::run(listener, app, &node.http, node.guards.shutting_down(), server::shutdown_signal()).await.context("HTTP server")
 }

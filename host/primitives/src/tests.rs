@@ -226,29 +226,61 @@ fn signing_bytes_exclude_the_signature_and_cover_everything_else() {
 
 mod state {
     use super::{arb_bytes, test_hash};
-    use crate::smt::{EMPTY, Node, Smt};
+    use crate::smt::{EMPTY, GLOBAL_TREE, Node, NodeKey, Root, Smt, Update};
     use crate::*;
     use proptest::prelude::*;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    type Store = BTreeMap<NodeKey, Node>;
 
     fn key(k: &[u8]) -> Hash32 {
         test_hash(k).expect("hash")
     }
 
-    /// Apply updates one by one, committing each batch into `store`.
-    fn apply(store: &mut HashMap<Hash32, Node>, root: Hash32, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> Hash32 {
+    fn empty() -> Root {
+        Root::empty(GLOBAL_TREE, 0)
+    }
+
+    /// The update of key `k` to `v`, keeping `v` itself with the leaf.
+    fn up(k: &[u8], v: Option<&Vec<u8>>) -> Update {
+        (key(k), v.map(|v| (key(v), v.clone())))
+    }
+
+    /// Apply updates one by one as version `version`, committing them into `store`.
+    fn apply(store: &mut Store, version: u64, root: Root, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> Root {
         let h: &dyn Hasher = &test_hash;
         let (root, written) = {
-            let mut smt = Smt::new(store, h);
+            let mut smt = Smt::new(store, h, version);
             let mut root = root;
             for (k, v) in ops {
-                let vh = v.as_ref().map(|v| key(v));
-                root = smt.update(root, &key(k), vh.as_ref()).expect("update");
+                root = smt.update_many(&root, &[up(k, v.as_ref())]).expect("update");
             }
             (root, smt.written)
         };
         store.extend(written);
         root
+    }
+
+    /// The root as `docs/formats.md` defines it, from the contents alone: empty subtree 32
+    /// zero bytes, a leaf `H(0x00 ‖ key ‖ value)` at the first depth where its path is
+    /// unique, internal nodes `H(0x01 ‖ left ‖ right)`. `entries` sorted by key.
+    fn documented_root(h: &dyn Hasher, entries: &[(Hash32, Hash32)], depth: usize) -> Hash32 {
+        match entries {
+            [] => Hash32([0; 32]),
+            [(k, v)] => {
+                let mut leaf = vec![0u8];
+                leaf.extend(k.0);
+                leaf.extend(v.0);
+                h.hash(&leaf).unwrap()
+            }
+            _ => {
+                let split = entries.partition_point(|(k, _)| k.0[depth / 8] >> (7 - depth % 8) & 1 == 0);
+                let mut node = vec![1u8];
+                node.extend(documented_root(h, &entries[..split], depth + 1).0);
+                node.extend(documented_root(h, &entries[split..], depth + 1).0);
+                h.hash(&node).unwrap()
+            }
+        }
     }
 
     proptest! {
@@ -257,60 +289,83 @@ mod state {
         #[test]
         fn matches_a_map_and_proves_presence_and_absence(ops in proptest::collection::vec(((0u8..24).prop_map(|b| vec![b]), proptest::option::weighted(0.7, arb_bytes(4))), 0..80)) {
             let h: &dyn Hasher = &test_hash;
-            let mut store = HashMap::new();
+            let mut store = Store::new();
             let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-            let mut root = EMPTY;
-            for chunk in ops.chunks(7) {
-                root = apply(&mut store, root, chunk);
+            let mut root = empty();
+            for (i, chunk) in ops.chunks(7).enumerate() {
+                root = apply(&mut store, i as u64 + 1, root, chunk);
                 for (k, v) in chunk {
                     match v { Some(v) => { model.insert(k.clone(), v.clone()); } None => { model.remove(k); } }
                 }
             }
+            // The root is the documented one: storing nodes by position changed no hash.
+            let mut entries: Vec<(Hash32, Hash32)> = model.iter().map(|(k, v)| (key(k), key(v))).collect();
+            entries.sort();
+            prop_assert_eq!(root.hash, documented_root(h, &entries, 0));
             // Same contents inserted fresh, in reverse order: same root.
             let fresh: Vec<_> = model.iter().rev().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
-            let mut store2 = HashMap::new();
-            prop_assert_eq!(apply(&mut store2, EMPTY, &fresh), root);
-            let smt = Smt::new(&store, h);
+            let mut store2 = Store::new();
+            prop_assert_eq!(apply(&mut store2, 1, empty(), &fresh).hash, root.hash);
+            let smt = Smt::new(&store, h, u64::MAX);
             for (k, v) in &model {
                 let proof = smt.prove(&root, &key(k)).expect("prove");
-                prop_assert!(proof.verify(h, &root, &key(k), Some(&key(v))).expect("hash"), "present key");
-                prop_assert!(!proof.verify(h, &root, &key(k), Some(&key(b"other value"))).expect("hash"), "wrong value");
-                prop_assert!(!proof.verify(h, &root, &key(k), None).expect("hash"), "claims absence of a present key");
-                prop_assert_eq!(smt.get(&root, &key(k)).expect("get"), Some(key(v)));
+                prop_assert!(proof.verify(h, &root.hash, &key(k), Some(&key(v))).expect("hash"), "present key");
+                prop_assert!(!proof.verify(h, &root.hash, &key(k), Some(&key(b"other value"))).expect("hash"), "wrong value");
+                prop_assert!(!proof.verify(h, &root.hash, &key(k), None).expect("hash"), "claims absence of a present key");
+                let leaf = smt.get(&root, &key(k)).expect("get").expect("present");
+                prop_assert_eq!((leaf.value, &leaf.data), (key(v), v), "the value and the bytes kept with it");
             }
             for probe in 0u8..20 {
                 let k = vec![0xee, probe];
                 if model.contains_key(&k) { continue; }
                 let proof = smt.prove(&root, &key(&k)).expect("prove");
-                prop_assert!(proof.verify(h, &root, &key(&k), None).expect("hash"), "absent key");
-                prop_assert!(!proof.verify(h, &root, &key(&k), Some(&key(b"x"))).expect("hash"));
+                prop_assert!(proof.verify(h, &root.hash, &key(&k), None).expect("hash"), "absent key");
+                prop_assert!(!proof.verify(h, &root.hash, &key(&k), Some(&key(b"x"))).expect("hash"));
                 if !proof.siblings.is_empty() {
                     let mut bad = proof.clone();
                     bad.siblings[0].0[5] ^= 1;
-                    prop_assert!(!bad.verify(h, &root, &key(&k), None).expect("hash"), "tampered sibling");
+                    prop_assert!(!bad.verify(h, &root.hash, &key(&k), None).expect("hash"), "tampered sibling");
                 }
             }
             if model.is_empty() {
-                prop_assert_eq!(root, EMPTY);
+                prop_assert_eq!(root.hash, EMPTY);
             }
         }
     }
 
-    /// Apply a chunk with `update_many`: last write per key wins, as one by one.
-    fn apply_many(store: &mut HashMap<Hash32, Node>, root: Hash32, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> (Hash32, usize) {
-        let h: &dyn Hasher = &test_hash;
-        let mut last: BTreeMap<Hash32, Option<Hash32>> = BTreeMap::new();
-        for (k, v) in ops {
-            last.insert(key(k), v.as_ref().map(|v| key(v)));
+    /// The keys of the nodes reachable from `root`.
+    fn reachable(store: &Store, root: &Root) -> BTreeSet<NodeKey> {
+        let mut out = BTreeSet::new();
+        if root.hash == EMPTY {
+            return out;
         }
-        let ups: Vec<_> = last.into_iter().collect();
-        let (root, written) = {
-            let mut smt = Smt::new(store, h);
-            (smt.update_many(root, &ups).expect("update_many"), smt.written)
-        };
-        let n = written.len();
-        store.extend(written);
-        (root, n)
+        let mut stack = vec![NodeKey { version: root.version, tree: root.tree, path: crate::smt::Path::ROOT }];
+        while let Some(at) = stack.pop() {
+            if let Some(Node::Internal { left, right, .. }) = store.get(&at) {
+                for (v, side) in [(left, false), (right, true)] {
+                    if let Some(v) = v {
+                        stack.push(NodeKey { version: *v, tree: at.tree, path: at.path.child(side).unwrap() });
+                    }
+                }
+            }
+            out.insert(at);
+        }
+        out
+    }
+
+    /// A chunk as one block's `update_many`: last write per key wins, as one by one. Returns
+    /// the new root (relocated to the version), the nodes written and the nodes replaced.
+    fn apply_many(store: &Store, version: u64, root: Root, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> (Root, Store, BTreeSet<NodeKey>) {
+        let h: &dyn Hasher = &test_hash;
+        let mut last: BTreeMap<Hash32, Option<(Hash32, Vec<u8>)>> = BTreeMap::new();
+        for (k, v) in ops {
+            last.insert(key(k), v.as_ref().map(|v| (key(v), v.clone())));
+        }
+        let ups: Vec<Update> = last.into_iter().collect();
+        let mut smt = Smt::new(store, h, version);
+        let root = smt.update_many(&root, &ups).expect("update_many");
+        let root = smt.relocate(&root).expect("relocate");
+        (root, smt.written, smt.stale)
     }
 
     proptest! {
@@ -318,25 +373,56 @@ mod state {
         /// resulting tree does not contain.
         #[test]
         fn batched_updates_match_single_updates(ops in proptest::collection::vec(((0u8..32).prop_map(|b| vec![b]), proptest::option::weighted(0.7, arb_bytes(4))), 0..120)) {
-            let (mut one, mut many) = (HashMap::new(), HashMap::new());
-            let (mut r1, mut r2) = (EMPTY, EMPTY);
-            for chunk in ops.chunks(9) {
-                r1 = apply(&mut one, r1, chunk);
-                let (r, written) = apply_many(&mut many, r2, chunk);
+            let (mut one, mut many) = (Store::new(), Store::new());
+            let (mut r1, mut r2) = (empty(), empty());
+            for (i, chunk) in ops.chunks(9).enumerate() {
+                let version = i as u64 + 1;
+                r1 = apply(&mut one, version, r1, chunk);
+                let (r, written, _) = apply_many(&many, version, r2, chunk);
+                many.extend(written.clone());
                 r2 = r;
-                prop_assert_eq!(r1, r2);
-                // Every node written is reachable from the new root.
-                let mut reachable = 0;
-                let mut stack = vec![r2];
-                while let Some(n) = stack.pop() {
-                    if n == EMPTY { continue; }
-                    reachable += 1;
-                    if let Node::Internal { left, right } = many[&n] {
-                        stack.push(left);
-                        stack.push(right);
+                prop_assert_eq!(r1.hash, r2.hash);
+                prop_assert_eq!(r2.version, version, "every version's root is at that version");
+                let live = reachable(&many, &r2);
+                prop_assert!(written.keys().all(|k| live.contains(k)), "{} nodes written, not all in the new tree", written.len());
+            }
+        }
+
+        /// Deleting the nodes an update replaced, once the states that still used them are
+        /// no longer kept, leaves exactly the nodes of the kept states, and they still read
+        /// and prove.
+        #[test]
+        fn pruning_replaced_nodes_keeps_exactly_the_last_states(ops in proptest::collection::vec(((0u8..24).prop_map(|b| vec![b]), proptest::option::weighted(0.8, arb_bytes(3))), 0..150), keep in 1u64..4) {
+            let h: &dyn Hasher = &test_hash;
+            let mut store = Store::new();
+            let mut stale_since: Vec<(u64, NodeKey)> = vec![];
+            let mut roots = vec![empty()];
+            let mut models: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = vec![BTreeMap::new()];
+            for (i, chunk) in ops.chunks(6).enumerate() {
+                let version = i as u64 + 1;
+                let (root, written, stale) = apply_many(&store, version, *roots.last().unwrap(), chunk);
+                store.extend(written);
+                stale_since.extend(stale.into_iter().map(|k| (version, k)));
+                let mut model = models.last().unwrap().clone();
+                for (k, v) in chunk {
+                    match v { Some(v) => { model.insert(k.clone(), v.clone()); } None => { model.remove(k); } }
+                }
+                roots.push(root);
+                models.push(model);
+                // Keep the states of versions kept_from..=version.
+                let kept_from = (version + 1).saturating_sub(keep);
+                stale_since.retain(|(since, k)| {
+                    if *since <= kept_from { store.remove(k); false } else { true }
+                });
+                let live: BTreeSet<NodeKey> = roots[kept_from as usize..].iter().flat_map(|r| reachable(&store, r)).collect();
+                prop_assert_eq!(store.keys().copied().collect::<BTreeSet<_>>(), live, "the store holds exactly the kept states' nodes");
+                let smt = Smt::new(&store, h, u64::MAX);
+                for v in kept_from..=version {
+                    let (root, model) = (&roots[v as usize], &models[v as usize]);
+                    for (k, val) in model {
+                        prop_assert!(smt.prove(root, &key(k)).expect("prove").verify(h, &root.hash, &key(k), Some(&key(val))).expect("hash"));
                     }
                 }
-                prop_assert!(written <= reachable, "{} nodes written for a tree of {}", written, reachable);
             }
         }
     }
@@ -344,24 +430,37 @@ mod state {
     #[test]
     fn update_many_refuses_unsorted_keys() {
         let h: &dyn Hasher = &test_hash;
-        let store = HashMap::new();
-        let mut smt = Smt::new(&store, h);
+        let store = Store::new();
+        let mut smt = Smt::new(&store, h, 1);
         let (a, b) = (key(b"a"), key(b"b"));
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        assert!(smt.update_many(EMPTY, &[(hi, Some(lo)), (lo, Some(lo))]).is_err());
-        assert!(smt.update_many(EMPTY, &[(lo, Some(lo)), (lo, None)]).is_err());
+        assert!(smt.update_many(&empty(), &[(hi, Some((lo, vec![]))), (lo, Some((lo, vec![])))]).is_err());
+        assert!(smt.update_many(&empty(), &[(lo, Some((lo, vec![]))), (lo, None)]).is_err());
     }
 
     #[test]
     fn old_roots_stay_readable() {
         let h: &dyn Hasher = &test_hash;
-        let mut store = HashMap::new();
-        let r1 = apply(&mut store, EMPTY, &[(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"2".to_vec()))]);
-        let r2 = apply(&mut store, r1, &[(b"a".to_vec(), Some(b"3".to_vec())), (b"b".to_vec(), None)]);
-        let smt = Smt::new(&store, h);
-        assert_eq!(smt.get(&r1, &key(b"a")).unwrap(), Some(key(b"1")));
-        assert_eq!(smt.get(&r1, &key(b"b")).unwrap(), Some(key(b"2")));
-        assert_eq!(smt.get(&r2, &key(b"a")).unwrap(), Some(key(b"3")));
-        assert_eq!(smt.get(&r2, &key(b"b")).unwrap(), None);
+        let mut store = Store::new();
+        let r1 = apply(&mut store, 1, empty(), &[(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"2".to_vec()))]);
+        let r2 = apply(&mut store, 2, r1, &[(b"a".to_vec(), Some(b"3".to_vec())), (b"b".to_vec(), None)]);
+        let smt = Smt::new(&store, h, 3);
+        let get = |r: &Root, k: &[u8]| smt.get(r, &key(k)).unwrap().map(|l| l.value);
+        assert_eq!(get(&r1, b"a"), Some(key(b"1")));
+        assert_eq!(get(&r1, b"b"), Some(key(b"2")));
+        assert_eq!(get(&r2, b"a"), Some(key(b"3")));
+        assert_eq!(get(&r2, b"b"), None);
+        // A root that does not match its stored node is refused, not read.
+        let wrong = Root { hash: key(b"not the root"), ..r2 };
+        assert!(matches!(smt.get(&wrong, &key(b"a")), Err(crate::smt::StateError::RootMismatch { .. })));
+    }
+
+    #[test]
+    fn paths_round_trip_and_refuse_stray_bits() {
+        let p = crate::smt::Path::ROOT.child(true).unwrap().child(false).unwrap().child(true).unwrap();
+        assert_eq!((p.depth(), p.bytes()), (3, &[0b1010_0000u8][..]));
+        assert_eq!(crate::smt::Path::from_bytes(3, p.bytes()), Some(p));
+        assert_eq!(crate::smt::Path::from_bytes(3, &[0b1011_0000]), None, "a bit past the depth");
+        assert_eq!(crate::smt::Path::from_bytes(9, &[0]), None, "too few bytes");
     }
 }

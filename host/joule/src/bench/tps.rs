@@ -14,6 +14,9 @@
 //!    the machine with the node, also the node process's own CPU time per committed
 //!    transaction (from /proc) against the CPU time of one signature verification: the
 //!    share of the node's work that is signature checking, whatever the clients cost.
+//! 6. Storage: the channel's `chain.redb` on disk once the node has stopped, as the node
+//!    left it and after a compaction, per committed transaction and against the average
+//!    encoded transaction.
 
 use crate::cli::GlobalOpts;
 use anyhow::{Context, Result, bail};
@@ -81,6 +84,26 @@ pub struct TpsReport {
     pub verify_cpu_us: f64,
     /// verify_cpu_us / node_cpu_us_per_tx: the share of the node's work that is signature checking.
     pub verify_share_of_node_cpu: Option<f64>,
+    /// The channel's chain.redb on disk (allocated bytes) as the node left it.
+    pub store_bytes: u64,
+    /// The same after compacting it (what the node does as the file grows).
+    pub store_bytes_compacted: u64,
+    /// store_bytes_compacted / committed transactions.
+    pub store_bytes_per_tx: f64,
+    /// Average encoded size of the committed transactions.
+    pub tx_bytes: f64,
+    /// store_bytes_per_tx / tx_bytes.
+    pub store_ratio: f64,
+}
+
+/// Bytes the chain store takes on disk as left, and after compaction (the node is stopped).
+fn store_bytes(dir: &std::path::Path) -> Result<(u64, u64)> {
+    let path = dir.join("channels").join("grid").join(joule_ledger::store::FILE_NAME);
+    let left = joule_ledger::store::disk_bytes(&path);
+    let mut store = joule_ledger::store::ChainStore::open(&path).with_context(|| format!("open {}", path.display()))?;
+    store.compact().context("compact the chain store")?;
+    drop(store);
+    Ok((left, joule_ledger::store::disk_bytes(&path)))
 }
 
 /// User + system CPU seconds of a process so far, from /proc (Linux; USER_HZ is 100).
@@ -220,6 +243,9 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     let _ = child.kill();
     let _ = child.wait();
     let (tps, p50, p99, blocks, node_cpu) = result?;
+    let (left, compacted) = store_bytes(&dir)?;
+    let tx_bytes = all.iter().map(|t| t.encode().len()).sum::<usize>() as f64 / all.len() as f64;
+    let store_bytes_per_tx = compacted as f64 / all.len() as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let verify_cpu_us = cores as f64 * 1e6 / ceiling;
     let node_cpu_us_per_tx = node_cpu.map(|s| s * 1e6 / all.len() as f64);
@@ -237,6 +263,11 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         node_cpu_us_per_tx,
         verify_cpu_us,
         verify_share_of_node_cpu: node_cpu_us_per_tx.map(|n| verify_cpu_us / n),
+        store_bytes: left,
+        store_bytes_compacted: compacted,
+        store_bytes_per_tx,
+        tx_bytes,
+        store_ratio: store_bytes_per_tx / tx_bytes,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -253,6 +284,13 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         if let (Some(n), Some(share)) = (report.node_cpu_us_per_tx, report.verify_share_of_node_cpu) {
             println!("node CPU per tx       {n:.0} µs (one SM2 verification: {:.0} µs; {:.0}% of the node's work)", report.verify_cpu_us, share * 100.0);
         }
+        println!(
+            "store per tx          {:.0} B on disk, compacted ({:.2}x the average transaction of {:.0} B; {:.0} B per tx as the node left it)",
+            report.store_bytes_per_tx,
+            report.store_ratio,
+            report.tx_bytes,
+            report.store_bytes as f64 / report.transactions as f64
+        );
     }
     Ok(())
 }

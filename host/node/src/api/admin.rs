@@ -3,6 +3,7 @@
 //! adds the token and its 401 to each of them (`openapi::require_admin_token`).
 
 use super::extract::{Body, Json, Multipart, Path};
+use super::guard::Permit;
 use super::{ApiError, ErrorBody, bad, blocking};
 use crate::Node;
 use crate::keystore::{KeyRef, Slot};
@@ -40,9 +41,14 @@ pub async fn audit(State(node): State<Arc<Node>>) -> Json<Vec<AuditEvent>> {
         (status = 409, description = "This name and version is installed with other content (`conflict`)", body = ErrorBody),
         (status = 413, description = "Over the upload limit (`too_large`)", body = ErrorBody),
         (status = 422, description = "Not a valid component of its kind: `invalid_component`, `forbidden_import`, `wrong_world`, `self_test_failed`, `unsupported_kind`", body = ErrorBody),
-        (status = 500, description = "Storing the plugin failed (`io`)", body = ErrorBody),
+        (status = 500, description = "Storing the plugin failed (`io`); it is not installed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); the plugin is not installed", body = ErrorBody),
     ))]
-pub async fn upload_plugin(State(node): State<Arc<Node>>, Multipart(mut form): Multipart) -> Result<(StatusCode, Json<PluginSummary>), ApiError> {
+pub async fn upload_plugin(
+    State(node): State<Arc<Node>>,
+    permit: Permit,
+    Multipart(mut form): Multipart,
+) -> Result<(StatusCode, Json<PluginSummary>), ApiError> {
     let (mut manifest, mut wasm) = (None, None);
     while let Some(field) = form.next_field().await? {
         match field.name() {
@@ -54,11 +60,16 @@ pub async fn upload_plugin(State(node): State<Arc<Node>>, Multipart(mut form): M
     let (Some(manifest), Some(wasm)) = (manifest, wasm) else {
         return Err(bad("the form needs both a `manifest` and a `wasm` part"));
     };
-    let pkg = PluginPackage::from_parts(&manifest, wasm)?;
     let reg = node.registry().clone();
-    let name = pkg.manifest.name.clone();
-    let version = pkg.manifest.version.clone();
-    blocking(move || reg.install(pkg).map(|_| ()).map_err(ApiError::from)).await?;
+    // Hashing, compiling and self-testing, off the async workers.
+    let (name, version) = permit
+        .blocking(move || {
+            let pkg = PluginPackage::from_parts(&manifest, wasm)?;
+            let named = (pkg.manifest.name.clone(), pkg.manifest.version.clone());
+            reg.install(pkg)?;
+            Ok(named)
+        })
+        .await?;
     let summary = node
         .registry()
         .list()
@@ -92,9 +103,12 @@ pub struct Activation {
         (status = 200, description = "Active", body = Activation),
         (status = 400, description = "The body is not JSON (`bad_json`), or the name is not UTF-8 (`bad_path`)", body = ErrorBody),
         (status = 404, description = "No such plugin or version (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The version does not serve an algorithm or engine a channel or the keystore uses, which the active one does (`in_use`)", body = ErrorBody),
         (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
         (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 500, description = "The active set could not be saved (`io`); nothing changed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); nothing changed", body = ErrorBody),
     ))]
 pub async fn activate(State(node): State<Arc<Node>>, Path(name): Path<String>, body: Option<Json<Option<ActivateBody>>>) -> Result<Json<Activation>, ApiError> {
     let version = body.and_then(|b| b.0).unwrap_or_default().version;
@@ -105,13 +119,19 @@ pub async fn activate(State(node): State<Arc<Node>>, Path(name): Path<String>, b
 // Handlers that take no body still read it (`_body`), so keep-alive connections whose
 // client sent one stay usable.
 /// Stop routing calls to the plugin (calls in flight finish).
+///
+/// Refused while it serves an algorithm or engine a channel (or the keystore) uses and no
+/// other active plugin does.
 #[utoipa::path(post, path = "/v1/plugins/{name}/deactivate", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name")),
     responses(
         (status = 200, description = "Inactive", body = Activation),
         (status = 400, description = "The name is not UTF-8 (`bad_path`)", body = ErrorBody),
         (status = 404, description = "No such plugin (`not_found`)", body = ErrorBody),
+        (status = 409, description = "It serves a channel's suite or engine (or the keystore's cipher) and no other active plugin does; the message names the channel (`in_use`)", body = ErrorBody),
         (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The active set could not be saved (`io`); nothing changed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); nothing changed", body = ErrorBody),
     ))]
 pub async fn deactivate(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: Body) -> Result<Json<Activation>, ApiError> {
     node.registry().deactivate(&name)?;
@@ -125,8 +145,10 @@ pub async fn deactivate(State(node): State<Arc<Node>>, Path(name): Path<String>,
         (status = 200, description = "The previous version is active again", body = Activation),
         (status = 400, description = "The name is not UTF-8 (`bad_path`)", body = ErrorBody),
         (status = 404, description = "No such plugin (`not_found`)", body = ErrorBody),
-        (status = 409, description = "No earlier version to roll back to (`conflict`)", body = ErrorBody),
+        (status = 409, description = "No earlier version to roll back to (`conflict`), or it lacks what a channel or the keystore uses (`in_use`)", body = ErrorBody),
         (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 500, description = "The active set could not be saved (`io`); nothing changed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); nothing changed", body = ErrorBody),
     ))]
 pub async fn rollback(State(node): State<Arc<Node>>, Path(name): Path<String>, _body: Body) -> Result<Json<Activation>, ApiError> {
     let p = node.registry().rollback(&name)?;
@@ -140,7 +162,7 @@ pub async fn rollback(State(node): State<Arc<Node>>, Path(name): Path<String>, _
         (status = 204, description = "Removed"),
         (status = 400, description = "A path parameter is not UTF-8 (`bad_path`)", body = ErrorBody),
         (status = 404, description = "No such plugin or version (`not_found`)", body = ErrorBody),
-        (status = 409, description = "The version is active; deactivate it first (`conflict`)", body = ErrorBody),
+        (status = 409, description = "The version is active; deactivate it first (`conflict`), or it serves a channel or the keystore (`in_use`)", body = ErrorBody),
     ))]
 pub async fn remove(State(node): State<Arc<Node>>, Path((name, version)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
     node.registry().remove(&name, &version)?;
@@ -219,7 +241,7 @@ fn crypto_body<T>(body: Result<Json<T>, ApiError>, expected: &str) -> Result<T, 
         (status = 500, description = "The call could not run (`internal`)", body = ErrorBody),
         (status = 502, description = "The plugin call failed (`plugin_call_failed`)", body = ErrorBody),
     ))]
-pub async fn hash(State(node): State<Arc<Node>>, body: Result<Json<HashBody>, ApiError>) -> Result<Json<Digest>, ApiError> {
+pub async fn hash(State(node): State<Arc<Node>>, permit: Permit, body: Result<Json<HashBody>, ApiError>) -> Result<Json<Digest>, ApiError> {
     let b = crypto_body(body, "expected `alg` and exactly one of `data_hex` (hex) and `data` (text)")?;
     let data = match (b.data_hex, b.data) {
         (Some(h), None) => hex::decode(h).map_err(|_| bad("data_hex is not hex"))?,
@@ -228,7 +250,7 @@ pub async fn hash(State(node): State<Arc<Node>>, body: Result<Json<HashBody>, Ap
     };
     let c = node.crypto.clone();
     let alg = b.alg.clone();
-    let d = blocking(move || c.digest(&alg, &data).map_err(ApiError::from)).await?;
+    let d = permit.blocking(move || c.digest(&alg, &data).map_err(ApiError::from)).await?;
     Ok(Json(Digest { alg: b.alg, digest_hex: hex::encode(d) }))
 }
 
@@ -261,7 +283,7 @@ pub struct Verdict {
         (status = 500, description = "The call could not run (`internal`)", body = ErrorBody),
         (status = 502, description = "The plugin call failed (`plugin_call_failed`)", body = ErrorBody),
     ))]
-pub async fn verify(State(node): State<Arc<Node>>, body: Result<Json<VerifyBody>, ApiError>) -> Result<Json<Verdict>, ApiError> {
+pub async fn verify(State(node): State<Arc<Node>>, permit: Permit, body: Result<Json<VerifyBody>, ApiError>) -> Result<Json<Verdict>, ApiError> {
     let b = crypto_body(body, "expected `alg`, `public_key`, `message_hex`, `signature_hex` and optionally `user_id`")?;
     let pk = match hex::decode(&b.public_key) {
         Ok(der) => der,
@@ -270,7 +292,7 @@ pub async fn verify(State(node): State<Arc<Node>>, body: Result<Json<VerifyBody>
     let msg = hex::decode(&b.message_hex).map_err(|_| bad("message_hex is not hex"))?;
     let sig = hex::decode(&b.signature_hex).map_err(|_| bad("signature_hex is not hex"))?;
     let c = node.crypto.clone();
-    let valid = blocking(move || c.verify(&b.alg, &pk, &msg, &sig, b.user_id.as_deref().map(str::as_bytes)).map_err(ApiError::from)).await?;
+    let valid = permit.blocking(move || c.verify(&b.alg, &pk, &msg, &sig, b.user_id.as_deref().map(str::as_bytes)).map_err(ApiError::from)).await?;
     Ok(Json(Verdict { valid }))
 }
 
@@ -342,7 +364,12 @@ pub async fn keys(State(node): State<Arc<Node>>) -> Result<Json<Keys>, ApiError>
         (status = 500, description = "The keystore could not be written, or no randomness (`keystore`, `entropy`, `internal`)", body = ErrorBody),
         (status = 502, description = "The plugin call failed (`plugin_call_failed`)", body = ErrorBody),
     ))]
-pub async fn rotate_key(State(node): State<Arc<Node>>, Path((module, purpose)): Path<(String, String)>, _body: Body) -> Result<Json<KeyRef>, ApiError> {
+pub async fn rotate_key(
+    State(node): State<Arc<Node>>,
+    Path((module, purpose)): Path<(String, String)>,
+    permit: Permit,
+    _body: Body,
+) -> Result<Json<KeyRef>, ApiError> {
     let ks = keystore(&node)?;
-    Ok(Json(blocking(move || Ok(ks.rotate(&module, &purpose)?)).await?))
+    Ok(Json(permit.blocking(move || Ok(ks.rotate(&module, &purpose)?)).await?))
 }

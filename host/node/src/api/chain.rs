@@ -2,7 +2,9 @@
 //! with proofs, the live block stream; and the admin side: block import and the node's
 //! configuration files.
 
-use super::extract::{Body, Json, Path, Query};
+use super::batch::{self, BatchError, FrameReader};
+use super::extract::{Body, BodyStream, Json, Path, Query};
+use super::guard::Permit;
 use super::openapi::{Binary, StreamEvent, Toml};
 use super::{ApiError, ErrorBody, bad, blocking};
 use crate::Node;
@@ -13,12 +15,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use joule_client::wire::MAX_BATCH;
 use joule_ledger::chain::{AccountAnswer, Chain, ChainError, EventRecord, StateAnswer, TxRecord};
-use joule_ledger::pool::{Rejection, counted};
+use joule_ledger::pool::{PoolStatus, Rejection, counted};
 use joule_primitives::{Block, BlockHeader, ChannelId, Encode, Hash32, Receipt, Transaction};
 use joule_support::fs::Mode;
 use joule_support::sync::lock;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
@@ -47,6 +48,10 @@ impl From<ChainError> for ApiError {
     fn from(e: ChainError) -> Self {
         match &e {
             ChainError::Invalid { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_block", e.to_string()),
+            ChainError::StorageFailed(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string()),
+            // The node keeps the last blocks' state only (`[storage] state-history-blocks`).
+            ChainError::Pruned { .. } => ApiError(StatusCode::GONE, "pruned", e.to_string()),
+            ChainError::NoSuchHeight { .. } => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "chain", e.to_string()),
         }
     }
@@ -57,7 +62,8 @@ impl From<Rejection> for ApiError {
         let status = match r {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::NonceUsed { .. } | Rejection::Duplicate(_) => StatusCode::CONFLICT,
-            Rejection::PoolFull => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::SenderLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::PoolFull | Rejection::StorageFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -79,6 +85,7 @@ pub struct Status {
     crypto_suite: String,
     /// Peer-to-peer networking arrives with multi-node consensus; a node has no peers yet.
     peers: Vec<String>,
+    /// Transactions in the pool: executable ones and those waiting for an earlier nonce.
     pending_transactions: usize,
     /// Whether this node seals the channel's blocks.
     validator: bool,
@@ -134,7 +141,7 @@ pub struct Submitted {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"))
+    super::extract::is_json(headers)
 }
 
 /// Submit a signed transaction.
@@ -149,34 +156,36 @@ fn is_json(headers: &HeaderMap) -> bool {
         (status = 400, description = "Refused: `malformed`, `wrong_channel`, `wrong_algorithm`, `unsupported_payload`, `gas_over_limit`, `gas_below_intrinsic`, `nonce_too_far_ahead`, `bad_signature`", body = ErrorBody),
         (status = 409, description = "Refused: `nonce_used`, `duplicate`; or the node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Over the size limit (`too_large`)", body = ErrorBody),
+        (status = 429, description = "The sender has as many pending or queued transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),
         (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
-        (status = 503, description = "The pool is full (`pool_full`)", body = ErrorBody),
+        (status = 503, description = "The pool is full (`pool_full`), or the channel's storage failed and is recovering (`storage_failed`)", body = ErrorBody),
     ))]
-pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, Body(body): Body) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+pub async fn submit_tx(State(node): State<Arc<Node>>, headers: HeaderMap, permit: Permit, Body(body): Body) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let default = chain(&node, None)?;
-    let tx = if is_json(&headers) {
-        match serde_json::from_slice::<Transaction>(&body) {
-            Ok(tx) => tx,
-            Err(e) => {
-                let r = counted(Rejection::Malformed(e.to_string()));
-                return Err(ApiError(StatusCode::BAD_REQUEST, r.code(), format!("malformed transaction JSON: {e}")));
-            }
-        }
-    } else {
-        match Transaction::decode(&body) {
-            Ok(tx) => tx,
-            // The chain's own path gives the precise rejection (size before encoding).
-            Err(_) => {
-                return Err(blocking(move || default.submit_bytes(&body).map_err(ApiError::from))
-                    .await
-                    .err()
-                    .unwrap_or_else(|| bad("undecodable transaction")));
-            }
-        }
-    };
-    // A transaction goes to the chain of its channel when this node serves it.
-    let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or(default);
-    let hash = blocking(move || target.submit(tx).map_err(ApiError::from)).await?;
+    let json = is_json(&headers);
+    // Decoding and the signature check, off the async workers.
+    let hash = permit
+        .blocking(move || {
+            let tx = if json {
+                match serde_json::from_slice::<Transaction>(&body) {
+                    Ok(tx) => tx,
+                    Err(e) => {
+                        let r = counted(Rejection::Malformed(e.to_string()));
+                        return Err(ApiError(StatusCode::BAD_REQUEST, r.code(), format!("malformed transaction JSON: {e}")));
+                    }
+                }
+            } else {
+                match Transaction::decode(&body) {
+                    Ok(tx) => tx,
+                    // The chain's own path gives the precise rejection (size before encoding).
+                    Err(_) => return Err(default.submit_bytes(&body).err().map(ApiError::from).unwrap_or_else(|| bad("undecodable transaction"))),
+                }
+            };
+            // A transaction goes to the chain of its channel when this node serves it.
+            let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or(default);
+            Ok(target.submit(tx)?)
+        })
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(Submitted { hash, status: Pending::Pending })))
 }
 
@@ -209,67 +218,67 @@ pub struct BatchAnswer {
         (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Over the body limit or the transaction limit (`too_large`)", body = ErrorBody),
         (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The storage of a channel the batch goes to failed and is recovering (`storage_failed`)", body = ErrorBody),
     ))]
-pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, Body(body): Body) -> Result<Json<BatchAnswer>, ApiError> {
+pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, permit: Permit, mut body: BodyStream) -> Result<Json<BatchAnswer>, ApiError> {
     let default = chain(&node, None)?;
-    let items: Vec<Result<Transaction, Rejection>> = if is_json(&headers) {
-        let values: Vec<Value> = serde_json::from_slice(&body)
-            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed batch JSON (expected an array of transactions): {e}")))?;
-        values.into_iter().map(|v| serde_json::from_value::<Transaction>(v).map_err(|e| Rejection::Malformed(format!("transaction JSON: {e}")))).collect()
+    // The pool's own limit: a frame over it is refused before it is decoded.
+    let max_tx = default.max_tx_bytes();
+    let read = if is_json(&headers) {
+        Read::Json(body.bytes().await?)
     } else {
-        // The pool's own limit: a frame over it is refused before it is decoded.
-        let max_tx = default.max_tx_bytes();
-        let mut out = vec![];
-        let mut rest = &body[..];
-        while !rest.is_empty() {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(ApiError(StatusCode::BAD_REQUEST, "malformed", "batch frame: truncated length prefix".into()));
-            };
-            let len = u32::from_le_bytes(*len) as usize;
-            if len > tail.len() {
-                return Err(ApiError(StatusCode::BAD_REQUEST, "malformed", format!("batch frame {}: length {len} runs past the body", out.len())));
+        // Frames are counted as they arrive: the first one over the limit ends the request.
+        let mut frames = FrameReader::new(MAX_BATCH, max_tx);
+        while let Some(chunk) = body.chunk().await? {
+            if let Err(e) = frames.push(chunk) {
+                // Reading the rest needs no place; it is discarded, so that a client still
+                // sending gets this answer rather than a reset connection.
+                drop(permit);
+                body.discard().await;
+                return Err(batch_error(e));
             }
-            let (frame, tail) = tail.split_at(len);
-            out.push(if len > max_tx {
-                Err(Rejection::TooLarge { size: len, limit: max_tx })
-            } else {
-                Transaction::decode(frame).map_err(|e| Rejection::Malformed(e.to_string()))
-            });
-            rest = tail;
         }
-        out
+        Read::Frames(frames.finish().map_err(batch_error)?)
     };
-    if items.len() > MAX_BATCH {
-        return Err(ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("{} transactions in one batch, over the limit of {MAX_BATCH}", items.len())));
-    }
-    let results = blocking(move || {
-        // Transactions of channels this node serves go to their chains; the rest to the
-        // default chain, which rejects them with `wrong_channel`.
-        let mut results: Vec<Option<Result<Hash32, Rejection>>> = vec![None; items.len()];
-        let mut per_chain: Vec<(Arc<Chain>, Vec<usize>, Vec<Transaction>)> = vec![];
-        for (i, item) in items.into_iter().enumerate() {
-            match item {
-                Err(r) => results[i] = Some(Err(counted(r))),
-                Ok(tx) => {
-                    let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or_else(|| default.clone());
-                    match per_chain.iter_mut().find(|(c, _, _)| Arc::ptr_eq(c, &target)) {
-                        Some((_, idx, txs)) => {
-                            idx.push(i);
-                            txs.push(tx);
+    // Decoding and signature checks, off the async workers.
+    let results = permit
+        .blocking(move || {
+            let items = match read {
+                Read::Frames(frames) => batch::decode_frames(frames, max_tx),
+                // A transaction's JSON view: hex doubles its bytes; field names and escapes add more.
+                Read::Json(text) => batch::decode_json(&text, MAX_BATCH, 4 * max_tx + 4096).map_err(batch_error)?,
+            };
+            // Transactions of channels this node serves go to their chains; the rest to the
+            // default chain, which rejects them with `wrong_channel`.
+            let mut results: Vec<Option<Result<Hash32, Rejection>>> = vec![None; items.len()];
+            let mut per_chain: Vec<(Arc<Chain>, Vec<usize>, Vec<Transaction>)> = vec![];
+            for (i, item) in items.into_iter().enumerate() {
+                match item {
+                    Err(r) => results[i] = Some(Err(counted(r))),
+                    Ok(tx) => {
+                        let target = node.chain(Some(tx.body.channel.as_str())).cloned().unwrap_or_else(|| default.clone());
+                        match per_chain.iter_mut().find(|(c, _, _)| Arc::ptr_eq(c, &target)) {
+                            Some((_, idx, txs)) => {
+                                idx.push(i);
+                                txs.push(tx);
+                            }
+                            None => per_chain.push((target, vec![i], vec![tx])),
                         }
-                        None => per_chain.push((target, vec![i], vec![tx])),
                     }
                 }
             }
-        }
-        for (c, idx, txs) in per_chain {
-            for (i, r) in idx.into_iter().zip(c.submit_batch(txs)) {
-                results[i] = Some(r);
+            // A channel that cannot commit refuses the batch as a whole, as it would one transaction.
+            if let Some((c, f)) = per_chain.iter().find_map(|(c, _, _)| c.health().storage.map(|f| (c, f))) {
+                return Err(ApiError::from(ChainError::StorageFailed(format!("channel {}: {}", c.channel(), f.reason))));
             }
-        }
-        Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Rejection::Internal("no answer".into())))).collect::<Vec<_>>())
-    })
-    .await?;
+            for (c, idx, txs) in per_chain {
+                for (i, r) in idx.into_iter().zip(c.submit_batch(txs)) {
+                    results[i] = Some(r);
+                }
+            }
+            Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(Rejection::Internal("no answer".into())))).collect::<Vec<_>>())
+        })
+        .await?;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     let results: Vec<BatchItem> = results
         .into_iter()
@@ -281,11 +290,25 @@ pub async fn submit_batch(State(node): State<Arc<Node>>, headers: HeaderMap, Bod
     Ok(Json(BatchAnswer { accepted, rejected: results.len() - accepted, results }))
 }
 
+/// A batch as read, not yet decoded.
+enum Read {
+    Frames(Vec<batch::Frame>),
+    Json(axum::body::Bytes),
+}
+
+/// Too many transactions is 413; anything else that is not a batch, 400.
+fn batch_error(e: BatchError) -> ApiError {
+    match e {
+        BatchError::TooMany(_) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string()),
+        _ => ApiError(StatusCode::BAD_REQUEST, "malformed", e.to_string()),
+    }
+}
+
 fn parse_hash(s: &str) -> Result<Hash32, ApiError> {
     Hash32::from_hex(s).ok_or_else(|| bad(format!("{s:?} is not a 32-byte hash in hex")))
 }
 
-/// A transaction: committed, with its receipt and block; or pending.
+/// A transaction: committed, with its receipt and block; pending; or evicted.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TxView {
@@ -299,16 +322,44 @@ pub enum TxView {
         hash: Hash32,
         status: Pending,
         channel: ChannelId,
+        /// `true` while it waits for an earlier nonce of its sender (then it may expire);
+        /// `false` when it can go into the next block.
+        queued: bool,
+    },
+    /// Accepted, then dropped from the pool without being committed; it may be sent again.
+    Evicted {
+        hash: Hash32,
+        status: Evicted,
+        channel: ChannelId,
+        /// `pool_full` (room was made for transactions of higher priority), `expired` (it
+        /// waited for an earlier nonce too long), or `nonce_used` (another transaction of
+        /// its sender with the same nonce was committed).
+        code: String,
+        /// Why, e.g. `pool_full: replaced by higher-priority transactions (…)`.
+        reason: String,
+        /// When, in Unix milliseconds.
+        evicted_at_ms: u64,
     },
 }
 
-/// A transaction: pending, or committed with its receipt and block.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Evicted {
+    Evicted,
+}
+
+/// A transaction: committed with its receipt and block, pending in the pool, or evicted.
+///
+/// A transaction the pool accepted and later dropped (to make room, or after waiting too
+/// long for an earlier nonce) is reported as `evicted` with the reason, as long as it is
+/// among the pool's most recent evictions (`[txpool] evictions-remembered`); after that,
+/// as after a restart, it is unknown (404).
 #[utoipa::path(get, path = "/v1/tx/{hash}", tag = "chain",
     params(("hash" = Hash32, Path, description = "The transaction's hash"), ChannelQuery),
     responses(
-        (status = 200, description = "The transaction", body = TxView),
+        (status = 200, description = "The transaction: `committed`, `pending` or `evicted`", body = TxView),
         (status = 400, description = "Not a hash (`bad_request`) or an unknown query parameter (`bad_query`)", body = ErrorBody),
-        (status = 404, description = "Neither committed nor pending (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 404, description = "Not committed, in the pool or recently evicted (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
         (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
     ))]
@@ -323,8 +374,15 @@ pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Que
             if let Some(record) = c.tx(&hash)? {
                 return Ok(Json(TxView::Committed { status: Committed::Committed, channel: c.channel().clone(), record: Box::new(record) }));
             }
-            if c.pending(&hash) {
-                return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel: c.channel().clone() }));
+            let channel = c.channel().clone();
+            match c.pool_status(&hash) {
+                Some(PoolStatus::Pending) => return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel, queued: false })),
+                Some(PoolStatus::Queued) => return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel, queued: true })),
+                Some(PoolStatus::Evicted(e)) => {
+                    let (code, reason) = (e.reason.code().to_string(), e.reason.to_string());
+                    return Ok(Json(TxView::Evicted { hash, status: Evicted::Evicted, channel, code, reason, evicted_at_ms: e.at_ms }));
+                }
+                None => {}
             }
         }
         Err(ApiError(StatusCode::NOT_FOUND, "not_found", format!("no transaction {hash} is committed or pending")))
@@ -435,20 +493,31 @@ pub struct AccountView {
     next_nonce: u64,
 }
 
-/// An account at the head with its state proof.
+#[derive(Deserialize, Default, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AccountQuery {
+    /// The channel (default: the node's first).
+    channel: Option<String>,
+    /// The block whose state to read (default: the head).
+    height: Option<u64>,
+}
+
+/// An account at the head (or at `height`) with its state proof.
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "chain",
-    params(("id" = String, Path, description = "Account id (hex hash of the public key) or the public key (SPKI DER, hex)", pattern = "^(0x)?([0-9a-fA-F]{2})+$"), ChannelQuery),
+    params(("id" = String, Path, description = "Account id (hex hash of the public key) or the public key (SPKI DER, hex)", pattern = "^(0x)?([0-9a-fA-F]{2})+$"), AccountQuery),
     responses(
         (status = 200, description = "The account (null when it does not exist) and its proof", body = AccountView),
         (status = 400, description = "Not an account id or a public key (`bad_request`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
-        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`), or `height` is past the head (`not_found`)", body = ErrorBody),
+        (status = 410, description = "The node no longer keeps the state of `height` (`pruned`): it keeps the last blocks' state only", body = ErrorBody),
         (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
     ))]
-pub async fn get_account(State(node): State<Arc<Node>>, Path(id): Path<String>, Query(q): Query<ChannelQuery>) -> Result<Json<AccountView>, ApiError> {
+pub async fn get_account(State(node): State<Arc<Node>>, Path(id): Path<String>, Query(q): Query<AccountQuery>) -> Result<Json<AccountView>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let id = account_id(&c, &id)?;
-    let answer = blocking(move || Ok(c.account(&id)?)).await?;
+    let answer = blocking(move || Ok(c.account_at_height(&id, q.height)?)).await?;
     // Convenience for clients building transactions.
     let next_nonce = answer.account.as_ref().map_or(0, |a| a.nonce);
     Ok(Json(AccountView { answer, next_nonce }))
@@ -463,9 +532,12 @@ pub struct StateQuery {
     /// With the proofs from the header's state root down to the value.
     #[serde(default)]
     proof: bool,
+    /// The block whose state to read (default: the head).
+    height: Option<u64>,
 }
 
-/// A storage key of an account (contract) at the head.
+/// A storage key of an account (contract) at the head, or at `height` while the node keeps
+/// that block's state.
 ///
 /// With `proof=true`, the proofs from the header's state root down to the value.
 #[utoipa::path(get, path = "/v1/state/{contract}/{*key}", tag = "chain",
@@ -477,7 +549,8 @@ pub struct StateQuery {
     responses(
         (status = 200, description = "The value (absent when the key has none)", body = StateAnswer),
         (status = 400, description = "Not an account id or a public key (`bad_request`), or a bad query parameter (`bad_query`)", body = ErrorBody),
-        (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 404, description = "The node does not serve the channel (`no_such_channel`), or `height` is past the head (`not_found`)", body = ErrorBody),
+        (status = 410, description = "The node no longer keeps the state of `height` (`pruned`): it keeps the last blocks' state only", body = ErrorBody),
         (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
     ))]
@@ -488,7 +561,7 @@ pub async fn get_state(
 ) -> Result<Json<StateAnswer>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let contract = account_id(&c, &contract)?;
-    Ok(Json(blocking(move || Ok(c.state(&contract, &key, q.proof)?)).await?))
+    Ok(Json(blocking(move || Ok(c.state_at_height(&contract, &key, q.proof, q.height)?)).await?))
 }
 
 /// A non-negative integer; any larger than `usize` reads as `usize::MAX`.
@@ -566,8 +639,15 @@ pub async fn stream_blocks(
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let rx = c.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let ev = match rx.recv().await {
+    // The stream ends when the node shuts down: an open one would hold its connection,
+    // and the shutdown, for as long as the client stays.
+    let stop = node.guards.shutting_down().subscribe();
+    let stream = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            _ = stop.wait_for(|stopping| *stopping) => return None,
+        };
+        let ev = match received {
             Ok(b) => {
                 let h = &b.block.header;
                 let data = BlockEvent {
@@ -585,7 +665,7 @@ pub async fn stream_blocks(
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(format!("{{\"missed\":{n}}}")),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
-        Some((Ok(ev), rx))
+        Some((Ok(ev), (rx, stop)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
@@ -610,11 +690,16 @@ pub struct Imported {
         (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
         (status = 422, description = "The block is invalid (`invalid_block`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
+        (status = 503, description = "The channel's storage failed and is recovering (`storage_failed`)", body = ErrorBody),
     ))]
-pub async fn import_block(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>, Body(body): Body) -> Result<Json<Imported>, ApiError> {
-    let block = Block::decode(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed block: {e}")))?;
-    let c = chain(&node, q.channel.as_deref().or(Some(block.header.channel.as_str())))?;
-    let committed = blocking(move || Ok(c.import(block)?)).await?;
+pub async fn import_block(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>, permit: Permit, Body(body): Body) -> Result<Json<Imported>, ApiError> {
+    let committed = permit
+        .blocking(move || {
+            let block = Block::decode(&body).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "malformed", format!("malformed block: {e}")))?;
+            let c = chain(&node, q.channel.as_deref().or(Some(block.header.channel.as_str())))?;
+            Ok(c.import(block)?)
+        })
+        .await?;
     Ok(Json(Imported { height: committed.block.header.height, hash: committed.hash }))
 }
 
@@ -628,6 +713,20 @@ fn config_text(node: &Node, which: &str) -> Result<String, ApiError> {
     Ok(match which {
         "network" => cfg.network.to_toml(),
         _ => cfg.node.to_toml(),
+    })
+}
+
+/// Write a configuration file (owner-only: it names the node's keys and peers). A failure
+/// leaves the old file, no temporary, and the configuration in memory unchanged; a full
+/// disk is 507, any other failure 500.
+fn save_config(path: &std::path::Path, text: &str) -> Result<(), ApiError> {
+    joule_support::fs::write_atomic(path, text.as_bytes(), Mode::Private).map_err(|e| {
+        let message = format!("write {}: {e}; nothing was changed", path.display());
+        if joule_support::fs::is_storage_full(&e) {
+            ApiError(StatusCode::INSUFFICIENT_STORAGE, "storage_full", message)
+        } else {
+            ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", message)
+        }
     })
 }
 
@@ -682,7 +781,8 @@ pub struct NetworkSaved {
         (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
         (status = 409, description = "It changes the genesis fields of a running channel or removes it (`genesis_change`)", body = ErrorBody),
         (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
-        (status = 500, description = "The file could not be written (`io`)", body = ErrorBody),
+        (status = 500, description = "The file could not be written (`io`); nothing changed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); nothing changed", body = ErrorBody),
     ))]
 pub async fn put_network_config(State(node): State<Arc<Node>>, Body(body): Body) -> Result<Json<NetworkSaved>, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| bad("the configuration is not UTF-8"))?;
@@ -711,8 +811,7 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, Body(body): Body)
             live.push(c.clone());
         }
     }
-    config::write_atomic(&node.dir.join(config::NETWORK_FILE), new.to_toml().as_bytes(), Mode::Default)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
+    save_config(&node.dir.join(config::NETWORK_FILE), &new.to_toml())?;
     let mut applied = vec![];
     for c in live {
         if let Some(n) = new.channels.iter().find(|n| &n.id == c.channel()) {
@@ -743,7 +842,8 @@ pub struct NodeSaved {
         (status = 400, description = "Not a valid node.toml, or it names a keystore slot the node does not have (`bad_config`, `bad_request`)", body = ErrorBody),
         (status = 404, description = "The node has no configuration (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
-        (status = 500, description = "The file could not be written (`io`)", body = ErrorBody),
+        (status = 500, description = "The file could not be written (`io`); nothing changed", body = ErrorBody),
+        (status = 507, description = "The disk is full (`storage_full`); nothing changed", body = ErrorBody),
     ))]
 pub async fn put_node_config(State(node): State<Arc<Node>>, Body(body): Body) -> Result<Json<NodeSaved>, ApiError> {
     let text = std::str::from_utf8(&body).map_err(|_| bad("the configuration is not UTF-8"))?;
@@ -756,8 +856,7 @@ pub async fn put_node_config(State(node): State<Arc<Node>>, Body(body): Body) ->
     }
     let mut guard = lock(&node.config);
     let cfg = guard.as_mut().ok_or_else(not_initialised)?;
-    config::write_atomic(&node.dir.join(config::NODE_FILE), new.to_toml().as_bytes(), Mode::Default)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "io", format!("{e:#}")))?;
+    save_config(&node.dir.join(config::NODE_FILE), &new.to_toml())?;
     let restart_required = new != cfg.node;
     cfg.node = new;
     Ok(Json(NodeSaved { saved: true, restart_required }))

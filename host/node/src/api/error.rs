@@ -5,7 +5,7 @@
 use crate::keystore::KeystoreError;
 use axum::extract::Request;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -77,12 +77,6 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        ApiError(r.status(), body_code(r.status()), r.body_text())
-    }
-}
-
 impl From<MultipartRejection> for ApiError {
     fn from(r: MultipartRejection) -> Self {
         ApiError(r.status(), "bad_multipart", r.body_text())
@@ -91,6 +85,12 @@ impl From<MultipartRejection> for ApiError {
 
 impl From<MultipartError> for ApiError {
     fn from(e: MultipartError) -> Self {
+        // Over the limit or too slow, said as for any other body (axum calls a body that
+        // failed to arrive a 500).
+        let read = super::extract::body_error(&e);
+        if read.status() != StatusCode::BAD_REQUEST {
+            return read;
+        }
         let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_multipart" };
         ApiError(e.status(), code, format!("bad multipart body: {}", e.body_text()))
     }
@@ -110,6 +110,8 @@ impl From<PluginError> for ApiError {
             Call { .. } => (StatusCode::BAD_GATEWAY, "plugin_call_failed"),
             NotInstalled(_) | NoSuchVersion { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Conflict { .. } | Active { .. } | NoRollback(_) => (StatusCode::CONFLICT, "conflict"),
+            InUse { .. } => (StatusCode::CONFLICT, "in_use"),
+            Io { source, .. } if joule_support::fs::is_storage_full(source) => (StatusCode::INSUFFICIENT_STORAGE, "storage_full"),
             Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
         };
         ApiError(status, code, e.to_string())
@@ -166,6 +168,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     let text = axum::body::to_bytes(body, 64 << 10).await.map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::REQUEST_TIMEOUT => "body_timeout",
         StatusCode::INTERNAL_SERVER_ERROR => "internal",
         _ => "http_error",
     };

@@ -11,25 +11,26 @@
 //! without being served.
 
 mod admin;
+mod batch;
 mod chain;
 mod error;
 mod extract;
+mod guard;
+mod health;
 mod openapi;
 
-use crate::Node;
+use crate::{Node, server};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use extract::Json;
-use serde::Serialize;
 use std::sync::{Arc, OnceLock};
-use utoipa::ToSchema;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use error::bad;
 pub use error::{ApiError, ErrorBody};
+pub use guard::Guards;
 
 /// The process-wide Prometheus recorder (installed once, on first use), with every metric
 /// the node exports described.
@@ -60,9 +61,22 @@ fn describe_metrics() {
     describe_counter!("chain_transactions_total", "Transactions committed");
     describe_histogram!("chain_commit_seconds", Unit::Seconds, "Time to commit a block (produced or imported)");
     describe_counter!("chain_production_failures_total", "Block production attempts that failed");
+    describe_counter!("chain_storage_failures_total", "Commits that failed in the store (a full disk, say); the chain reopens its store and resumes");
     describe_counter!("txpool_rejections_total", "Transactions refused (pool admission, batch framing, JSON), by reason");
-    describe_gauge!("txpool_pending", "Transactions waiting in the pool");
-    describe_counter!("txpool_evictions_total", "Pending transactions evicted to make room in a full pool");
+    describe_gauge!("txpool_pending", "Executable transactions in the pool (consecutive nonces from their account's next), by channel");
+    describe_gauge!("txpool_queued", "Transactions in the pool waiting for an earlier nonce of their sender, by channel");
+    describe_counter!(
+        "txpool_evictions_total",
+        "Transactions dropped from the pool after they were accepted, by channel and reason: pool_full (room made for higher-priority ones), expired (queued too long), nonce_used (another transaction took the nonce)"
+    );
+    describe_gauge!("http_connections_open", "Open connections to the HTTP API");
+    describe_counter!(
+        "http_connections_refused_total",
+        "Connections to the HTTP API closed as soon as accepted, by reason (max_connections, max_connections_per_address, accept_error)"
+    );
+    describe_counter!("http_requests_shed_total", "Expensive requests refused with 503 because max-expensive-requests were running");
+    describe_counter!("http_timeouts_total", "Requests whose headers or body did not arrive in time, by phase (headers, body)");
+    describe_counter!("http_admin_auth_failures_total", "Admin requests with a wrong token, by outcome (refused: 401; blocked: 429 for too many)");
 }
 
 /// Largest `POST /v1/tx` body read: bigger than any valid transaction in either form (hex
@@ -77,32 +91,38 @@ pub const MAX_PLUGIN_UPLOAD: usize = 64 << 20;
 
 /// Every endpoint, documented: the one list the router and the OpenAPI document come from.
 /// Admin endpoints go in `admin`, which the token guards (and the document says so).
+/// Expensive endpoints (decoding, signature checks, plugin calls) go through `expensive`,
+/// which sheds what does not fit (503) and documents it.
 pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
+    let expensive = |r| expensive(&node, r);
     let mut admin = OpenApiRouter::new()
-        .routes(routes!(admin::list_plugins, admin::upload_plugin))
+        .routes(routes!(admin::list_plugins))
+        .routes(expensive(routes!(admin::upload_plugin)))
         .routes(routes!(admin::audit))
         .routes(routes!(admin::activate))
         .routes(routes!(admin::deactivate))
         .routes(routes!(admin::rollback))
         .routes(routes!(admin::remove))
         .routes(routes!(admin::keys))
-        .routes(routes!(admin::rotate_key))
+        .routes(expensive(routes!(admin::rotate_key)))
         .routes(routes!(admin::algorithms))
-        .routes(routes!(admin::hash))
-        .routes(routes!(admin::verify))
-        .routes(routes!(chain::import_block))
+        .routes(expensive(routes!(admin::hash)))
+        .routes(expensive(routes!(admin::verify)))
+        .routes(expensive(routes!(chain::import_block)))
         .routes(routes!(chain::get_network_config, chain::put_network_config))
         .routes(routes!(chain::get_node_config, chain::put_node_config))
-        .route_layer(axum::middleware::from_fn_with_state(node, require_token))
-        .layer(DefaultBodyLimit::max(MAX_PLUGIN_UPLOAD));
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
+        .layer(body_limit(MAX_PLUGIN_UPLOAD));
     openapi::require_admin_token(admin.get_openapi_mut());
     OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
-        .routes(routes!(health))
+        .routes(routes!(health::health))
+        .routes(routes!(health::livez))
+        .routes(routes!(health::readyz))
         .routes(routes!(openapi_json))
         .routes(routes!(metrics))
         .routes(routes!(chain::status))
-        .routes(routes!(chain::submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY)))
-        .routes(routes!(chain::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
+        .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
+        .routes(expensive(routes!(chain::submit_batch)).layer(body_limit(MAX_BATCH_BODY)))
         .routes(routes!(chain::get_tx))
         .routes(routes!(chain::stream_blocks))
         .routes(routes!(chain::get_block))
@@ -112,9 +132,22 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .merge(admin)
 }
 
+/// An expensive operation: it runs only with a place among `max-expensive-requests`, else
+/// answers 503 `busy` at once; its operation documents that answer.
+fn expensive(node: &Arc<Node>, (schemas, mut paths, route): UtoipaMethodRouter<Arc<Node>>) -> UtoipaMethodRouter<Arc<Node>> {
+    openapi::may_be_busy(&mut paths);
+    (schemas, paths, route.layer(axum::middleware::from_fn_with_state(node.clone(), guard::shed)))
+}
+
+/// A route's body limit, for this API's extractors (which refuse a body declared over it
+/// before keeping any of it) and for axum's multipart one.
+fn body_limit(bytes: usize) -> (DefaultBodyLimit, axum::Extension<extract::BodyLimit>) {
+    (DefaultBodyLimit::max(bytes), axum::Extension(extract::BodyLimit(bytes)))
+}
+
 /// The API's router, serving its OpenAPI document at `/v1/openapi.json`.
 pub fn router(node: Arc<Node>) -> Router {
-    let (router, mut doc) = api(node.clone()).with_state(node).split_for_parts();
+    let (router, mut doc) = api(node.clone()).with_state(node.clone()).split_for_parts();
     openapi::finish(&mut doc);
     let doc = OpenApiJson(serde_json::to_vec(&doc).unwrap_or_default().into());
     router
@@ -122,16 +155,31 @@ pub fn router(node: Arc<Node>) -> Router {
         // After every route: the method fallback applies to the routes added before it.
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(node, guard::body_deadline))
         .layer(axum::middleware::from_fn(error::json_errors))
 }
 
+/// The admin token, checked in constant time; an address that sent too many wrong ones is
+/// answered 429 without its token being checked, until its minute is over.
 async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if constant_time_eq(t.as_bytes(), node.admin_token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "bad_token", "the admin token is wrong".into()).into_response(),
-        None => ApiError(StatusCode::UNAUTHORIZED, "no_token", "this endpoint needs `Authorization: Bearer <admin token>`".into()).into_response(),
+    let Some(given) = given else {
+        return ApiError(StatusCode::UNAUTHORIZED, "no_token", "this endpoint needs `Authorization: Bearer <admin token>`".into()).into_response();
+    };
+    let (ip, now, failures) = (guard::client_ip(&req), std::time::Instant::now(), node.guards.auth());
+    if let Some(wait) = failures.blocked(ip, now) {
+        metrics::counter!("http_admin_auth_failures_total", "outcome" => "blocked").increment(1);
+        server::warn_limited("admin_auth_blocked", || format!("HTTP API: refused an admin request from {ip}: too many wrong tokens (admin-auth-max-failures)"));
+        return guard::too_many_failures(wait);
     }
+    if constant_time_eq(given.as_bytes(), node.admin_token.as_bytes()) {
+        failures.succeeded(ip);
+        return next.run(req).await;
+    }
+    let n = failures.failed(ip, now);
+    metrics::counter!("http_admin_auth_failures_total", "outcome" => "refused").increment(1);
+    tracing::warn!("HTTP API: wrong admin token from {ip} for {} {} ({n} of {} allowed within a minute)", req.method(), req.uri().path(), failures.max());
+    ApiError(StatusCode::UNAUTHORIZED, "bad_token", "the admin token is wrong".into()).into_response()
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -141,30 +189,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Run blocking plugin work (compilation, self-tests, calls) off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("worker failed: {e}")))?
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Health {
-    /// Always `ok`.
-    status: &'static str,
-    /// The node's version.
-    version: &'static str,
-    uptime_seconds: u64,
-    plugins_installed: usize,
-    plugins_active: usize,
-}
-
-/// Liveness and plugin counts.
-#[utoipa::path(get, path = "/v1/health", tag = "node", responses((status = 200, description = "The node is up", body = Health)))]
-async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
-    let plugins = node.registry().list();
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-        uptime_seconds: node.started.elapsed().as_secs(),
-        plugins_installed: plugins.len(),
-        plugins_active: plugins.iter().filter(|p| p.active).count(),
-    })
 }
 
 /// The document, serialised once.
@@ -196,6 +220,10 @@ mod tests {
             ("api/error.rs", include_str!("error.rs")),
             ("api/extract.rs", include_str!("extract.rs")),
             ("api/openapi.rs", include_str!("openapi.rs")),
+            ("api/batch.rs", include_str!("batch.rs")),
+            ("api/guard.rs", include_str!("guard.rs")),
+            ("api/health.rs", include_str!("health.rs")),
+            ("server.rs", include_str!("../server.rs")),
             ("lib.rs", include_str!("../lib.rs")),
         ];
         for (file, text) in sources {

@@ -6,7 +6,9 @@
 //! the schemas of bodies that are not JSON.
 
 use super::ErrorBody;
-use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, PathItem, Paths};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
@@ -22,7 +24,9 @@ const ADMIN_TOKEN: &str = "adminToken";
         description = "Chain (status, transactions, blocks, accounts, state proofs, block stream), configuration, plugin administration \
             (hot swap), crypto services and metrics of a Joule node.\n\nAdmin endpoints take `Authorization: Bearer <token>` (the node's \
             DIR/admin.token or JOULE_ADMIN_TOKEN). Every error answer is JSON `{\"error\": \"...\", \"code\": \"...\"}`: unknown paths \
-            answer 404 (`no_route`), unsupported methods 405 (`method_not_allowed`)."
+            answer 404 (`no_route`), unsupported methods 405 (`method_not_allowed`), a body that does not arrive within the node's body \
+            timeout 408 (`body_timeout`). Expensive operations answer 503 (`busy`) with `Retry-After` when the node is running as many as \
+            it takes; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`."
     ),
     modifiers(&AdminTokenScheme),
     components(schemas(ErrorBody)),
@@ -65,20 +69,61 @@ pub fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
         .into()
 }
 
-/// Every operation of `doc` needs the admin token, and answers 401 without it: applied to
-/// the operations of the router that [`super::require_token`] guards, so the two agree.
+/// An error answer that says when to retry (`Retry-After`, in seconds).
+fn retry_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let seconds = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))))
+        .description(Some("Seconds to wait before trying again"))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .header("Retry-After", seconds)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name(<ErrorBody as utoipa::ToSchema>::name()))).build())
+        .build()
+        .into()
+}
+
+/// Every operation of `doc` needs the admin token, and answers 401 without it and 429
+/// after too many wrong ones: applied to the operations of the router that
+/// [`super::require_token`] guards, so the two agree.
 pub fn require_admin_token(doc: &mut OpenApi) {
     for item in doc.paths.paths.values_mut() {
         for op in operations_mut(item) {
             op.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
             op.responses.responses.insert("401".into(), error_response("No admin token (`no_token`) or a wrong one (`bad_token`)"));
+            op.responses.responses.insert(
+                "429".into(),
+                retry_response("Too many wrong admin tokens from this address within a minute (`too_many_failures`): no token is checked until `Retry-After`"),
+            );
         }
     }
 }
 
-/// The finishing touches: axum's catch-all `{*key}` is OpenAPI's `{key}`.
+/// The operations of `paths` may answer 503 `busy` (with `Retry-After`): applied to the
+/// routes that [`super::guard::shed`] guards, so the two agree. An operation that already
+/// answers 503 for a reason of its own keeps it in the description.
+pub fn may_be_busy(paths: &mut Paths) {
+    const BUSY: &str = "The node is busy with other expensive requests (`busy`): retry after `Retry-After` seconds";
+    for item in paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            let description = match op.responses.responses.get("503") {
+                Some(RefOr::T(own)) => format!("{}; or {}{}", own.description, BUSY[..1].to_lowercase(), &BUSY[1..]),
+                _ => BUSY.to_string(),
+            };
+            op.responses.responses.insert("503".into(), retry_response(&description));
+        }
+    }
+}
+
+/// The finishing touches: axum's catch-all `{*key}` is OpenAPI's `{key}`; every operation
+/// that reads a body may answer 408 (the body deadline is the router's).
 pub fn finish(doc: &mut OpenApi) {
     doc.paths.paths = std::mem::take(&mut doc.paths.paths).into_iter().map(|(p, item)| (p.replace("{*", "{"), item)).collect();
+    for item in doc.paths.paths.values_mut() {
+        for op in [item.post.as_mut(), item.put.as_mut()].into_iter().flatten() {
+            op.responses.responses.insert("408".into(), error_response("The request body did not arrive within the node's body timeout (`body_timeout`)"));
+        }
+    }
 }
 
 /// Bytes of a binary body (`application/octet-stream`).
