@@ -112,7 +112,7 @@ fn oversized_batches_are_refused_early_with_bounded_memory_and_health_stays_fast
 fn expensive_requests_over_the_limit_get_503_with_retry_after_while_reads_stay_fast() {
     let d = tempdir();
     init_node(d.path(), &[]);
-    let node = NodeProcess::start(d.path(), &["--http-max-expensive-requests", "1"]);
+    let node = NodeProcess::start(d.path(), &["--http-max-expensive-requests", "1", "--http-queue-timeout-ms", "300"]);
     // A batch takes the only place and keeps it while its body trickles in.
     let body = joule_client::wire::frame_batch([&[7u8; 96][..]]);
     let mut slow = TcpStream::connect(node.addr()).expect("connect");
@@ -146,6 +146,33 @@ fn expensive_requests_over_the_limit_get_503_with_retry_after_while_reads_stay_f
     assert_eq!(&answer, b"HTTP/1.1 200");
     let (s, v) = node.post_raw("/v1/tx", "application/octet-stream", b"\x01junk", false);
     assert_eq!(s, 400, "{v}");
+}
+
+#[test]
+fn a_burst_from_more_clients_than_places_waits_its_turn_instead_of_being_refused() {
+    let d = tempdir();
+    init_node(d.path(), &[]);
+    let node = NodeProcess::start(d.path(), &["--http-max-expensive-requests", "1"]);
+    // Eight clients at once against one place: each request waits for it (milliseconds),
+    // none is shed while the node keeps up.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent = NodeProcess::agent();
+                    (0..25)
+                        .map(|_| {
+                            let r = agent.post(&format!("{}/v1/tx", node.base)).header("Content-Type", "application/octet-stream").send(&b"\x01junk"[..]);
+                            r.map_or(0, |r| r.status().as_u16())
+                        })
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("client thread")).collect()
+    });
+    assert_eq!(statuses.len(), 200);
+    assert!(statuses.iter().all(|&s| s == 400), "every junk transaction answered 400 malformed, none 503: {statuses:?}");
 }
 
 #[test]

@@ -304,6 +304,8 @@ pub struct HttpConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_expensive_requests: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_auth_max_failures: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_ms: Option<u64>,

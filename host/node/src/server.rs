@@ -54,6 +54,10 @@ pub struct HttpArgs {
     /// [http.max-expensive-requests; default twice the cores, at least 4].
     #[arg(long)]
     pub http_max_expensive_requests: Option<usize>,
+    /// Milliseconds an expensive request waits for a place when all are taken before it is
+    /// answered 503 (0: at once) [http.queue-timeout-ms; default 2000].
+    #[arg(long)]
+    pub http_queue_timeout_ms: Option<u64>,
     /// Wrong admin tokens one client address may send within a minute; after that it is
     /// answered 429 until the minute is over [http.admin-auth-max-failures; default 10].
     #[arg(long)]
@@ -72,6 +76,7 @@ pub struct HttpLimits {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub max_expensive_requests: usize,
+    pub queue_timeout: Duration,
     pub admin_auth_max_failures: u32,
     pub shutdown_timeout: Duration,
 }
@@ -106,6 +111,13 @@ impl HttpLimits {
                 "max-expensive-requests",
                 args.http_max_expensive_requests.or(cfg.max_expensive_requests).unwrap_or((2 * cores).max(4)),
             )?,
+            queue_timeout: {
+                let v = args.http_queue_timeout_ms.or(cfg.queue_timeout_ms).unwrap_or(2_000);
+                if v > 60_000 {
+                    bail!("queue-timeout-ms must be 0 to 60000 milliseconds, not {v}");
+                }
+                Duration::from_millis(v)
+            },
             admin_auth_max_failures: count("admin-auth-max-failures", args.admin_auth_max_failures.or(cfg.admin_auth_max_failures).unwrap_or(10))?,
             shutdown_timeout: ms("shutdown-timeout-ms", args.shutdown_timeout_ms.or(cfg.shutdown_timeout_ms).unwrap_or(10_000))?,
         })
@@ -373,5 +385,10 @@ mod tests {
         assert!(HttpLimits::resolve(&HttpArgs::default(), &zero).unwrap_err().to_string().contains("at least 1"));
         let slow = HttpConfig { body_timeout_ms: Some(5), ..Default::default() };
         assert!(HttpLimits::resolve(&HttpArgs::default(), &slow).is_err());
+        assert_eq!(l.queue_timeout, Duration::from_secs(2));
+        let at_once = HttpArgs { http_queue_timeout_ms: Some(0), ..Default::default() };
+        assert_eq!(HttpLimits::resolve(&at_once, &cfg).unwrap().queue_timeout, Duration::ZERO);
+        let long = HttpConfig { queue_timeout_ms: Some(600_000), ..Default::default() };
+        assert!(HttpLimits::resolve(&HttpArgs::default(), &long).unwrap_err().to_string().contains("queue-timeout-ms"));
     }
 }

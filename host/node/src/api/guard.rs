@@ -27,6 +27,8 @@ const BUSY_RETRY_SECS: u64 = 1;
 /// The per-request guards of a node's API.
 pub struct Guards {
     expensive: Arc<Semaphore>,
+    /// How long a request waits for an expensive place before it is shed.
+    queue_timeout: Duration,
     auth: AuthFailures,
     body_timeout: Duration,
     /// Set when the node shuts down: event streams end.
@@ -37,6 +39,7 @@ impl Guards {
     pub fn new(limits: &crate::server::HttpLimits) -> Guards {
         Guards {
             expensive: Arc::new(Semaphore::new(limits.max_expensive_requests)),
+            queue_timeout: limits.queue_timeout,
             auth: AuthFailures::new(limits.admin_auth_max_failures, Duration::from_secs(60), 10_000),
             body_timeout: limits.body_timeout,
             shutting_down: tokio::sync::watch::channel(false).0,
@@ -88,17 +91,32 @@ fn retry_later(e: ApiError, after: Duration) -> Response {
     res
 }
 
-/// Middleware of the expensive endpoints: a place, or 503 `busy` at once (load shedding:
-/// queueing would hold the request's memory and connection while adding latency).
+/// Middleware of the expensive endpoints: a place, waited for at most `queue-timeout-ms`,
+/// else 503 `busy` (load shedding). A burst of single transactions from more clients than
+/// there are places waits its turn (milliseconds each) instead of being refused; a node
+/// saturated for longer sheds. A waiting request holds only its connection (already capped):
+/// its body is read once it has a place.
 pub async fn shed(State(node): State<Arc<Node>>, mut req: Request, next: Next) -> Response {
-    match node.guards.expensive.clone().try_acquire_owned() {
+    let places = node.guards.expensive.clone();
+    let place = match places.clone().try_acquire_owned() {
+        Ok(permit) => Ok(permit),
+        Err(_) if node.guards.queue_timeout.is_zero() => Err(()),
+        Err(_) => match tokio::time::timeout(node.guards.queue_timeout, places.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Timed out, or the semaphore closed (never: it lives as long as the node).
+            _ => Err(()),
+        },
+    };
+    match place {
         Ok(permit) => {
             req.extensions_mut().insert(Permit(Arc::new(permit)));
             next.run(req).await
         }
         Err(_) => {
             metrics::counter!("http_requests_shed_total").increment(1);
-            warn_limited("shed", || format!("HTTP API: refused {} {}: the node is busy (max-expensive-requests)", req.method(), req.uri().path()));
+            warn_limited("shed", || {
+                format!("HTTP API: refused {} {}: the node is busy (max-expensive-requests, waited queue-timeout-ms)", req.method(), req.uri().path())
+            });
             retry_later(
                 ApiError(StatusCode::SERVICE_UNAVAILABLE, "busy", "the node is busy with other expensive requests: retry after the Retry-After seconds".into()),
                 Duration::from_secs(BUSY_RETRY_SECS),

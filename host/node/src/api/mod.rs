@@ -74,7 +74,10 @@ fn describe_metrics() {
         "http_connections_refused_total",
         "Connections to the HTTP API closed as soon as accepted, by reason (max_connections, max_connections_per_address, accept_error)"
     );
-    describe_counter!("http_requests_shed_total", "Expensive requests refused with 503 because max-expensive-requests were running");
+    describe_counter!(
+        "http_requests_shed_total",
+        "Expensive requests refused with 503 because max-expensive-requests were running for longer than queue-timeout-ms"
+    );
     describe_counter!("http_timeouts_total", "Requests whose headers or body did not arrive in time, by phase (headers, body)");
     describe_counter!("http_admin_auth_failures_total", "Admin requests with a wrong token, by outcome (refused: 401; blocked: 429 for too many)");
 }

@@ -25,8 +25,8 @@ const ADMIN_TOKEN: &str = "adminToken";
             (hot swap), crypto services and metrics of a Joule node.\n\nAdmin endpoints take `Authorization: Bearer <token>` (the node's \
             DIR/admin.token or JOULE_ADMIN_TOKEN). Every error answer is JSON `{\"error\": \"...\", \"code\": \"...\"}`: unknown paths \
             answer 404 (`no_route`), unsupported methods 405 (`method_not_allowed`), a body that does not arrive within the node's body \
-            timeout 408 (`body_timeout`). Expensive operations answer 503 (`busy`) with `Retry-After` when the node is running as many as \
-            it takes; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`."
+            timeout 408 (`body_timeout`). Expensive operations wait briefly for a place when the node is running as many as it takes, and \
+            answer 503 (`busy`) with `Retry-After` when none frees in time; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`."
     ),
     modifiers(&AdminTokenScheme),
     components(schemas(ErrorBody)),
