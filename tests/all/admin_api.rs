@@ -26,6 +26,9 @@ fn vendor_plugin_uploaded_used_and_swapped_out_of_a_running_node() {
     let (s, body) = node.upload(&manifest, &wasm);
     assert_eq!(s, 201, "{body}");
     assert_eq!((body["name"].as_str(), body["active"].as_bool()), (Some("acme-crypto"), Some(false)));
+    // The same package again changes nothing, and says so: 200, not a second 201.
+    let (s, again) = node.upload(&manifest, &wasm);
+    assert_eq!((s, &again["installed_at"]), (200, &body["installed_at"]), "{again}");
     let (s, _) = node.call("POST", "/v1/plugins/acme-crypto/activate", None);
     assert_eq!(s, 200);
     let (s, body) = node.call("POST", "/v1/crypto/hash", Some(hash.clone()));
@@ -77,6 +80,17 @@ fn bad_uploads_get_precise_errors_and_change_nothing() {
     assert!(body["error"].as_str().unwrap().contains("hash mismatch"));
     let (s, body) = node.upload("name = 1", b"");
     assert_eq!(s, 400, "{body}");
+    // A description is a line for listings, not a place for a megabyte.
+    let (manifest, wasm) = vendor_files();
+    let described = |text: &str| -> String {
+        manifest.lines().map(|l| if l.starts_with("description") { format!("description = \"{text}\"") } else { l.to_string() }).collect::<Vec<_>>().join("\n")
+    };
+    let (s, body) = node.upload(&described(&"x".repeat(1 << 20)), &wasm);
+    assert_eq!((s, body["code"].as_str()), (413, Some("too_large")), "{body}");
+    let long = described(&"x".repeat(2000));
+    let (s, body) = node.upload(&long, &wasm);
+    assert_eq!((s, body["code"].as_str()), (400, Some("bad_manifest")), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("description"), "{body}");
     let (s, body) = node.call("POST", "/v1/plugins/nope/activate", None);
     assert_eq!((s, body["code"].as_str()), (404, Some("not_found")));
     let (s, body) = node.call("POST", "/v1/crypto/hash", Some(json!({"alg": "sm3", "data_hex": "zz"})));

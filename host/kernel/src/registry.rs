@@ -229,6 +229,13 @@ impl PluginRegistry {
     /// Verify, compile, link and self-test a package, then add it (inactive). Installing
     /// the same name, version and content again is a no-op.
     pub fn install(&self, package: PluginPackage) -> Result<Arc<LoadedPlugin>, PluginError> {
+        self.install_once(package).map(|(p, _)| p)
+    }
+
+    /// [`PluginRegistry::install`], saying whether the package was new (`true`) or this
+    /// name and version was already installed with the same content (`false`: nothing was
+    /// compiled or stored again), so an upload API can tell the two apart.
+    pub fn install_once(&self, package: PluginPackage) -> Result<(Arc<LoadedPlugin>, bool), PluginError> {
         let (name, version) = (package.manifest.name.clone(), package.manifest.version.clone());
         match self.install_inner(package) {
             Ok((p, fresh)) => {
@@ -240,7 +247,7 @@ impl PluginRegistry {
                         format!("sha256 {}, provides [{}], {:?}", p.manifest.wasm_sha256, p.manifest.algorithms.join(", "), p.provenance),
                     );
                 }
-                Ok(p)
+                Ok((p, fresh))
             }
             Err(e) => {
                 self.record("refuse", &name, &version, e.to_string());

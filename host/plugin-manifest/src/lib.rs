@@ -94,6 +94,9 @@ pub struct Manifest {
     pub signature: Option<VendorSignature>,
 }
 
+/// A manifest's description is shown in listings and the audit trail, not a place for data.
+pub const MAX_DESCRIPTION: usize = 1024;
+
 /// Domain separation for manifest signatures, so a manifest signature can never be
 /// mistaken for a signature over anything else.
 const SIGNING_DOMAIN: &[u8] = b"joule-plugin-manifest/1\n";
@@ -125,6 +128,12 @@ impl Manifest {
             .ok_or_else(|| ManifestError::Field { field: "version", reason: format!("{:?} is not MAJOR.MINOR.PATCH", self.version) })?;
         if self.vendor.trim().is_empty() || self.vendor.len() > 128 {
             return Err(ManifestError::Field { field: "vendor", reason: "must be 1-128 characters".into() });
+        }
+        if self.description.len() > MAX_DESCRIPTION {
+            return Err(ManifestError::Field {
+                field: "description",
+                reason: format!("is {} bytes, over the limit of {MAX_DESCRIPTION}", self.description.len()),
+            });
         }
         ident("kind", &self.kind)?;
         for a in &self.algorithms {
@@ -263,6 +272,14 @@ algorithms = ["hash:sm3", "signature:sm2"]
 "#,
         )
         .expect("valid manifest")
+    }
+
+    #[test]
+    fn a_description_longer_than_the_limit_is_refused_naming_the_field() {
+        let with = |n: usize| format!("name = \"a\"\nkind = \"crypto\"\nversion = \"1.0.0\"\nvendor = \"v\"\ndescription = \"{}\"", "d".repeat(n));
+        assert!(Manifest::parse(&with(MAX_DESCRIPTION)).is_ok());
+        let e = Manifest::parse(&with(MAX_DESCRIPTION + 1)).expect_err("over the limit");
+        assert!(matches!(e, ManifestError::Field { field: "description", .. }), "{e}");
     }
 
     #[test]

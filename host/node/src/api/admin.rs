@@ -29,13 +29,18 @@ pub async fn audit(State(node): State<Arc<Node>>) -> Json<Vec<AuditEvent>> {
     Json(node.registry().audit())
 }
 
+/// The most a manifest may take: names, algorithms, a short description and known-answer
+/// vectors fit in far less.
+pub const MAX_MANIFEST_BYTES: usize = 64 << 10;
+
 /// Upload and install a plugin.
 ///
 /// Verified, compiled and self-tested; not yet active.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
     request_body(content = inline(super::openapi::PluginUpload), content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Installed (inactive), or already installed with the same content", body = PluginSummary),
+        (status = 200, description = "Already installed with the same content: nothing changed", body = PluginSummary),
+        (status = 201, description = "Installed (inactive)", body = PluginSummary),
         (status = 400, description = "Not a form with exactly the parts `manifest` and `wasm` (`bad_multipart`, `bad_request`), or a bad manifest (`bad_manifest`)", body = ErrorBody),
         (status = 403, description = "Refused by the node's trust policy (`untrusted_plugin`)", body = ErrorBody),
         (status = 409, description = "This name and version is installed with other content (`conflict`)", body = ErrorBody),
@@ -52,7 +57,17 @@ pub async fn upload_plugin(
     let (mut manifest, mut wasm) = (None, None);
     while let Some(field) = form.next_field().await? {
         match field.name() {
-            Some("manifest") => manifest = Some(String::from_utf8(field.bytes().await?.to_vec()).map_err(|_| bad("manifest is not UTF-8"))?),
+            Some("manifest") => {
+                let bytes = field.bytes().await?;
+                if bytes.len() > MAX_MANIFEST_BYTES {
+                    return Err(ApiError(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        format!("the manifest is {} bytes, over the limit of {MAX_MANIFEST_BYTES}", bytes.len()),
+                    ));
+                }
+                manifest = Some(String::from_utf8(bytes.to_vec()).map_err(|_| bad("manifest is not UTF-8"))?)
+            }
             Some("wasm") => wasm = Some(field.bytes().await?.to_vec()),
             other => return Err(bad(format!("unexpected form field {other:?} (expected `manifest` and `wasm`)"))),
         }
@@ -62,12 +77,12 @@ pub async fn upload_plugin(
     };
     let reg = node.registry().clone();
     // Hashing, compiling and self-testing, off the async workers.
-    let (name, version) = permit
+    let (name, version, fresh) = permit
         .blocking(move || {
             let pkg = PluginPackage::from_parts(&manifest, wasm)?;
-            let named = (pkg.manifest.name.clone(), pkg.manifest.version.clone());
-            reg.install(pkg)?;
-            Ok(named)
+            let (name, version) = (pkg.manifest.name.clone(), pkg.manifest.version.clone());
+            let (_, fresh) = reg.install_once(pkg)?;
+            Ok((name, version, fresh))
         })
         .await?;
     let summary = node
@@ -76,7 +91,7 @@ pub async fn upload_plugin(
         .into_iter()
         .find(|p| p.name == name && p.version == version)
         .ok_or_else(|| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("plugin {name} {version} was installed but is not listed")))?;
-    Ok((StatusCode::CREATED, Json(summary)))
+    Ok((if fresh { StatusCode::CREATED } else { StatusCode::OK }, Json(summary)))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
