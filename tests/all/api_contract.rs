@@ -59,7 +59,7 @@ fn path_value(name: &str) -> &'static str {
     match name {
         "name" => "no-such-plugin",
         "version" => "9.9.9",
-        "hash" | "contract" => "00000000000000000000000000000000000000000000000000000000000000aa",
+        "hash" | "contract" | "address" => "00000000000000000000000000000000000000000000000000000000000000aa",
         "id" => "0",
         "key" => "meter/1",
         "module" => "nobody",

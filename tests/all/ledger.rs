@@ -3,7 +3,7 @@
 
 use crate::support::{crypto, tempdir};
 use joule_crypto::SuiteCrypto;
-use joule_ledger::execute::{ExecError, execute};
+use joule_ledger::execute::{BlockInfo, ContractEnv, ExecError, Mode, execute};
 use joule_ledger::state::{AccountState, StoredValue};
 use joule_ledger::store::{BlockCommit, ChainStore};
 use joule_primitives::CryptoSuite;
@@ -37,7 +37,10 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
         None => (0, Hash32::ZERO, Root::empty(GLOBAL_TREE, 0)),
     };
     let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash(s).unwrap()).collect();
-    let exec = execute(&view, s, parent_root, height, &txs, &hashes)?;
+    let view = std::sync::Arc::new(view);
+    let suite: std::sync::Arc<dyn joule_primitives::ChainCrypto> = std::sync::Arc::new(s.clone());
+    let info = BlockInfo { channel: "grid".into(), height, timestamp_ms, mode: Mode::Import };
+    let exec = execute(&view, &suite, &ContractEnv::none(), &info, parent_root, &txs, &hashes)?;
     let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::encode).collect();
     let receipts_enc: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
     let header = BlockHeader {
@@ -65,6 +68,8 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
             stale: &exec.stale,
             next_tree: exec.next_tree,
             events: &exec.events,
+            codes: &exec.codes,
+            contract_kv: &exec.contract_kv,
         })
         .unwrap();
     Ok((block, exec.receipts))
@@ -145,7 +150,7 @@ fn replayed_or_skipped_nonces_make_a_block_invalid_and_change_nothing() {
         nonce: 1,
         gas_limit: 1_000_000,
         sig_alg: "ecdsa-p256".into(),
-        payload: Payload::Deploy { code: vec![0, 97, 115, 109], init_args: vec![] },
+        payload: Payload::Deploy { code: vec![0, 97, 115, 109], init_args: vec![], upgradable: false },
     }
     .sign_with(vec![]);
     assert!(matches!(produce(&store, &s, vec![deploy], 2), Err(ExecError::Unsupported { kind: "deploy", .. })));

@@ -11,6 +11,7 @@ mod cli;
 mod connection_limits;
 mod consensus_hot_swap;
 mod consensus_plugins;
+mod contracts;
 mod crash_consistency;
 mod determinism;
 mod disk_full;

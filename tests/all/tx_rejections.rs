@@ -34,7 +34,7 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
     let mut tampered = data_tx(&s, &kp, "grid", 1, "meter/1", b"2 kWh");
     tampered.body.payload = Payload::Data { key: "meter/1".into(), value: b"2000 kWh".to_vec() };
     let wrong_channel = data_tx(&s, &kp, "other-grid", 1, "meter/1", b"2 kWh");
-    let oversized = data_tx(&s, &kp, "grid", 1, "meter/1", &vec![7u8; 200 << 10]);
+    let oversized = data_tx(&s, &kp, "grid", 1, "meter/1", &vec![7u8; 1200 << 10]);
     let mut gas_over = data_tx(&s, &kp, "grid", 1, "meter/1", b"2 kWh");
     gas_over.body.gas_limit = 2_000_000;
     let gas_over = {
@@ -50,12 +50,15 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
     let mut wrong_alg = data_tx(&s, &kp, "grid", 1, "meter/1", b"2 kWh");
     wrong_alg.body.sig_alg = "ecdsa-p256".into();
     let far_ahead = data_tx(&s, &kp, "grid", 5000, "meter/1", b"2 kWh");
-    let deploy = {
+    let signed = |payload: Payload| {
         let mut t = data_tx(&s, &kp, "grid", 1, "x", b"");
-        t.body.payload = Payload::Deploy { code: b"\0asm".to_vec(), init_args: vec![] };
+        t.body.payload = payload;
         let sig = s.sign(&kp.private_key, &t.body.signing_bytes()).unwrap();
         t.body.sign_with(sig)
     };
+    let governance = signed(Payload::Governance(joule_primitives::Governance::AddValidator { public_key: kp.public_key.clone() }));
+    // Only the channel's validators may deploy (the default policy); this key is not one.
+    let deploy = signed(Payload::Deploy { code: b"\0asm".to_vec(), init_args: vec![], upgradable: false });
 
     let bytes = |t: &joule_primitives::Transaction| t.encode();
     let json = |t: &joule_primitives::Transaction| serde_json::to_vec(t).unwrap();
@@ -71,7 +74,8 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
         ("gas under the intrinsic cost", "application/octet-stream", bytes(&gas_under), 400, "gas_below_intrinsic", "below the transaction's intrinsic cost"),
         ("algorithm not the suite's", "application/octet-stream", bytes(&wrong_alg), 400, "wrong_algorithm", "not the channel's (sm2)"),
         ("nonce too far ahead", "application/octet-stream", bytes(&far_ahead), 400, "nonce_too_far_ahead", "more than 1000 ahead"),
-        ("payload not executable yet", "application/octet-stream", bytes(&deploy), 400, "unsupported_payload", "deploy payloads are not executable"),
+        ("payload not executable yet", "application/octet-stream", bytes(&governance), 400, "unsupported_payload", "governance payloads are not executable"),
+        ("deploy by a non-deployer", "application/octet-stream", bytes(&deploy), 403, "not_permitted", "may not deploy contracts on channel grid"),
         ("malformed JSON", "application/json", b"{\"channel\": \"grid\", \"nonce\": ".to_vec(), 400, "malformed", "malformed transaction JSON"),
         ("JSON of the wrong shape", "application/json", b"{\"channel\": \"grid\"}".to_vec(), 400, "malformed", "missing field"),
         ("garbage bytes", "application/octet-stream", b"\x01\xff\xff\xff\xff".to_vec(), 400, "malformed", "malformed transaction"),
@@ -133,15 +137,15 @@ fn a_batch_answers_each_transaction_and_admits_only_the_good_ones() {
     push(&forged.encode());
     push(b"\x01garbage");
     push(&good[0].encode()); // a duplicate within the batch
-    // A frame over the pool's 128 KiB limit is refused by size, before it is decoded (the
-    // API once decoded frames up to 1 MiB and called this one malformed).
-    push(&vec![0u8; 200 << 10]);
+    // A frame over the pool's 1 MiB limit is refused by size, before it is decoded (the
+    // API once decoded oversized frames and called this one malformed).
+    push(&vec![0u8; 1200 << 10]);
     let (st, v) = node.post_raw("/v1/txs", "application/octet-stream", &frames, false);
     assert_eq!(st, 200, "{v}");
     assert_eq!((v["accepted"].as_u64(), v["rejected"].as_u64()), (Some(5), Some(4)), "{v}");
     let codes: Vec<&str> = v["results"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap_or("ok")).collect();
     assert_eq!(codes, ["ok", "ok", "ok", "ok", "ok", "bad_signature", "malformed", "duplicate", "too_large"]);
-    assert!(v["results"][8]["error"].as_str().unwrap().contains("limit of 131072"), "{v}");
+    assert!(v["results"][8]["error"].as_str().unwrap().contains("limit of 1048576"), "{v}");
     assert_eq!(v["results"][4]["hash"], good[4].hash(&s).unwrap().to_hex());
     node.wait_tx(v["results"][4]["hash"].as_str().unwrap());
     // JSON batches too; a broken frame fails the whole request and admits nothing.

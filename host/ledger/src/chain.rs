@@ -12,15 +12,18 @@
 //! node admitted itself, whose signatures it already verified), re-execution, state and
 //! receipts roots. Only then is it committed, in one redb transaction.
 
-use super::execute::{self, ExecError};
+use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
 use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
 use super::state::{AccountState, StoredValue};
 use super::store::{BlockCommit, StoreError, StoreView};
 use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
+use joule_contract::ContractVm;
 use joule_primitives::merkle::{self, HashError};
 use joule_primitives::smt::{EMPTY, GLOBAL_TREE, Root, Smt, StateError, StateProof};
-use joule_primitives::{Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Receipt, SuiteError, Transaction};
+use joule_primitives::{
+    Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Payload, Receipt, SuiteError, Transaction,
+};
 use joule_support::sync::{lock, read, write};
 use serde::Serialize;
 use std::path::Path;
@@ -54,6 +57,14 @@ pub enum ChainError {
     /// The store failed (a full disk, say); the chain refuses work until it has reopened it.
     #[error("the channel's storage failed and is recovering: {0}")]
     StorageFailed(String),
+    /// The contract runtime failed on this node (not the contract or the block).
+    #[error("contract runtime: {0}")]
+    Contract(String),
+    /// A query could not run (no VM, a node fault).
+    #[error("query: {0}")]
+    Query(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// The head of the chain.
@@ -123,8 +134,14 @@ pub struct EventRecord {
     pub height: u64,
     /// Index of the transaction in its block.
     pub index: u32,
+    /// Position of the event in its transaction's receipt.
+    pub event_index: u32,
     pub tx_hash: Hash32,
     pub topic: String,
+    /// Indexed topics after the name, hex.
+    #[serde(with = "joule_primitives::types::hex_list")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<joule_primitives::openapi::Hex>))]
+    pub indexed: Vec<Vec<u8>>,
     #[serde(with = "joule_primitives::types::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub data: Vec<u8>,
@@ -203,6 +220,8 @@ pub struct Chain {
     account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
     /// Woken by submissions, so a full block need not wait for the interval.
     wake: tokio::sync::Notify,
+    /// The contract VM and the channel's contract settings.
+    contracts: ContractEnv,
 }
 
 impl Chain {
@@ -239,6 +258,8 @@ impl Chain {
                     stale: &Default::default(),
                     next_tree: 1,
                     events: &[],
+                    codes: &[],
+                    contract_kv: &[],
                 })?;
                 store.set_meta("spec", &spec.encode())?;
             }
@@ -256,6 +277,7 @@ impl Chain {
         let header = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?.header;
         drop(view);
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
+        let validator_accounts = spec.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
         let (blocks, _) = tokio::sync::broadcast::channel(256);
         let chain = Chain {
             spec: spec.clone(),
@@ -272,6 +294,7 @@ impl Chain {
             blocks,
             account_ids: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), validator_accounts },
         };
         chain.engine()?;
         if chain.compaction_due() {
@@ -282,6 +305,72 @@ impl Chain {
         }
         metrics::gauge!("chain_head_block", "channel" => chain.spec.channel.to_string()).set(height as f64);
         Ok(chain)
+    }
+
+    /// Run contracts with `vm` (without one, contract transactions are refused as
+    /// unsupported). The VM must charge the gas schedule the chain specification names.
+    pub fn with_contract_vm(mut self, vm: Arc<dyn ContractVm>) -> Result<Self, ChainError> {
+        if vm.schedule().version != self.spec.gas_schedule {
+            return Err(ChainError::Setup {
+                channel: self.spec.channel.to_string(),
+                reason: format!(
+                    "the chain uses gas schedule {}, this node's contract runtime charges schedule {}",
+                    self.spec.gas_schedule,
+                    vm.schedule().version
+                ),
+            });
+        }
+        self.contracts.vm = Some(vm);
+        let mut pool = lock(&self.pool);
+        let mut config = pool.config().clone();
+        config.contracts = true;
+        pool.set_config(config);
+        drop(pool);
+        Ok(self)
+    }
+
+    /// The contract VM, when this node runs contracts.
+    pub fn contract_vm(&self) -> Option<&Arc<dyn ContractVm>> {
+        self.contracts.vm.as_ref()
+    }
+
+    /// Run a read-only contract method on the head state (`query`; nothing is kept).
+    pub fn query(&self, caller: Hash32, contract: &Hash32, method: &str, args: &[u8], gas_limit: u64) -> Result<joule_contract::Outcome, ChainError> {
+        let vm = self.contracts.vm.as_ref().ok_or_else(|| ChainError::Query("this node does not run contracts".into()))?;
+        let head = self.head();
+        let view = Arc::new(self.read()?);
+        let block = BlockInfo { channel: self.spec.channel.to_string(), height: head.height, timestamp_ms: head.header.timestamp_ms, mode: Mode::Import };
+        let q = execute::QueryCall { caller, contract: *contract, method, args, gas_limit: gas_limit.min(self.spec.gas_limit) };
+        execute::query(&view, &self.suite, vm.as_ref(), &block, block_state(&head.header), &q).map_err(|e| match e {
+            QueryError::NoContract(c) => ChainError::NotFound(format!("no contract at {c}")),
+            e => ChainError::Query(e.to_string()),
+        })
+    }
+
+    /// Deployed code by its hash.
+    pub fn code(&self, code_hash: &Hash32) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(self.read()?.code(code_hash)?)
+    }
+
+    /// Admission checks of contract transactions that need more than the pool knows: who
+    /// may deploy, and whether the code may be deployed at all (so a module importing WASI
+    /// is refused at once, naming the import, instead of costing its sender gas).
+    fn contract_admission(&self, tx: &Transaction) -> Result<(), Rejection> {
+        let code = match &tx.body.payload {
+            Payload::Deploy { code, .. } => {
+                let sender = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
+                if !self.contracts.deployers.allows(&sender, &self.contracts.validator_accounts) {
+                    return Err(counted(Rejection::NotPermitted(format!("account {sender} may not deploy contracts on channel {}", self.spec.channel))));
+                }
+                code
+            }
+            Payload::Upgrade { code, .. } => code,
+            _ => return Ok(()),
+        };
+        match &self.contracts.vm {
+            Some(vm) => vm.check(code).map_err(|r| counted(Rejection::DeployRefused(r.0))),
+            None => Ok(()),
+        }
     }
 
     pub fn channel(&self) -> &ChannelId {
@@ -329,6 +418,7 @@ impl Chain {
     /// Set the pool's limits (the node's configuration); the gas limit stays the channel's.
     pub fn set_pool_config(&self, mut config: PoolConfig) {
         config.gas_limit = self.spec.gas_limit;
+        config.contracts = self.contracts.vm.is_some();
         lock(&self.pool).set_config(config);
     }
 
@@ -526,6 +616,7 @@ impl Chain {
         drop(view);
         let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?;
         verify_signature(&tx, self.suite.as_ref())?;
+        self.contract_admission(&tx)?;
         let mut pool = lock(&self.pool);
         let hash = pool.insert(tx, checked, joule_support::now_ms())?;
         let full = pool.pending_len() >= self.policy().max_transactions as usize;
@@ -586,7 +677,13 @@ impl Chain {
                 .collect()
         };
         let to_verify: Vec<(&Transaction, bool)> = txs.iter().zip(&checked).map(|(tx, c)| (tx, c.is_ok())).collect();
-        let signatures = parallel_map(&to_verify, |(tx, passed)| if *passed { verify_signature(tx, self.suite.as_ref()) } else { Ok(()) });
+        let signatures =
+            parallel_map(
+                &to_verify,
+                |(tx, passed)| {
+                    if *passed { verify_signature(tx, self.suite.as_ref()).and_then(|()| self.contract_admission(tx)) } else { Ok(()) }
+                },
+            );
         let now = joule_support::now_ms();
         let mut pool = lock(&self.pool);
         let out: Vec<Result<Hash32, Rejection>> =
@@ -634,7 +731,8 @@ impl Chain {
         }
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
         drop(view);
-        let block = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), now_ms)?;
+        let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
+        let block = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), timestamp_ms)?;
         self.import_serialized(block).map(Some)
     }
 
@@ -645,7 +743,7 @@ impl Chain {
         head: &Head,
         signer: &dyn BlockSigner,
         engine: &dyn ConsensusEngine,
-        txs: Vec<Transaction>,
+        mut txs: Vec<Transaction>,
         hashes: Option<Vec<Hash32>>,
         now_ms: u64,
     ) -> Result<Block, ChainError> {
@@ -654,17 +752,23 @@ impl Chain {
             Some(h) => h,
             None => txs.iter().map(|t| t.hash(self.suite.as_ref())).collect::<Result<_, _>>()?,
         };
-        let view = self.read()?;
+        let mut hashes = hashes;
+        let view = Arc::new(self.read()?);
         let t_exec = Instant::now();
-        let exec = execute::execute(&view, self.suite.as_ref(), block_state(&head.header), height, &txs, &hashes)?;
+        let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
+        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms, mode: Mode::Produce };
+        let exec = execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &txs, &hashes)?;
         tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
         drop(view);
+        // Those past the block gas limit wait for the next block.
+        txs.truncate(exec.included);
+        hashes.truncate(exec.included);
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
         let mut header = BlockHeader {
             channel: self.spec.channel.clone(),
             height,
             parent_hash: head.hash,
-            timestamp_ms: now_ms.max(head.header.timestamp_ms + 1),
+            timestamp_ms,
             tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
             state_root: exec.state_root.hash,
             receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
@@ -743,10 +847,15 @@ impl Chain {
                 return Err(invalid(format!("transaction {i} declares gas {} over the channel's limit {}", tx.body.gas_limit, self.spec.gas_limit)));
             }
         }
-        let view = self.read()?;
+        let view = Arc::new(self.read()?);
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
-        let exec = execute::execute(&view, self.suite.as_ref(), block_state(&head.header), height, &block.transactions, &hashes)
-            .map_err(|e| invalid(e.to_string()))?;
+        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms: h.timestamp_ms, mode: Mode::Import };
+        let exec = match execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &block.transactions, &hashes) {
+            Ok(e) => e,
+            // This node failed, not the block: say so rather than call the block invalid.
+            Err(ExecError::Vm { index, fault }) => return Err(ChainError::Contract(format!("transaction {index}: {fault}"))),
+            Err(e) => return Err(invalid(e.to_string())),
+        };
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: re-executed");
         drop(view);
         if exec.state_root.hash != h.state_root {
@@ -767,6 +876,8 @@ impl Chain {
                 stale: &exec.stale,
                 next_tree: exec.next_tree,
                 events: &exec.events,
+                codes: &exec.codes,
+                contract_kv: &exec.contract_kv,
             })
             .map_err(|e| self.commit_failed(height, e))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: committed");
@@ -835,14 +946,37 @@ impl Chain {
     /// Events of a contract (or a data-record sender), optionally of one topic, oldest
     /// first, from the events index; at most `limit`.
     pub fn events(&self, contract: &Hash32, topic: Option<&str>, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
+        self.events_in(contract, topic, 0, u64::MAX, limit)
+    }
+
+    /// Events of `contract` (of `topic`, when given) in blocks `from..=to`, in chain order
+    /// (block, transaction, event), at most `limit`.
+    pub fn events_in(&self, contract: &Hash32, topic: Option<&str>, from: u64, to: u64, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
         let view = self.read()?;
         let topic_hash = topic.map(|t| self.suite.hash(t.as_bytes())).transpose()?;
+        // Without a topic the index yields topic by topic: take every location in range,
+        // then order them (bounded by the range the caller asked for).
+        let fetch = if topic.is_some() { limit } else { usize::MAX };
+        let mut locations = view.event_locations_in(contract, topic_hash.as_ref(), from, to, fetch)?;
+        locations.sort();
+        locations.dedup();
         let mut out = vec![];
-        for at in view.event_locations(contract, topic_hash.as_ref(), limit)? {
+        for at in locations {
             let (_, receipt) = view.tx(at)?.ok_or_else(|| StoreError::Corrupt(format!("indexed transaction {}/{}", at.height, at.index)))?;
             // The index keys on prefixes: the receipt says whose events these are.
-            for e in receipt.events.iter().filter(|e| &e.contract == contract && topic.is_none_or(|t| e.topic == t)) {
-                out.push(EventRecord { height: at.height, index: at.index, tx_hash: receipt.tx_hash, topic: e.topic.clone(), data: e.data.clone() });
+            for (n, e) in receipt.events.iter().enumerate().filter(|(_, e)| &e.contract == contract && topic.is_none_or(|t| e.topic == t)) {
+                if out.len() == limit {
+                    return Ok(out);
+                }
+                out.push(EventRecord {
+                    height: at.height,
+                    index: at.index,
+                    event_index: n as u32,
+                    tx_hash: receipt.tx_hash,
+                    topic: e.topic.clone(),
+                    indexed: e.indexed.clone(),
+                    data: e.data.clone(),
+                });
             }
         }
         Ok(out)

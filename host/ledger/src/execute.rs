@@ -1,22 +1,29 @@
 //! The state transition: a block's transactions applied, in order, to the state under the
-//! parent's root. Pure given the parent state and the suite: every node computes the same
-//! receipts and state root, which the header commits to.
+//! parent's root. Pure given the parent state, the suite and the contract VM: every node
+//! computes the same receipts and state root, which the header commits to.
 //!
 //! Accounts live in the global state tree under `H(sender SPKI)`; each has its own storage
 //! tree (§4.3.1). A data record (`Payload::Data`) writes `key → value` into the sender's
-//! storage tree and emits the event `data` with the key. Gas: 1 000 per transaction plus
-//! 16 per encoded payload byte; a transaction whose gas limit is below that is charged its
-//! limit, changes nothing but the nonce, and gets an `out_of_gas` receipt. Contract deploys
-//! and calls, and governance, are executed by later releases; until then admission refuses
-//! them, and a block that carries one is invalid.
+//! storage tree and emits the event `data` with the key. Contract deployments, calls and
+//! upgrades run through the [`ContractVm`] (`joule-contract`), which reads and writes
+//! contract storage through this module's [`ContractHost`] over the block's pending state.
+//!
+//! Gas: 1 000 per transaction plus 16 per encoded payload byte (intrinsic), plus for a
+//! deployment `deploy_per_code_byte` per byte of code, plus what the contract's code uses.
+//! A transaction whose gas limit is below its intrinsic gas is charged its limit, changes
+//! nothing but the nonce, and gets an `out_of_gas` receipt. A transaction enters a block
+//! only if the gas used by the block before it plus its own limit fits the channel's block
+//! gas limit: production stops there, import refuses such a block.
 
 use crate::state::{AccountState, StoredValue};
 use crate::store::{EventRef, StoreView, TxLocation};
-use joule_primitives::ChainCrypto;
+use joule_contract::{ContractHost, ContractRecord, ContractVm, Entries, Entry, Failure, HostFault, Invocation, VmFault};
 use joule_primitives::merkle::HashError;
 use joule_primitives::smt::{Node, NodeKey, NodeStore, Root, Smt, StateError, TreeId, Update};
-use joule_primitives::{Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
+use joule_primitives::{ChainCrypto, DeployPolicy, Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 pub const BASE_GAS: u64 = 1_000;
 pub const GAS_PER_PAYLOAD_BYTE: u64 = 16;
@@ -33,17 +40,42 @@ pub enum ExecError {
     Unsupported { index: usize, kind: &'static str },
     #[error("the store has used every storage tree number")]
     TreesExhausted,
+    #[error("transaction {index}: gas limit {limit} does not fit the block's remaining gas ({left} of {block})")]
+    BlockGas { index: usize, limit: u64, left: u64, block: u64 },
+    /// The contract VM failed on this node (not the contract): the block is abandoned.
+    #[error("transaction {index}: {fault}")]
+    Vm { index: usize, fault: VmFault },
 }
 
-/// What execution needs of a store besides its nodes.
-pub trait StateStore: NodeStore {
+/// What execution needs of a store besides its nodes. `Send + Sync + 'static`: contract
+/// calls keep the block's state (which reads through it) inside the VM while they run.
+pub trait StateStore: NodeStore + Send + Sync + 'static {
     /// The next unused storage tree number.
     fn next_tree(&self) -> Result<TreeId, StateError>;
+    /// Deployed code by hash.
+    fn code(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError>;
+    /// A contract's storage value in the parent state.
+    fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// A contract's entries in the parent state, ascending (see [`StoreView::contract_scan`]).
+    fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError>;
+}
+
+fn store_err(e: impl std::fmt::Display) -> StateError {
+    StateError::Store(e.to_string())
 }
 
 impl StateStore for StoreView {
     fn next_tree(&self) -> Result<TreeId, StateError> {
-        StoreView::next_tree(self).map_err(|e| StateError::Store(e.to_string()))
+        StoreView::next_tree(self).map_err(store_err)
+    }
+    fn code(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        StoreView::code(self, hash).map_err(store_err)
+    }
+    fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        StoreView::contract_value(self, contract, key).map_err(store_err)
+    }
+    fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
+        StoreView::contract_scan(self, contract, prefix, after, limit).map_err(store_err)
     }
 }
 
@@ -63,6 +95,47 @@ pub struct Execution {
     /// The next unused storage tree number after the block.
     pub next_tree: TreeId,
     pub events: Vec<EventRef>,
+    /// Code deployed by the block.
+    pub codes: Vec<(Hash32, Arc<[u8]>)>,
+    /// Contract storage writes of the block.
+    pub contract_kv: Vec<crate::store::KvWrite>,
+    /// How many of the transactions went in (production stops at the block gas limit).
+    pub included: usize,
+}
+
+/// Whether a block is being produced (stop at the first transaction that does not fit) or
+/// imported (such a transaction makes the block invalid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Produce,
+    Import,
+}
+
+/// The channel's contract settings, from its specification, and the VM that runs code.
+#[derive(Clone)]
+pub struct ContractEnv {
+    /// `None`: this node cannot run contracts (contract payloads are unsupported).
+    pub vm: Option<Arc<dyn ContractVm>>,
+    pub block_gas_limit: u64,
+    pub deployers: DeployPolicy,
+    /// Account ids of the validators (for [`DeployPolicy::Validators`]).
+    pub validator_accounts: Vec<Hash32>,
+}
+
+impl ContractEnv {
+    /// No contracts, no block gas limit: for ledgers and tests without a VM.
+    pub fn none() -> Self {
+        ContractEnv { vm: None, block_gas_limit: u64::MAX, deployers: DeployPolicy::Anyone, validator_accounts: vec![] }
+    }
+}
+
+/// The block being executed: who produces it and when.
+#[derive(Debug, Clone)]
+pub struct BlockInfo {
+    pub channel: String,
+    pub height: u64,
+    pub timestamp_ms: u64,
+    pub mode: Mode,
 }
 
 /// Gas a transaction costs before it runs.
@@ -71,41 +144,237 @@ pub fn intrinsic_gas(tx: &Transaction) -> u64 {
     BASE_GAS.saturating_add(GAS_PER_PAYLOAD_BYTE.saturating_mul(payload_len))
 }
 
-/// Whether this node version can execute the payload.
-pub fn supported(p: &Payload) -> Result<(), &'static str> {
+/// Whether a node with (`contracts`) or without a contract VM can execute the payload.
+pub fn supported(p: &Payload, contracts: bool) -> Result<(), &'static str> {
     match p {
         Payload::Data { .. } => Ok(()),
+        Payload::Deploy { .. } if contracts => Ok(()),
+        Payload::Call { .. } if contracts => Ok(()),
+        Payload::Upgrade { .. } if contracts => Ok(()),
         Payload::Deploy { .. } => Err("deploy"),
         Payload::Call { .. } => Err("call"),
+        Payload::Upgrade { .. } => Err("upgrade"),
         Payload::Governance(_) => Err("governance"),
     }
 }
 
-/// Apply `txs` (with their hashes) at `height` to the state `parent` (the previous block's).
+/// The address of the contract `deployer` deploys with its transaction of nonce `nonce`.
+pub fn contract_address(suite: &dyn ChainCrypto, deployer: &Hash32, nonce: u64) -> Result<Hash32, HashError> {
+    suite.hash(&joule_contract::address_preimage(deployer, nonce))
+}
+
+/// One open checkpoint's writes and events.
+#[derive(Default)]
+struct Layer {
+    kv: BTreeMap<(Hash32, Vec<u8>), Option<Vec<u8>>>,
+    events: Vec<Event>,
+}
+
+/// The block's pending state over the parent's: accounts touched, storage writes, code
+/// deployed, and the open checkpoints of the transaction running. Owned (it moves into the
+/// contract VM for a call and back), reading the parent state through `Arc`s.
+struct BlockState<S: StateStore> {
+    store: Arc<S>,
+    suite: Arc<dyn ChainCrypto>,
+    parent: Root,
+    height: u64,
+    accounts: BTreeMap<Hash32, AccountState>,
+    /// Data records, per account.
+    data: BTreeMap<Hash32, Writes>,
+    /// Contract storage writes committed by earlier transactions of the block.
+    kv: BTreeMap<Hash32, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// The running transaction's checkpoints, innermost last.
+    layers: Vec<Layer>,
+    /// Events of the running transaction, once its outermost checkpoint committed.
+    tx_events: Vec<Event>,
+    /// Code deployed by the block (or by the running transaction).
+    new_codes: BTreeMap<Hash32, Arc<[u8]>>,
+    code_cache: HashMap<Hash32, Arc<[u8]>>,
+}
+
+impl<S: StateStore> BlockState<S> {
+    fn account(&mut self, id: &Hash32) -> Result<&mut AccountState, StateError> {
+        if !self.accounts.contains_key(id) {
+            let smt = Smt::new(&*self.store, &*self.suite, self.height);
+            let state = match smt.get(&self.parent, id)? {
+                Some(leaf) => AccountState::from_leaf(&leaf)?,
+                None => AccountState::default(),
+            };
+            self.accounts.insert(*id, state);
+        }
+        self.accounts.get_mut(id).ok_or_else(|| StateError::Store("account vanished".into()))
+    }
+
+    fn pending_value(&self, contract: &Hash32, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let k = (*contract, key.to_vec());
+        for layer in self.layers.iter().rev() {
+            if let Some(v) = layer.kv.get(&k) {
+                return Some(v.clone());
+            }
+        }
+        self.kv.get(contract).and_then(|m| m.get(key)).cloned()
+    }
+}
+
+fn fault(e: impl std::fmt::Display) -> HostFault {
+    HostFault(e.to_string())
+}
+
+impl<S: StateStore> ContractHost for BlockState<S> {
+    fn storage_get(&mut self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, HostFault> {
+        match self.pending_value(contract, key) {
+            Some(v) => Ok(v),
+            None => self.store.contract_value(contract, key).map_err(fault),
+        }
+    }
+
+    fn storage_set(&mut self, contract: &Hash32, key: &[u8], value: Option<&[u8]>) -> Result<(), HostFault> {
+        let layer = self.layers.last_mut().ok_or_else(|| HostFault("a storage write outside any checkpoint".into()))?;
+        layer.kv.insert((*contract, key.to_vec()), value.map(<[u8]>::to_vec));
+        Ok(())
+    }
+
+    fn storage_scan(&mut self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, HostFault> {
+        let in_range = |k: &[u8]| k.starts_with(prefix) && after.is_none_or(|a| k > a);
+        // Pending entries in range, later writes over earlier ones.
+        let mut pending: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        if let Some(m) = self.kv.get(contract) {
+            for (k, v) in m.range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                if in_range(k) {
+                    pending.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        for layer in &self.layers {
+            for ((c, k), v) in &layer.kv {
+                if c == contract && in_range(k) {
+                    pending.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        // At most `deleted` stored entries are hidden, so this many cover the first `limit`.
+        let deleted = pending.values().filter(|v| v.is_none()).count();
+        let stored = self.store.contract_scan(contract, prefix, after, limit.saturating_add(deleted)).map_err(fault)?;
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = stored.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        merged.extend(pending);
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).take(limit).collect())
+    }
+
+    fn emit(&mut self, event: Event) {
+        if let Some(layer) = self.layers.last_mut() {
+            layer.events.push(event);
+        }
+    }
+
+    fn contract(&mut self, contract: &Hash32) -> Result<Option<ContractRecord>, HostFault> {
+        Ok(self.account(contract).map_err(fault)?.account.code_hash.map(|code_hash| ContractRecord { code_hash }))
+    }
+
+    fn code(&mut self, code_hash: &Hash32) -> Result<Option<Arc<[u8]>>, HostFault> {
+        if let Some(c) = self.new_codes.get(code_hash).or_else(|| self.code_cache.get(code_hash)) {
+            return Ok(Some(c.clone()));
+        }
+        let Some(code) = self.store.code(code_hash).map_err(fault)? else { return Ok(None) };
+        let code: Arc<[u8]> = code.into();
+        self.code_cache.insert(*code_hash, code.clone());
+        Ok(Some(code))
+    }
+
+    fn hash(&self, data: &[u8]) -> Result<Hash32, HostFault> {
+        self.suite.hash(data).map_err(fault)
+    }
+
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        self.suite.verify(public_key, message, signature).unwrap_or(false)
+    }
+
+    fn checkpoint(&mut self) {
+        self.layers.push(Layer::default());
+    }
+
+    fn commit_checkpoint(&mut self) {
+        let Some(top) = self.layers.pop() else { return };
+        match self.layers.last_mut() {
+            Some(below) => {
+                below.kv.extend(top.kv);
+                below.events.extend(top.events);
+            }
+            None => {
+                for ((contract, key), value) in top.kv {
+                    self.kv.entry(contract).or_default().insert(key, value);
+                }
+                self.tx_events.extend(top.events);
+            }
+        }
+    }
+
+    fn revert_checkpoint(&mut self) {
+        self.layers.pop();
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
+
+/// What one transaction did.
+struct TxOutcome {
+    status: ReceiptStatus,
+    gas_used: u64,
+    output: Vec<u8>,
+}
+
+/// Apply `txs` (with their hashes) to the state `parent` (the previous block's).
 ///
 /// Accounts and storage writes collect in memory while the block runs; the trees are
 /// updated once at the end ([`Smt::update_many`]), so each changed node is hashed once per
 /// block and only nodes of the resulting trees are written. The roots are those of
 /// applying the writes one by one (the tree's root depends only on its contents).
 pub fn execute<S: StateStore>(
-    store: &S,
-    suite: &dyn ChainCrypto,
+    store: &Arc<S>,
+    suite: &Arc<dyn ChainCrypto>,
+    env: &ContractEnv,
+    block: &BlockInfo,
     parent: Root,
-    height: u64,
     txs: &[Transaction],
     tx_hashes: &[Hash32],
 ) -> Result<Execution, ExecError> {
-    let mut smt = Smt::new(store, suite, height);
+    let height = block.height;
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
-    let mut accounts: BTreeMap<Hash32, AccountState> = BTreeMap::new();
-    // Per account, its storage writes by key hash (the last write of a key wins).
-    let mut storage: BTreeMap<Hash32, Writes> = BTreeMap::new();
+    let mut state = Box::new(BlockState {
+        store: store.clone(),
+        suite: suite.clone(),
+        parent,
+        height,
+        accounts: BTreeMap::new(),
+        data: BTreeMap::new(),
+        kv: BTreeMap::new(),
+        layers: vec![],
+        tx_events: vec![],
+        new_codes: BTreeMap::new(),
+        code_cache: HashMap::new(),
+    });
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
-    let data_topic = suite.hash(b"data")?;
+    let mut topic_hashes: HashMap<String, Hash32> = HashMap::new();
+    let mut block_gas: u64 = 0;
+    let mut included = txs.len();
     for (index, (tx, tx_hash)) in txs.iter().zip(tx_hashes).enumerate() {
-        if let Err(kind) = supported(&tx.body.payload) {
+        if let Err(kind) = supported(&tx.body.payload, env.vm.is_some()) {
             return Err(ExecError::Unsupported { index, kind });
+        }
+        let left = env.block_gas_limit.saturating_sub(block_gas);
+        if tx.body.gas_limit > left {
+            match block.mode {
+                Mode::Produce => {
+                    included = index;
+                    break;
+                }
+                Mode::Import => return Err(ExecError::BlockGas { index, limit: tx.body.gas_limit, left, block: env.block_gas_limit }),
+            }
         }
         let account_id = match ids.get(tx.body.sender.as_slice()) {
             Some(id) => *id,
@@ -115,40 +384,68 @@ pub fn execute<S: StateStore>(
                 id
             }
         };
-        let state = match accounts.entry(account_id) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => e.insert(match smt.get(&parent, &account_id)? {
-                Some(leaf) => AccountState::from_leaf(&leaf)?,
-                None => AccountState::default(),
-            }),
-        };
-        if tx.body.nonce != state.account.nonce {
-            return Err(ExecError::Nonce { index, got: tx.body.nonce, want: state.account.nonce });
+        let sender = state.account(&account_id)?;
+        if tx.body.nonce != sender.account.nonce {
+            return Err(ExecError::Nonce { index, got: tx.body.nonce, want: sender.account.nonce });
         }
-        state.account.nonce += 1;
-        let gas = intrinsic_gas(tx);
-        let mut events = vec![];
-        let status = if gas > tx.body.gas_limit {
-            ReceiptStatus::OutOfGas
+        sender.account.nonce += 1;
+        let intrinsic = intrinsic_gas(tx);
+        state.tx_events.clear();
+        let outcome = if intrinsic > tx.body.gas_limit {
+            TxOutcome { status: ReceiptStatus::OutOfGas, gas_used: tx.body.gas_limit, output: vec![] }
         } else {
-            if let Payload::Data { key, value } = &tx.body.payload {
-                let at = TxLocation { height, index: index as u32 };
-                let stored = StoredValue::data_record(value, at).encode();
-                storage.entry(account_id).or_default().insert(suite.hash(key.as_bytes())?, Some((suite.hash(value)?, stored)));
-                events.push(Event { contract: account_id, topic: "data".into(), data: key.as_bytes().to_vec() });
+            match &tx.body.payload {
+                Payload::Data { key, value } => {
+                    let at = TxLocation { height, index: index as u32 };
+                    let stored = StoredValue::data_record(value, at).encode();
+                    let (kh, vh) = (suite.hash(key.as_bytes())?, suite.hash(value)?);
+                    state.data.entry(account_id).or_default().insert(kh, Some((vh, stored)));
+                    state.tx_events.push(Event { contract: account_id, topic: "data".into(), indexed: vec![], data: key.as_bytes().to_vec() });
+                    TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: vec![] }
+                }
+                payload => {
+                    let vm = env.vm.as_ref().ok_or(ExecError::Unsupported { index, kind: "contract" })?;
+                    let run = ContractTx { vm: vm.as_ref(), env, block, sender: account_id, nonce: tx.body.nonce, gas_limit: tx.body.gas_limit, intrinsic };
+                    let (back, outcome) = run.execute(state, payload).map_err(|fault| ExecError::Vm { index, fault })?;
+                    state = back;
+                    outcome
+                }
             }
-            ReceiptStatus::Success
         };
+        block_gas = block_gas.saturating_add(outcome.gas_used);
+        let events = std::mem::take(&mut state.tx_events);
         for e in &events {
-            events_index.push(EventRef { contract: e.contract, topic: data_topic, index: index as u32 });
+            let topic = match topic_hashes.get(&e.topic) {
+                Some(h) => *h,
+                None => {
+                    let h = suite.hash(e.topic.as_bytes())?;
+                    topic_hashes.insert(e.topic.clone(), h);
+                    h
+                }
+            };
+            events_index.push(EventRef { contract: e.contract, topic, index: index as u32 });
         }
-        let gas_used = if status == ReceiptStatus::OutOfGas { tx.body.gas_limit } else { gas };
-        receipts.push(Receipt { tx_hash: *tx_hash, status, gas_used, events });
+        receipts.push(Receipt { tx_hash: *tx_hash, status: outcome.status, gas_used: outcome.gas_used, output: outcome.output, events });
     }
+    let BlockState { accounts, mut data, kv, new_codes, .. } = *state;
+    // Contract storage: into the storage trees (hashed keys) and the flat copy.
+    let mut contract_kv = vec![];
+    for (contract, writes) in kv {
+        let tree = data.entry(contract).or_default();
+        for (key, value) in writes {
+            let update = match &value {
+                Some(v) => Some((suite.hash(v)?, StoredValue::Inline(v.clone()).encode())),
+                None => None,
+            };
+            tree.insert(suite.hash(&key)?, update);
+            contract_kv.push((contract, key, value));
+        }
+    }
+    let mut smt = Smt::new(&**store, &**suite, height);
     let mut next_tree = store.next_tree()?;
     let mut account_updates: Vec<Update> = Vec::with_capacity(accounts.len());
     for (id, mut state) in accounts {
-        if let Some(writes) = storage.remove(&id) {
+        if let Some(writes) = data.remove(&id) {
             let root = match state.storage_root() {
                 Some(r) => r,
                 None => {
@@ -168,5 +465,248 @@ pub fn execute<S: StateStore>(
     }
     let root = smt.update_many(&parent, &account_updates)?;
     let state_root = smt.relocate(&root)?;
-    Ok(Execution { receipts, state_root, nodes: smt.written, stale: smt.stale, next_tree, events: events_index })
+    Ok(Execution {
+        receipts,
+        state_root,
+        nodes: smt.written,
+        stale: smt.stale,
+        next_tree,
+        events: events_index,
+        codes: new_codes.into_iter().collect(),
+        contract_kv,
+        included,
+    })
+}
+
+/// A deployment, call or upgrade, run against the block's state.
+struct ContractTx<'a> {
+    vm: &'a dyn ContractVm,
+    env: &'a ContractEnv,
+    block: &'a BlockInfo,
+    sender: Hash32,
+    nonce: u64,
+    gas_limit: u64,
+    intrinsic: u64,
+}
+
+/// Keep the receipt's reason within bounds whatever the VM says.
+fn reverted(msg: impl Into<String>) -> ReceiptStatus {
+    let mut m: String = msg.into();
+    if m.len() > joule_contract::limits::MAX_REVERT_MESSAGE_BYTES {
+        let mut cut = joule_contract::limits::MAX_REVERT_MESSAGE_BYTES;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+    }
+    ReceiptStatus::Reverted(m)
+}
+
+type Step<S> = Result<(Box<BlockState<S>>, TxOutcome), VmFault>;
+
+fn host_fault(e: impl std::fmt::Display) -> VmFault {
+    VmFault::Host(fault(e))
+}
+
+impl ContractTx<'_> {
+    /// Run the payload with the whole transaction in one checkpoint: on a failure the state
+    /// is as before it, but for the sender's nonce, which the caller advanced. A node fault
+    /// (`Err`) abandons the block, and the state with it.
+    fn execute<S: StateStore>(&self, mut state: Box<BlockState<S>>, payload: &Payload) -> Step<S> {
+        state.checkpoint();
+        let codes_before: BTreeSet<Hash32> = state.new_codes.keys().copied().collect();
+        let accounts_before = state.accounts.clone();
+        let (mut state, outcome) = match payload {
+            Payload::Deploy { code, init_args, upgradable } => self.deploy(state, code, init_args, *upgradable)?,
+            Payload::Call { contract, method, args } => self.call(state, contract, method, args)?,
+            Payload::Upgrade { contract, code, migrate_args } => self.upgrade(state, contract, code, migrate_args.as_deref())?,
+            _ => (state, TxOutcome { status: reverted("not a contract payload"), gas_used: self.intrinsic, output: vec![] }),
+        };
+        if outcome.status == ReceiptStatus::Success {
+            state.commit_checkpoint();
+        } else {
+            state.revert_checkpoint();
+            state.new_codes.retain(|h, _| codes_before.contains(h));
+            // Accounts a failed deployment or upgrade created or changed, but the nonce.
+            let nonce = state.accounts.get(&self.sender).map(|a| a.account.nonce);
+            state.accounts = accounts_before;
+            if let (Some(n), Some(a)) = (nonce, state.accounts.get_mut(&self.sender)) {
+                a.account.nonce = n;
+            }
+        }
+        Ok((state, outcome))
+    }
+
+    fn invocation(&self, entry: Entry, contract: Hash32, code_hash: Hash32, method: &str, args: &[u8], gas_limit: u64) -> Invocation {
+        Invocation {
+            entry,
+            contract,
+            code_hash,
+            method: method.to_string(),
+            args: args.to_vec(),
+            sender: self.sender,
+            channel: self.block.channel.clone(),
+            height: self.block.height,
+            timestamp_ms: self.block.timestamp_ms,
+            gas_limit,
+        }
+    }
+
+    /// Run one invocation: its return bytes or the failed receipt's status, and its gas.
+    #[allow(clippy::type_complexity)]
+    fn run<S: StateStore>(&self, state: Box<BlockState<S>>, call: &Invocation) -> Result<(Box<BlockState<S>>, Result<Vec<u8>, ReceiptStatus>, u64), VmFault> {
+        let (host, result) = self.vm.run(state, call);
+        let state = host.into_any().downcast::<BlockState<S>>().map_err(|_| VmFault::Runtime("the contract VM handed back another host".into()))?;
+        let o = result?;
+        let status = match o.result {
+            Ok(out) => Ok(out),
+            Err(Failure::OutOfGas) => Err(ReceiptStatus::OutOfGas),
+            Err(Failure::Reverted(m)) => Err(reverted(m)),
+        };
+        Ok((state, status, o.gas_used))
+    }
+
+    fn done(&self, status: ReceiptStatus, vm_gas: u64, extra: u64, output: Vec<u8>) -> TxOutcome {
+        let gas_used =
+            if status == ReceiptStatus::OutOfGas { self.gas_limit } else { self.intrinsic.saturating_add(extra).saturating_add(vm_gas).min(self.gas_limit) };
+        TxOutcome { status, gas_used, output }
+    }
+
+    fn deploy<S: StateStore>(&self, mut state: Box<BlockState<S>>, code: &[u8], init_args: &[u8], upgradable: bool) -> Step<S> {
+        let code_gas = self.vm.schedule().deploy_per_code_byte.saturating_mul(code.len() as u64);
+        if self.intrinsic.saturating_add(code_gas) > self.gas_limit {
+            return Ok((state, self.done(ReceiptStatus::OutOfGas, 0, 0, vec![])));
+        }
+        if !self.env.deployers.allows(&self.sender, &self.env.validator_accounts) {
+            let status = reverted(format!("account {} may not deploy contracts on this channel", self.sender));
+            return Ok((state, self.done(status, 0, code_gas, vec![])));
+        }
+        if let Err(refusal) = self.vm.check(code) {
+            return Ok((state, self.done(reverted(format!("deployment refused: {refusal}")), 0, code_gas, vec![])));
+        }
+        let address = contract_address(state.suite.as_ref(), &self.sender, self.nonce).map_err(host_fault)?;
+        let code_hash = state.suite.hash(code).map_err(host_fault)?;
+        if state.account(&address).map_err(host_fault)?.account.code_hash.is_some() {
+            return Ok((state, self.done(reverted(format!("a contract exists at {address}")), 0, code_gas, vec![])));
+        }
+        state.new_codes.insert(code_hash, code.into());
+        let call = self.invocation(Entry::Init, address, code_hash, "", init_args, self.gas_limit - self.intrinsic - code_gas);
+        let (mut state, status, vm_gas) = self.run(state, &call)?;
+        if let Err(status) = status {
+            return Ok((state, self.done(status, vm_gas, code_gas, vec![])));
+        }
+        let account = state.account(&address).map_err(host_fault)?;
+        account.account.code_hash = Some(code_hash);
+        account.account.upgrade_authority = upgradable.then_some(self.sender);
+        state.emit(Event { contract: address, topic: "deployed".into(), indexed: vec![code_hash.0.to_vec()], data: self.sender.0.to_vec() });
+        Ok((state, self.done(ReceiptStatus::Success, vm_gas, code_gas, address.0.to_vec())))
+    }
+
+    fn call<S: StateStore>(&self, mut state: Box<BlockState<S>>, contract: &Hash32, method: &str, args: &[u8]) -> Step<S> {
+        let Some(code_hash) = state.account(contract).map_err(host_fault)?.account.code_hash else {
+            return Ok((state, self.done(reverted(format!("no contract at {contract}")), 0, 0, vec![])));
+        };
+        let call = self.invocation(Entry::Call, *contract, code_hash, method, args, self.gas_limit - self.intrinsic);
+        let (state, status, gas) = self.run(state, &call)?;
+        Ok(match status {
+            Ok(out) => (state, self.done(ReceiptStatus::Success, gas, 0, out)),
+            Err(status) => (state, self.done(status, gas, 0, vec![])),
+        })
+    }
+
+    fn upgrade<S: StateStore>(&self, mut state: Box<BlockState<S>>, contract: &Hash32, code: &[u8], migrate: Option<&[u8]>) -> Step<S> {
+        let code_gas = self.vm.schedule().deploy_per_code_byte.saturating_mul(code.len() as u64);
+        if self.intrinsic.saturating_add(code_gas) > self.gas_limit {
+            return Ok((state, self.done(ReceiptStatus::OutOfGas, 0, 0, vec![])));
+        }
+        let account = state.account(contract).map_err(host_fault)?;
+        let (old, authority) = (account.account.code_hash, account.account.upgrade_authority);
+        let refuse = |state, why: String| Ok((state, self.done(reverted(why), 0, code_gas, vec![])));
+        let Some(old) = old else { return refuse(state, format!("no contract at {contract}")) };
+        match authority {
+            Some(a) if a == self.sender => {}
+            Some(_) => return refuse(state, format!("account {} is not the upgrade authority of {contract}", self.sender)),
+            None => return refuse(state, format!("contract {contract} is not upgradable")),
+        }
+        if let Err(refusal) = self.vm.check(code) {
+            return refuse(state, format!("upgrade refused: {refusal}"));
+        }
+        let code_hash = state.suite.hash(code).map_err(host_fault)?;
+        state.new_codes.insert(code_hash, code.into());
+        let account = state.account(contract).map_err(host_fault)?;
+        account.account.previous_code_hash = Some(old);
+        account.account.code_hash = Some(code_hash);
+        let (mut vm_gas, mut output) = (0, vec![]);
+        if let Some(args) = migrate {
+            let call = self.invocation(Entry::Call, *contract, code_hash, "migrate", args, self.gas_limit - self.intrinsic - code_gas);
+            let (back, status, gas) = self.run(state, &call)?;
+            state = back;
+            match status {
+                Ok(out) => (vm_gas, output) = (gas, out),
+                Err(status) => return Ok((state, self.done(status, gas, code_gas, vec![]))),
+            }
+        }
+        state.emit(Event { contract: *contract, topic: "upgraded".into(), indexed: vec![old.0.to_vec(), code_hash.0.to_vec()], data: self.sender.0.to_vec() });
+        Ok((state, self.done(ReceiptStatus::Success, vm_gas, code_gas, output)))
+    }
+}
+
+/// A read-only call: who asks, what, with how much gas.
+#[derive(Debug, Clone)]
+pub struct QueryCall<'a> {
+    pub caller: Hash32,
+    pub contract: Hash32,
+    pub method: &'a str,
+    pub args: &'a [u8],
+    pub gas_limit: u64,
+}
+
+/// Run a read-only method on the state `parent` (no block, nothing kept): what `query`
+/// answers over the API. `block` gives the head's height and time.
+pub fn query<S: StateStore>(
+    store: &Arc<S>,
+    suite: &Arc<dyn ChainCrypto>,
+    vm: &dyn ContractVm,
+    block: &BlockInfo,
+    parent: Root,
+    q: &QueryCall,
+) -> Result<joule_contract::Outcome, QueryError> {
+    let mut state = Box::new(BlockState {
+        store: store.clone(),
+        suite: suite.clone(),
+        parent,
+        height: block.height,
+        accounts: BTreeMap::new(),
+        data: BTreeMap::new(),
+        kv: BTreeMap::new(),
+        layers: vec![],
+        tx_events: vec![],
+        new_codes: BTreeMap::new(),
+        code_cache: HashMap::new(),
+    });
+    let code_hash = state.account(&q.contract)?.account.code_hash.ok_or(QueryError::NoContract(q.contract))?;
+    let call = Invocation {
+        entry: Entry::Query,
+        contract: q.contract,
+        code_hash,
+        method: q.method.to_string(),
+        args: q.args.to_vec(),
+        sender: q.caller,
+        channel: block.channel.clone(),
+        height: block.height,
+        timestamp_ms: block.timestamp_ms,
+        gas_limit: q.gas_limit,
+    };
+    let (_, result) = vm.run(state, &call);
+    Ok(result?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("no contract at {0}")]
+    NoContract(Hash32),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Vm(#[from] VmFault),
 }

@@ -60,6 +60,12 @@ pub enum Rejection {
     PoolFull,
     #[error("cannot check the transaction: {0}")]
     Internal(String),
+    /// The code cannot be deployed (e.g. it imports outside the `joule:contract` world).
+    #[error("{0}")]
+    DeployRefused(String),
+    /// The sender lacks the permission the transaction needs.
+    #[error("{0}")]
+    NotPermitted(String),
     /// The chain's store failed; admission resumes when it has recovered.
     #[error("the channel's storage failed and is recovering; try again later: {0}")]
     StorageFailed(String),
@@ -82,6 +88,8 @@ impl Rejection {
             Rejection::SenderLimit { .. } => "sender_limit",
             Rejection::PoolFull => "pool_full",
             Rejection::Internal(_) => "internal",
+            Rejection::DeployRefused(_) => "deploy_refused",
+            Rejection::NotPermitted(_) => "not_permitted",
             Rejection::StorageFailed(_) => "storage_failed",
         }
     }
@@ -110,6 +118,8 @@ pub struct PoolConfig {
     pub max_nonce_ahead: u64,
     /// The channel's per-transaction gas limit (§5.2.1 燃料限制).
     pub gas_limit: u64,
+    /// Whether the node runs contracts (set by the chain, not configured).
+    pub contracts: bool,
 }
 
 impl Default for PoolConfig {
@@ -123,9 +133,11 @@ impl Default for PoolConfig {
             max_queued_per_sender: 64,
             queued_lifetime_ms: 10 * 60 * 1000,
             evictions_remembered: 100_000,
-            max_tx_bytes: 128 << 10,
+            // A contract deployment carries its code (up to 800 KiB).
+            max_tx_bytes: joule_primitives::MAX_TX_BYTES,
             max_nonce_ahead: 1_000,
             gas_limit: 10_000_000,
+            contracts: false,
         }
     }
 }
@@ -431,7 +443,7 @@ impl TxPool {
         if b.sig_alg != suite.suite().signature {
             return Err(Rejection::WrongAlgorithm { got: b.sig_alg.clone(), want: suite.suite().signature.clone() });
         }
-        supported(&b.payload).map_err(Rejection::Unsupported)?;
+        supported(&b.payload, self.config.contracts).map_err(Rejection::Unsupported)?;
         if b.gas_limit > self.config.gas_limit {
             return Err(Rejection::GasOverLimit { got: b.gas_limit, limit: self.config.gas_limit });
         }

@@ -1,4 +1,4 @@
-//! The chain on redb, format `joule-chain-store/2` (byte by byte in `docs/formats.md`, "Chain
+//! The chain on redb, format `joule-chain-store/3` (byte by byte in `docs/formats.md`, "Chain
 //! store"). A block, its transactions and receipts, its indexes and the state nodes it
 //! writes are committed in one redb write transaction: after a crash the store holds either
 //! the whole block or none of it, and the head is the last block committed.
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path as FsPath;
 
 /// What `meta/format` holds in a store of this layout.
-pub const FORMAT: &str = "joule-chain-store/2";
+pub const FORMAT: &str = "joule-chain-store/3";
 
 /// The store's file in a channel's directory.
 pub const FILE_NAME: &str = "chain.redb";
@@ -68,6 +68,12 @@ const CONTRACTS: TableDefinition<u32, &[u8; 32]> = TableDefinition::new("contrac
 const CONTRACT_NUMBERS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("contract_numbers");
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nodes");
 const STALE: TableDefinition<&[u8], ()> = TableDefinition::new("stale");
+/// Deployed contract code by code hash.
+const CODES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("codes");
+/// Contracts' storage at the head, flat: contract id ‖ key → value. The storage trees
+/// authenticate it (their roots are in the header); this copy serves execution's reads and
+/// `scan` in key order, which a tree keyed by hashes cannot.
+const CONTRACT_KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contract_kv");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -121,6 +127,11 @@ pub struct EventRef {
     pub index: u32,
 }
 
+/// A contract storage write: contract, key, value (`None`: removed).
+pub type KvWrite = (Hash32, Vec<u8>, Option<Vec<u8>>);
+
+type KvTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
 /// Everything one block adds to the store.
 pub struct BlockCommit<'a> {
     pub block: &'a Block,
@@ -134,6 +145,10 @@ pub struct BlockCommit<'a> {
     /// The next unused storage tree number after the block.
     pub next_tree: TreeId,
     pub events: &'a [EventRef],
+    /// Code deployed in the block, by hash.
+    pub codes: &'a [(Hash32, std::sync::Arc<[u8]>)],
+    /// Contract storage writes of the block (`None`: removed), in any order, one per key.
+    pub contract_kv: &'a [KvWrite],
 }
 
 /// Storage one table takes, as redb reports it.
@@ -372,6 +387,22 @@ impl ChainStore {
                 delete_nodes(&mut nodes, &gone)?;
                 meta.insert("state_from", kept_from.to_le_bytes().as_slice()).map_err(db_err)?;
             }
+            if !c.codes.is_empty() {
+                let mut codes = tx.open_table(CODES).map_err(db_err)?;
+                for (hash, code) in c.codes {
+                    codes.insert(&hash.0, &code[..]).map_err(db_err)?;
+                }
+            }
+            if !c.contract_kv.is_empty() {
+                let mut kv = tx.open_table(CONTRACT_KV).map_err(db_err)?;
+                for (contract, key, value) in c.contract_kv {
+                    let k = kv_key(contract, key);
+                    match value {
+                        Some(v) => kv.insert(k.as_slice(), v.as_slice()).map_err(db_err)?,
+                        None => kv.remove(k.as_slice()).map_err(db_err)?,
+                    };
+                }
+            }
             meta.insert("next_tree", c.next_tree.to_le_bytes().as_slice()).map_err(db_err)?;
             let mut head_value = height.to_le_bytes().to_vec();
             head_value.extend(c.hash.0);
@@ -385,6 +416,14 @@ fn prefix8(h: &Hash32) -> [u8; 8] {
     let mut p = [0u8; 8];
     p.copy_from_slice(&h.0[..8]);
     p
+}
+
+/// `contract_kv` key: contract id ‖ key.
+fn kv_key(contract: &Hash32, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32 + key.len());
+    k.extend_from_slice(&contract.0);
+    k.extend_from_slice(key);
+    k
 }
 
 /// `events` key: contract number (u32 BE) ‖ topic hash[..8] ‖ height (u64 BE).
@@ -409,11 +448,18 @@ fn tx_row(hash: &Hash32, receipt: &Receipt, contracts: &BTreeMap<Hash32, u32>, t
         ReceiptStatus::OutOfGas => r.push(2),
     }
     put_varint(&mut r, receipt.gas_used);
+    put_varint(&mut r, receipt.output.len() as u64);
+    r.extend(&receipt.output);
     put_varint(&mut r, receipt.events.len() as u64);
     for e in &receipt.events {
         put_varint(&mut r, u64::from(contracts.get(&e.contract).copied().unwrap_or_default()));
         put_varint(&mut r, e.topic.len() as u64);
         r.extend(e.topic.as_bytes());
+        put_varint(&mut r, e.indexed.len() as u64);
+        for t in &e.indexed {
+            put_varint(&mut r, t.len() as u64);
+            r.extend(t);
+        }
         match &t.body.payload {
             // A data record's event carries its key, which the transaction holds already.
             Payload::Data { key, .. } if key.as_bytes() == e.data.as_slice() => r.push(0),
@@ -619,6 +665,54 @@ pub struct StoreView {
 }
 
 impl StoreView {
+    /// Deployed code by its hash.
+    pub fn code(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = match self.tx.open_table(CODES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db_err(e)),
+        };
+        Ok(t.get(&hash.0).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn kv_table(&self) -> Result<Option<KvTable>, StoreError> {
+        match self.tx.open_table(CONTRACT_KV) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    /// A contract's storage value at the head.
+    pub fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(t) = self.kv_table()? else { return Ok(None) };
+        Ok(t.get(kv_key(contract, key).as_slice()).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Up to `limit` of a contract's entries at the head whose keys start with `prefix`,
+    /// ascending, after `after` when given.
+    pub fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<joule_contract::Entries, StoreError> {
+        let Some(t) = self.kv_table()? else { return Ok(vec![]) };
+        let start = kv_key(contract, prefix);
+        let mut out = vec![];
+        for item in t.range::<&[u8]>(start.as_slice()..).map_err(db_err)? {
+            let (k, v) = item.map_err(db_err)?;
+            let k = k.value();
+            let Some(key) = k.strip_prefix(&contract.0[..]) else { break };
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            out.push((key.to_vec(), v.value().to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let t = self.tx.open_table(META).map_err(db_err)?;
         Ok(t.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
@@ -740,6 +834,19 @@ impl StoreView {
     /// given): oldest first within a topic, at most `limit`. The index keys on 8-byte
     /// prefixes, so a caller checks each receipt's events.
     pub fn event_locations(&self, contract: &Hash32, topic: Option<&Hash32>, limit: usize) -> Result<Vec<TxLocation>, StoreError> {
+        self.event_locations_in(contract, topic, 0, u64::MAX, limit)
+    }
+
+    /// [`StoreView::event_locations`] of blocks `from..=to` only. Without a topic the
+    /// locations come topic by topic: sort them if order across topics matters.
+    pub fn event_locations_in(
+        &self,
+        contract: &Hash32,
+        topic: Option<&Hash32>,
+        from_height: u64,
+        to_height: u64,
+        limit: usize,
+    ) -> Result<Vec<TxLocation>, StoreError> {
         let numbers = self.tx.open_table(CONTRACT_NUMBERS).map_err(db_err)?;
         let Some(n) = numbers.get(&contract.0).map_err(db_err)?.map(|v| v.value()) else { return Ok(vec![]) };
         let t = self.tx.open_table(EVENTS).map_err(db_err)?;
@@ -751,10 +858,17 @@ impl StoreView {
             from[4..12].copy_from_slice(&topic.0[..8]);
             to[4..12].copy_from_slice(&topic.0[..8]);
         }
+        if topic.is_some() {
+            from[12..].copy_from_slice(&from_height.to_be_bytes());
+            to[12..].copy_from_slice(&to_height.to_be_bytes());
+        }
         let mut out = vec![];
         for row in t.range::<&[u8; 20]>(&from..=&to).map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
             let height = u64::from_be_bytes(k.value()[12..].try_into().map_err(|_| corrupt("event key"))?);
+            if height < from_height || height > to_height {
+                continue;
+            }
             let mut r = Reader::new(v.value());
             let mut index = 0u64;
             let mut first = true;
@@ -835,6 +949,8 @@ impl<'a> Row<'a> {
             _ => return Err(bad()),
         };
         let gas_used = r.varint().ok_or_else(bad)?;
+        let output_len = usize::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?;
+        let output = r.take(output_len).ok_or_else(bad)?.to_vec();
         let n = r.varint().ok_or_else(bad)?;
         let mut events = vec![];
         let mut record_key: Option<Vec<u8>> = None;
@@ -842,6 +958,15 @@ impl<'a> Row<'a> {
             let n = u32::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?;
             let contract = contracts.get(n)?;
             let topic = string(&mut r)?;
+            let topics = r.varint().ok_or_else(bad)?;
+            if topics > 3 {
+                return Err(bad());
+            }
+            let mut indexed = Vec::with_capacity(topics as usize);
+            for _ in 0..topics {
+                let len = usize::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())?;
+                indexed.push(r.take(len).ok_or_else(bad)?.to_vec());
+            }
             let data = match usize::try_from(r.varint().ok_or_else(bad)?).map_err(|_| bad())? {
                 0 => match &record_key {
                     Some(k) => k.clone(),
@@ -852,12 +977,12 @@ impl<'a> Row<'a> {
                 },
                 len => r.take(len - 1).ok_or_else(bad)?.to_vec(),
             };
-            events.push(Event { contract, topic, data });
+            events.push(Event { contract, topic, indexed, data });
         }
         if !r.end() {
             return Err(bad());
         }
-        Ok(Receipt { tx_hash: self.hash, status, gas_used, events })
+        Ok(Receipt { tx_hash: self.hash, status, gas_used, output, events })
     }
 }
 

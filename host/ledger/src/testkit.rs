@@ -104,6 +104,9 @@ pub fn spec(validators: &[&Key]) -> ChainSpec {
         consensus: "test".into(),
         consensus_config: String::new(),
         gas_limit: 1_000_000,
+        block_gas_limit: 1_000_000_000,
+        gas_schedule: 1,
+        contract_deployers: joule_primitives::DeployPolicy::Validators,
         genesis_time_ms: 1_700_000_000_000,
         validators: validators.iter().map(|k| ValidatorSpec { public_key: k.public.clone(), weight: 1 }).collect(),
     }

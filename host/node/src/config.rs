@@ -21,7 +21,7 @@ use crate::keystore::{DEFAULT_KDF_MEMORY_KIB, KEYSTORE_FILE, Keystore, NODE_MODU
 use anyhow::{Context, Result, bail};
 use joule_crypto::CryptoService;
 use joule_crypto::pem;
-use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, Encode, ValidatorSpec};
+use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, DeployPolicy, Encode, Hash32, ValidatorSpec};
 use joule_support::fs::Mode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -54,10 +54,63 @@ pub struct ChannelConfig {
     pub consensus_config: String,
     /// Largest gas limit a transaction may declare (燃料限制).
     pub gas_limit: u64,
+    /// Most gas one block's transactions may use.
+    #[serde(default = "default_block_gas_limit")]
+    pub block_gas_limit: u64,
+    /// Version of the contract gas schedule (docs/contracts.md).
+    #[serde(default = "default_gas_schedule")]
+    pub gas_schedule: u32,
+    /// Who may deploy contracts: `"anyone"`, `"validators"` (the default), or a list of
+    /// account ids or public keys (hex SubjectPublicKeyInfo DER).
+    #[serde(default)]
+    pub contract_deployers: DeployersConfig,
     /// Unix milliseconds: block 0's timestamp.
     pub genesis_time_ms: u64,
     pub validators: Vec<ValidatorConfig>,
     pub block_policy: BlockPolicyConfig,
+}
+
+fn default_block_gas_limit() -> u64 {
+    1_000_000_000
+}
+
+fn default_gas_schedule() -> u32 {
+    joule_contract::gas::V1.version
+}
+
+/// Who may deploy contracts, as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeployersConfig {
+    /// `anyone` or `validators`.
+    Named(String),
+    /// Account ids (64 hex digits) or public keys (hex SPKI DER).
+    List(Vec<String>),
+}
+
+impl Default for DeployersConfig {
+    fn default() -> Self {
+        DeployersConfig::Named("validators".into())
+    }
+}
+
+impl DeployersConfig {
+    /// The policy, with public keys turned into account ids by `hash`.
+    pub fn policy(&self, hash: impl Fn(&[u8]) -> Result<Hash32>) -> Result<DeployPolicy> {
+        match self {
+            DeployersConfig::Named(n) if n == "anyone" => Ok(DeployPolicy::Anyone),
+            DeployersConfig::Named(n) if n == "validators" => Ok(DeployPolicy::Validators),
+            DeployersConfig::Named(n) => bail!("contract-deployers {n:?}: give \"anyone\", \"validators\" or a list of account ids or public keys"),
+            DeployersConfig::List(list) => list
+                .iter()
+                .map(|s| {
+                    let bytes = hex::decode(s.trim_start_matches("0x")).with_context(|| format!("contract-deployers: {s:?} is not hex"))?;
+                    if bytes.len() == 32 { Ok(Hash32::from_slice(&bytes).unwrap_or(Hash32::ZERO)) } else { hash(&bytes) }
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(DeployPolicy::Accounts),
+        }
+    }
 }
 
 /// The block policy (§5.3 出块策略) as configured.
@@ -97,19 +150,29 @@ impl ChannelConfig {
             .with_context(|| format!("channel {}: unknown crypto suite {:?} (known: {})", self.id, self.crypto_suite, CryptoSuite::NAMED.join(", ")))
     }
 
-    /// The chain specification these genesis fields define.
-    pub fn spec(&self) -> Result<ChainSpec> {
+    /// The chain specification these genesis fields define; `hash` is the suite's hash
+    /// (public keys listed as contract deployers become account ids).
+    pub fn spec_with(&self, hash: impl Fn(&[u8]) -> Result<Hash32>) -> Result<ChainSpec> {
         let spec = ChainSpec {
             channel: self.id.clone(),
             crypto_suite: self.suite()?,
             consensus: self.consensus.clone(),
             consensus_config: self.consensus_config.clone(),
             gas_limit: self.gas_limit,
+            block_gas_limit: self.block_gas_limit,
+            gas_schedule: self.gas_schedule,
+            contract_deployers: self.contract_deployers.policy(hash).with_context(|| format!("channel {}", self.id))?,
             genesis_time_ms: self.genesis_time_ms,
             validators: self.validator_keys()?.into_iter().map(|(public_key, weight)| ValidatorSpec { public_key, weight }).collect(),
         };
         spec.validate().map_err(|e| anyhow::anyhow!("channel {}: {e}", self.id))?;
         Ok(spec)
+    }
+
+    /// The chain specification, for checks that need no hash (public keys among the
+    /// contract deployers are then refused: [`ChannelConfig::spec_with`] takes them).
+    pub fn spec(&self) -> Result<ChainSpec> {
+        self.spec_with(|_| bail!("public keys among contract-deployers need the channel's hash here; list account ids"))
     }
 
     pub fn policy(&self) -> BlockPolicy {
@@ -128,7 +191,10 @@ impl ChannelConfig {
         if self.validators.is_empty() {
             bail!("channel {}: at least one validator is needed", self.id);
         }
-        self.spec()?;
+        self.spec_with(|_| Ok(Hash32::ZERO))?;
+        if joule_contract::GasSchedule::by_version(self.gas_schedule).is_none() {
+            bail!("channel {}: gas-schedule {} is unknown to this node (it knows {})", self.id, self.gas_schedule, joule_contract::gas::V1.version);
+        }
         if self.gas_limit < joule_ledger::execute::BASE_GAS {
             bail!("channel {}: gas-limit {} is below the cost of the smallest transaction ({})", self.id, self.gas_limit, joule_ledger::execute::BASE_GAS);
         }
@@ -426,6 +492,13 @@ pub struct InitArgs {
     /// Largest gas limit a transaction may declare.
     #[arg(long, default_value_t = 10_000_000)]
     pub gas_limit: u64,
+    /// Most gas one block's transactions may use.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub block_gas_limit: u64,
+    /// Who may deploy contracts besides nobody: `anyone`, or an account id or public key
+    /// (hex); repeat for several. Default: the channel's validators.
+    #[arg(long)]
+    pub contract_deployer: Vec<String>,
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: std::net::IpAddr,
     #[arg(long, default_value_t = 0)]
@@ -503,6 +576,15 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
             consensus: a.consensus.clone(),
             consensus_config: String::new(),
             gas_limit: a.gas_limit,
+            block_gas_limit: a.block_gas_limit,
+            gas_schedule: joule_contract::gas::V1.version,
+            contract_deployers: if a.contract_deployer.iter().any(|d| d == "anyone") {
+                DeployersConfig::Named("anyone".into())
+            } else if a.contract_deployer.is_empty() {
+                DeployersConfig::default()
+            } else {
+                DeployersConfig::List(a.contract_deployer.clone())
+            },
             genesis_time_ms,
             validators: vec![ValidatorConfig { public_key: public_key.clone(), weight: 1 }],
             block_policy: BlockPolicyConfig {

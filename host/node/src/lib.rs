@@ -156,9 +156,20 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
     let http = server::HttpLimits::resolve(&a.http, &config.as_ref().map(|c| c.node.http.clone()).unwrap_or_default())?;
     let mut chains = vec![];
     if let Some(cfg) = &config {
+        // One contract VM for every channel; compiled contracts cached in the data dir.
+        let vm: Arc<dyn joule_contract::ContractVm> = Arc::new(
+            joule_contract_wasm::ContractRuntime::new(joule_contract_wasm::RuntimeConfig {
+                cache_dir: Some(a.dir.join("contract-cache")),
+                call_timeout: std::time::Duration::from_millis(a.call_timeout_ms.max(1)),
+                ..joule_contract_wasm::RuntimeConfig::default()
+            })
+            .context("start the contract runtime")?,
+        );
         for ch in &cfg.network.channels {
             let signer = node_signer(&cfg.node, &ch.suite()?.signature, keystore.as_ref())?;
-            let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer).with_context(|| format!("open channel {}", ch.id))?;
+            let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer)
+                .and_then(|c| Ok(c.with_contract_vm(vm.clone())?))
+                .with_context(|| format!("open channel {}", ch.id))?;
             chain.set_pool_config(cfg.node.txpool.pool_config());
             chain.set_state_history(cfg.node.storage.state_history_blocks).with_context(|| format!("channel {}: [storage]", ch.id))?;
             chains.push(Arc::new(chain));
@@ -197,8 +208,8 @@ fn node_signer(node: &config::NodeConfig, algorithm: &str, keystore: Option<&Arc
 /// Open (or create) a channel's chain in `dir`: its specification from the configuration,
 /// its suite bound to the crypto plugins, its engine served by the consensus plugins.
 pub fn open_chain(dir: &std::path::Path, channel: &config::ChannelConfig, crypto: &CryptoService, signer: Option<Arc<dyn BlockSigner>>) -> Result<Chain> {
-    let spec = channel.spec()?;
-    let suite = Arc::new(SuiteCrypto::new(spec.crypto_suite.clone(), crypto.clone()));
+    let suite = Arc::new(SuiteCrypto::new(channel.suite()?, crypto.clone()));
+    let spec = channel.spec_with(|key| Ok(joule_primitives::Hasher::hash(suite.as_ref(), key)?))?;
     let engines = Arc::new(PluginEngineSource::new(
         crypto.registry().clone(),
         &spec.consensus,

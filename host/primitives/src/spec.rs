@@ -22,6 +22,28 @@ pub struct ValidatorSpec {
     pub weight: u64,
 }
 
+/// Who may deploy contracts on a channel (§4.3.2).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployPolicy {
+    Anyone,
+    /// The channel's validators (their node keys' accounts).
+    Validators,
+    /// These account ids.
+    Accounts(Vec<Hash32>),
+}
+
+impl DeployPolicy {
+    /// Whether `account` may deploy, given the validators' account ids.
+    pub fn allows(&self, account: &Hash32, validator_accounts: &[Hash32]) -> bool {
+        match self {
+            DeployPolicy::Anyone => true,
+            DeployPolicy::Validators => validator_accounts.contains(account),
+            DeployPolicy::Accounts(list) => list.contains(account),
+        }
+    }
+}
+
 /// The fields that define a channel's ledger, fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ChainSpec {
@@ -35,6 +57,14 @@ pub struct ChainSpec {
     pub consensus_config: String,
     /// Largest gas limit a transaction may declare (燃料限制).
     pub gas_limit: u64,
+    /// Most gas the transactions of one block may use: a transaction is included only if
+    /// the gas used before it plus its own limit fits.
+    pub block_gas_limit: u64,
+    /// Version of the contract gas schedule (docs/contracts.md); a node without it refuses
+    /// the chain.
+    pub gas_schedule: u32,
+    /// Who may deploy contracts.
+    pub contract_deployers: DeployPolicy,
     /// Unix milliseconds: block 0's timestamp.
     pub genesis_time_ms: u64,
     pub validators: Vec<ValidatorSpec>,
@@ -68,6 +98,14 @@ impl Encode for ChainSpec {
         ident("consensus engine", &self.consensus)?;
         if self.consensus_config.len() > MAX_CONSENSUS_CONFIG_BYTES {
             return Err(DecodeError::Invalid(format!("consensus configuration is over {MAX_CONSENSUS_CONFIG_BYTES} bytes")));
+        }
+        if self.block_gas_limit < self.gas_limit {
+            return Err(DecodeError::Invalid(format!("block gas limit {} is below the transaction gas limit {}", self.block_gas_limit, self.gas_limit)));
+        }
+        if let DeployPolicy::Accounts(list) = &self.contract_deployers
+            && list.len() > MAX_VALIDATORS
+        {
+            return Err(DecodeError::Invalid(format!("at most {MAX_VALIDATORS} contract deployers may be listed")));
         }
         if self.validators.is_empty() || self.validators.len() > MAX_VALIDATORS {
             return Err(DecodeError::Invalid(format!("a chain needs 1-{MAX_VALIDATORS} validators, not {}", self.validators.len())));

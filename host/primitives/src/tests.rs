@@ -36,7 +36,12 @@ fn arb_ident() -> impl Strategy<Value = String> {
 
 fn arb_payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
-        (arb_bytes(256), arb_bytes(64)).prop_map(|(code, init_args)| Payload::Deploy { code, init_args }),
+        (arb_bytes(256), arb_bytes(64), any::<bool>()).prop_map(|(code, init_args, upgradable)| Payload::Deploy { code, init_args, upgradable }),
+        (arb_hash(), arb_bytes(256), proptest::option::of(arb_bytes(64))).prop_map(|(contract, code, migrate_args)| Payload::Upgrade {
+            contract,
+            code,
+            migrate_args
+        }),
         (arb_hash(), arb_ident(), arb_bytes(64)).prop_map(|(contract, method, args)| Payload::Call { contract, method, args }),
         ("[ -~]{1,256}", arb_bytes(128)).prop_map(|(key, value)| Payload::Data { key, value }),
         arb_bytes(100).prop_map(|public_key| Payload::Governance(Governance::AddValidator { public_key })),
@@ -73,11 +78,17 @@ fn arb_header() -> impl Strategy<Value = BlockHeader> {
 
 fn arb_receipt() -> impl Strategy<Value = Receipt> {
     let status = prop_oneof![Just(ReceiptStatus::Success), Just(ReceiptStatus::OutOfGas), "[ -~]{0,40}".prop_map(ReceiptStatus::Reverted)];
-    let event = (arb_hash(), "[ -~]{0,20}", arb_bytes(40)).prop_map(|(contract, topic, data)| Event { contract, topic, data });
-    (arb_hash(), status, any::<u64>(), proptest::collection::vec(event, 0..4)).prop_map(|(tx_hash, status, gas_used, events)| Receipt {
+    let event = (arb_hash(), "[ -~]{0,20}", proptest::collection::vec(arb_bytes(64), 0..4), arb_bytes(40)).prop_map(|(contract, topic, indexed, data)| Event {
+        contract,
+        topic,
+        indexed,
+        data,
+    });
+    (arb_hash(), status, any::<u64>(), arb_bytes(40), proptest::collection::vec(event, 0..4)).prop_map(|(tx_hash, status, gas_used, output, events)| Receipt {
         tx_hash,
         status,
         gas_used,
+        output,
         events,
     })
 }

@@ -52,6 +52,42 @@ impl<'de> Deserialize<'de> for Hash32 {
     }
 }
 
+/// `Option<Vec<u8>>` as an optional hex string.
+pub mod opt_hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_str(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(s) => hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `Vec<Vec<u8>>` as a list of hex strings.
+pub mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(b: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(b.len()))?;
+        for item in b {
+            seq.serialize_element(&hex::encode(item))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?.iter().map(|s| hex::decode(s.strip_prefix("0x").unwrap_or(s)).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
 /// Byte strings as hex in JSON views.
 pub mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -150,7 +186,10 @@ pub enum Governance {
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Payload {
-    /// Deploy a contract (wasm); `init_args` go to its `init`.
+    /// Deploy a contract: `code` is a core wasm module for the `joule:contract` world,
+    /// `init_args` (borsh) go to its `init`. The contract's address is the suite hash of
+    /// `joule-contract/1\n ‖ sender account id ‖ nonce (u64 BE)`. When `upgradable`, the
+    /// sender may later replace the code (`Upgrade`); otherwise nobody can.
     Deploy {
         #[serde(with = "hex_bytes")]
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
@@ -158,6 +197,8 @@ pub enum Payload {
         #[serde(with = "hex_bytes")]
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         init_args: Vec<u8>,
+        #[serde(default)]
+        upgradable: bool,
     },
     /// Call a method of a deployed contract.
     Call {
@@ -166,6 +207,18 @@ pub enum Payload {
         #[serde(with = "hex_bytes")]
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         args: Vec<u8>,
+    },
+    /// Replace a contract's code, keeping its address and storage (§4.3.2). Only the
+    /// contract's upgrade authority may send it. With `migrate_args`, the new code's
+    /// `migrate` method runs in the same transaction; if it fails, nothing changes.
+    Upgrade {
+        contract: Hash32,
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        code: Vec<u8>,
+        #[serde(default, with = "opt_hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::Hex>))]
+        migrate_args: Option<Vec<u8>>,
     },
     /// Put a data record on chain under the sender's namespace (§4.4.1).
     Data {
@@ -340,12 +393,17 @@ impl Encode for Block {
     }
 }
 
-/// An event a contract emitted (§4.3.4).
+/// An event a contract emitted (§4.3.4): its name (the first topic), up to three more
+/// indexed topics, and data.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Event {
     pub contract: Hash32,
     pub topic: String,
+    /// Indexed topics after the name, hex.
+    #[serde(default, with = "hex_list")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::Hex>))]
+    pub indexed: Vec<Vec<u8>>,
     #[serde(with = "hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub data: Vec<u8>,
@@ -370,6 +428,11 @@ pub struct Receipt {
     #[serde(flatten)]
     pub status: ReceiptStatus,
     pub gas_used: u64,
+    /// What the transaction returned: a call's return bytes (borsh), a deployment's
+    /// contract address; empty otherwise and on failure.
+    #[serde(default, with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+    pub output: Vec<u8>,
     pub events: Vec<Event>,
 }
 
@@ -384,8 +447,13 @@ impl Encode for Receipt {
 #[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Account {
     pub nonce: u64,
+    /// A contract's code (the suite hash of the deployed module).
     pub code_hash: Option<Hash32>,
     pub storage_root: Hash32,
+    /// Who may upgrade this contract's code; `None`: nobody (immutable).
+    pub upgrade_authority: Option<Hash32>,
+    /// The code this contract ran before its last upgrade.
+    pub previous_code_hash: Option<Hash32>,
 }
 
 impl Encode for Account {

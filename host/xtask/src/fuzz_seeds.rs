@@ -13,7 +13,7 @@ pub fn write(corpus: &std::path::Path) -> anyhow::Result<()> {
     let (tx_dir, block_dir, json_dir) = (corpus.join("decode_tx"), corpus.join("decode_block"), corpus.join("decode_json"));
     let txs = vec![
         tx(0, Payload::Data { key: "meter/7".into(), value: b"42.5 kWh".to_vec() }),
-        tx(1, Payload::Deploy { code: b"\0asm\x01\0\0\0".to_vec(), init_args: vec![1, 2] }),
+        tx(1, Payload::Deploy { code: b"\0asm\x01\0\0\0".to_vec(), init_args: vec![1, 2], upgradable: true }),
         tx(2, Payload::Call { contract: Hash32([7; 32]), method: "transfer".into(), args: vec![9] }),
         tx(
             3,

@@ -4,13 +4,19 @@
 //!   target with rustup if it is missing) and packs it (component + manifest) into
 //!   `target/plugins/` (the first-party plugins a node loads by default) and
 //!   `target/test-plugins/` (the vendor example and the test fixtures).
-//! * `cargo xtask test [ARGS]` builds the plugins, runs `cargo test --workspace ARGS`, then
-//!   (without ARGS) the plugins' own tests natively (`cargo test` in `plugins/` and in
-//!   `plugins/crypto-vendor-example/`) and fuzzes the decoders for `JOULE_FUZZ_SECONDS` each
-//!   (default 15). Each workspace's tests start with a line `xtask: test workspace NAME`
-//!   (NAME: `host`, `plugins`, `vendor-example`), which `.ci/run` uses to count them per
-//!   workspace against `.ci/expected-tests`.
-//! * `cargo xtask demo` builds the plugins and a release `joule`, then runs `joule demo`.
+//! * `cargo xtask contracts` builds the example contracts and the hostile contract fixtures
+//!   (`examples-contracts/`, its own workspace) for `wasm32-unknown-unknown`, one crate at a
+//!   time, and copies each core module, as built, to `target/contracts/CRATE-NAME.wasm` (the
+//!   node prepares and componentizes a module at deployment), printing its size and SHA-256.
+//! * `cargo xtask test [ARGS]` builds the plugins and the contracts, runs
+//!   `cargo test --workspace ARGS`, then (without ARGS) the other workspaces' tests natively
+//!   (`cargo test` in `plugins/`, `plugins/crypto-vendor-example/`, `examples-contracts/` and
+//!   `contracts-std/`) and fuzzes the decoders for `JOULE_FUZZ_SECONDS` each (default 15).
+//!   Each workspace's tests start with a line `xtask: test workspace NAME` (NAME: `host`,
+//!   `plugins`, `vendor-example`, `examples`, `contracts-std`), which `.ci/run` uses to count
+//!   them per workspace against `.ci/expected-tests`.
+//! * `cargo xtask demo` builds the plugins, the contracts and a release `joule`, then runs
+//!   `joule demo`.
 //! * `cargo xtask fuzz [SECONDS]` builds the decoder fuzz targets (`host/primitives/fuzz`,
 //!   cargo-fuzz layout) with libFuzzer's coverage instrumentation on stable Rust, and runs
 //!   each for SECONDS (default 30). A crash fails the command and leaves its input in
@@ -35,8 +41,10 @@ fn main() -> Result<()> {
     let root = workspace_root();
     match args.first().map(String::as_str) {
         Some("plugins") => build_plugins(&root),
+        Some("contracts") => build_contracts(&root),
         Some("test") => {
             build_plugins(&root)?;
+            build_contracts(&root)?;
             let every = args.len() == 1;
             test(&root, &args[1..])?;
             // The decoders' fuzz targets, briefly (JOULE_FUZZ_SECONDS each; 0 skips).
@@ -45,13 +53,14 @@ fn main() -> Result<()> {
         }
         Some("demo") => {
             build_plugins(&root)?;
+            build_contracts(&root)?;
             run(Command::new(cargo()).current_dir(&root).args(["build", "--release", "--bin", "joule"]))?;
             let joule = root.join("target/release/joule");
             run(Command::new(joule).current_dir(&root).arg("--plugin-dir").arg(root.join("target/plugins")).arg("demo").args(&args[1..]))
         }
         Some("fuzz") => fuzz(&root, args.get(1).map(|s| s.parse::<u64>()).transpose().context("SECONDS must be a whole number")?.unwrap_or(30)),
         _ => {
-            eprintln!("usage: cargo xtask plugins | test [CARGO TEST ARGS] | demo | fuzz [SECONDS]");
+            eprintln!("usage: cargo xtask plugins | contracts | test [CARGO TEST ARGS] | demo | fuzz [SECONDS]");
             std::process::exit(2);
         }
     }
@@ -159,7 +168,13 @@ fn wasm_cargo(dir: &Path) -> Command {
 
 /// The workspaces whose tests `cargo xtask test` runs: `(name, directory under the root)`.
 /// The names are the ones `.ci/expected-tests` lists.
-const TEST_WORKSPACES: &[(&str, &str)] = &[("host", "."), ("plugins", "plugins"), ("vendor-example", "plugins/crypto-vendor-example")];
+const TEST_WORKSPACES: &[(&str, &str)] = &[
+    ("host", "."),
+    ("plugins", "plugins"),
+    ("vendor-example", "plugins/crypto-vendor-example"),
+    ("examples", "examples-contracts"),
+    ("contracts-std", "contracts-std"),
+];
 
 /// `cargo test --workspace ARGS` for the host; without ARGS also `cargo test` natively (host
 /// target, none of the outer build's flags) in each plugin workspace. ARGS are the host's
@@ -226,6 +241,39 @@ fn build_plugins(root: &Path) -> Result<()> {
     eprintln!("xtask: tagged v2 packed as {}", v2.version);
     pack_crate(&vendor, &vendor.join("target").join(WASM_TARGET).join("release"), &test_out)?;
     eprintln!("xtask: plugins in {} and {}", out.display(), test_out.display());
+    Ok(())
+}
+
+/// Build every crate of the `examples-contracts` workspace for the wasm target and copy its
+/// core module to `target/contracts/CRATE-NAME.wasm`. One `cargo build -p` per crate: in a
+/// single build, a contract that another depends on with `features = ["no-export"]` would be
+/// compiled with that feature (features unify) and lose its own `entry` export.
+fn build_contracts(root: &Path) -> Result<()> {
+    ensure_wasm_target()?;
+    let dir = root.join("examples-contracts");
+    let workspace: toml::Table = toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).context("examples-contracts/Cargo.toml")?)?;
+    let members = workspace.get("workspace").and_then(|w| w.get("members")).and_then(|m| m.as_array()).context("examples-contracts: no workspace.members")?;
+    let mut names = Vec::new();
+    for member in members {
+        let member = member.as_str().context("a workspace member is not a string")?;
+        let manifest: toml::Table =
+            toml::from_str(&std::fs::read_to_string(dir.join(member).join("Cargo.toml")).with_context(|| format!("{member}/Cargo.toml"))?)?;
+        let name = manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()).with_context(|| format!("{member}: no package.name"))?;
+        names.push(name.to_string());
+    }
+    for name in &names {
+        run(wasm_cargo(&dir).args(["-p", name]))?;
+    }
+    let release = dir.join("target").join(WASM_TARGET).join("release");
+    let out = root.join("target/contracts");
+    std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
+    for name in &names {
+        let built = release.join(format!("{}.wasm", name.replace('-', "_")));
+        let wasm = std::fs::read(&built).with_context(|| format!("read {}", built.display()))?;
+        std::fs::write(out.join(format!("{name}.wasm")), &wasm).with_context(|| format!("write {name}.wasm"))?;
+        eprintln!("xtask: contract {name:<26} {:>8} bytes  sha256 {}", wasm.len(), hex::encode(Sha256::digest(&wasm)));
+    }
+    eprintln!("xtask: contracts in {}", out.display());
     Ok(())
 }
 

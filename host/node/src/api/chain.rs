@@ -31,7 +31,7 @@ pub struct ChannelQuery {
     channel: Option<String>,
 }
 
-fn chain(node: &Node, channel: Option<&str>) -> Result<Arc<Chain>, ApiError> {
+pub(super) fn chain(node: &Node, channel: Option<&str>) -> Result<Arc<Chain>, ApiError> {
     if node.chains.is_empty() {
         return Err(ApiError(
             StatusCode::CONFLICT,
@@ -51,7 +51,8 @@ impl From<ChainError> for ApiError {
             ChainError::StorageFailed(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string()),
             // The node keeps the last blocks' state only (`[storage] state-history-blocks`).
             ChainError::Pruned { .. } => ApiError(StatusCode::GONE, "pruned", e.to_string()),
-            ChainError::NoSuchHeight { .. } => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            ChainError::NoSuchHeight { .. } | ChainError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            ChainError::Contract(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "contract_runtime", e.to_string()),
             _ => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "chain", e.to_string()),
         }
     }
@@ -63,6 +64,7 @@ impl From<Rejection> for ApiError {
             Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::NonceUsed { .. } | Rejection::Duplicate(_) => StatusCode::CONFLICT,
             Rejection::SenderLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Rejection::NotPermitted(_) => StatusCode::FORBIDDEN,
             Rejection::PoolFull | Rejection::StorageFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -153,7 +155,8 @@ fn is_json(headers: &HeaderMap) -> bool {
     request_body(description = "The signed transaction", content((Binary = "application/octet-stream"), (Transaction = "application/json"))),
     responses(
         (status = 202, description = "Admitted to the pool", body = Submitted),
-        (status = 400, description = "Refused: `malformed`, `wrong_channel`, `wrong_algorithm`, `unsupported_payload`, `gas_over_limit`, `gas_below_intrinsic`, `nonce_too_far_ahead`, `bad_signature`", body = ErrorBody),
+        (status = 400, description = "Refused: `malformed`, `wrong_channel`, `wrong_algorithm`, `unsupported_payload`, `gas_over_limit`, `gas_below_intrinsic`, `nonce_too_far_ahead`, `bad_signature`, `deploy_refused` (the code cannot be deployed: the message names the problem, e.g. an import outside the `joule:contract` world)", body = ErrorBody),
+        (status = 403, description = "The sender may not deploy contracts on the channel (`not_permitted`)", body = ErrorBody),
         (status = 409, description = "Refused: `nonce_used`, `duplicate`; or the node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Over the size limit (`too_large`)", body = ErrorBody),
         (status = 429, description = "The sender has as many pending or queued transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),
@@ -582,8 +585,12 @@ pub struct EventsQuery {
     /// Account id or public key (hex) of the emitting contract (or data-record sender).
     #[param(pattern = "^(0x)?([0-9a-fA-F]{2})+$")]
     contract: String,
-    /// Only events of this topic.
+    /// Only events of this topic (name).
     topic: Option<String>,
+    /// Only events of blocks at or after this height.
+    from: Option<u64>,
+    /// Only events of blocks at or before this height.
+    to: Option<u64>,
     /// Most events returned: 1 to 10 000 (smaller and larger values are taken as those), default 100.
     #[serde(default, deserialize_with = "saturating")]
     #[param(value_type = Option<u64>, minimum = 0)]
@@ -605,7 +612,8 @@ pub async fn get_events(State(node): State<Arc<Node>>, Query(q): Query<EventsQue
     let c = chain(&node, q.channel.as_deref())?;
     let contract = account_id(&c, &q.contract)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    Ok(Json(blocking(move || Ok(c.events(&contract, q.topic.as_deref(), limit)?)).await?))
+    let (from, to) = (q.from.unwrap_or(0), q.to.unwrap_or(u64::MAX));
+    Ok(Json(blocking(move || Ok(c.events_in(&contract, q.topic.as_deref(), from, to, limit)?)).await?))
 }
 
 /// The data of a `block` event of the stream.
@@ -798,12 +806,15 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, Body(body): Body)
                 format!("channel {} is running; it cannot be removed from the configuration", c.channel()),
             ));
         };
-        let spec = n.spec().map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
+        let spec = n.spec_with(|key| Ok(c.suite().hash(key)?)).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
         if &spec != c.spec() {
             return Err(ApiError(
                 StatusCode::CONFLICT,
                 "genesis_change",
-                format!("channel {}: crypto suite, consensus, validators, gas limit and genesis time define its ledger and cannot change", c.channel()),
+                format!(
+                    "channel {}: crypto suite, consensus, validators, gas limits, gas schedule, contract deployers and genesis time define its ledger and cannot change",
+                    c.channel()
+                ),
             ));
         }
         let policy: joule_primitives::BlockPolicy = (&n.block_policy).into();

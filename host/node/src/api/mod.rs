@@ -13,6 +13,7 @@
 mod admin;
 mod batch;
 mod chain;
+mod contracts;
 mod error;
 mod extract;
 mod guard;
@@ -132,6 +133,9 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(chain::get_account))
         .routes(routes!(chain::get_events))
         .routes(routes!(chain::get_state))
+        .routes(routes!(contracts::get_contract))
+        .routes(expensive(routes!(contracts::query_contract)).layer(body_limit(MAX_TX_BODY)))
+        .routes(routes!(contracts::stream_events))
         .merge(admin)
 }
 
@@ -220,6 +224,7 @@ mod tests {
             ("api/mod.rs", include_str!("mod.rs")),
             ("api/admin.rs", include_str!("admin.rs")),
             ("api/chain.rs", include_str!("chain.rs")),
+            ("api/contracts.rs", include_str!("contracts.rs")),
             ("api/error.rs", include_str!("error.rs")),
             ("api/extract.rs", include_str!("extract.rs")),
             ("api/openapi.rs", include_str!("openapi.rs")),

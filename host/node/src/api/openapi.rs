@@ -33,6 +33,7 @@ const ADMIN_TOKEN: &str = "adminToken";
     tags(
         (name = "node", description = "Liveness, metrics and this document"),
         (name = "chain", description = "Transactions, blocks, accounts and state of the node's channels"),
+        (name = "contracts", description = "Smart contracts: description and ABI, read-only calls, live events"),
         (name = "plugins", description = "Plugin administration: upload, activate, swap, roll back, remove"),
         (name = "keys", description = "The node's keystore"),
         (name = "crypto", description = "Crypto services of the active plugins"),
