@@ -408,3 +408,35 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn green_certificates_are_issued_per_mwh_and_retired_once_through_a_node() {
+    let d = tempdir();
+    let node = start(d.path());
+    let c = Chain { node: &node, s: suite("gm") };
+    let (mut owner, mut issuer, mut producer, buyer) = (c.account(), c.account(), c.account(), c.account());
+    let units = c.deploy(&mut owner, "energy-units", vec![], false);
+    let certs = c.deploy(&mut owner, "green-certificates", args(&units.0), false);
+    c.ok(&mut owner, certs, "grant_role", args(&("issuer".to_string(), issuer.id.0)));
+    const WIND: u8 = 1;
+    // 2.5 MWh of wind in period 7: two certificates (the half MWh is not certified).
+    let (first, count): (u64, u64) = decode(&c.ok(&mut issuer, certs, "issue", args(&(producer.id.0, 7u64, dec("2500"), WIND))));
+    assert_eq!(count, 2);
+    // The same generation record again: no double counting.
+    let r = c.call(&mut issuer, certs, "issue", args(&(producer.id.0, 7u64, dec("2500"), WIND)));
+    assert_eq!(r["status"], "reverted", "{r}");
+    // Only issuers issue.
+    let pid = producer.id.0;
+    let r = c.call(&mut producer, certs, "issue", args(&(pid, 8u64, dec("1000"), WIND)));
+    assert_eq!(r["status"], "reverted", "{r}");
+
+    c.ok(&mut producer, certs, "transfer", args(&(first, buyer.id.0)));
+    let mut buyer = buyer;
+    c.ok(&mut buyer, certs, "retire", args(&(first, "Grid Co. 2026 report".to_string())));
+    for (method, a) in [("retire", args(&(first, "again".to_string()))), ("transfer", args(&(first, producer.id.0)))] {
+        let r = c.call(&mut buyer, certs, method, a);
+        assert_eq!(r["status"], "reverted", "a retired certificate cannot be {method}d again: {r}");
+    }
+    let (issued, retired): (u64, u64) = decode(&c.query_ok(certs, "totals", vec![]));
+    assert_eq!((issued, retired), (2, 1));
+}

@@ -8,6 +8,7 @@ mod api_contract;
 mod architecture;
 mod chain_api;
 mod cli;
+mod cli_contracts;
 mod connection_limits;
 mod consensus_hot_swap;
 mod consensus_plugins;

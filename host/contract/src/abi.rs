@@ -1350,7 +1350,7 @@ mod tests {
         assert!(e.starts_with("argument `to` of trade:"), "{e}");
         // One struct parameter given positionally, by its fields.
         let offer = json!({"price": "1", "side": "Buy"});
-        let pos = a.encode_args("post", &[offer.clone()]).unwrap();
+        let pos = a.encode_args("post", std::slice::from_ref(&offer)).unwrap();
         assert_eq!(a.encode_args("post", &[json!({"offer": offer})]).unwrap(), pos);
         // Init.
         let mut fee = [0u8; 32];

@@ -710,3 +710,128 @@ pub enum QueryError {
     #[error(transparent)]
     Vm(#[from] VmFault),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::TestCrypto;
+    use joule_primitives::smt::GLOBAL_TREE;
+
+    /// A parent state with contract storage only (no tree nodes: reads of accounts find none).
+    struct FlatStore(BTreeMap<(Hash32, Vec<u8>), Vec<u8>>);
+
+    impl NodeStore for FlatStore {
+        fn node(&self, _: &NodeKey) -> Result<Option<Node>, StateError> {
+            Ok(None)
+        }
+    }
+
+    impl StateStore for FlatStore {
+        fn next_tree(&self) -> Result<TreeId, StateError> {
+            Ok(1)
+        }
+        fn code(&self, _: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(None)
+        }
+        fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(self.0.get(&(*contract, key.to_vec())).cloned())
+        }
+        fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|((c, k), _)| c == contract && k.starts_with(prefix) && after.is_none_or(|a| k.as_slice() > a))
+                .take(limit)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        }
+    }
+
+    fn block_state(stored: &[(&[u8], &[u8])], contract: Hash32) -> Box<BlockState<FlatStore>> {
+        let store = FlatStore(stored.iter().map(|(k, v)| ((contract, k.to_vec()), v.to_vec())).collect());
+        Box::new(BlockState {
+            store: Arc::new(store),
+            suite: TestCrypto::new(),
+            parent: Root::empty(GLOBAL_TREE, 0),
+            height: 1,
+            accounts: BTreeMap::new(),
+            data: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            layers: vec![],
+            tx_events: vec![],
+            new_codes: BTreeMap::new(),
+            code_cache: HashMap::new(),
+        })
+    }
+
+    fn keys(entries: &Entries) -> Vec<&[u8]> {
+        entries.iter().map(|(k, _)| k.as_slice()).collect()
+    }
+
+    #[test]
+    fn scan_merges_pending_writes_and_deletions_over_the_parent_state_in_key_order() {
+        let c = Hash32([1; 32]);
+        let mut s = block_state(&[(b"a1", b"x"), (b"a2", b"x"), (b"a3", b"x"), (b"a4", b"x"), (b"b1", b"x")], c);
+        // An earlier transaction of the block deleted a1 and wrote a25; this one deletes
+        // a2 and writes a0 in a nested checkpoint.
+        s.checkpoint();
+        s.storage_set(&c, b"a1", None).unwrap();
+        s.storage_set(&c, b"a25", Some(b"y")).unwrap();
+        s.commit_checkpoint();
+        s.checkpoint();
+        s.checkpoint();
+        s.storage_set(&c, b"a2", None).unwrap();
+        s.storage_set(&c, b"a0", Some(b"z")).unwrap();
+        s.storage_set(&Hash32([2; 32]), b"a05", Some(b"other contract")).unwrap();
+        let all = s.storage_scan(&c, b"a", None, 10).unwrap();
+        assert_eq!(keys(&all), [&b"a0"[..], b"a25", b"a3", b"a4"]);
+        assert_eq!(all[1].1, b"y");
+        // Pages: the limit holds across hidden (deleted) stored keys, `after` continues.
+        let page = s.storage_scan(&c, b"a", None, 2).unwrap();
+        assert_eq!(keys(&page), [&b"a0"[..], b"a25"]);
+        let next = s.storage_scan(&c, b"a", Some(b"a25"), 2).unwrap();
+        assert_eq!(keys(&next), [&b"a3"[..], b"a4"]);
+        // Reverting the nested checkpoint brings back a2 and drops a0.
+        s.revert_checkpoint();
+        let all = s.storage_scan(&c, b"a", None, 10).unwrap();
+        assert_eq!(keys(&all), [&b"a2"[..], b"a25", b"a3", b"a4"]);
+        assert_eq!(s.storage_get(&c, b"a1").unwrap(), None, "deleted by the committed transaction");
+        assert_eq!(s.storage_get(&c, b"a3").unwrap(), Some(b"x".to_vec()), "from the parent state");
+    }
+
+    #[test]
+    fn a_committed_checkpoint_keeps_its_events_and_a_reverted_one_drops_them() {
+        let c = Hash32([1; 32]);
+        let mut s = block_state(&[], c);
+        let ev = |topic: &str| Event { contract: c, topic: topic.into(), indexed: vec![], data: vec![] };
+        s.checkpoint();
+        s.emit(ev("kept"));
+        s.checkpoint();
+        s.emit(ev("dropped"));
+        s.revert_checkpoint();
+        s.commit_checkpoint();
+        assert_eq!(s.tx_events.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>(), ["kept"]);
+    }
+
+    #[test]
+    fn a_transaction_past_the_block_gas_limit_ends_production_and_invalidates_an_import() {
+        use crate::testkit::{Key, data_tx};
+        let suite = TestCrypto::new();
+        let key = Key::new(1);
+        let txs: Vec<Transaction> = (0..3).map(|n| data_tx(&suite, &key, n, &format!("k{n}"), b"v")).collect();
+        let hashes: Vec<Hash32> = txs.iter().map(|t| t.hash(suite.as_ref()).unwrap()).collect();
+        let store = Arc::new(FlatStore(BTreeMap::new()));
+        let suite: Arc<dyn ChainCrypto> = suite;
+        // Each declares 100 000 gas and uses about 1 200. The rule is gas used so far plus
+        // the transaction's limit: the first fits 100 500, the second (1 200 + 100 000) not.
+        let env = ContractEnv { block_gas_limit: 100_500, ..ContractEnv::none() };
+        let at = |mode| BlockInfo { channel: "grid".into(), height: 1, timestamp_ms: 1, mode };
+        let produced = execute(&store, &suite, &env, &at(Mode::Produce), Root::empty(GLOBAL_TREE, 0), &txs, &hashes).unwrap();
+        assert_eq!(produced.included, 1);
+        assert_eq!(produced.receipts.len(), 1);
+        let imported = execute(&store, &suite, &env, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes);
+        assert!(matches!(imported, Err(ExecError::BlockGas { index: 1, limit: 100_000, .. })), "{:?}", imported.err());
+        let roomy = ContractEnv { block_gas_limit: 1_000_000, ..ContractEnv::none() };
+        assert_eq!(execute(&store, &suite, &roomy, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes).unwrap().included, 3);
+    }
+}

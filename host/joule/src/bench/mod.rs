@@ -15,6 +15,7 @@
 //! for the first time on every operation (a sender seen once: key parsing, SM2's Z value,
 //! no per-key tables) — [`COLD_KEYS`] distinct keys taken in turn.
 
+pub mod contracts;
 mod libcrypto;
 pub mod tps;
 
@@ -44,6 +45,9 @@ pub enum BenchCmd {
     },
     /// One node's committed TPS over HTTP, against the SM2 verification ceiling.
     Tps(tps::TpsArgs),
+    /// Contracts: the market's trade in wasm vs native, per-call overhead, committed
+    /// contract-call TPS against the SM2 verification ceiling.
+    Contracts(contracts::ContractsArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -155,6 +159,7 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
     let (json, seconds, only) = match cmd {
         BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),
         BenchCmd::Tps(a) => return tps::run(g, a),
+        BenchCmd::Contracts(a) => return contracts::run(g, a),
     };
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number");

@@ -107,7 +107,7 @@ fn store_bytes(dir: &std::path::Path) -> Result<(u64, u64)> {
 }
 
 /// User + system CPU seconds of a process so far, from /proc (Linux; USER_HZ is 100).
-fn process_cpu_seconds(pid: u32) -> Option<f64> {
+pub(super) fn process_cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_comm = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = after_comm.split_whitespace().collect();
@@ -115,7 +115,7 @@ fn process_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks as f64 / 100.0)
 }
 
-fn sign_all(suite: &SuiteCrypto, keys: &[KeyPair], txs: usize) -> Result<Vec<Vec<Transaction>>> {
+pub(super) fn sign_all(suite: &SuiteCrypto, keys: &[KeyPair], txs: usize) -> Result<Vec<Vec<Transaction>>> {
     let channel = ChannelId::new("grid").map_err(|e| anyhow::anyhow!("{e}"))?;
     let per = txs.div_ceil(keys.len());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -153,7 +153,7 @@ fn sign_all(suite: &SuiteCrypto, keys: &[KeyPair], txs: usize) -> Result<Vec<Vec
 
 /// Signatures per second verified through the plugin on every core at once. Every
 /// verification must accept: one that fails ends the measurement with an error.
-fn verify_ceiling(suite: &SuiteCrypto, txs: &[Transaction], secs: f64) -> Result<f64> {
+pub(super) fn verify_ceiling(suite: &SuiteCrypto, txs: &[Transaction], secs: f64) -> Result<f64> {
     if txs.is_empty() {
         bail!("no transactions to verify");
     }
@@ -295,7 +295,7 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     Ok(())
 }
 
-struct RemoveOnDrop(std::path::PathBuf);
+pub(super) struct RemoveOnDrop(pub(super) std::path::PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -304,7 +304,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// (TPS, p50 ms, p99 ms, blocks, node CPU seconds from first submission to last commit).
-fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<(f64, f64, f64, usize, Option<f64>)> {
+pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<(f64, f64, f64, usize, Option<f64>)> {
     let total: usize = by_sender.iter().map(Vec::len).sum();
     let api = ApiClient::new(base, None);
     let suite_hashes: Arc<Mutex<HashMap<Hash32, Instant>>> = Arc::default();

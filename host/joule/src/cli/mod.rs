@@ -1,11 +1,12 @@
 //! Command-line interface: `joule init`, `joule node`, `joule status`, `joule tx …`,
-//! `joule block …`, `joule crypto …`, `joule plugin …`, `joule keys …`, `joule bench …`,
-//! `joule demo`.
+//! `joule block …`, `joule contract …`, `joule crypto …`, `joule plugin …`, `joule keys …`,
+//! `joule bench …`, `joule demo`.
 //!
 //! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
 //! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
 
 pub mod chain_cmd;
+mod contract_cmd;
 mod crypto_cmd;
 mod keys_cmd;
 mod plugin_cmd;
@@ -54,6 +55,9 @@ enum Command {
     /// Look up blocks.
     #[command(subcommand)]
     Block(chain_cmd::BlockCmd),
+    /// Smart contracts: new project, reproducible build, deploy, call, query, upgrade, events.
+    #[command(subcommand)]
+    Contract(contract_cmd::ContractCmd),
     /// Benchmarks that report ratios measured side by side in one run.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -139,6 +143,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Status(s) => chain_cmd::status(&s),
         Command::Tx(c) => chain_cmd::tx(&ctx, c),
         Command::Block(c) => chain_cmd::block(c),
+        Command::Contract(c) => contract_cmd::run(&ctx, c),
         Command::Bench(c) => crate::bench::run(&ctx, c),
         Command::Demo(a) => crate::demo::run(&ctx, a),
     }
