@@ -3,7 +3,7 @@
 
 use crate::cache::{Cache, Loaded};
 use crate::policy::ENTRY_INTERFACE;
-use crate::{Counters, EPOCH_TICK, HOST_STACK_MARGIN, MAX_WASM_STACK, RuntimeConfig};
+use crate::{Counters, EPOCH_TICK, RuntimeConfig};
 use joule_contract::{ContractHost, Entry, Failure, GasSchedule, HostFault, Invocation, Outcome, VmFault, limits};
 use joule_primitives::Hash32;
 use std::sync::Arc;
@@ -222,7 +222,7 @@ pub(crate) fn cut(mut s: String, max: usize) -> String {
 /// margin for host functions, on a fresh stack segment when this thread has less left
 /// (a tokio blocking thread has 2 MiB; nested calls start deep in an outer call's stack).
 pub(crate) fn with_stack<R>(f: impl FnOnce() -> R) -> R {
-    let need = MAX_WASM_STACK + HOST_STACK_MARGIN;
+    let need = crate::NATIVE_STACK_NEEDED;
     stacker::maybe_grow(need, need + (1 << 20), f)
 }
 

@@ -43,7 +43,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Engine, OperatorCost};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OperatorCost, PoolingAllocationConfig};
 
 pub use joule_contract_prepare::{PREPARE_VERSION, STACK_LIMIT_FUNCTION};
 
@@ -51,9 +51,19 @@ pub use joule_contract_prepare::{PREPARE_VERSION, STACK_LIMIT_FUNCTION};
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Native stack wasm may use per entry (host → wasm). Far more than the logical stack
 /// limit can reach, so the deterministic limit always fires first.
-pub const MAX_WASM_STACK: usize = 8 << 20;
+pub const MAX_WASM_STACK: usize = 4 << 20;
+/// Contract instances that may exist at once (all calls running, nested ones included).
+const POOL_INSTANCES: u32 = 512;
 /// Native stack kept free below the wasm stack for host functions (and what they call).
-const HOST_STACK_MARGIN: usize = 4 << 20;
+const HOST_STACK_MARGIN: usize = 1 << 20;
+
+/// Native stack a thread must have left for a contract call to run on it as it is; with
+/// less, the call runs on a stack mapped for it (tens of µs). Nested calls need it again.
+pub const NATIVE_STACK_NEEDED: usize = MAX_WASM_STACK + HOST_STACK_MARGIN;
+
+/// A stack size for threads that run contracts: room for a top-level call and a few nested
+/// ones without a stack of their own.
+pub const THREAD_STACK_SIZE: usize = 4 * NATIVE_STACK_NEEDED;
 
 /// How a [`ContractRuntime`] is set up (node-local settings; nothing here is consensus but
 /// the schedule, which the chain specification names).
@@ -131,6 +141,23 @@ impl ContractRuntime {
         c.max_wasm_stack(MAX_WASM_STACK);
         // Unused (no async calls), but wasmtime requires it to be at least the wasm stack.
         c.async_stack_size(MAX_WASM_STACK + HOST_STACK_MARGIN);
+        // Every call instantiates afresh: from a pool of reserved slots, reset when an
+        // instance is dropped, instead of mapping and unmapping memory each time (which
+        // cost ~60 µs a call). Sized for many concurrent calls, each nesting up to
+        // MAX_CALL_DEPTH + 1 instances; address space only (a slot is committed as used).
+        // An exhausted pool fails the call as a node fault, never as a receipt.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .max_core_instances_per_component(16)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES * 2)
+            .max_memories_per_module(1)
+            .max_memory_size(joule_contract::limits::MAX_MEMORY_BYTES)
+            .table_elements(joule_contract::limits::MAX_TABLE_ELEMENTS as usize)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(16 << 10);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         c
     }
 

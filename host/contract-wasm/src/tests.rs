@@ -481,3 +481,25 @@ fn an_err_return_a_trap_and_oversized_return_data_revert() {
         assert!(host.storage(&a).is_empty(), "{want}: the write is undone");
     }
 }
+
+#[test]
+#[ignore = "timing probe: cargo test -p joule-contract-wasm --release -- --ignored --nocapture timing"]
+fn timing_probe_of_a_minimal_call() {
+    let rt = runtime();
+    let (host, id) = deployed(&writer());
+    let call = invocation(&host, id, "emit", b"x", 1_000_000);
+    let time = |host: MemoryHost| {
+        let mut host = host;
+        for _ in 0..50 {
+            host = run(&rt, host, &call).0;
+        }
+        let t = std::time::Instant::now();
+        for _ in 0..2000 {
+            host = run(&rt, host, &call).0;
+        }
+        (t.elapsed() / 2000, host)
+    };
+    let (small, host) = time(host);
+    let big = std::thread::scope(|s| std::thread::Builder::new().stack_size(64 << 20).spawn_scoped(s, || time(host).0).unwrap().join().unwrap());
+    eprintln!("per call: {small:?} on the test thread, {big:?} on a 64 MiB thread");
+}

@@ -260,7 +260,14 @@ fn token_file(dir: &std::path::Path) -> Result<String> {
 
 pub fn run(sources: &PluginSources, a: NodeArgs) -> Result<()> {
     let node = build(sources, &a)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+    // Blocks (and contract queries) execute on these threads: with stacks this deep, a
+    // contract call never needs a stack of its own (the contract runtime would otherwise
+    // map one per call: joule_contract_wasm::NATIVE_STACK_NEEDED). Address space only.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(joule_contract_wasm::THREAD_STACK_SIZE)
+        .build()
+        .context("start the async runtime")?;
     let listen = a.listen.unwrap_or_else(|| match lock(&node.config).as_ref() {
         Some(c) => SocketAddr::new(c.node.ip, c.node.port),
         None => SocketAddr::from(([127, 0, 0, 1], 0)),

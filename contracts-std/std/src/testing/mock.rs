@@ -31,6 +31,17 @@ pub(crate) enum Mode {
     Library,
 }
 
+/// One storage write to undo: the contract, the key, and the value before (`None`: absent).
+type Undo = (Address, Vec<u8>, Option<Vec<u8>>);
+
+/// An open checkpoint (a [`super::transact`] running): where its writes start in the undo
+/// journal, and how many events there were when it opened.
+#[derive(Clone, Copy, Debug)]
+struct Checkpoint {
+    writes: usize,
+    events: usize,
+}
+
 pub(crate) struct MockState {
     pub ctx: CallContext,
     pub gas_left: u64,
@@ -40,6 +51,91 @@ pub(crate) struct MockState {
     pub handlers: BTreeMap<Address, Handler>,
     /// Contracts running below the current one (for depth and reentrancy).
     pub stack: Vec<Address>,
+    /// The undo journal of the open checkpoints, oldest write first: each checkpoint's
+    /// writes follow those of the checkpoints enclosing it, so committing one merges its
+    /// writes into the enclosing one's for free. Empty when no checkpoint is open (writes
+    /// outside any checkpoint are not recorded).
+    journal: Vec<Undo>,
+    /// The open checkpoints, outermost first.
+    checkpoints: Vec<Checkpoint>,
+}
+
+impl MockState {
+    /// Open a checkpoint; returns its depth, for [`Self::commit`] or [`Self::revert`].
+    pub fn checkpoint(&mut self) -> usize {
+        self.checkpoints.push(Checkpoint {
+            writes: self.journal.len(),
+            events: self.events.len(),
+        });
+        self.checkpoints.len() - 1
+    }
+
+    /// Close checkpoint `depth` (and any left open inside it), keeping its writes and
+    /// events: the enclosing checkpoint may still undo them; at the outermost level they are
+    /// final.
+    pub fn commit(&mut self, depth: usize) {
+        self.checkpoints.truncate(depth);
+        if self.checkpoints.is_empty() {
+            self.journal.clear();
+        }
+    }
+
+    /// Close checkpoint `depth` (and any left open inside it), undoing its writes (newest
+    /// first) and events.
+    pub fn revert(&mut self, depth: usize) {
+        let Some(checkpoint) = self.checkpoints.get(depth).copied() else {
+            return;
+        };
+        self.checkpoints.truncate(depth);
+        let start = checkpoint.writes.min(self.journal.len());
+        for (contract, key, previous) in self.journal.drain(start..).rev() {
+            match previous {
+                Some(value) => {
+                    self.storage.entry(contract).or_default().insert(key, value);
+                }
+                None => {
+                    if let Some(s) = self.storage.get_mut(&contract) {
+                        s.remove(&key);
+                    }
+                }
+            }
+        }
+        self.events.truncate(checkpoint.events);
+    }
+
+    /// Record a write to undo, if a checkpoint is open.
+    fn record(&mut self, contract: Address, key: &[u8], previous: Option<Vec<u8>>) {
+        if !self.checkpoints.is_empty() {
+            self.journal.push((contract, key.to_vec(), previous));
+        }
+    }
+
+    /// Checkpoints open (tests).
+    #[cfg(test)]
+    pub fn open_checkpoints(&self) -> usize {
+        self.checkpoints.len()
+    }
+
+    /// Writes in the undo journal (tests).
+    #[cfg(test)]
+    pub fn journalled(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// A fresh chain. Inside an open checkpoint (a test resetting the chain within
+    /// [`super::transact`]), the checkpoints stay open and the storage dropped is journalled,
+    /// so that a revert still restores the storage as it was when they opened.
+    pub fn reset(&mut self) {
+        let old = std::mem::take(self);
+        if !old.checkpoints.is_empty() {
+            self.checkpoints = old.checkpoints;
+            self.journal = old.journal;
+            for (contract, store) in old.storage {
+                self.journal
+                    .extend(store.into_iter().map(|(key, value)| (contract, key, Some(value))));
+            }
+        }
+    }
 }
 
 impl Default for MockState {
@@ -59,6 +155,8 @@ impl Default for MockState {
             mode: Mode::Write,
             handlers: BTreeMap::new(),
             stack: Vec::new(),
+            journal: Vec::new(),
+            checkpoints: Vec::new(),
         }
     }
 }
@@ -119,10 +217,15 @@ pub(crate) fn storage_set(key: &[u8], value: &[u8]) {
     }
     with(|m| {
         let contract = m.ctx.contract;
-        m.storage
-            .entry(contract)
-            .or_default()
-            .insert(key.to_vec(), value.to_vec());
+        let store = m.storage.entry(contract).or_default();
+        let previous = match store.get_mut(key) {
+            Some(old) => Some(std::mem::replace(old, value.to_vec())),
+            None => {
+                store.insert(key.to_vec(), value.to_vec());
+                None
+            }
+        };
+        m.record(contract, key, previous);
     })
 }
 
@@ -131,8 +234,8 @@ pub(crate) fn storage_remove(key: &[u8]) {
     check_key("key", key);
     with(|m| {
         let contract = m.ctx.contract;
-        if let Some(s) = m.storage.get_mut(&contract) {
-            s.remove(key);
+        if let Some(previous) = m.storage.get_mut(&contract).and_then(|s| s.remove(key)) {
+            m.record(contract, key, Some(previous));
         }
     })
 }

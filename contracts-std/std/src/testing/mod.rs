@@ -27,6 +27,8 @@
 //! `Err(message)`; a panic becomes `Err("panic: MSG")`, as on chain.
 
 pub(crate) mod mock;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -86,7 +88,7 @@ pub const fn account(n: u8) -> Address {
 /// A fresh mock chain for this thread: default context, empty storage, no events, no
 /// registered contracts.
 pub fn reset() {
-    with(|m| *m = MockState::default())
+    with(MockState::reset)
 }
 
 /// Set the caller and the origin: the sender of the next transactions.
@@ -233,16 +235,18 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Run `f` as one all-or-nothing unit: a revert or panic becomes `Err(message)`, and an
 /// `Err` undoes the storage writes and events made in `f`.
+///
+/// A checkpoint with an undo journal, as on the node: each write in `f` records the value it
+/// replaces, so the unit costs what it writes, not what the chain holds; a unit nested in
+/// another commits into it (the outer one may still undo it).
 pub fn transact(f: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<Vec<u8>, String> {
     quiet_reverts();
-    let snapshot = with(|m| (m.storage.clone(), m.events.len()));
+    let depth = with(MockState::checkpoint);
     let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panic_message(payload)));
-    if result.is_err() {
-        with(|m| {
-            m.storage = snapshot.0;
-            m.events.truncate(snapshot.1);
-        });
-    }
+    with(|m| match result {
+        Ok(_) => m.commit(depth),
+        Err(_) => m.revert(depth),
+    });
     result
 }
 

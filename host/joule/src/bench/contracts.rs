@@ -409,7 +409,17 @@ pub fn run(g: &GlobalOpts, a: ContractsArgs) -> Result<()> {
     ensure!(a.trades > 0 && a.txs > 0 && a.clients > 0 && a.batch > 0, "--trades, --txs, --clients and --batch must be positive");
     let dir = crate::demo::contracts_dir(g)?;
     let mut r = ContractsReport::default();
-    part_trades(&dir, &a, &mut r)?;
+    // The wasm side runs on a thread like the node's (joule_contract_wasm::THREAD_STACK_SIZE):
+    // on a shallower stack every call would first map a stack of its own.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("bench-contracts".into())
+            .stack_size(joule_contract_wasm::THREAD_STACK_SIZE)
+            .spawn_scoped(s, || part_trades(&dir, &a, &mut r))
+            .map_err(|e| anyhow::anyhow!("start the benchmark thread: {e}"))?
+            .join()
+            .map_err(|_| anyhow::anyhow!("the benchmark thread panicked"))?
+    })?;
     if !a.no_tps {
         r.tps = Some(part_tps(g, &dir, &a)?);
     }

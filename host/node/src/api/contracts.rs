@@ -51,6 +51,14 @@ pub struct ContractView {
     /// contract built without it.
     #[schema(value_type = Vec<Object>)]
     abi: Vec<serde_json::Value>,
+    /// The same ABI as one document, as `joule contract build` writes it to `NAME.abi.json`:
+    /// `{"contract", "version", "library", "methods", "events", "types", "$defs"}`, the lines
+    /// with a JSON Schema (2020-12) of the JSON form of each type added — `schema` on each
+    /// method argument and event field, `returns_schema` on each method — and in `$defs` the
+    /// schema of each user type (the `{"$ref": "#/$defs/Name"}` of those schemas, taking the
+    /// document as their root). Null when the code carries no ABI or it does not parse.
+    #[schema(value_type = Option<Object>)]
+    abi_document: Option<serde_json::Value>,
 }
 
 /// A deployed contract: code hash, upgrade authority, previous code and ABI.
@@ -72,7 +80,9 @@ pub async fn get_contract(State(node): State<Arc<Node>>, Path(addr): Path<String
         let account = account.ok_or_else(not_found)?;
         let code_hash = account.code_hash.ok_or_else(not_found)?;
         let code = c.code(&code_hash)?.ok_or_else(|| ApiError::from(ChainError::NotFound(format!("the code {code_hash} of {address} is missing"))))?;
-        let abi = joule_contract::abi::abi_lines(&code).iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let lines = joule_contract::abi::abi_lines(&code);
+        let abi = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let abi_document = joule_contract::abi::Abi::from_lines(&lines).ok().filter(|a| !a.is_empty()).map(|a| a.to_json());
         Ok(ContractView {
             address,
             code_hash,
@@ -80,6 +90,7 @@ pub async fn get_contract(State(node): State<Arc<Node>>, Path(addr): Path<String
             upgrade_authority: account.upgrade_authority,
             previous_code_hash: account.previous_code_hash,
             abi,
+            abi_document,
         })
     })
     .await?;
