@@ -45,8 +45,9 @@ pub struct GasSchedule {
     pub wasm_call: u8,
 }
 
-/// Version 1 of the schedule. Calibrated on the reference machine (docs/BENCHMARKS.md) to
-/// about one gas per nanosecond of work, so a 10 000 000 gas transaction runs for ~10 ms.
+/// Version 1 of the schedule. The host-call figures are first estimates aiming at about one
+/// gas per nanosecond of work on the reference machine (operators cost 1); calibrating them
+/// against measurements (`joule bench contracts`) is a schedule change, i.e. version 2.
 pub const V1: GasSchedule = GasSchedule {
     version: 1,
     host_call: 100,
