@@ -567,6 +567,16 @@ pub async fn get_state(
     Ok(Json(blocking(move || Ok(c.state_at_height(&contract, &key, q.proof, q.height)?)).await?))
 }
 
+/// A block height as a query parameter: a non-negative integer within the documented
+/// `int64` range (heights never get near it; a larger value is a client's mistake).
+pub(super) fn height_param<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    match s.parse::<u64>() {
+        Ok(h) if h <= i64::MAX as u64 && !s.starts_with('+') => Ok(Some(h)),
+        _ => Err(serde::de::Error::custom(format!("height {s:?} is not an integer from 0 to {}", i64::MAX))),
+    }
+}
+
 /// A non-negative integer; any larger than `usize` reads as `usize::MAX`.
 fn saturating<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     let Some(s) = Option::<String>::deserialize(d)? else { return Ok(None) };
@@ -588,8 +598,12 @@ pub struct EventsQuery {
     /// Only events of this topic (name).
     topic: Option<String>,
     /// Only events of blocks at or after this height.
+    #[serde(default, deserialize_with = "height_param")]
+    #[param(value_type = Option<i64>, minimum = 0)]
     from: Option<u64>,
     /// Only events of blocks at or before this height.
+    #[serde(default, deserialize_with = "height_param")]
+    #[param(value_type = Option<i64>, minimum = 0)]
     to: Option<u64>,
     /// Most events returned: 1 to 10 000 (smaller and larger values are taken as those), default 100.
     #[serde(default, deserialize_with = "saturating")]

@@ -182,6 +182,8 @@ pub struct EventStreamQuery {
     topic: Option<String>,
     /// Replay committed events from this height before going live (ignored when the
     /// `Last-Event-ID` header says where a previous stream stopped).
+    #[serde(default, deserialize_with = "super::chain::height_param")]
+    #[param(value_type = Option<i64>, minimum = 0)]
     from_height: Option<u64>,
 }
 
@@ -201,6 +203,9 @@ fn event_id(p: Position) -> String {
 }
 
 fn parse_event_id(s: &str) -> Option<Position> {
+    if !s.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let mut it = s.split(':');
     let p = (it.next()?.parse().ok()?, it.next()?.parse().ok()?, it.next()?.parse().ok()?);
     it.next().is_none().then_some(p)
@@ -218,7 +223,7 @@ const REPLAY_PAGE: usize = 1000;
 /// reader too slow for the live feed gets `retry` and the stream ends: its reconnect
 /// resumes from its last id.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "contracts", params(EventStreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (`height:tx:event`)")),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "Resume after this event id (`height:tx:event`); empty: no id", pattern = "^([0-9]{1,19}:[0-9]{1,9}:[0-9]{1,9})?$")),
     responses(
         (status = 200, description = "The event stream (`event: contract-event`, data: the event as JSON)", content_type = "text/event-stream", body = StreamedEvent),
         (status = 400, description = "A bad contract, `Last-Event-ID` or query parameter (`bad_request`, `bad_query`)", body = ErrorBody),
@@ -232,7 +237,8 @@ pub async fn stream_events(
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     let c = chain(&node, q.channel.as_deref())?;
     let contract = address(&q.contract)?;
-    let resume = match headers.get("last-event-id") {
+    // An empty id is no id (the SSE standard's reset): start as if none was sent.
+    let resume = match headers.get("last-event-id").filter(|v| !v.is_empty()) {
         Some(v) => {
             let s = v.to_str().map_err(|_| bad(String::from("Last-Event-ID is not text")))?;
             Some(parse_event_id(s).ok_or_else(|| bad(format!("Last-Event-ID {s:?} is not `height:tx:event`")))?)
@@ -386,7 +392,7 @@ mod tests {
     #[test]
     fn event_ids_round_trip_and_bad_ones_are_refused() {
         assert_eq!(parse_event_id(&event_id((12, 3, 4))), Some((12, 3, 4)));
-        for bad in ["", "1:2", "1:2:3:4", "a:b:c", "-1:0:0"] {
+        for bad in ["", "1:2", "1:2:3:4", "a:b:c", "-1:0:0", "+1:0:0", "1: 2:3"] {
             assert_eq!(parse_event_id(bad), None, "{bad}");
         }
     }
