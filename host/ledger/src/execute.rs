@@ -193,6 +193,23 @@ struct BlockState<S: StateStore> {
 }
 
 impl<S: StateStore> BlockState<S> {
+    /// Nothing pending yet over the state `parent`.
+    fn new(store: Arc<S>, suite: Arc<dyn ChainCrypto>, parent: Root, height: u64) -> Box<Self> {
+        Box::new(BlockState {
+            store,
+            suite,
+            parent,
+            height,
+            accounts: BTreeMap::new(),
+            data: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            layers: vec![],
+            tx_events: vec![],
+            new_codes: BTreeMap::new(),
+            code_cache: HashMap::new(),
+        })
+    }
+
     fn account(&mut self, id: &Hash32) -> Result<&mut AccountState, StateError> {
         if !self.accounts.contains_key(id) {
             let smt = Smt::new(&*self.store, &*self.suite, self.height);
@@ -344,19 +361,7 @@ pub fn execute<S: StateStore>(
 ) -> Result<Execution, ExecError> {
     let height = block.height;
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
-    let mut state = Box::new(BlockState {
-        store: store.clone(),
-        suite: suite.clone(),
-        parent,
-        height,
-        accounts: BTreeMap::new(),
-        data: BTreeMap::new(),
-        kv: BTreeMap::new(),
-        layers: vec![],
-        tx_events: vec![],
-        new_codes: BTreeMap::new(),
-        code_cache: HashMap::new(),
-    });
+    let mut state = BlockState::new(store.clone(), suite.clone(), parent, height);
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
     let mut topic_hashes: HashMap<String, Hash32> = HashMap::new();
@@ -671,19 +676,7 @@ pub fn query<S: StateStore>(
     parent: Root,
     q: &QueryCall,
 ) -> Result<joule_contract::Outcome, QueryError> {
-    let mut state = Box::new(BlockState {
-        store: store.clone(),
-        suite: suite.clone(),
-        parent,
-        height: block.height,
-        accounts: BTreeMap::new(),
-        data: BTreeMap::new(),
-        kv: BTreeMap::new(),
-        layers: vec![],
-        tx_events: vec![],
-        new_codes: BTreeMap::new(),
-        code_cache: HashMap::new(),
-    });
+    let mut state = BlockState::new(store.clone(), suite.clone(), parent, block.height);
     let code_hash = state.account(&q.contract)?.account.code_hash.ok_or(QueryError::NoContract(q.contract))?;
     let call = Invocation {
         entry: Entry::Query,
@@ -749,19 +742,7 @@ mod tests {
 
     fn block_state(stored: &[(&[u8], &[u8])], contract: Hash32) -> Box<BlockState<FlatStore>> {
         let store = FlatStore(stored.iter().map(|(k, v)| ((contract, k.to_vec()), v.to_vec())).collect());
-        Box::new(BlockState {
-            store: Arc::new(store),
-            suite: TestCrypto::new(),
-            parent: Root::empty(GLOBAL_TREE, 0),
-            height: 1,
-            accounts: BTreeMap::new(),
-            data: BTreeMap::new(),
-            kv: BTreeMap::new(),
-            layers: vec![],
-            tx_events: vec![],
-            new_codes: BTreeMap::new(),
-            code_cache: HashMap::new(),
-        })
+        BlockState::new(Arc::new(store), TestCrypto::new(), Root::empty(GLOBAL_TREE, 0), 1)
     }
 
     fn keys(entries: &Entries) -> Vec<&[u8]> {
