@@ -553,6 +553,13 @@ impl Chain {
     }
 
     /// The sender's next nonce in the state under `root`.
+    /// The sender's next nonce in the head state, read now (`None` if the store failed).
+    fn current_next_nonce(&self, sender: &[u8]) -> Option<u64> {
+        let view = self.read().ok()?;
+        let root = self.head_root(&view).ok()?;
+        self.next_nonce(&view, &root, sender).ok()
+    }
+
     fn next_nonce(&self, view: &StoreView, root: &Root, sender: &[u8]) -> Result<u64, ChainError> {
         Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.account.nonce))
     }
@@ -610,15 +617,16 @@ impl Chain {
     pub fn submit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
         self.admitting()?;
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let commits = lock(&self.pool).commits();
         let view = self.read().map_err(internal)?;
         let root = self.head_root(&view).map_err(internal)?;
         let next = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal)?;
         drop(view);
-        let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?;
+        let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?.read_at(commits);
         verify_signature(&tx, self.suite.as_ref())?;
         self.contract_admission(&tx)?;
         let mut pool = lock(&self.pool);
-        let hash = pool.insert(tx, checked, joule_support::now_ms())?;
+        let hash = pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s))?;
         let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
         if full {
@@ -635,6 +643,7 @@ impl Chain {
             return txs.iter().map(|_| Err(r.clone())).collect();
         }
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
+        let commits = lock(&self.pool).commits();
         let view = match self.read() {
             Ok(v) => v,
             Err(e) => {
@@ -670,7 +679,7 @@ impl Chain {
                 .map(|(tx, hashed)| {
                     let (size, hash) = hashed?;
                     match &nonces[&tx.body.sender] {
-                        Ok(next) => pool.precheck_hashed(tx, size, hash, self.suite.as_ref(), |_| *next),
+                        Ok(next) => pool.precheck_hashed(tx, size, hash, self.suite.as_ref(), |_| *next).map(|c| c.read_at(commits)),
                         Err(e) => Err(e.clone()),
                     }
                 })
@@ -686,8 +695,12 @@ impl Chain {
             );
         let now = joule_support::now_ms();
         let mut pool = lock(&self.pool);
-        let out: Vec<Result<Hash32, Rejection>> =
-            txs.into_iter().zip(checked).zip(signatures).map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now)))).collect();
+        let out: Vec<Result<Hash32, Rejection>> = txs
+            .into_iter()
+            .zip(checked)
+            .zip(signatures)
+            .map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now, |s| self.current_next_nonce(s)))))
+            .collect();
         let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
         if full {

@@ -148,6 +148,17 @@ pub struct Checked {
     pub hash: Hash32,
     size: usize,
     next: u64,
+    /// The pool's commit count when `next` was read from the state.
+    commits: u64,
+}
+
+impl Checked {
+    /// Say that the nonce was read from the state when the pool had seen `commits`
+    /// commits ([`TxPool::commits`], read before the state): a commit since then makes
+    /// [`TxPool::insert`] read the nonce again for a sender it no longer holds.
+    pub fn read_at(self, commits: u64) -> Self {
+        Checked { commits, ..self }
+    }
 }
 
 /// Why a transaction left the pool without being committed here.
@@ -324,6 +335,9 @@ pub struct TxPool {
     pending_count: usize,
     evicted: Evicted,
     next_id: u64,
+    /// Blocks committed (calls of [`TxPool::prune`]): tells a nonce read before the last
+    /// commit from one read after it.
+    commits: u64,
 }
 
 impl TxPool {
@@ -345,7 +359,14 @@ impl TxPool {
             pending_count: 0,
             evicted,
             next_id: 0,
+            commits: 0,
         }
+    }
+
+    /// How many commits the pool has seen; read it before reading nonces from the state,
+    /// and pass it to [`Checked::read_at`].
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     pub fn config(&self) -> &PoolConfig {
@@ -401,7 +422,7 @@ impl TxPool {
     pub fn admit(&mut self, tx: Transaction, suite: &dyn ChainCrypto, now_ms: u64, next_nonce: impl Fn(&[u8]) -> u64) -> Result<Hash32, Rejection> {
         let checked = self.precheck(&tx, suite, &next_nonce)?;
         verify_signature(&tx, suite)?;
-        self.insert(tx, checked, now_ms)
+        self.insert(tx, checked, now_ms, |s| Some(next_nonce(s)))
     }
 
     /// Every admission check but the signature, without changing the pool. Room is not
@@ -463,7 +484,7 @@ impl TxPool {
             None => suite.hash(&encoded).map_err(|e| Rejection::Internal(e.to_string()))?,
         };
         self.check_slot(tx, hash, next)?;
-        Ok(Checked { hash, size, next })
+        Ok(Checked { hash, size, next, commits: self.commits })
     }
 
     fn account(&self, sender: &[u8]) -> Option<(u64, &Account)> {
@@ -487,15 +508,28 @@ impl TxPool {
     /// Insert a transaction that passed [`TxPool::precheck`] and [`verify_signature`],
     /// making room if its part is full. The slot is checked again: another transaction may
     /// have taken it since the precheck. `now_ms` is the wall clock (Unix ms).
-    pub fn insert(&mut self, tx: Transaction, checked: Checked, now_ms: u64) -> Result<Hash32, Rejection> {
+    /// `next_nonce` reads the committed state now: it is called only when a block
+    /// committed since the checked nonce was read and the pool no longer holds the sender
+    /// (its account left with that block), so the checked nonce may be stale.
+    pub fn insert(&mut self, tx: Transaction, checked: Checked, now_ms: u64, next_nonce: impl FnOnce(&[u8]) -> Option<u64>) -> Result<Hash32, Rejection> {
         self.expire(now_ms);
+        let checked = match self.account(&tx.body.sender) {
+            None if checked.commits != self.commits => match next_nonce(&tx.body.sender) {
+                Some(now) => Checked { next: checked.next.max(now), commits: self.commits, ..checked },
+                None => return Err(counted(Rejection::Internal("the sender's nonce could not be read again after a commit".into()))),
+            },
+            _ => checked,
+        };
         let r = self.insert_inner(tx, checked, now_ms);
         self.publish();
         r.map_err(counted)
     }
 
     fn insert_inner(&mut self, tx: Transaction, checked: Checked, now_ms: u64) -> Result<Hash32, Rejection> {
-        let Checked { hash, size, next } = checked;
+        let Checked { hash, size, next, .. } = checked;
+        if tx.body.nonce < next {
+            return Err(Rejection::NonceUsed { got: tx.body.nonce, next });
+        }
         self.check_slot(&tx, hash, next)?;
         // The admission may have read the state of a block whose prune is still to come.
         if let Some((id, a)) = self.account(&tx.body.sender)
@@ -710,6 +744,7 @@ impl TxPool {
     /// now, `committed` the block's transaction hashes. Only those accounts are touched;
     /// then expired transactions leave and stalled queues are promoted into freed room.
     pub fn prune<'a>(&mut self, accounts: impl IntoIterator<Item = (&'a [u8], u64)>, committed: &HashSet<Hash32>, now_ms: u64) {
+        self.commits += 1;
         for (sender, next) in accounts {
             if let Some(&id) = self.ids.get(sender) {
                 self.advance(id, next, Some(committed), now_ms);

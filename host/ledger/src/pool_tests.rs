@@ -35,7 +35,7 @@ fn tx(sender: &[u8], nonce: u64) -> Transaction {
 fn add(p: &mut TxPool, t: Transaction, next: u64, now: u64) -> Result<Hash32, Rejection> {
     let suite = TestCrypto::new();
     let checked = p.precheck(&t, suite.as_ref(), |_| next)?;
-    p.insert(t, checked, now)
+    p.insert(t, checked, now, |_| Some(next))
 }
 
 fn hash(t: &Transaction) -> Hash32 {
@@ -217,6 +217,34 @@ fn prune_touches_the_blocks_senders_and_reports_nonces_used_by_other_transaction
 }
 
 #[test]
+fn an_admission_that_read_the_state_before_a_commit_that_emptied_its_sender_is_not_stranded() {
+    let suite = TestCrypto::new();
+    let mut p = pool(PoolConfig::default());
+    let a = sender(1);
+    let a0 = add(&mut p, tx(&a, 0), 0, T0).unwrap();
+    // Nonce 1 is checked against the state before a0's block (next 0)...
+    let commits = p.commits();
+    let late = tx(&a, 1);
+    let checked = p.precheck(&late, suite.as_ref(), |_| 0).unwrap().read_at(commits);
+    // ...the block with a0 commits and a leaves the pool...
+    p.prune([(a.as_slice(), 1)], &HashSet::from([a0]), T0);
+    assert_eq!(p.len(), 0);
+    // ...and the insertion reads the nonce again: 1 is next, so it is pending, not queued
+    // behind a nonce 0 that will never come.
+    let h = p.insert(late, checked, T0, |_| Some(1)).unwrap();
+    assert_eq!(p.status(&h), Some(PoolStatus::Pending));
+    let ready: Vec<u64> = p.ready(10, usize::MAX, T0, |_| Some(1)).iter().map(|(_, t)| t.body.nonce).collect();
+    assert_eq!(ready, [1]);
+    // A nonce a commit used (another node's block: the pool never held it) is refused on
+    // the fresh reading.
+    let b = sender(2);
+    let commits = p.commits();
+    let checked = p.precheck(&tx(&b, 0), suite.as_ref(), |_| 0).unwrap().read_at(commits);
+    p.prune([(b.as_slice(), 1)], &HashSet::new(), T0);
+    assert_eq!(p.insert(tx(&b, 0), checked, T0, |_| Some(1)), Err(Rejection::NonceUsed { got: 0, next: 1 }));
+}
+
+#[test]
 fn ready_walks_senders_by_arrival_and_catches_up_with_the_state() {
     let mut p = pool(PoolConfig::default());
     let (a, b, c) = (sender(1), sender(2), sender(3));
@@ -268,7 +296,7 @@ fn a_flood_of_never_executable_transactions_leaves_room_for_an_honest_batch() {
         let start = Instant::now();
         for (t, h, size) in chunk {
             let checked = p.precheck_hashed(t, *size, *h, suite.as_ref(), |_| 0).unwrap();
-            p.insert(t.clone(), checked, T0).unwrap();
+            p.insert(t.clone(), checked, T0, |_| None).unwrap();
         }
         chunks.push(start.elapsed());
     }
@@ -284,7 +312,7 @@ fn a_flood_of_never_executable_transactions_leaves_room_for_an_honest_batch() {
     let honest = sender(FLOOD + 1);
     let batch: Vec<Transaction> = (0..100).map(|n| tx(&honest, n)).collect();
     let checked: Vec<Checked> = batch.iter().map(|t| p.precheck(t, suite.as_ref(), |_| 0).unwrap()).collect();
-    let hashes: Vec<Hash32> = batch.into_iter().zip(checked).map(|(t, c)| p.insert(t, c, T0).unwrap()).collect();
+    let hashes: Vec<Hash32> = batch.into_iter().zip(checked).map(|(t, c)| p.insert(t, c, T0, |_| None).unwrap()).collect();
     assert_eq!((p.pending_len(), p.queued_len()), (100, max_queued));
 
     let asked = std::cell::Cell::new(0);
