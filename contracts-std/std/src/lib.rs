@@ -177,8 +177,16 @@ pub mod contract;
 pub mod crypto;
 pub mod env;
 pub mod event;
+#[cfg(all(target_arch = "wasm32", feature = "heap"))]
+pub mod heap;
 pub mod storage;
 mod sys;
+
+/// The contract's allocator (see [`heap`]); a contract that wants its own turns off the
+/// default feature `heap`.
+#[cfg(all(target_arch = "wasm32", feature = "heap"))]
+#[global_allocator]
+static HEAP: heap::BumpHeap = heap::BumpHeap::new();
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 

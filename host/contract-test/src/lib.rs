@@ -666,6 +666,8 @@ pub fn try_build_contract(crate_dir: impl AsRef<Path>) -> Result<Vec<u8>, String
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
         cmd.env_remove(var);
     }
+    // The flags `joule contract build` uses, so the harness runs the code a deployment would.
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", joule_contract::WASM_RUSTFLAGS.join("\x1f"));
     let out = cmd.output().map_err(|e| format!("cannot run cargo in {}: {e}", dir.display()))?;
     if !out.status.success() {
         return Err(format!("cargo build of the contract in {} failed ({})", dir.display(), out.status));

@@ -19,6 +19,14 @@ use joule_primitives::{Event, Hash32};
 use std::any::Any;
 use std::sync::Arc;
 
+/// The rustc flags contracts are built with for `wasm32-unknown-unknown`, by `joule
+/// contract build` and the test harness (`examples-contracts/.cargo/config.toml` repeats
+/// them): the wide-arithmetic instructions for 128- and 256-bit math, and 2 MiB of initial
+/// memory, so the standard library's heap has room above rustc's 1 MiB stack and a
+/// typical call never grows memory. Part of what makes a build reproducible: the code
+/// hash depends on them.
+pub const WASM_RUSTFLAGS: &[&str] = &["-Ctarget-feature=+wide-arithmetic", "-Clink-arg=--initial-memory=2097152"];
+
 /// Storage entries as `scan` returns them: (key, value), ascending by key.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 

@@ -426,7 +426,8 @@ pub fn build(dir: &Path, out: Option<&Path>) -> Result<()> {
     let dir = std::path::absolute(dir).with_context(|| format!("resolve {}", dir.display()))?;
     let lib = package_name(&dir)?;
     ensure_target()?;
-    let mut flags = vec![format!("--remap-path-prefix={}=/build", dir.display())];
+    let mut flags: Vec<String> = joule_contract::WASM_RUSTFLAGS.iter().map(|f| f.to_string()).collect();
+    flags.push(format!("--remap-path-prefix={}=/build", dir.display()));
     if let Some(home) = cargo_home() {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
     }
