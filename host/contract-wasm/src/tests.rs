@@ -503,3 +503,85 @@ fn timing_probe_of_a_minimal_call() {
     let big = std::thread::scope(|s| std::thread::Builder::new().stack_size(64 << 20).spawn_scoped(s, || time(host).0).unwrap().join().unwrap());
     eprintln!("per call: {small:?} on the test thread, {big:?} on a 64 MiB thread");
 }
+
+#[test]
+#[ignore = "timing probe: cargo test -p joule-contract-wasm --release -- --ignored --nocapture breakdown"]
+fn timing_breakdown_of_a_real_contract_query() {
+    let code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/contracts/energy-token.wasm")).unwrap();
+    let rt = runtime();
+    let (host, id) = deployed(&code);
+    let mut call = invocation(&host, id, "total_supply", b"", 1_000_000);
+    call.entry = Entry::Query;
+    let out = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn_scoped(s, || {
+                let mut host = host;
+                for _ in 0..200 {
+                    host = run(&rt, host, &call).0;
+                }
+                let n = 5000u32;
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    host = run(&rt, host, &call).0;
+                }
+                let full = t.elapsed() / n;
+                let mut boxed: Box<dyn joule_contract::ContractHost> = Box::new(host);
+                let loaded = crate::exec::load(&rt.inner, &mut *boxed, &call.code_hash).unwrap();
+                let data = || crate::exec::StoreData {
+                    rt: rt.inner.clone(),
+                    tx: None,
+                    contract: id,
+                    caller: id,
+                    mode: crate::exec::Mode::Read,
+                    limiter: Default::default(),
+                    abort: None,
+                };
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    let mut store = wasmtime::Store::new(&rt.inner.engine, data());
+                    store.set_fuel(1 << 30).unwrap();
+                    drop(store);
+                }
+                let store_only = t.elapsed() / n;
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    let mut store = wasmtime::Store::new(&rt.inner.engine, data());
+                    store.set_fuel(1 << 30).unwrap();
+                    store.set_epoch_deadline(1 << 30);
+                    let _i = loaded.pre.instantiate(&mut store).unwrap();
+                    drop(store);
+                }
+                let instantiate = t.elapsed() / n;
+                (full, store_only, instantiate)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    eprintln!("query total_supply: full call {:?}; Store::new+drop {:?}; + instantiate {:?}", out.0, out.1, out.2);
+}
+
+#[test]
+#[ignore = "timing probe: cargo test -p joule-contract-wasm --release -- --ignored --nocapture core_instantiation"]
+fn timing_core_instantiation_of_a_real_contract() {
+    let code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/contracts/energy-token.wasm")).unwrap();
+    let prepared = joule_contract_prepare::prepare(&code, crate::policy::policy()).unwrap();
+    let engine = wasmtime::Engine::new(&ContractRuntime::engine_config(&joule_contract::gas::V1)).unwrap();
+    let module = wasmtime::Module::new(&engine, &prepared).unwrap();
+    let mut linker = wasmtime::Linker::<()>::new(&engine);
+    linker.define_unknown_imports_as_traps(&module).unwrap();
+    let pre = linker.instantiate_pre(&module).unwrap();
+    let n = 5000u32;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut store = wasmtime::Store::new(&engine, ());
+        store.set_fuel(1 << 30).unwrap();
+        store.set_epoch_deadline(1 << 30);
+        let _i = pre.instantiate(&mut store).unwrap();
+    }
+    eprintln!("core module alone: Store + instantiate {:?}", t.elapsed() / n);
+    for imp in module.imports() {
+        eprintln!("import {}::{}", imp.module(), imp.name());
+    }
+}
