@@ -168,6 +168,40 @@ fn contract_new_build_deploy_call_query_and_events() {
     assert_eq!(seen[0]["fields"]["value"], 2);
     assert_eq!(seen[1]["fields"]["value"], 3);
     assert!(seen[1]["id"].as_str().unwrap().contains(':'));
+
+    // Upgrades. The deployment above is immutable: its upgrade fails, naming why.
+    let wasm_arg = wasm.to_str().unwrap();
+    let (code_, out, err) = run(joule().args(["contract", "upgrade", &address, wasm_arg, "--key", key, "--dir"]).arg(nd));
+    assert_eq!(code_, 1, "{out}{err}");
+    assert!(err.contains("is not upgradable"), "{out}{err}");
+    // An upgradable deployment takes new code that keeps its storage, runs its migration
+    // and records the code it replaced.
+    let out = ok(&["contract", "deploy", wasm_arg, "--key", key, "--upgradable", "--args", "\"v1\"", "5"], nd);
+    let upgradable = out.lines().find_map(|l| l.strip_prefix("address ")).expect("address line").trim().to_string();
+    assert!(ok(&["contract", "call", &upgradable, "increment", "4", "--key", key], nd).contains("result 4"));
+    let v1 = std::fs::read(&wasm).unwrap();
+    let lib = project.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let anchor = "    /// The value.\n";
+    assert!(source.contains(anchor), "the template changed: update this test");
+    let v2_methods = "    /// Set a new limit: the upgrade's migration (owner only).\n    #[guard(owner)]\n    pub fn migrate(&mut self, limit: u64) {\n        self.limit.set(&limit);\n    }\n\n    /// Twice the value (new in version 2).\n    pub fn doubled(&self) -> u64 {\n        self.value.get_or(0) * 2\n    }\n\n";
+    std::fs::write(&lib, source.replace(anchor, &format!("{v2_methods}{anchor}"))).unwrap();
+    let (_, wasm2, _) = build(&project, "tally");
+    assert_ne!(std::fs::read(&wasm2).unwrap(), v1, "the new source built to new code");
+    let out = ok(&["contract", "upgrade", &upgradable, wasm2.to_str().unwrap(), "--key", key, "--migrate", "10"], nd);
+    assert!(out.contains(": success"), "{out}");
+    assert_eq!(ok(&["contract", "query", &upgradable, "doubled"], nd).trim(), "8", "storage kept across the upgrade");
+    assert_eq!(ok(&["contract", "query", &upgradable, "describe"], nd).trim(), r#"["v1",10]"#, "the migration ran");
+    let info = ok(&["contract", "info", &upgradable], nd);
+    assert!(info.contains(&format!("previous  {}", sm3_hex(&v1))), "{info}");
+    assert!(info.contains("query  doubled() -> u64"), "{info}");
+    // Someone else may not upgrade it.
+    let stranger = n.path().join("stranger.pem");
+    let kp = crate::support::suite("gm").crypto().generate_key("sm2").unwrap();
+    std::fs::write(&stranger, joule_crypto::pem::encode("PRIVATE KEY", &kp.private_key)).unwrap();
+    let (code_, out, err) = run(joule().args(["contract", "upgrade", &upgradable, wasm_arg, "--key"]).arg(&stranger).arg("--dir").arg(nd));
+    assert_ne!(code_, 0, "{out}{err}");
+    assert!(format!("{out}{err}").contains("is not the upgrade authority"), "{out}{err}");
     node.kill();
 }
 
