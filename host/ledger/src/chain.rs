@@ -744,13 +744,26 @@ impl Chain {
         }
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
         drop(view);
+        if let Some(f) = self.health.fault() {
+            return Err(ChainError::StorageFailed(f.reason));
+        }
+        let started = Instant::now();
         let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
-        let block = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), timestamp_ms)?;
-        self.import_serialized(block).map(Some)
+        let (block, hashes, exec) = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), timestamp_ms)?;
+        // Its header was built from this execution and its transactions' signatures were
+        // verified at admission, so it is not executed again (importing it re-executed every
+        // block twice on its producer). The engine still checks the seal as every other
+        // node will: a seal its own rules refuse must never be committed here.
+        let h = &block.header;
+        engine
+            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators)
+            .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
+        self.commit_executed(&head, block, hashes, exec, started).map(Some)
     }
 
     /// Execute `txs` on the head state and build and seal the block that carries them, as
-    /// the engine plans. `hashes` are the transactions' hashes when already known.
+    /// the engine plans. `hashes` are the transactions' hashes when already known. Returns
+    /// the block, its transactions' hashes and the execution its header commits to.
     fn assemble(
         &self,
         head: &Head,
@@ -759,7 +772,7 @@ impl Chain {
         mut txs: Vec<Transaction>,
         hashes: Option<Vec<Hash32>>,
         now_ms: u64,
-    ) -> Result<Block, ChainError> {
+    ) -> Result<(Block, Vec<Hash32>, execute::Execution), ChainError> {
         let height = head.height + 1;
         let hashes = match hashes {
             Some(h) => h,
@@ -790,7 +803,7 @@ impl Chain {
             seal: vec![],
         };
         header.seal = self.seal(&head.header, &header, signer, engine)?;
-        Ok(Block { header, transactions: txs })
+        Ok((Block { header, transactions: txs }, hashes, exec))
     }
 
     /// The seal of `header` (whose parent is `parent`), as the engine plans it.
@@ -878,7 +891,24 @@ impl Chain {
         if merkle::root(self.suite.as_ref(), &receipts)? != h.receipts_root {
             return Err(invalid("the receipts root does not match execution".into()));
         }
-        let hash = h.hash(self.suite.as_ref())?;
+        self.commit_executed(&head, block, hashes, exec, started)
+    }
+
+    /// Write a block whose execution `exec` is known to match its header, and make it the
+    /// head (the caller holds the commit lock; `head` is its parent).
+    fn commit_executed(
+        &self,
+        head: &Head,
+        block: Block,
+        hashes: Vec<Hash32>,
+        exec: execute::Execution,
+        started: Instant,
+    ) -> Result<Arc<CommittedBlock>, ChainError> {
+        if let Some(f) = self.health.fault() {
+            return Err(ChainError::StorageFailed(f.reason));
+        }
+        let height = block.header.height;
+        let hash = block.header.hash(self.suite.as_ref())?;
         self.store
             .commit(BlockCommit {
                 block: &block,
@@ -893,9 +923,9 @@ impl Chain {
                 contract_kv: &exec.contract_kv,
             })
             .map_err(|e| self.commit_failed(height, e))?;
-        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: committed");
+        tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "committed");
         let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
-        self.after_commit(&head, &committed, started);
+        self.after_commit(head, &committed, started);
         Ok(committed)
     }
 

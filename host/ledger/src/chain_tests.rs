@@ -40,7 +40,7 @@ impl Pair {
     fn sealed(&self, txs: Vec<Transaction>) -> Block {
         let signer = self.producer.signer.as_ref().unwrap();
         let engine = self.producer.engine().unwrap();
-        self.producer.assemble(&self.producer.head(), signer.as_ref(), engine.as_ref(), txs, None, 1_700_000_001_000).unwrap()
+        self.producer.assemble(&self.producer.head(), signer.as_ref(), engine.as_ref(), txs, None, 1_700_000_001_000).unwrap().0
     }
 
     /// Change a sealed block's header and seal it again, so only the change is wrong.

@@ -28,7 +28,6 @@ use joule_crypto::{KeyPair, SuiteCrypto};
 use joule_node::config::{InitArgs, init};
 use joule_primitives::{ChainCrypto, ChannelId, CryptoSuite, Encode, Hash32, Hasher, Payload, Transaction, UnsignedTransaction};
 use serde::Serialize;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -327,22 +326,9 @@ fn part_tps(g: &GlobalOpts, dir: &Path, a: &ContractsArgs) -> Result<TpsPart> {
     let keys = (0..senders).map(|_| crypto.generate_key("sm2")).collect::<Result<Vec<_>, _>>()?;
     let ids = keys.iter().map(|k| suite.hash(&k.public_key)).collect::<Result<Vec<_>, _>>()?;
 
-    let exe = std::env::current_exe().context("locate the joule binary")?;
-    let mut cmd = Command::new(exe);
-    if let Some(p) = g.plugin_dir() {
-        cmd.arg("--plugin-dir").arg(p);
-    }
-    if let Some(c) = &g.cache_dir {
-        cmd.arg("--cache-dir").arg(c);
-    }
-    let mut child = cmd.arg("node").arg("--dir").arg(&node_dir).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("start the node")?;
+    let node = super::BenchNode::start(g, &node_dir)?;
     let result = (|| -> Result<TpsPart> {
-        let mut lines = BufReader::new(child.stdout.take().context("node stdout")?).lines();
-        let first = lines.next().transpose()?.unwrap_or_default();
-        let base =
-            first.strip_prefix("joule node listening on ").map(str::to_string).with_context(|| format!("unexpected first line from the node: {first:?}"))?;
-        std::thread::spawn(move || for _ in lines {});
-        let api = ApiClient::new(&base, None);
+        let api = ApiClient::new(&node.base, None);
         // The token, deployed by the deployer; every sender funded.
         let channel = ChannelId::new("grid").map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut nonce = 0u64;
@@ -376,7 +362,7 @@ fn part_tps(g: &GlobalOpts, dir: &Path, a: &ContractsArgs) -> Result<TpsPart> {
         let ceiling = verify_ceiling(&suite, &all, a.seconds)?;
         let start_height = api.get("/v1/status")?["height"].as_u64().unwrap_or(0);
         eprintln!("bench contracts: submitting {} transfer calls…", all.len());
-        let (tps, p50, p99, blocks, _) = drive(&base, child.id(), &by_sender, a.clients, a.batch)?;
+        let (tps, p50, p99, blocks, _) = drive(&node.base, node.child.id(), &by_sender, a.clients, a.batch)?;
         // Every committed call must have succeeded.
         let end = api.get("/v1/status")?["height"].as_u64().unwrap_or(0);
         let (mut ok, mut gas) = (0usize, 0u64);
@@ -400,8 +386,7 @@ fn part_tps(g: &GlobalOpts, dir: &Path, a: &ContractsArgs) -> Result<TpsPart> {
             transfer_gas: gas,
         })
     })();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(node);
     result
 }
 

@@ -155,6 +155,53 @@ fn openssl_evp(secs: f64, alg: &str, bytes: usize) -> Option<f64> {
 
 const MIB: usize = 1 << 20;
 
+/// A node started by a benchmark (`joule node --dir DIR` of this binary), killed when
+/// dropped; its stdout is drained in the background after the listening line.
+pub struct BenchNode {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, from the node's first line.
+    pub base: String,
+}
+
+impl BenchNode {
+    pub fn start(g: &GlobalOpts, dir: &std::path::Path) -> Result<Self> {
+        use std::io::{BufRead, BufReader};
+        let exe = std::env::current_exe().context("locate the joule binary")?;
+        let mut cmd = Command::new(exe);
+        if let Some(p) = g.plugin_dir() {
+            cmd.arg("--plugin-dir").arg(p);
+        }
+        if let Some(c) = &g.cache_dir {
+            cmd.arg("--cache-dir").arg(c);
+        }
+        let child = cmd
+            .arg("node")
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("start the node")?;
+        // Owned from here: an early return kills it.
+        let mut node = BenchNode { child, base: String::new() };
+        let mut lines = BufReader::new(node.child.stdout.take().context("node stdout")?).lines();
+        let first = lines.next().transpose()?.unwrap_or_default();
+        let Some(base) = first.strip_prefix("joule node listening on ") else {
+            bail!("unexpected first line from the node: {first:?}");
+        };
+        node.base = base.to_string();
+        std::thread::spawn(move || for _ in lines {});
+        Ok(node)
+    }
+}
+
+impl Drop for BenchNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
     let (json, seconds, only) = match cmd {
         BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),

@@ -30,7 +30,7 @@ use joule_primitives::{ChainCrypto, ChannelId, Encode, Hash32, Payload, Transact
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,25 +223,9 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     eprintln!("bench tps: measuring the SM2 verification ceiling on all cores…");
     let ceiling = verify_ceiling(&suite, &all, a.seconds)?;
 
-    let exe = std::env::current_exe().context("locate the joule binary")?;
-    let mut cmd = Command::new(exe);
-    if let Some(p) = g.plugin_dir() {
-        cmd.arg("--plugin-dir").arg(p);
-    }
-    if let Some(c) = &g.cache_dir {
-        cmd.arg("--cache-dir").arg(c);
-    }
-    let mut child = cmd.arg("node").arg("--dir").arg(&dir).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("start the node")?;
-    let mut lines = BufReader::new(child.stdout.take().context("node stdout")?).lines();
-    let first = lines.next().transpose()?.unwrap_or_default();
-    let Some(base) = first.strip_prefix("joule node listening on ").map(str::to_string) else {
-        let _ = child.kill();
-        bail!("unexpected first line from the node: {first:?}");
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let result = drive(&base, child.id(), &by_sender, a.clients, a.batch);
-    let _ = child.kill();
-    let _ = child.wait();
+    let node = super::BenchNode::start(g, &dir)?;
+    let result = drive(&node.base, node.child.id(), &by_sender, a.clients, a.batch);
+    drop(node);
     let (tps, p50, p99, blocks, node_cpu) = result?;
     let (left, compacted) = store_bytes(&dir)?;
     let tx_bytes = all.iter().map(|t| t.encode().len()).sum::<usize>() as f64 / all.len() as f64;
