@@ -256,9 +256,18 @@ pub struct Snapshot {
     events: Vec<Event>,
     codes: BTreeMap<Hash32, Arc<[u8]>>,
     contracts: BTreeMap<Hash32, Hash32>,
+    upgrades: BTreeMap<Hash32, Upgradability>,
     nonces: BTreeMap<Address, u64>,
     height: u64,
     timestamp_ms: u64,
+}
+
+/// Who may replace a contract's code, and the code it replaced last (the account's
+/// `upgrade_authority` and `previous_code_hash` on a node).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Upgradability {
+    authority: Option<Address>,
+    previous: Option<Hash32>,
 }
 
 /// An in-memory chain running compiled contracts on the node's runtime.
@@ -273,6 +282,7 @@ pub struct TestChain {
     nonces: BTreeMap<Address, u64>,
     /// Deployed contracts: address → code hash.
     contracts: BTreeMap<Hash32, Hash32>,
+    upgrades: BTreeMap<Hash32, Upgradability>,
     codes: BTreeMap<Hash32, Arc<[u8]>>,
     labels: HashMap<Address, String>,
     report: GasReport,
@@ -308,6 +318,7 @@ impl TestChain {
             sender: Address::ZERO,
             nonces: BTreeMap::new(),
             contracts: BTreeMap::new(),
+            upgrades: BTreeMap::new(),
             codes: BTreeMap::new(),
             labels: HashMap::new(),
             report: GasReport::default(),
@@ -428,8 +439,18 @@ impl TestChain {
     /// `sender`, as the node runs a `Deploy` transaction: intrinsic gas, code gas, the
     /// deployment check, `init`, then the `deployed` event.
     pub fn deploy(&mut self, wasm: &[u8], init_args: &[u8], sender: Address) -> Result<Deployed, Failed> {
+        self.deploy_as(wasm, init_args, sender, false)
+    }
+
+    /// [`TestChain::deploy`] of an upgradable contract: `sender` becomes its upgrade
+    /// authority ([`TestChain::upgrade`]).
+    pub fn deploy_upgradable(&mut self, wasm: &[u8], init_args: &[u8], sender: Address) -> Result<Deployed, Failed> {
+        self.deploy_as(wasm, init_args, sender, true)
+    }
+
+    fn deploy_as(&mut self, wasm: &[u8], init_args: &[u8], sender: Address, upgradable: bool) -> Result<Deployed, Failed> {
         let nonce = self.take_nonce(sender);
-        let payload = Payload::Deploy { code: wasm.to_vec(), init_args: init_args.to_vec(), upgradable: false };
+        let payload = Payload::Deploy { code: wasm.to_vec(), init_args: init_args.to_vec(), upgradable };
         let intrinsic = intrinsic_gas(&payload);
         let code_gas = schedule().deploy_per_code_byte.saturating_mul(wasm.len() as u64);
         let address_hash = MemoryHost::sha256(&joule_contract::address_preimage(&hash32(sender), nonce));
@@ -458,11 +479,86 @@ impl TestChain {
         }
         self.host.add_contract(address_hash, code_hash);
         self.contracts.insert(address_hash, code_hash);
+        self.upgrades.insert(address_hash, Upgradability { authority: upgradable.then_some(sender), previous: None });
         self.host.emit(Event { contract: address_hash, topic: "deployed".into(), indexed: vec![code_hash.0.to_vec()], data: sender.0.to_vec() });
         let gas_used = self.charged(&status, intrinsic, code_gas, vm_gas);
         self.record(addr, "(deploy)", &status, gas_used, vm_gas);
         let events = self.host.events()[events_before..].iter().map(recorded).collect();
         Ok(Deployed { address: addr, code_hash: code_hash.0, gas_used, vm_gas, events })
+    }
+
+    /// Replace `contract`'s code with `wasm` as the node runs an `Upgrade` transaction from
+    /// `sender`: only its upgrade authority may (the deployer of a
+    /// [`TestChain::deploy_upgradable`] contract); storage stays; with `migrate_args`
+    /// (borsh), the new code's `migrate` method runs; then the node's `upgraded` event
+    /// (topics: old and new code hash). A failure changes nothing but the nonce.
+    pub fn upgrade(&mut self, contract: Address, wasm: &[u8], migrate_args: Option<&[u8]>, sender: Address) -> Receipt {
+        self.take_nonce(sender);
+        let contract_hash = hash32(contract);
+        let payload = Payload::Upgrade { contract: contract_hash, code: wasm.to_vec(), migrate_args: migrate_args.map(<[u8]>::to_vec) };
+        let intrinsic = intrinsic_gas(&payload);
+        let code_gas = schedule().deploy_per_code_byte.saturating_mul(wasm.len() as u64);
+        let finish = |chain: &mut Self, status: Status, extra: u64, vm_gas: u64, output: Vec<u8>, events: Vec<RecordedEvent>| {
+            let gas_used = chain.charged(&status, intrinsic, extra, vm_gas);
+            chain.record(contract, "(upgrade)", &status, gas_used, vm_gas);
+            Receipt { status, output, gas_used, vm_gas, events }
+        };
+        if intrinsic.saturating_add(code_gas) > self.gas_limit {
+            return finish(self, Status::OutOfGas, 0, 0, vec![], vec![]);
+        }
+        let Some(old) = self.contracts.get(&contract_hash).copied() else {
+            return finish(self, reverted(format!("no contract at {contract_hash}")), code_gas, 0, vec![], vec![]);
+        };
+        match self.upgrades.get(&contract_hash).and_then(|u| u.authority) {
+            Some(a) if a == sender => {}
+            Some(_) => {
+                return finish(
+                    self,
+                    reverted(format!("account {} is not the upgrade authority of {contract_hash}", hash32(sender))),
+                    code_gas,
+                    0,
+                    vec![],
+                    vec![],
+                );
+            }
+            None => return finish(self, reverted(format!("contract {contract_hash} is not upgradable")), code_gas, 0, vec![], vec![]),
+        }
+        if let Err(refusal) = runtime().check(wasm) {
+            return finish(self, reverted(format!("upgrade refused: {refusal}")), code_gas, 0, vec![], vec![]);
+        }
+        let code_hash = self.host.add_code(wasm);
+        self.codes.insert(code_hash, Arc::from(wasm));
+        self.host.add_contract(contract_hash, code_hash);
+        let events_before = self.host.events().len();
+        let (mut vm_gas, mut output) = (0, vec![]);
+        if let Some(args) = migrate_args {
+            let call = self.invocation(Entry::Call, (contract_hash, code_hash), "migrate", args, sender, self.gas_limit - intrinsic - code_gas);
+            let (status, out, gas) = self.run(&call);
+            if status != Status::Success {
+                self.host.add_contract(contract_hash, old);
+                return finish(self, status, code_gas, gas, vec![], vec![]);
+            }
+            (vm_gas, output) = (gas, out);
+        }
+        self.contracts.insert(contract_hash, code_hash);
+        if let Some(u) = self.upgrades.get_mut(&contract_hash) {
+            u.previous = Some(old);
+        }
+        self.host.emit(Event {
+            contract: contract_hash,
+            topic: "upgraded".into(),
+            indexed: vec![old.0.to_vec(), code_hash.0.to_vec()],
+            data: sender.0.to_vec(),
+        });
+        let events = self.host.events()[events_before..].iter().map(recorded).collect();
+        finish(self, Status::Success, code_gas, vm_gas, output, events)
+    }
+
+    /// The code hash (SHA-256) `contract` runs, and the one it ran before its last upgrade.
+    pub fn code_hashes(&self, contract: Address) -> Option<([u8; 32], Option<[u8; 32]>)> {
+        let h = hash32(contract);
+        let code = self.contracts.get(&h)?;
+        Some((code.0, self.upgrades.get(&h).and_then(|u| u.previous).map(|p| p.0)))
     }
 
     /// [`TestChain::deploy`] with the init arguments borsh-encoded here.
@@ -555,6 +651,7 @@ impl TestChain {
             events: self.host.events().to_vec(),
             codes: self.codes.clone(),
             contracts: self.contracts.clone(),
+            upgrades: self.upgrades.clone(),
             nonces: self.nonces.clone(),
             height: self.height,
             timestamp_ms: self.timestamp_ms,
@@ -581,6 +678,7 @@ impl TestChain {
         self.host = host;
         self.codes = snapshot.codes.clone();
         self.contracts = snapshot.contracts.clone();
+        self.upgrades = snapshot.upgrades.clone();
         self.nonces = snapshot.nonces.clone();
         self.height = snapshot.height;
         self.timestamp_ms = snapshot.timestamp_ms;
