@@ -39,8 +39,9 @@ pub struct ContractsArgs {
     /// Timed trades per side (after untimed ones).
     #[arg(long, default_value_t = 2000)]
     pub trades: u32,
-    /// Contract-call transactions submitted to the node.
-    #[arg(long, default_value_t = 6000)]
+    /// Contract-call transactions submitted to the node (enough for several full blocks:
+    /// with 6000, three blocks, the pipeline's start and end weigh on the rate).
+    #[arg(long, default_value_t = 20_000)]
     pub txs: usize,
     /// Distinct sending accounts of the TPS part (each funded by a mint).
     #[arg(long, default_value_t = 100)]
