@@ -374,11 +374,15 @@ pub async fn get_tx(State(node): State<Arc<Node>>, Path(hash): Path<String>, Que
     };
     blocking(move || {
         for c in &chains {
+            // The pool first, then the store: a block is written before the pool lets its
+            // transactions go, so one that left the pool since is found in the store. (The
+            // other order answered 404 for a transaction committed between the two reads.)
+            let pooled = c.pool_status(&hash);
             if let Some(record) = c.tx(&hash)? {
                 return Ok(Json(TxView::Committed { status: Committed::Committed, channel: c.channel().clone(), record: Box::new(record) }));
             }
             let channel = c.channel().clone();
-            match c.pool_status(&hash) {
+            match pooled {
                 Some(PoolStatus::Pending) => return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel, queued: false })),
                 Some(PoolStatus::Queued) => return Ok(Json(TxView::Pending { hash, status: Pending::Pending, channel, queued: true })),
                 Some(PoolStatus::Evicted(e)) => {
