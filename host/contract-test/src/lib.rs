@@ -506,26 +506,10 @@ impl TestChain {
         if intrinsic.saturating_add(code_gas) > self.gas_limit {
             return finish(self, Status::OutOfGas, 0, 0, vec![], vec![]);
         }
-        let Some(old) = self.contracts.get(&contract_hash).copied() else {
-            return finish(self, reverted(format!("no contract at {contract_hash}")), code_gas, 0, vec![], vec![]);
+        let old = match self.upgrade_refusal(contract_hash, wasm, sender) {
+            Ok(old) => old,
+            Err(why) => return finish(self, reverted(why), code_gas, 0, vec![], vec![]),
         };
-        match self.upgrades.get(&contract_hash).and_then(|u| u.authority) {
-            Some(a) if a == sender => {}
-            Some(_) => {
-                return finish(
-                    self,
-                    reverted(format!("account {} is not the upgrade authority of {contract_hash}", hash32(sender))),
-                    code_gas,
-                    0,
-                    vec![],
-                    vec![],
-                );
-            }
-            None => return finish(self, reverted(format!("contract {contract_hash} is not upgradable")), code_gas, 0, vec![], vec![]),
-        }
-        if let Err(refusal) = runtime().check(wasm) {
-            return finish(self, reverted(format!("upgrade refused: {refusal}")), code_gas, 0, vec![], vec![]);
-        }
         let code_hash = self.host.add_code(wasm);
         self.codes.insert(code_hash, Arc::from(wasm));
         self.host.add_contract(contract_hash, code_hash);
@@ -552,6 +536,19 @@ impl TestChain {
         });
         let events = self.host.events()[events_before..].iter().map(recorded).collect();
         finish(self, Status::Success, code_gas, vm_gas, output, events)
+    }
+
+    /// Why the node would refuse `sender`'s upgrade of `contract` to `wasm`; otherwise the
+    /// code hash it replaces.
+    fn upgrade_refusal(&self, contract: Hash32, wasm: &[u8], sender: Address) -> Result<Hash32, String> {
+        let old = self.contracts.get(&contract).copied().ok_or_else(|| format!("no contract at {contract}"))?;
+        match self.upgrades.get(&contract).and_then(|u| u.authority) {
+            Some(a) if a == sender => {}
+            Some(_) => return Err(format!("account {} is not the upgrade authority of {contract}", hash32(sender))),
+            None => return Err(format!("contract {contract} is not upgradable")),
+        }
+        runtime().check(wasm).map_err(|refusal| format!("upgrade refused: {refusal}"))?;
+        Ok(old)
     }
 
     /// The code hash (SHA-256) `contract` runs, and the one it ran before its last upgrade.

@@ -552,14 +552,14 @@ impl Chain {
         })
     }
 
-    /// The sender's next nonce in the state under `root`.
-    /// The sender's next nonce in the head state, read now (`None` if the store failed).
-    fn current_next_nonce(&self, sender: &[u8]) -> Option<u64> {
-        let view = self.read().ok()?;
-        let root = self.head_root(&view).ok()?;
-        self.next_nonce(&view, &root, sender).ok()
+    /// The sender's next nonce in the head state, read now.
+    fn current_next_nonce(&self, sender: &[u8]) -> Result<u64, ChainError> {
+        let view = self.read()?;
+        let root = self.head_root(&view)?;
+        self.next_nonce(&view, &root, sender)
     }
 
+    /// The sender's next nonce in the state under `root`.
     fn next_nonce(&self, view: &StoreView, root: &Root, sender: &[u8]) -> Result<u64, ChainError> {
         Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.account.nonce))
     }
@@ -618,15 +618,12 @@ impl Chain {
         self.admitting()?;
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
         let commits = lock(&self.pool).commits();
-        let view = self.read().map_err(internal)?;
-        let root = self.head_root(&view).map_err(internal)?;
-        let next = self.next_nonce(&view, &root, &tx.body.sender).map_err(internal)?;
-        drop(view);
+        let next = self.current_next_nonce(&tx.body.sender).map_err(internal)?;
         let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?.read_at(commits);
         verify_signature(&tx, self.suite.as_ref())?;
         self.contract_admission(&tx)?;
         let mut pool = lock(&self.pool);
-        let hash = pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s))?;
+        let hash = pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s).ok())?;
         let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
         if full {
@@ -699,7 +696,7 @@ impl Chain {
             .into_iter()
             .zip(checked)
             .zip(signatures)
-            .map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now, |s| self.current_next_nonce(s)))))
+            .map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now, |s| self.current_next_nonce(s).ok()))))
             .collect();
         let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
@@ -744,9 +741,6 @@ impl Chain {
         }
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
         drop(view);
-        if let Some(f) = self.health.fault() {
-            return Err(ChainError::StorageFailed(f.reason));
-        }
         let started = Instant::now();
         let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
         let (block, hashes, exec) = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), timestamp_ms)?;
@@ -754,9 +748,8 @@ impl Chain {
         // verified at admission, so it is not executed again (importing it re-executed every
         // block twice on its producer). The engine still checks the seal as every other
         // node will: a seal its own rules refuse must never be committed here.
-        let h = &block.header;
         engine
-            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators)
+            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.validators)
             .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
         self.commit_executed(&head, block, hashes, exec, started).map(Some)
     }

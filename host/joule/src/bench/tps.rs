@@ -30,7 +30,6 @@ use joule_primitives::{ChainCrypto, ChannelId, Encode, Hash32, Payload, Transact
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
