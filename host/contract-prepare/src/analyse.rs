@@ -114,9 +114,18 @@ impl Analysis {
                         let (module, name) = named();
                         return Err(PrepareError::ImportNotFunction { module, name, kind });
                     }
-                    if !policy.allowed_imports.contains(&named()) {
+                    let Some(expected) = policy.allowed_imports.get(&named()) else {
                         let (module, name) = named();
                         return Err(PrepareError::ImportNotAllowed { module, name });
+                    };
+                    let found = match import.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => self.func_type(t),
+                        _ => None,
+                    };
+                    if found != Some(expected) {
+                        let (module, name) = named();
+                        let found = found.map_or_else(|| "(no function type)".to_string(), signature);
+                        return Err(PrepareError::ImportType { module, name, expected: signature(expected), found });
                     }
                     self.imported_functions = self.imported_functions.saturating_add(1);
                 }
@@ -188,6 +197,14 @@ impl Analysis {
 
 /// Validates one function body and returns its stack units: params + declared locals + the
 /// deepest operand stack + [`FRAME_OVERHEAD`].
+/// A function type as WAT spells it: `(func (param i32 i32) (result i32))`.
+fn signature(t: &FuncType) -> String {
+    let list = |kind: &str, types: &[wasmparser::ValType]| {
+        if types.is_empty() { String::new() } else { format!(" ({kind} {})", types.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")) }
+    };
+    format!("(func{}{})", list("param", t.params()), list("result", t.results()))
+}
+
 fn function_cost(
     to_validate: FuncToValidate<ValidatorResources>,
     body: &FunctionBody<'_>,
@@ -311,6 +328,20 @@ mod tests {
         let code = wat(r#"(module (import "env" "host" (func (param i32))) (memory 1) (func (export "f") i32.const 1 call 0))"#);
         assert_eq!(check(&code, &policy()), Ok(()));
         assert!(prepare(&code, &policy()).is_ok());
+    }
+
+    #[test]
+    fn an_allowed_import_of_another_type_is_refused_with_both_types() {
+        let error = refused(r#"(module (import "env" "host" (func (param i64) (result i32))) (memory 1))"#);
+        assert_eq!(
+            error,
+            PrepareError::ImportType {
+                module: "env".into(),
+                name: "host".into(),
+                expected: "(func (param i32))".into(),
+                found: "(func (param i64) (result i32))".into()
+            }
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! features and imports a contract may use, within the policy's limits. [`prepare`] checks and
 //! then instruments the module so that its stack depth is bounded by a count the module keeps
 //! itself (the same on every machine) rather than by the native stack, whose use differs
-//! between compilers and machines. The node componentizes the result with wit-component.
+//! between compilers and machines. The node links the result's imports by their core signatures (the canonical ABI of the
+//! `joule:contract` world) and runs it as a core module.
 //!
 //! Everything here is deterministic: the same bytes and policy give the same verdict and the
 //! same output on every node, since both are consensus.
@@ -16,7 +17,9 @@
 mod analyse;
 mod instrument;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+pub use wasmparser::FuncType;
 
 /// Version of the preparation (validation rules + instrumentation). Consensus: the node keys
 /// its compiled-code cache on it.
@@ -30,8 +33,10 @@ pub const STACK_LIMIT_FUNCTION: &str = "joule-stack-limit-exceeded";
 /// What a contract module may be. Consensus values: every node must use the same policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    /// (module, name) pairs a contract may import; every one must be a function import.
-    pub allowed_imports: BTreeSet<(String, String)>,
+    /// (module, name) pairs a contract may import, each a function of exactly this type (the
+    /// node links them by their core signatures, so a mistyped import is refused here rather
+    /// than failing every node at its first call).
+    pub allowed_imports: BTreeMap<(String, String), FuncType>,
     /// Largest module, in bytes (checked before parsing).
     pub max_code_bytes: usize,
     /// Largest initial (minimum) memory, in 64 KiB pages.
@@ -70,6 +75,10 @@ pub enum PrepareError {
     StartSection,
     #[error("import `{module}`.`{name}` is not in the joule:contract world")]
     ImportNotAllowed { module: String, name: String },
+    #[error(
+        "import `{module}`.`{name}` has type {found}, but the joule:contract world's is {expected} (build the contract with a matching joule-contract-std)"
+    )]
+    ImportType { module: String, name: String, expected: String, found: String },
     #[error("import `{module}`.`{name}` is a {kind}, but a contract may import only functions (define memories, tables and globals in the module)")]
     ImportNotFunction { module: String, name: String, kind: &'static str },
     #[error("the module defines {count} memories; it must define exactly one")]
@@ -128,7 +137,10 @@ pub(crate) mod test_support {
     /// The policy of the tests: the node's values, with `env`.`host` and `env`.`other` allowed.
     pub(crate) fn policy() -> Policy {
         Policy {
-            allowed_imports: [("env", "host"), ("env", "other")].into_iter().map(|(m, n)| (m.to_string(), n.to_string())).collect(),
+            allowed_imports: [("env", "host"), ("env", "other")]
+                .into_iter()
+                .map(|(m, n)| ((m.to_string(), n.to_string()), wasmparser::FuncType::new([wasmparser::ValType::I32], [])))
+                .collect(),
             max_code_bytes: 2 << 20,
             max_memory_pages: 512,
             max_table_elements: 4_096,

@@ -17,18 +17,21 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use wasmtime::Engine;
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre};
+use wasmtime::{Engine, InstancePre, Module, ModuleExport};
 
 /// A contract ready to instantiate.
 pub(crate) struct Loaded {
     pub pre: InstancePre<StoreData>,
     /// Length of the deployed code (what instantiation is charged on).
     pub code_len: usize,
-    /// The `init`, `call` and `query` exports of `joule:contract/entry`, when present.
-    pub init: Option<ComponentExportIndex>,
-    pub call: Option<ComponentExportIndex>,
-    pub query: Option<ComponentExportIndex>,
+    /// The `init`, `call` and `query` exports of `joule:contract/entry` (wit-bindgen's names
+    /// `joule:contract/entry@0.2.0#call`, …), when present.
+    pub init: Option<ModuleExport>,
+    pub call: Option<ModuleExport>,
+    pub query: Option<ModuleExport>,
+    /// `memory` and `cabi_realloc`, through which arguments and results travel.
+    pub memory: Option<ModuleExport>,
+    pub realloc: Option<ModuleExport>,
 }
 
 pub(crate) struct Cache {
@@ -90,20 +93,20 @@ impl Cache {
 
     fn path_for(&self, code: &[u8]) -> Option<PathBuf> {
         let code_sha = hex::encode(Sha256::digest(code));
-        self.dir.as_ref().map(|d| d.join(format!("{code_sha}-p{}-{}.cwasm", crate::PREPARE_VERSION, self.engine_hash)))
+        self.dir.as_ref().map(|d| d.join(format!("{code_sha}-p{}-core-{}.cwasm", crate::PREPARE_VERSION, self.engine_hash)))
     }
 
-    /// The compiled component for `code` from disk, if a good artifact is there.
-    pub fn load_from_disk(&self, engine: &Engine, code: &[u8]) -> Option<Component> {
+    /// The compiled module for `code` from disk, if a good artifact is there.
+    pub fn load_from_disk(&self, engine: &Engine, code: &[u8]) -> Option<Module> {
         let path = self.path_for(code)?;
         let file = std::fs::read(&path).ok()?;
         let (sum, artifact) = file.split_at_checked(32)?;
         if artifact.is_empty() || Sha256::digest(artifact)[..] != *sum {
             return None;
         }
-        // SAFETY: the artifact was produced by `precompile_component` of an engine with the
+        // SAFETY: the artifact was produced by `precompile_module` of an engine with the
         // same compatibility hash, written by this cache, and its checksum matches.
-        match unsafe { Component::deserialize(engine, artifact) } {
+        match unsafe { Module::deserialize(engine, artifact) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(path = %path.display(), "discarding cached contract artifact: {e:#}");

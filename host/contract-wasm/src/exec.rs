@@ -1,6 +1,7 @@
 //! One call of a contract (top-level or nested): load the code, instantiate it afresh,
 //! meter it, and turn whatever happened into an [`Outcome`] or a [`VmFault`].
 
+use crate::abi::{self, Guest, Realloc};
 use crate::cache::{Cache, Loaded};
 use crate::policy::ENTRY_INTERFACE;
 use crate::{Counters, EPOCH_TICK, RuntimeConfig};
@@ -9,8 +10,7 @@ use joule_primitives::Hash32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, ResourceLimiter, Store, StoreContextMut, Trap, WasmBacktrace};
+use wasmtime::{Engine, Extern, Linker, Module, ModuleExport, ResourceLimiter, Store, StoreContextMut, Trap, WasmBacktrace};
 
 /// Fuel given for instantiation, which is not metered (its fuel use differs between
 /// platforms): enough for any module the policy admits, replaced by the call's budget
@@ -100,6 +100,8 @@ pub(crate) struct StoreData {
     pub mode: Mode,
     pub limiter: Limiter,
     pub abort: Option<Abort>,
+    /// The instance's memory and allocator, once instantiated.
+    pub guest: Option<Guest>,
 }
 
 impl StoreData {
@@ -167,9 +169,9 @@ impl ResourceLimiter for Limiter {
         Err(error)
     }
 
-    /// A contract component is one core module plus wit-component's small shims.
+    /// A contract is one core module with one memory.
     fn instances(&self) -> usize {
-        16
+        1
     }
 
     fn tables(&self) -> usize {
@@ -177,7 +179,7 @@ impl ResourceLimiter for Limiter {
     }
 
     fn memories(&self) -> usize {
-        4
+        1
     }
 }
 
@@ -265,8 +267,16 @@ fn run_frame_here(rt: &Arc<Inner>, mut tx: Tx, frame: Frame<'_>) -> (Tx, Result<
     }
     let ticks = (remaining.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64;
     tx.stack.push(frame.contract);
-    let data =
-        StoreData { rt: rt.clone(), tx: Some(tx), contract: frame.contract, caller: frame.caller, mode: frame.mode, limiter: Limiter::default(), abort: None };
+    let data = StoreData {
+        rt: rt.clone(),
+        tx: Some(tx),
+        contract: frame.contract,
+        caller: frame.caller,
+        mode: frame.mode,
+        limiter: Limiter::default(),
+        abort: None,
+        guest: None,
+    };
     let mut store = Store::new(&rt.engine, data);
     store.limiter(|d| &mut d.limiter);
     store.set_epoch_deadline(ticks);
@@ -289,9 +299,8 @@ fn run_frame_here(rt: &Arc<Inner>, mut tx: Tx, frame: Frame<'_>) -> (Tx, Result<
             if io > fuel_left { Ok(out_of_gas) } else { reverted(message, gas_used + io) }
         }
         Err(CallError::Instantiate(e)) => classify(&mut store, e, upfront, limit),
-        Err(CallError::MissingExport(e)) => {
-            reverted(format!("the contract does not export `{ENTRY_INTERFACE}#{}` of the right type: {e}", entry_name(frame.entry)), upfront)
-        }
+        Err(CallError::MissingExport(what)) => reverted(format!("the contract does not export {what}"), upfront),
+        Err(CallError::Abi(what)) => reverted(format!("trap: {what}"), gas_used),
         Err(CallError::Call(e)) => classify(&mut store, e, gas_used, limit),
     };
     let mut tx = take_tx(store);
@@ -316,33 +325,67 @@ fn take_tx(store: Store<StoreData>) -> Tx {
 
 enum CallError {
     Instantiate(wasmtime::Error),
-    MissingExport(wasmtime::Error),
+    /// What is missing or of the wrong type, for the revert message.
+    MissingExport(String),
+    /// The export broke the canonical ABI on its way back (a bad pointer, discriminant or
+    /// string), depending only on its code.
+    Abi(String),
     Call(wasmtime::Error),
 }
 
-/// Instantiate afresh (unmetered), then call the export with the call's budget.
+/// Instantiate afresh (unmetered), then lower the arguments (with the guest's allocator,
+/// metered) and call the export with the call's budget.
 fn call_export(
     store: &mut Store<StoreData>,
     loaded: &Loaded,
-    export: wasmtime::component::ComponentExportIndex,
+    export: ModuleExport,
     frame: &Frame<'_>,
     budget: u64,
 ) -> Result<Result<Vec<u8>, String>, CallError> {
     store.set_fuel(INSTANTIATION_FUEL).map_err(CallError::Instantiate)?;
     let instance = loaded.pre.instantiate(&mut *store).map_err(CallError::Instantiate)?;
-    type Ret = (Result<Vec<u8>, String>,);
-    match frame.entry {
+    let mut get = |e: &Option<ModuleExport>| e.as_ref().and_then(|e| instance.get_module_export(&mut *store, e));
+    let memory = get(&loaded.memory).and_then(Extern::into_memory).ok_or_else(|| CallError::MissingExport("its memory as `memory`".into()))?;
+    let realloc = match get(&loaded.realloc).map(Extern::into_func) {
+        None => None,
+        Some(f) => Some(
+            f.and_then(|f| f.typed::<(i32, i32, i32, i32), i32>(&*store).ok())
+                .ok_or_else(|| CallError::MissingExport("`cabi_realloc` of the right type (func (param i32 i32 i32 i32) (result i32))".into()))?,
+        ),
+    };
+    let func = instance.get_module_export(&mut *store, &export).and_then(Extern::into_func);
+    let missing = || CallError::MissingExport(format!("`{ENTRY_INTERFACE}#{}` of the right type", entry_name(frame.entry)));
+    let guest = Guest { memory, realloc };
+    store.data_mut().guest = Some(guest.clone());
+    store.set_fuel(budget).map_err(CallError::Call)?;
+    let ret = match frame.entry {
         Entry::Init => {
-            let f = instance.get_typed_func::<(&[u8],), Ret>(&mut *store, &export).map_err(CallError::MissingExport)?;
-            store.set_fuel(budget).map_err(CallError::Call)?;
-            f.call(&mut *store, (frame.args,)).map(|r| r.0).map_err(CallError::Call)
+            let f = func.and_then(|f| f.typed::<(i32, i32), i32>(&*store).ok()).ok_or_else(missing)?;
+            let (ap, al) = lower(store, &guest, frame.args)?;
+            f.call(&mut *store, (ap, al)).map_err(CallError::Call)?
         }
         Entry::Call | Entry::Query => {
-            let f = instance.get_typed_func::<(&str, &[u8]), Ret>(&mut *store, &export).map_err(CallError::MissingExport)?;
-            store.set_fuel(budget).map_err(CallError::Call)?;
-            f.call(&mut *store, (frame.method, frame.args)).map(|r| r.0).map_err(CallError::Call)
+            let f = func.and_then(|f| f.typed::<(i32, i32, i32, i32), i32>(&*store).ok()).ok_or_else(missing)?;
+            let (mp, ml) = lower(store, &guest, frame.method.as_bytes())?;
+            let (ap, al) = lower(store, &guest, frame.args)?;
+            f.call(&mut *store, (mp, ml, ap, al)).map_err(CallError::Call)?
         }
+    };
+    abi::read_result(&memory, &*store, ret).map_err(CallError::Abi)
+}
+
+/// Copy an argument into the guest: `cabi_realloc(0, 0, 1, len)` (metered), then the bytes.
+fn lower(store: &mut Store<StoreData>, guest: &Guest, data: &[u8]) -> Result<(i32, i32), CallError> {
+    let realloc: &Realloc =
+        guest.realloc.as_ref().ok_or_else(|| CallError::MissingExport("`cabi_realloc`, which the host needs to pass the arguments".into()))?;
+    let len = i32::try_from(data.len()).map_err(|_| CallError::Abi("an argument does not fit the 32-bit address space".into()))?;
+    let ptr = realloc.call(&mut *store, (0, 0, 1, len)).map_err(CallError::Call)?;
+    let dst =
+        abi::range(ptr as u32, len as u32, guest.memory.data_size(&*store)).ok_or_else(|| CallError::Abi("realloc return: beyond end of memory".into()))?;
+    if let Some(dst) = guest.memory.data_mut(&mut *store).get_mut(dst) {
+        dst.copy_from_slice(data);
     }
+    Ok((ptr, len))
 }
 
 /// What a failed instantiation or call means, from what was recorded (host functions, the
@@ -386,33 +429,40 @@ fn classify(store: &mut Store<StoreData>, e: wasmtime::Error, gas_used: u64, lim
 }
 
 /// The contract whose code hash is `code_hash`, ready to instantiate: from memory, from
-/// disk, or prepared, componentized and compiled now.
+/// disk, or prepared and compiled now.
 pub(crate) fn load(rt: &Inner, host: &mut dyn ContractHost, code_hash: &Hash32) -> Result<Arc<Loaded>, VmFault> {
     if let Some(l) = rt.cache.get(code_hash) {
         return Ok(l);
     }
     let code = host.code(code_hash)?.ok_or_else(|| HostFault(format!("the code {} of a deployed contract is missing", code_hash.to_hex())))?;
     let runtime = |what: &str, e: &dyn std::fmt::Display| VmFault::Runtime(format!("contract code {}: {what}: {e}", code_hash.to_hex()));
-    let component = match rt.cache.load_from_disk(&rt.engine, &code) {
-        Some(c) => {
+    let module = match rt.cache.load_from_disk(&rt.engine, &code) {
+        Some(m) => {
             rt.counters.loaded_from_disk.fetch_add(1, Ordering::Relaxed);
-            c
+            m
         }
         None => {
             let prepared = joule_contract_prepare::prepare(&code, crate::policy::policy()).map_err(|e| runtime("prepare", &e))?;
-            let component = joule_plugin_manifest::componentize(&prepared).map_err(|e| runtime("componentize", &e))?;
-            let artifact = rt.engine.precompile_component(&component).map_err(|e| runtime("compile", &format!("{e:#}")))?;
+            let artifact = rt.engine.precompile_module(&prepared).map_err(|e| runtime("compile", &format!("{e:#}")))?;
             // SAFETY: the bytes were just produced by this engine.
-            let c = unsafe { Component::deserialize(&rt.engine, &artifact) }.map_err(|e| runtime("load", &format!("{e:#}")))?;
+            let m = unsafe { Module::deserialize(&rt.engine, &artifact) }.map_err(|e| runtime("load", &format!("{e:#}")))?;
             rt.cache.store_on_disk(&code, &artifact);
             rt.counters.compiled.fetch_add(1, Ordering::Relaxed);
-            c
+            m
         }
     };
-    let pre = rt.linker.instantiate_pre(&component).map_err(|e| runtime("link", &format!("{e:#}")))?;
-    let entry = component.get_export_index(None, ENTRY_INTERFACE);
-    let export = |name: &str| entry.as_ref().and_then(|i| component.get_export_index(Some(i), name));
-    let loaded = Arc::new(Loaded { code_len: code.len(), init: export("init"), call: export("call"), query: export("query"), pre });
+    let pre = rt.linker.instantiate_pre(&module).map_err(|e| runtime("link", &format!("{e:#}")))?;
+    let export = |name: &str| module.get_export_index(name);
+    let entry = |name: &str| export(&format!("{ENTRY_INTERFACE}#{name}"));
+    let loaded = Arc::new(Loaded {
+        code_len: code.len(),
+        init: entry("init"),
+        call: entry("call"),
+        query: entry("query"),
+        memory: export("memory"),
+        realloc: export("cabi_realloc"),
+        pre,
+    });
     rt.cache.insert(*code_hash, loaded.clone());
     Ok(loaded)
 }

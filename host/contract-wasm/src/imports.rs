@@ -6,27 +6,11 @@
 //! unpaid. A refusal of what the contract asked (a key too long, a write in a query) is a
 //! revert with a message naming the rule.
 
+use crate::abi::{self, Cx, Guest, TAGGED_LIST_SIZE};
 use crate::exec::{self, Frame, Mode, StoreData, Tx, charge, fault, revert};
 use joule_contract::{Entry, Failure, GasSchedule, VmFault, limits};
 use joule_primitives::{Event, Hash32};
-use wasmtime::component::{ComponentType, Linker, Lower};
-use wasmtime::{Engine, StoreContextMut};
-
-type Cx<'a> = StoreContextMut<'a, StoreData>;
-type CallResult = (Result<Vec<u8>, String>,);
-
-/// `context.call-context`.
-#[derive(ComponentType, Lower)]
-#[component(record)]
-struct CallContext {
-    caller: Vec<u8>,
-    origin: Vec<u8>,
-    contract: Vec<u8>,
-    channel: String,
-    height: u64,
-    #[component(name = "timestamp-ms")]
-    timestamp_ms: u64,
-}
+use wasmtime::{AsContextMut, Engine, Linker};
 
 const PKG: &str = "joule:contract";
 const VERSION: &str = "0.2.0";
@@ -40,18 +24,26 @@ fn tx<'a>(cx: &'a mut Cx<'_>) -> wasmtime::Result<&'a mut Tx> {
     cx.data_mut().tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))
 }
 
+fn gas(cx: &mut Cx<'_>, amount: u64) -> wasmtime::Result<()> {
+    charge(&mut cx.as_context_mut(), amount)
+}
+
+fn refuse<T>(cx: &mut Cx<'_>, message: String) -> wasmtime::Result<T> {
+    revert(&mut cx.as_context_mut(), message)
+}
+
 /// Storage of this contract: not at all in a library, reads only in a query.
 fn storage_allowed(cx: &mut Cx<'_>, op: &str, write: bool) -> wasmtime::Result<()> {
     match cx.data().mode {
-        Mode::Library => revert(cx, format!("storage.{op} in a library (libraries have no storage)")),
-        Mode::Read if write => revert(cx, format!("storage.{op} in a query (queries are read-only)")),
+        Mode::Library => refuse(cx, format!("storage.{op} in a library (libraries have no storage)")),
+        Mode::Read if write => refuse(cx, format!("storage.{op} in a query (queries are read-only)")),
         _ => Ok(()),
     }
 }
 
-fn check_key(cx: &mut Cx<'_>, what: &str, key: &[u8]) -> wasmtime::Result<()> {
-    if key.len() > limits::MAX_KEY_BYTES {
-        return revert(cx, format!("storage {what} of {} bytes is over {}", key.len(), limits::MAX_KEY_BYTES));
+fn check_key(cx: &mut Cx<'_>, what: &str, len: usize) -> wasmtime::Result<()> {
+    if len > limits::MAX_KEY_BYTES {
+        return refuse(cx, format!("storage {what} of {len} bytes is over {}", limits::MAX_KEY_BYTES));
     }
     Ok(())
 }
@@ -60,168 +52,250 @@ fn check_key(cx: &mut Cx<'_>, what: &str, key: &[u8]) -> wasmtime::Result<()> {
 fn host<T>(cx: &mut Cx<'_>, r: Result<T, joule_contract::HostFault>) -> wasmtime::Result<T> {
     match r {
         Ok(v) => Ok(v),
-        Err(f) => fault(cx, VmFault::Host(f)),
+        Err(f) => fault(&mut cx.as_context_mut(), VmFault::Host(f)),
     }
 }
 
+/// Run `f` on the bytes at `r` of the guest's memory and the transaction's host, without
+/// copying the bytes out.
+fn with_bytes<R>(cx: &mut Cx<'_>, g: &Guest, r: std::ops::Range<usize>, f: impl FnOnce(&[u8], &mut Tx, Hash32) -> R) -> wasmtime::Result<R> {
+    let (mem, data) = g.memory.data_and_store_mut(&mut *cx);
+    let contract = data.contract;
+    let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+    Ok(f(mem.get(r).unwrap_or_default(), t, contract))
+}
+
+/// The `joule:contract` world's imports, as core functions with the canonical ABI's
+/// signatures (the exact set and types `policy::allowed_imports` admits).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
     let mut linker = Linker::new(engine);
-    let mut root = linker.root();
 
-    let mut context = root.instance(&interface("context"))?;
-    context.func_wrap("get", |mut cx: Cx<'_>, (): ()| {
+    let context = interface("context");
+    linker.func_wrap(&context, "get", |mut cx: Cx<'_>, ret: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
+        let at = abi::ret_area(&mut cx, &g, ret, abi::CALL_CONTEXT_SIZE, 8)?;
         let s = cx.data().schedule();
         let (contract, caller) = (cx.data().contract, cx.data().caller);
         let t = tx(&mut cx)?;
-        let ctx = CallContext {
-            caller: caller.0.to_vec(),
-            origin: t.origin.0.to_vec(),
-            contract: contract.0.to_vec(),
-            channel: t.channel.clone(),
-            height: t.height,
-            timestamp_ms: t.timestamp_ms,
-        };
-        charge(&mut cx, GasSchedule::cost(s.host_call, s.per_io_byte, 96 + ctx.channel.len() + 16))?;
-        Ok((ctx,))
+        let (origin, channel, height, timestamp_ms) = (t.origin, t.channel.clone(), t.height, t.timestamp_ms);
+        gas(&mut cx, GasSchedule::cost(s.host_call, s.per_io_byte, 96 + channel.len() + 16))?;
+        abi::put_list(&mut cx, &g, at, &caller.0)?;
+        abi::put_list(&mut cx, &g, at + 8, &origin.0)?;
+        abi::put_list(&mut cx, &g, at + 16, &contract.0)?;
+        abi::put_list(&mut cx, &g, at + 24, channel.as_bytes())?;
+        abi::put(&mut cx, &g, at + 32, &height.to_le_bytes());
+        abi::put(&mut cx, &g, at + 40, &timestamp_ms.to_le_bytes());
+        Ok(())
     })?;
-    context.func_wrap("gas-left", |mut cx: Cx<'_>, (): ()| {
+    linker.func_wrap(&context, "gas-left", |mut cx: Cx<'_>| -> wasmtime::Result<i64> {
         let s = cx.data().schedule();
-        charge(&mut cx, s.host_call)?;
-        Ok((cx.get_fuel()?,))
+        gas(&mut cx, s.host_call)?;
+        Ok(cx.get_fuel()? as i64)
     })?;
 
-    let mut storage = root.instance(&interface("storage"))?;
-    storage.func_wrap("get", |mut cx: Cx<'_>, (key,): (Vec<u8>,)| {
+    let storage = interface("storage");
+    linker.func_wrap(&storage, "get", |mut cx: Cx<'_>, kp: i32, kl: i32, ret: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
+        let at = abi::ret_area(&mut cx, &g, ret, TAGGED_LIST_SIZE, 4)?;
         let s = cx.data().schedule();
         storage_allowed(&mut cx, "get", false)?;
-        check_key(&mut cx, "key", &key)?;
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.storage_read, s.storage_read_per_byte, key.len()))?;
-        let contract = cx.data().contract;
-        let r = tx(&mut cx)?.host.storage_get(&contract, &key);
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        check_key(&mut cx, "key", key.len())?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_read, s.storage_read_per_byte, key.len()))?;
+        let r = with_bytes(&mut cx, &g, key, |key, t, contract| t.host.storage_get(&contract, key))?;
         let value = host(&mut cx, r)?;
-        charge(&mut cx, GasSchedule::cost(0, s.storage_read_per_byte, value.as_ref().map_or(0, Vec::len)))?;
-        Ok((value,))
+        gas(&mut cx, GasSchedule::cost(0, s.storage_read_per_byte, value.as_ref().map_or(0, Vec::len)))?;
+        match value {
+            Some(v) => {
+                abi::put(&mut cx, &g, at, &[1]);
+                abi::put_list(&mut cx, &g, at + 4, &v)
+            }
+            None => {
+                abi::put(&mut cx, &g, at, &[0]);
+                Ok(())
+            }
+        }
     })?;
-    storage.func_wrap("has", |mut cx: Cx<'_>, (key,): (Vec<u8>,)| {
+    linker.func_wrap(&storage, "has", |mut cx: Cx<'_>, kp: i32, kl: i32| -> wasmtime::Result<i32> {
+        let g = abi::guest(&mut cx)?;
         let s = cx.data().schedule();
         storage_allowed(&mut cx, "has", false)?;
-        check_key(&mut cx, "key", &key)?;
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.storage_read, s.storage_read_per_byte, key.len()))?;
-        let contract = cx.data().contract;
-        let r = tx(&mut cx)?.host.storage_get(&contract, &key);
-        Ok((host(&mut cx, r)?.is_some(),))
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        check_key(&mut cx, "key", key.len())?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_read, s.storage_read_per_byte, key.len()))?;
+        let r = with_bytes(&mut cx, &g, key, |key, t, contract| t.host.storage_get(&contract, key))?;
+        Ok(i32::from(host(&mut cx, r)?.is_some()))
     })?;
-    storage.func_wrap("set", |mut cx: Cx<'_>, (key, value): (Vec<u8>, Vec<u8>)| {
+    linker.func_wrap(&storage, "set", |mut cx: Cx<'_>, kp: i32, kl: i32, vp: i32, vl: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
         let s = cx.data().schedule();
         storage_allowed(&mut cx, "set", true)?;
-        check_key(&mut cx, "key", &key)?;
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        let value = abi::arg(&mut cx, &g, vp, vl)?;
+        check_key(&mut cx, "key", key.len())?;
         if value.len() > limits::MAX_VALUE_BYTES {
-            return revert(&mut cx, format!("storage value of {} bytes is over {}", value.len(), limits::MAX_VALUE_BYTES));
+            return refuse(&mut cx, format!("storage value of {} bytes is over {}", value.len(), limits::MAX_VALUE_BYTES));
         }
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.storage_write, s.storage_write_per_byte, key.len() + value.len()))?;
-        let contract = cx.data().contract;
-        let r = tx(&mut cx)?.host.storage_set(&contract, &key, Some(&value));
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_write, s.storage_write_per_byte, key.len() + value.len()))?;
+        let (mem, data) = g.memory.data_and_store_mut(&mut cx);
+        let contract = data.contract;
+        let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+        let r = t.host.storage_set(&contract, mem.get(key).unwrap_or_default(), Some(mem.get(value).unwrap_or_default()));
         host(&mut cx, r)
     })?;
-    storage.func_wrap("remove", |mut cx: Cx<'_>, (key,): (Vec<u8>,)| {
+    linker.func_wrap(&storage, "remove", |mut cx: Cx<'_>, kp: i32, kl: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
         let s = cx.data().schedule();
         storage_allowed(&mut cx, "remove", true)?;
-        check_key(&mut cx, "key", &key)?;
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.storage_write, s.storage_write_per_byte, key.len()))?;
-        let contract = cx.data().contract;
-        let r = tx(&mut cx)?.host.storage_set(&contract, &key, None);
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        check_key(&mut cx, "key", key.len())?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_write, s.storage_write_per_byte, key.len()))?;
+        let r = with_bytes(&mut cx, &g, key, |key, t, contract| t.host.storage_set(&contract, key, None))?;
         host(&mut cx, r)
     })?;
-    storage.func_wrap("scan", |mut cx: Cx<'_>, (prefix, after, limit): (Vec<u8>, Option<Vec<u8>>, u32)| {
-        let s = cx.data().schedule();
-        storage_allowed(&mut cx, "scan", false)?;
-        check_key(&mut cx, "prefix", &prefix)?;
-        if let Some(after) = &after {
-            check_key(&mut cx, "`after` key", after)?;
-        }
-        if limit > limits::MAX_SCAN_ENTRIES {
-            return revert(&mut cx, format!("scan limit {limit} is over {}", limits::MAX_SCAN_ENTRIES));
-        }
-        let in_bytes = prefix.len() + after.as_ref().map_or(0, Vec::len);
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.storage_scan, s.storage_read_per_byte, in_bytes))?;
-        let contract = cx.data().contract;
-        let r = tx(&mut cx)?.host.storage_scan(&contract, &prefix, after.as_deref(), limit as usize);
-        let entries = host(&mut cx, r)?;
-        let out_bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let per_entry = s.storage_scan_per_entry.saturating_mul(entries.len() as u64);
-        charge(&mut cx, GasSchedule::cost(per_entry, s.storage_read_per_byte, out_bytes))?;
-        Ok((entries,))
-    })?;
+    linker.func_wrap(
+        &storage,
+        "scan",
+        |mut cx: Cx<'_>, pp: i32, pl: i32, after_some: i32, ap: i32, al: i32, limit: i32, ret: i32| -> wasmtime::Result<()> {
+            let g = abi::guest(&mut cx)?;
+            let at = abi::ret_area(&mut cx, &g, ret, 8, 4)?;
+            let s = cx.data().schedule();
+            storage_allowed(&mut cx, "scan", false)?;
+            let prefix = abi::bytes(&mut cx, &g, pp, pl)?;
+            let after = if abi::discriminant(&mut cx, after_some)? { Some(abi::bytes(&mut cx, &g, ap, al)?) } else { None };
+            check_key(&mut cx, "prefix", prefix.len())?;
+            if let Some(after) = &after {
+                check_key(&mut cx, "`after` key", after.len())?;
+            }
+            let limit = limit as u32;
+            if limit > limits::MAX_SCAN_ENTRIES {
+                return refuse(&mut cx, format!("scan limit {limit} is over {}", limits::MAX_SCAN_ENTRIES));
+            }
+            let in_bytes = prefix.len() + after.as_ref().map_or(0, Vec::len);
+            gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_scan, s.storage_read_per_byte, in_bytes))?;
+            let contract = cx.data().contract;
+            let r = tx(&mut cx)?.host.storage_scan(&contract, &prefix, after.as_deref(), limit as usize);
+            let entries = host(&mut cx, r)?;
+            let out_bytes: usize = entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+            let per_entry = s.storage_scan_per_entry.saturating_mul(entries.len() as u64);
+            gas(&mut cx, GasSchedule::cost(per_entry, s.storage_read_per_byte, out_bytes))?;
+            // The array of (key, value) pairs, 16 bytes each, then each pair's lists.
+            let array = abi::alloc(&mut cx, &g, 4, &vec![0; entries.len() * 16])? as usize;
+            for (i, (k, v)) in entries.iter().enumerate() {
+                abi::put_list(&mut cx, &g, array + 16 * i, k)?;
+                abi::put_list(&mut cx, &g, array + 16 * i + 8, v)?;
+            }
+            let mut pair = [0u8; 8];
+            pair[..4].copy_from_slice(&(array as u32).to_le_bytes());
+            pair[4..].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+            abi::put(&mut cx, &g, at, &pair);
+            Ok(())
+        },
+    )?;
 
-    let mut events = root.instance(&interface("events"))?;
-    events.func_wrap("emit", |mut cx: Cx<'_>, (name, indexed, data): (String, Vec<Vec<u8>>, Vec<u8>)| {
+    linker.func_wrap(&interface("events"), "emit", |mut cx: Cx<'_>, np: i32, nl: i32, ip: i32, il: i32, dp: i32, dl: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
         let s = cx.data().schedule();
+        let name = abi::string(&mut cx, &g, np, nl)?;
+        let topics = abi::list_of_lists(&mut cx, &g, ip, il)?;
+        let data = abi::arg(&mut cx, &g, dp, dl)?;
         match cx.data().mode {
-            Mode::Library => return revert(&mut cx, "events.emit in a library (libraries cannot emit)".into()),
-            Mode::Read => return revert(&mut cx, "events.emit in a query (queries are read-only)".into()),
+            Mode::Library => return refuse(&mut cx, "events.emit in a library (libraries cannot emit)".into()),
+            Mode::Read => return refuse(&mut cx, "events.emit in a query (queries are read-only)".into()),
             Mode::Write => {}
         }
-        let bytes = name.len() + indexed.iter().map(Vec::len).sum::<usize>() + data.len();
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.event, s.event_per_byte, bytes))?;
+        let bytes = name.len() + topics.iter().map(|r| r.len()).sum::<usize>() + data.len();
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.event, s.event_per_byte, bytes))?;
         if name.is_empty() || name.len() > limits::MAX_EVENT_NAME_BYTES || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-            return revert(&mut cx, format!("event name {:?} is not 1-{} characters of [A-Za-z0-9_.-]", cut_str(&name, 80), limits::MAX_EVENT_NAME_BYTES));
+            return refuse(&mut cx, format!("event name {:?} is not 1-{} characters of [A-Za-z0-9_.-]", cut_str(&name, 80), limits::MAX_EVENT_NAME_BYTES));
         }
-        if indexed.len() > limits::MAX_EVENT_TOPICS {
-            return revert(&mut cx, format!("event has {} indexed topics, over {}", indexed.len(), limits::MAX_EVENT_TOPICS));
+        if topics.len() > limits::MAX_EVENT_TOPICS {
+            return refuse(&mut cx, format!("event has {} indexed topics, over {}", topics.len(), limits::MAX_EVENT_TOPICS));
         }
-        if let Some(t) = indexed.iter().find(|t| t.len() > limits::MAX_EVENT_TOPIC_BYTES) {
-            return revert(&mut cx, format!("event topic of {} bytes is over {}", t.len(), limits::MAX_EVENT_TOPIC_BYTES));
+        if let Some(t) = topics.iter().find(|t| t.len() > limits::MAX_EVENT_TOPIC_BYTES) {
+            return refuse(&mut cx, format!("event topic of {} bytes is over {}", t.len(), limits::MAX_EVENT_TOPIC_BYTES));
         }
         if data.len() > limits::MAX_EVENT_DATA_BYTES {
-            return revert(&mut cx, format!("event data of {} bytes is over {}", data.len(), limits::MAX_EVENT_DATA_BYTES));
+            return refuse(&mut cx, format!("event data of {} bytes is over {}", data.len(), limits::MAX_EVENT_DATA_BYTES));
         }
-        let contract = cx.data().contract;
-        let t = tx(&mut cx)?;
-        if t.events >= limits::MAX_EVENTS_PER_TX {
-            return revert(&mut cx, format!("more than {} events in one transaction", limits::MAX_EVENTS_PER_TX));
+        if tx(&mut cx)?.events >= limits::MAX_EVENTS_PER_TX {
+            return refuse(&mut cx, format!("more than {} events in one transaction", limits::MAX_EVENTS_PER_TX));
         }
+        let (mem, store) = g.memory.data_and_store_mut(&mut cx);
+        let indexed = topics.into_iter().map(|r| mem.get(r).unwrap_or_default().to_vec()).collect();
+        let data = mem.get(data).unwrap_or_default().to_vec();
+        let contract = store.contract;
+        let t = store.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
         t.events += 1;
         t.host.emit(make_event(contract, name, indexed, data));
         Ok(())
     })?;
 
-    let mut chain = root.instance(&interface("chain"))?;
-    chain.func_wrap("hash", |mut cx: Cx<'_>, (data,): (Vec<u8>,)| {
+    let chain = interface("chain");
+    linker.func_wrap(&chain, "hash", |mut cx: Cx<'_>, dp: i32, dl: i32, ret: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
+        let at = abi::ret_area(&mut cx, &g, ret, 8, 4)?;
         let s = cx.data().schedule();
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.hash, s.hash_per_byte, data.len()))?;
-        let r = tx(&mut cx)?.host.hash(&data);
-        Ok((host(&mut cx, r)?.0.to_vec(),))
+        let data = abi::arg(&mut cx, &g, dp, dl)?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.hash, s.hash_per_byte, data.len()))?;
+        let r = with_bytes(&mut cx, &g, data, |data, t, _| t.host.hash(data))?;
+        let digest = host(&mut cx, r)?;
+        abi::put_list(&mut cx, &g, at, &digest.0)
     })?;
     // The schedule has no per-byte verify cost: the message is hashed by the check, so its
     // bytes cost what hashing them does.
-    chain.func_wrap("verify", |mut cx: Cx<'_>, (public_key, message, signature): (Vec<u8>, Vec<u8>, Vec<u8>)| {
+    linker.func_wrap(&chain, "verify", |mut cx: Cx<'_>, kp: i32, kl: i32, mp: i32, ml: i32, sp: i32, sl: i32| -> wasmtime::Result<i32> {
+        let g = abi::guest(&mut cx)?;
         let s = cx.data().schedule();
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.verify, s.hash_per_byte, message.len()))?;
-        Ok((tx(&mut cx)?.host.verify(&public_key, &message, &signature),))
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        let message = abi::arg(&mut cx, &g, mp, ml)?;
+        let signature = abi::arg(&mut cx, &g, sp, sl)?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.verify, s.hash_per_byte, message.len()))?;
+        let (mem, data) = g.memory.data_and_store_mut(&mut cx);
+        let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+        let part = |r: std::ops::Range<usize>| mem.get(r).unwrap_or_default();
+        Ok(i32::from(t.host.verify(part(key), part(message), part(signature))))
     })?;
-    chain.func_wrap("account-id", |mut cx: Cx<'_>, (public_key,): (Vec<u8>,)| {
+    linker.func_wrap(&chain, "account-id", |mut cx: Cx<'_>, kp: i32, kl: i32, ret: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
+        let at = abi::ret_area(&mut cx, &g, ret, 8, 4)?;
         let s = cx.data().schedule();
-        charge(&mut cx, GasSchedule::cost(s.host_call + s.hash, s.hash_per_byte, public_key.len()))?;
-        let r = tx(&mut cx)?.host.hash(&public_key);
-        Ok((host(&mut cx, r)?.0.to_vec(),))
+        let key = abi::arg(&mut cx, &g, kp, kl)?;
+        gas(&mut cx, GasSchedule::cost(s.host_call + s.hash, s.hash_per_byte, key.len()))?;
+        let r = with_bytes(&mut cx, &g, key, |key, t, _| t.host.hash(key))?;
+        let id = host(&mut cx, r)?;
+        abi::put_list(&mut cx, &g, at, &id.0)
     })?;
 
-    let mut calls = root.instance(&interface("calls"))?;
-    calls.func_wrap("call", |cx: Cx<'_>, (contract, method, args, gas): (Vec<u8>, String, Vec<u8>, Option<u64>)| {
-        nested(cx, Kind::Call, contract, method, args, gas)
-    })?;
-    calls.func_wrap("query", |cx: Cx<'_>, (contract, method, args, gas): (Vec<u8>, String, Vec<u8>, Option<u64>)| {
-        nested(cx, Kind::Query, contract, method, args, gas)
-    })?;
-    calls.func_wrap("library", |cx: Cx<'_>, (contract, method, args, gas): (Vec<u8>, String, Vec<u8>, Option<u64>)| {
-        nested(cx, Kind::Library, contract, method, args, gas)
-    })?;
+    let calls = interface("calls");
+    for (name, kind) in [("call", Kind::Call), ("query", Kind::Query), ("library", Kind::Library)] {
+        linker.func_wrap(
+            &calls,
+            name,
+            move |mut cx: Cx<'_>, cp: i32, cl: i32, mp: i32, ml: i32, ap: i32, al: i32, gas_some: i32, gas: i64, ret: i32| -> wasmtime::Result<()> {
+                let g = abi::guest(&mut cx)?;
+                let at = abi::ret_area(&mut cx, &g, ret, TAGGED_LIST_SIZE, 4)?;
+                let contract = abi::bytes(&mut cx, &g, cp, cl)?;
+                let method = abi::string(&mut cx, &g, mp, ml)?;
+                let args = abi::bytes(&mut cx, &g, ap, al)?;
+                let gas = if abi::discriminant(&mut cx, gas_some)? { Some(gas as u64) } else { None };
+                let result = nested(&mut cx, kind, contract, method, args, gas)?;
+                let (tag, bytes) = match &result {
+                    Ok(b) => (0u8, b.as_slice()),
+                    Err(m) => (1u8, m.as_bytes()),
+                };
+                abi::put(&mut cx, &g, at, &[tag]);
+                abi::put_list(&mut cx, &g, at + 4, bytes)
+            },
+        )?;
+    }
 
-    let mut control = root.instance(&interface("control"))?;
-    control.func_wrap("revert", |mut cx: Cx<'_>, (message,): (String,)| -> wasmtime::Result<()> {
+    linker.func_wrap(&interface("control"), "revert", |mut cx: Cx<'_>, mp: i32, ml: i32| -> wasmtime::Result<()> {
+        let g = abi::guest(&mut cx)?;
+        let message = abi::string(&mut cx, &g, mp, ml)?;
         let s = cx.data().schedule();
-        charge(&mut cx, s.host_call)?;
-        revert(&mut cx, message)
+        gas(&mut cx, s.host_call)?;
+        refuse(&mut cx, message)
     })?;
     Ok(linker)
 }
@@ -244,34 +318,34 @@ enum Kind {
 
 /// `calls.call`, `calls.query`, `calls.library`: run the callee in a store of its own with
 /// the host moved in, inside a checkpoint of its own; its failure comes back as `err`.
-fn nested(mut cx: Cx<'_>, kind: Kind, contract: Vec<u8>, method: String, args: Vec<u8>, gas: Option<u64>) -> wasmtime::Result<CallResult> {
+fn nested(cx: &mut Cx<'_>, kind: Kind, contract: Vec<u8>, method: String, args: Vec<u8>, budget: Option<u64>) -> wasmtime::Result<Result<Vec<u8>, String>> {
     let s = cx.data().schedule();
-    charge(&mut cx, s.host_call.saturating_add(s.call))?;
+    gas(cx, s.host_call.saturating_add(s.call))?;
     let mode = cx.data().mode;
     if kind == Kind::Call && mode != Mode::Write {
         let what = if mode == Mode::Read { "a query (queries are read-only)" } else { "a library (libraries cannot change state)" };
-        return revert(&mut cx, format!("calls.call in {what}"));
+        return refuse(cx, format!("calls.call in {what}"));
     }
-    let refuse = |m: String| Ok((Err(m),));
+    let failed = |m: String| Ok(Err(m));
     let Some(callee) = Hash32::from_slice(&contract) else {
-        return refuse(format!("a contract address is 32 bytes, not {}", contract.len()));
+        return failed(format!("a contract address is 32 bytes, not {}", contract.len()));
     };
     if method.is_empty() || method.len() > limits::MAX_METHOD_BYTES || !method.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')) {
-        return refuse(format!("method name {:?} is not 1-{} characters of [A-Za-z0-9_-]", cut_str(&method, 80), limits::MAX_METHOD_BYTES));
+        return failed(format!("method name {:?} is not 1-{} characters of [A-Za-z0-9_-]", cut_str(&method, 80), limits::MAX_METHOD_BYTES));
     }
-    let t = tx(&mut cx)?;
+    let t = tx(cx)?;
     if t.stack.len() > limits::MAX_CALL_DEPTH as usize {
-        return refuse(format!("calls nest at most {} deep", limits::MAX_CALL_DEPTH));
+        return failed(format!("calls nest at most {} deep", limits::MAX_CALL_DEPTH));
     }
     if t.stack.contains(&callee) {
-        return refuse(format!("reentrancy: contract {} is already running in this transaction", callee.to_hex()));
+        return failed(format!("reentrancy: contract {} is already running in this transaction", callee.to_hex()));
     }
     let r = t.host.contract(&callee);
-    let Some(record) = host(&mut cx, r)? else {
-        return refuse(format!("no contract is deployed at {}", callee.to_hex()));
+    let Some(record) = host(cx, r)? else {
+        return failed(format!("no contract is deployed at {}", callee.to_hex()));
     };
     let left = cx.get_fuel()?;
-    let budget = gas.map_or(left, |g| g.min(left));
+    let budget = budget.map_or(left, |g| g.min(left));
     let rt = cx.data().rt.clone();
     let caller = cx.data().contract;
     let Some(mut moved) = cx.data_mut().tx.take() else {
@@ -300,13 +374,13 @@ fn nested(mut cx: Cx<'_>, kind: Kind, contract: Vec<u8>, method: String, args: V
     cx.data_mut().tx = Some(moved);
     let outcome = match outcome {
         Ok(o) => o,
-        Err(f) => return fault(&mut cx, f),
+        Err(f) => return fault(&mut cx.as_context_mut(), f),
     };
     // The callee's gas is the caller's: `gas_used ≤ budget ≤ left`.
     cx.set_fuel(left.saturating_sub(outcome.gas_used))?;
-    Ok((match outcome.result {
+    Ok(match outcome.result {
         Ok(bytes) => Ok(bytes),
         Err(Failure::OutOfGas) => Err("out of gas".to_string()),
         Err(Failure::Reverted(m)) => Err(m),
-    },))
+    })
 }

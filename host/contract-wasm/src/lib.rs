@@ -3,9 +3,10 @@
 //!
 //! A contract is deployed as a wit-bindgen core module. [`ContractVm::check`] runs the
 //! deployment policy (`joule-contract-prepare`); a call prepares the code (stack-limit
-//! instrumentation), componentizes it, compiles it once (cached on disk and in memory as a
+//! instrumentation), compiles the core module once (cached on disk and in memory as a
 //! pre-linked `InstancePre`), then instantiates it afresh and calls its export with the gas
-//! the invocation allows.
+//! the invocation allows. The world's imports are core functions speaking the canonical ABI
+//! (`abi`), not a component's: no shim instances, no lifting into owned values.
 //!
 //! # Determinism checklist
 //! Every node must compute the same outcome, writes, events and gas:
@@ -29,6 +30,7 @@
 //! Treat a wasmtime upgrade as a protocol change: the golden gas test fails if fuel
 //! accounting moved.
 
+mod abi;
 mod cache;
 mod exec;
 mod imports;

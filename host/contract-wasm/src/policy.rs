@@ -2,8 +2,9 @@
 //! from the `joule:contract` world and the consensus limits.
 
 use joule_contract::limits;
+use joule_contract_prepare::FuncType;
 use joule_contract_prepare::Policy;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
 
@@ -42,21 +43,40 @@ pub fn resolve_world() -> (Resolve, wit_parser::WorldId) {
     (resolve, world)
 }
 
-/// The (module, name) pairs a wit-bindgen core module of the world imports: exactly the
-/// imports of wit-component's dummy module for the world, with the names wit-bindgen uses
-/// (the "legacy" mangling: module `joule:contract/storage@0.2.0`, name `get`).
-pub fn allowed_imports() -> BTreeSet<(String, String)> {
-    let (resolve, world) = resolve_world();
-    let dummy = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Legacy(LiftLowerAbi::Sync));
-    let mut out = BTreeSet::new();
+/// The functions a wit-bindgen core module of the world imports, with their core types:
+/// exactly the imports of wit-component's dummy module for the world, with the names
+/// wit-bindgen uses (the "legacy" mangling: module `joule:contract/storage@0.2.0`, name
+/// `get`) and the canonical ABI's flattening of their WIT types (the host links exactly
+/// these; `imports::linker` is tested against the dummy module).
+pub fn allowed_imports() -> BTreeMap<(String, String), FuncType> {
+    let dummy = dummy_module();
+    let mut types = Vec::new();
+    let mut out = BTreeMap::new();
     for payload in wasmparser::Parser::new(0).parse_all(&dummy) {
-        if let Ok(wasmparser::Payload::ImportSection(imports)) = payload {
-            for import in imports.into_imports().flatten() {
-                if matches!(import.ty, wasmparser::TypeRef::Func(_)) {
-                    out.insert((import.module.to_string(), import.name.to_string()));
+        match payload {
+            Ok(wasmparser::Payload::TypeSection(reader)) => {
+                for ty in reader.into_iter_err_on_gc_types().flatten() {
+                    types.push(ty);
                 }
             }
+            Ok(wasmparser::Payload::ImportSection(imports)) => {
+                for import in imports.into_imports().flatten() {
+                    if let wasmparser::TypeRef::Func(t) = import.ty
+                        && let Some(ty) = types.get(t as usize)
+                    {
+                        out.insert((import.module.to_string(), import.name.to_string()), ty.clone());
+                    }
+                }
+            }
+            _ => {}
         }
     }
     out
+}
+
+/// wit-component's dummy core module for the world: what wit-bindgen's output imports and
+/// exports, with the canonical ABI's core types.
+pub fn dummy_module() -> Vec<u8> {
+    let (resolve, world) = resolve_world();
+    wit_component::dummy_module(&resolve, world, ManglingAndAbi::Legacy(LiftLowerAbi::Sync))
 }

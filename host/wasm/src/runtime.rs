@@ -72,6 +72,10 @@ impl Runtime {
         c.cranelift_opt_level(OptLevel::Speed);
         c.epoch_interruption(true);
         c.parallel_compilation(true);
+        // A profiling aid, node-local: `perf` names the JIT code of plugins and contracts.
+        if std::env::var_os("JOULE_WASM_PERFMAP").is_some() {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         c
     }
 
