@@ -503,9 +503,18 @@ fn values_the_canonical_abi_forbids_revert_with_what_was_wrong() {
     let bad_utf8 = r#"(data (i32.const 250) "\ff\fe")"#;
     let imports = format!("{SET} {EMIT} {CALLS}");
     let cases = [
-        ("(call $set (i32.const 0x7ffffff0) (i32.const 64) (i32.const 200) (i32.const 2)) (call $ok (i32.const 0) (i32.const 0))", "trap: list pointer/length out of bounds of memory"),
-        ("(call $emit (i32.const 250) (i32.const 2) (i32.const 240) (i32.const 0) (i32.const 0) (i32.const 0)) (call $ok (i32.const 0) (i32.const 0))", "trap: string is not valid utf-8"),
-        ("(call $emit (i32.const 224) (i32.const 5) (i32.const 241) (i32.const 1) (i32.const 0) (i32.const 0)) (call $ok (i32.const 0) (i32.const 0))", "trap: list pointer is not aligned"),
+        (
+            "(call $set (i32.const 0x7ffffff0) (i32.const 64) (i32.const 200) (i32.const 2)) (call $ok (i32.const 0) (i32.const 0))",
+            "trap: list pointer/length out of bounds of memory",
+        ),
+        (
+            "(call $emit (i32.const 250) (i32.const 2) (i32.const 240) (i32.const 0) (i32.const 0) (i32.const 0)) (call $ok (i32.const 0) (i32.const 0))",
+            "trap: string is not valid utf-8",
+        ),
+        (
+            "(call $emit (i32.const 224) (i32.const 5) (i32.const 241) (i32.const 1) (i32.const 0) (i32.const 0)) (call $ok (i32.const 0) (i32.const 0))",
+            "trap: list pointer is not aligned",
+        ),
         (
             "(call $c_call (i32.const 0) (i32.const 32) (i32.const 224) (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 7) (i64.const 0) (i32.const 16)) (call $ok (i32.const 0) (i32.const 0))",
             "trap: invalid discriminant for `option`",
@@ -540,7 +549,8 @@ fn values_the_canonical_abi_forbids_revert_with_what_was_wrong() {
 fn a_module_without_memory_or_allocator_exports_reverts_naming_them() {
     let rt = runtime();
     let entry = r#"(func (export "joule:contract/entry@0.2.0#call") (param i32 i32 i32 i32) (result i32) i32.const 0)"#;
-    let no_memory = wat::parse_str(format!(r#"(module (memory 1) (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 64) {entry})"#)).unwrap();
+    let no_memory =
+        wat::parse_str(format!(r#"(module (memory 1) (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 64) {entry})"#)).unwrap();
     let no_realloc = wat::parse_str(format!(r#"(module (memory (export "memory") 1) {entry})"#)).unwrap();
     for (code, want) in [
         (no_memory, "the contract does not export its memory as `memory`"),
@@ -635,25 +645,46 @@ fn timing_breakdown_of_a_real_contract_query() {
 }
 
 #[test]
-#[ignore = "timing probe: cargo test -p joule-contract-wasm --release -- --ignored --nocapture core_instantiation"]
-fn timing_core_instantiation_of_a_real_contract() {
-    let code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/contracts/energy-token.wasm")).unwrap();
-    let prepared = joule_contract_prepare::prepare(&code, crate::policy::policy()).unwrap();
-    let engine = wasmtime::Engine::new(&ContractRuntime::engine_config(&joule_contract::gas::V1)).unwrap();
-    let module = wasmtime::Module::new(&engine, &prepared).unwrap();
-    let mut linker = wasmtime::Linker::<()>::new(&engine);
-    linker.define_unknown_imports_as_traps(&module).unwrap();
-    let pre = linker.instantiate_pre(&module).unwrap();
+#[ignore = "timing probe: cargo test -p joule-contract-wasm --release -- --ignored --nocapture instantiation_floor"]
+fn timing_instantiation_floor_of_the_trade_contracts() {
+    // What a fresh instance costs before any contract code runs: Store, instantiation from
+    // the pre-linked module, and the reset of the pool slot when it is dropped, clean and
+    // with `dirty` pages of memory written (as a call's stack and heap write them).
+    let rt = runtime();
     let n: u32 = std::env::var("PROBE_N").ok().and_then(|n| n.parse().ok()).unwrap_or(5000);
-    let t = std::time::Instant::now();
-    for _ in 0..n {
-        let mut store = wasmtime::Store::new(&engine, ());
-        store.set_fuel(1 << 30).unwrap();
-        store.set_epoch_deadline(1 << 30);
-        let _i = pre.instantiate(&mut store).unwrap();
-    }
-    eprintln!("core module alone: Store + instantiate {:?}", t.elapsed() / n);
-    for imp in module.imports() {
-        eprintln!("import {}::{}", imp.module(), imp.name());
+    for name in ["p2p-market", "energy-units", "energy-token"] {
+        let code = std::fs::read(format!("{}/../../target/contracts/{name}.wasm", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let mut memory_host = MemoryHost::new();
+        let hash = memory_host.add_code(&code);
+        let mut host: Box<dyn joule_contract::ContractHost> = Box::new(memory_host);
+        let loaded = crate::exec::load(&rt.inner, &mut *host, &hash).unwrap();
+        let memory = loaded.memory.unwrap();
+        let mut line = format!("{name}:");
+        for dirty in [0usize, 8, 32] {
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                let data = crate::exec::StoreData {
+                    rt: rt.inner.clone(),
+                    tx: None,
+                    contract: hash,
+                    caller: hash,
+                    mode: crate::exec::Mode::Read,
+                    limiter: Default::default(),
+                    abort: None,
+                    guest: None,
+                };
+                let mut store = wasmtime::Store::new(&rt.inner.engine, data);
+                store.set_fuel(1 << 30).unwrap();
+                store.set_epoch_deadline(1 << 30);
+                let instance = loaded.pre.instantiate(&mut store).unwrap();
+                let mem = instance.get_module_export(&mut store, &memory).unwrap().into_memory().unwrap();
+                let bytes = mem.data_mut(&mut store);
+                for page in 0..dirty {
+                    bytes[(1 << 20) + page * 4096] = 1;
+                }
+            }
+            line += &format!(" {dirty} pages dirty {:?};", t.elapsed() / n);
+        }
+        eprintln!("{line}");
     }
 }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args, Debug, Clone)]
 pub struct ContractsArgs {
     /// Timed trades per side (after untimed ones).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 10000)]
     pub trades: u32,
     /// Contract-call transactions submitted to the node (enough for several full blocks:
     /// with 6000, three blocks, the pipeline's start and end weigh on the rate).
