@@ -168,12 +168,7 @@ fn metrics_are_exported_each_with_its_help() {
     assert!(metrics.contains("joule_plugin_calls_total{plugin=\"crypto-gm\""), "{metrics}");
     assert!(metrics.contains("joule_plugins_active 4"), "{metrics}");
     assert!(metrics.contains("joule_api_errors_total{code=\"no_route\"} 1"), "{metrics}");
-    // `promtool check metrics` (in .ci/api-contract) wants a HELP line for every metric.
-    let helped: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# HELP ")).filter_map(|l| l.split(' ').next()).collect();
-    for typed in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()) {
-        assert!(helped.contains(&typed), "{typed} has no HELP: describe it in joule_node::api::metrics_handle");
-    }
-    assert!(helped.len() >= 5, "{metrics}");
+    crate::support::assert_every_metric_has_help(&metrics);
 }
 
 #[test]

@@ -22,6 +22,7 @@ fn channel(validator: &[u8]) -> ChannelConfig {
         genesis_time_ms: 1_700_000_000_000,
         validators: vec![ValidatorConfig { public_key: hex::encode(validator), weight: 1 }],
         block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
+        nodes: vec![],
     }
 }
 

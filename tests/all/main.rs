@@ -24,6 +24,7 @@ mod http_endpoints;
 mod keystore;
 mod known_answers;
 mod ledger;
+mod network;
 mod openssl_interop;
 mod pool_flood;
 mod request_limits;

@@ -317,3 +317,12 @@ impl NodeProcess {
         }
     }
 }
+
+/// `promtool check metrics` (in .ci/api-contract) wants a HELP line for every metric.
+pub fn assert_every_metric_has_help(metrics: &str) {
+    let helped: Vec<&str> = metrics.lines().filter_map(|l| l.strip_prefix("# HELP ")).filter_map(|l| l.split(' ').next()).collect();
+    for typed in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()) {
+        assert!(helped.contains(&typed), "{typed} has no HELP: describe it in joule_node::api::metrics_handle");
+    }
+    assert!(helped.len() >= 5, "{metrics}");
+}

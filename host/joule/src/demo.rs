@@ -226,7 +226,7 @@ struct Party {
 
 impl Party {
     fn new(suite: &SuiteCrypto, name: &'static str) -> Result<Party> {
-        let kp = suite.crypto().generate_key("sm2")?;
+        let kp = suite.crypto().generate_key(&suite.suite().signature)?;
         let id = suite.hash(&kp.public_key)?;
         Ok(Party { name, kp, id, nonce: 0 })
     }
@@ -312,6 +312,13 @@ impl Chain<'_> {
 
 fn decode<T: borsh::BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T> {
     borsh::from_slice(bytes).with_context(|| format!("decode the result of {what}"))
+}
+
+/// The market on a running network through `api` (any node): a fresh operator account
+/// deploys and runs it (the channel must let it deploy).
+pub(crate) fn run_market(api: &ApiClient, suite: &SuiteCrypto, channel: ChannelId, contracts: &std::path::Path) -> Result<()> {
+    let operator = Party::new(suite, "grid-operator")?;
+    market(&Chain { api, suite, channel }, contracts, operator)
 }
 
 fn market(c: &Chain, contracts: &std::path::Path, mut operator: Party) -> Result<()> {

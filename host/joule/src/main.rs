@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod demo;
+mod up;
 
 fn main() {
     std::process::exit(cli::main());

@@ -216,6 +216,8 @@ pub struct Chain {
     /// Production and import run one at a time.
     commit_lock: Mutex<()>,
     blocks: tokio::sync::broadcast::Sender<Arc<CommittedBlock>>,
+    /// Transactions admitted from this node's clients (not from peers), for gossip.
+    admitted: tokio::sync::broadcast::Sender<Arc<Vec<Transaction>>>,
     /// Account ids (suite hash of the public key) of recent senders.
     account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
     /// Woken by submissions, so a full block need not wait for the interval.
@@ -279,6 +281,7 @@ impl Chain {
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
         let validator_accounts = spec.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
         let (blocks, _) = tokio::sync::broadcast::channel(256);
+        let (admitted, _) = tokio::sync::broadcast::channel(1024);
         let chain = Chain {
             spec: spec.clone(),
             suite,
@@ -292,6 +295,7 @@ impl Chain {
             head: RwLock::new(Head { height, hash, header }),
             commit_lock: Mutex::new(()),
             blocks,
+            admitted,
             account_ids: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), validator_accounts },
@@ -422,12 +426,23 @@ impl Chain {
         lock(&self.pool).set_config(config);
     }
 
+    /// The public key this node seals blocks with, when it has one.
+    pub fn signer_key(&self) -> Option<&[u8]> {
+        self.signer.as_ref().map(|s| s.public_key())
+    }
+
     pub fn is_validator(&self) -> bool {
         self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key()))
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
         self.blocks.subscribe()
+    }
+
+    /// Transactions this node's clients submitted, as they are admitted (what a node
+    /// gossips to its peers; those admitted from peers are not repeated here).
+    pub fn subscribe_admitted(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<Transaction>>> {
+        self.admitted.subscribe()
     }
 
     pub fn read(&self) -> Result<StoreView, ChainError> {
@@ -615,6 +630,15 @@ impl Chain {
     /// Admit a transaction: every check but the signature under the pool lock, the
     /// signature outside it, then insertion.
     pub fn submit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
+        let copy = (self.admitted.receiver_count() > 0).then(|| tx.clone());
+        let hash = self.admit(tx)?;
+        if let Some(tx) = copy {
+            let _ = self.admitted.send(Arc::new(vec![tx]));
+        }
+        Ok(hash)
+    }
+
+    fn admit(&self, tx: Transaction) -> Result<Hash32, Rejection> {
         self.admitting()?;
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
         let commits = lock(&self.pool).commits();
@@ -636,6 +660,24 @@ impl Chain {
     /// signatures verified in parallel on every core, one pool lock for the insertions.
     /// Each transaction gets its own answer, in order.
     pub fn submit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
+        let copies = (self.admitted.receiver_count() > 0).then(|| txs.clone());
+        let results = self.admit_batch(txs);
+        if let Some(copies) = copies {
+            let admitted: Vec<Transaction> = copies.into_iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(t, _)| t).collect();
+            if !admitted.is_empty() {
+                let _ = self.admitted.send(Arc::new(admitted));
+            }
+        }
+        results
+    }
+
+    /// Admit transactions a peer gossiped: as [`Chain::submit_batch`], without announcing
+    /// them again (every peer already got them from their submitter's node).
+    pub fn submit_from_peer(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
+        self.admit_batch(txs)
+    }
+
+    fn admit_batch(&self, txs: Vec<Transaction>) -> Vec<Result<Hash32, Rejection>> {
         if let Err(r) = self.admitting() {
             return txs.iter().map(|_| Err(r.clone())).collect();
         }

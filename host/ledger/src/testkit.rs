@@ -109,6 +109,7 @@ pub fn spec(validators: &[&Key]) -> ChainSpec {
         contract_deployers: joule_primitives::DeployPolicy::Validators,
         genesis_time_ms: 1_700_000_000_000,
         validators: validators.iter().map(|k| ValidatorSpec { public_key: k.public.clone(), weight: 1 }).collect(),
+        nodes: vec![],
     }
 }
 

@@ -21,7 +21,7 @@ use crate::keystore::{DEFAULT_KDF_MEMORY_KIB, KEYSTORE_FILE, Keystore, NODE_MODU
 use anyhow::{Context, Result, bail};
 use joule_crypto::CryptoService;
 use joule_crypto::pem;
-use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, DeployPolicy, Encode, Hash32, ValidatorSpec};
+use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, DeployPolicy, Encode, Hash32, NodeSpec, ValidatorSpec};
 use joule_support::fs::Mode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -68,6 +68,21 @@ pub struct ChannelConfig {
     pub genesis_time_ms: u64,
     pub validators: Vec<ValidatorConfig>,
     pub block_policy: BlockPolicyConfig,
+    /// The channel's nodes (`[[channel.node]]`): who may join its peer-to-peer network, and
+    /// where to reach them. Empty: a chain of one node, with no peers.
+    #[serde(default, rename = "node", skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<ChannelNodeConfig>,
+}
+
+/// A node of a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ChannelNodeConfig {
+    pub name: String,
+    /// Its static network key: compressed SEC1 point, hex (`joule net key` prints a node's).
+    pub network_key: String,
+    /// Where its peer-to-peer listener is (not consensus: only where to dial).
+    pub address: std::net::SocketAddr,
 }
 
 fn default_block_gas_limit() -> u64 {
@@ -164,6 +179,16 @@ impl ChannelConfig {
             contract_deployers: self.contract_deployers.policy(hash).with_context(|| format!("channel {}", self.id))?,
             genesis_time_ms: self.genesis_time_ms,
             validators: self.validator_keys()?.into_iter().map(|(public_key, weight)| ValidatorSpec { public_key, weight }).collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let network_key =
+                        hex::decode(&n.network_key).with_context(|| format!("channel {}: node {i} ({}): network-key is not hex", self.id, n.name))?;
+                    Ok(NodeSpec { name: n.name.clone(), network_key })
+                })
+                .collect::<Result<_>>()?,
         };
         spec.validate().map_err(|e| anyhow::anyhow!("channel {}: {e}", self.id))?;
         Ok(spec)
@@ -593,6 +618,7 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
                 max_bytes: a.max_block_bytes,
                 produce_empty_blocks: a.empty_blocks,
             },
+            nodes: vec![],
         }],
     };
     network.check()?;

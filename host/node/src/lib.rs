@@ -1,18 +1,20 @@
 //! A Joule node: it assembles the kernel with the plugin kinds, the chains of the
-//! channels in its configuration (each with its block producer), the keystore, the HTTP
-//! API and metrics; peer-to-peer networking attaches here next.
+//! channels in its configuration (each with its block producer and, when the channel lists
+//! nodes, its peer-to-peer network), the keystore, the HTTP API and metrics.
 //!
 //! * [`config`] — `network.toml` and `node.toml`, `joule init`;
 //! * [`keystore`] — §4.1.2 key management;
 //! * [`health`] — readiness checks, and what the channels require of the plugin registry;
 //! * [`api`] — the HTTP API and its OpenAPI document;
 //! * [`server`] — the HTTP server under it: connection caps and timeouts, shutdown;
+//! * [`p2p`] — a channel on the peer-to-peer network: gossip and block sync;
 //! * [`plugins`] — the plugin kinds this node loads and where plugins come from.
 
 pub mod api;
 pub mod config;
 pub mod health;
 pub mod keystore;
+pub mod p2p;
 pub mod plugins;
 pub mod server;
 
@@ -92,6 +94,8 @@ pub struct Node {
     pub http: server::HttpLimits,
     /// What each request may take (expensive places, wrong tokens, body deadline).
     pub guards: api::Guards,
+    /// The channels' peer-to-peer networks, once started (channels that list nodes).
+    pub networks: std::sync::Mutex<Vec<(joule_primitives::ChannelId, joule_net::Network)>>,
 }
 
 impl Node {
@@ -189,6 +193,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         health: health::HealthState::default(),
         guards: api::Guards::new(&http),
         http,
+        networks: std::sync::Mutex::new(Vec::new()),
     }))
 }
 
@@ -333,8 +338,31 @@ async fn rotate_on_schedule(ks: Arc<Keystore>, every: std::time::Duration) {
 /// Run the channels' block producers and serve the API until Ctrl-C / SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result<()> {
     for chain in &node.chains {
+        let addresses = peer_addresses(&node, chain.channel())?;
+        if let Some(net) = p2p::start(&node.dir, chain.clone(), &addresses).await? {
+            println!("channel {} peer-to-peer on {} as {}", chain.channel(), net.local_addr(), net.key());
+            lock(&node.networks).push((chain.channel().clone(), net));
+        }
         tokio::spawn(joule_ledger::chain::run_producer(chain.clone()));
     }
     let app = api::router(node.clone());
-    server::run(listener, app, &node.http, node.guards.shutting_down(), server::shutdown_signal()).await.context("HTTP server")
+    let served = server::run(listener, app, &node.http, node.guards.shutting_down(), server::shutdown_signal()).await.context("HTTP server");
+    for (_, net) in lock(&node.networks).iter() {
+        net.shutdown();
+    }
+    served
+}
+
+/// The channel's nodes from the configuration: network key and where to dial it.
+fn peer_addresses(node: &Node, channel: &joule_primitives::ChannelId) -> Result<Vec<(joule_net::PeerKey, SocketAddr)>> {
+    let config = lock(&node.config);
+    let Some(ch) = config.as_ref().and_then(|c| c.network.channels.iter().find(|c| &c.id == channel)) else { return Ok(vec![]) };
+    ch.nodes
+        .iter()
+        .map(|n| {
+            let key = hex::decode(&n.network_key).ok().and_then(|k| joule_net::PeerKey::from_slice(&k));
+            let key = key.with_context(|| format!("channel {channel}: node {}: network-key is not a 33-byte compressed point in hex", n.name))?;
+            Ok((key, n.address))
+        })
+        .collect()
 }

@@ -22,6 +22,21 @@ pub struct ValidatorSpec {
     pub weight: u64,
 }
 
+/// A node of the channel (§3.8: a consortium chain's predefined set of nodes): who may
+/// connect to the channel's peer-to-peer network.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// A name for people (1-64 characters of [a-z0-9_-]).
+    pub name: String,
+    /// The node's static network key: a compressed SEC1 point (33 bytes) on the suite's
+    /// curve (P-256 for `intl`, SM2 for `gm`), as its Noise handshakes present it.
+    #[serde(with = "hex_bytes")]
+    pub network_key: Vec<u8>,
+}
+
+/// Length of a node's network key.
+pub const NETWORK_KEY_BYTES: usize = 33;
+
 /// Who may deploy contracts on a channel (§4.3.2).
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,6 +83,9 @@ pub struct ChainSpec {
     /// Unix milliseconds: block 0's timestamp.
     pub genesis_time_ms: u64,
     pub validators: Vec<ValidatorSpec>,
+    /// The nodes that may join the channel's network; empty for a chain of one node that
+    /// talks to no peers.
+    pub nodes: Vec<NodeSpec>,
 }
 
 /// Largest consensus configuration text.
@@ -116,6 +134,18 @@ impl Encode for ChainSpec {
             }
             if v.weight == 0 {
                 return Err(DecodeError::Invalid(format!("validator {i}: weight must be at least 1")));
+            }
+        }
+        if self.nodes.len() > MAX_VALIDATORS {
+            return Err(DecodeError::Invalid(format!("at most {MAX_VALIDATORS} nodes may be listed")));
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            ident("node name", &n.name)?;
+            if n.network_key.len() != NETWORK_KEY_BYTES || !matches!(n.network_key.first(), Some(2 | 3)) {
+                return Err(DecodeError::Invalid(format!("node {i} ({}): a network key is a compressed point of {NETWORK_KEY_BYTES} bytes", n.name)));
+            }
+            if self.nodes[..i].iter().any(|o| o.name == n.name || o.network_key == n.network_key) {
+                return Err(DecodeError::Invalid(format!("node {i} ({}): its name or network key is listed twice", n.name)));
             }
         }
         Ok(())

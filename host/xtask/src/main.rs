@@ -16,7 +16,8 @@
 //!   `plugins`, `vendor-example`, `examples`, `contracts-std`), which `.ci/run` uses to count
 //!   them per workspace against `.ci/expected-tests`.
 //! * `cargo xtask demo` builds the plugins, the contracts and a release `joule`, then runs
-//!   `joule demo`.
+//!   `joule up --nodes 4` (a local network with sample traffic and the market; Ctrl-C
+//!   stops it).
 //! * `cargo xtask fuzz [SECONDS]` builds the decoder fuzz targets (`host/primitives/fuzz`,
 //!   cargo-fuzz layout) with libFuzzer's coverage instrumentation on stable Rust, and runs
 //!   each for SECONDS (default 30). A crash fails the command and leaves its input in
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
             build_contracts(&root)?;
             run(Command::new(cargo()).current_dir(&root).args(["build", "--release", "--bin", "joule"]))?;
             let joule = root.join("target/release/joule");
-            run(Command::new(joule).current_dir(&root).arg("--plugin-dir").arg(root.join("target/plugins")).arg("demo").args(&args[1..]))
+            run(Command::new(joule).current_dir(&root).arg("--plugin-dir").arg(root.join("target/plugins")).args(["up", "--nodes", "4"]).args(&args[1..]))
         }
         Some("fuzz") => fuzz(&root, args.get(1).map(|s| s.parse::<u64>()).transpose().context("SECONDS must be a whole number")?.unwrap_or(30)),
         _ => {

@@ -1,6 +1,6 @@
 //! Command-line interface: `joule init`, `joule node`, `joule status`, `joule tx …`,
 //! `joule block …`, `joule contract …`, `joule crypto …`, `joule plugin …`, `joule keys …`,
-//! `joule bench …`, `joule demo`.
+//! `joule bench …`, `joule demo`, `joule up`, `joule net key`.
 //!
 //! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
 //! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
@@ -9,6 +9,7 @@ pub mod chain_cmd;
 mod contract_cmd;
 mod crypto_cmd;
 mod keys_cmd;
+mod net_cmd;
 mod plugin_cmd;
 
 use anyhow::{Context, Result};
@@ -63,6 +64,11 @@ enum Command {
     Bench(crate::bench::BenchCmd),
     /// Start a node and drive sample traffic through it.
     Demo(crate::demo::DemoArgs),
+    /// A local network of N validators on loopback with sample traffic (Ctrl-C stops it).
+    Up(crate::up::UpArgs),
+    /// Peer-to-peer: the node's network key.
+    #[command(subcommand)]
+    Net(net_cmd::NetCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -146,6 +152,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Contract(c) => contract_cmd::run(&ctx, c),
         Command::Bench(c) => crate::bench::run(&ctx, c),
         Command::Demo(a) => crate::demo::run(&ctx, a),
+        Command::Up(a) => crate::up::run(&ctx, a),
+        Command::Net(c) => net_cmd::run(c),
     }
 }
 

@@ -85,7 +85,7 @@ pub struct Status {
     consensus: String,
     /// The crypto suite, e.g. `gm`.
     crypto_suite: String,
-    /// Peer-to-peer networking arrives with multi-node consensus; a node has no peers yet.
+    /// Network keys (hex) of the peers connected on this channel (`GET /v1/peers` for more).
     peers: Vec<String>,
     /// Transactions in the pool: executable ones and those waiting for an earlier nonce.
     pending_transactions: usize,
@@ -115,11 +115,83 @@ pub async fn status(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>
         head_timestamp_ms: head.header.timestamp_ms,
         consensus: c.spec().consensus.clone(),
         crypto_suite: c.spec().crypto_suite.id.clone(),
-        peers: vec![],
+        peers: network(&node, c.channel()).map(|n| n.peers().iter().map(|p| p.key.to_hex()).collect()).unwrap_or_default(),
         pending_transactions: c.pool_len(),
         validator: c.is_validator(),
         network_id,
         channels: node.chains.iter().map(|c| c.channel().clone()).collect(),
+    }))
+}
+
+/// The channel's peer-to-peer network, when it has one.
+fn network(node: &Node, channel: &ChannelId) -> Option<joule_net::Network> {
+    lock(&node.networks).iter().find(|(c, _)| c == channel).map(|(_, n)| n.clone())
+}
+
+/// A connected peer (§10.1: liveness).
+#[derive(Serialize, ToSchema)]
+pub struct PeerView {
+    /// Its static network key: compressed point, hex.
+    network_key: String,
+    address: String,
+    /// Whether this node dialled it.
+    outbound: bool,
+    connected_ms: u64,
+    /// Milliseconds since anything arrived from it (it is dropped after 10 s of silence).
+    last_heard_ms: u64,
+    /// Round trip of the last ping answered, in milliseconds.
+    rtt_ms: Option<f64>,
+    /// 0 is good; misbehaviour lowers it; at -100 the peer is banned for a while.
+    score: i32,
+}
+
+/// A channel's peer-to-peer network as this node sees it.
+#[derive(Serialize, ToSchema)]
+pub struct Peers {
+    channel: ChannelId,
+    /// This node's network key on the channel; absent when the channel lists no nodes or
+    /// not this one (it then runs without peers).
+    network_key: Option<String>,
+    /// Where it listens for peers.
+    listen: Option<String>,
+    /// Nodes the channel lists (this one included).
+    members: usize,
+    peers: Vec<PeerView>,
+}
+
+/// The peers of a channel and their liveness.
+#[utoipa::path(get, path = "/v1/peers", tag = "chain", params(ChannelQuery),
+    responses(
+        (status = 200, description = "The channel's connected peers", body = Peers),
+        (status = 400, description = "An unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 404, description = "This node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels: not initialised (`not_initialised`)", body = ErrorBody),
+    ))]
+pub async fn peers(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>) -> Result<Json<Peers>, ApiError> {
+    let c = chain(&node, q.channel.as_deref())?;
+    let net = network(&node, c.channel());
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Ok(Json(Peers {
+        channel: c.channel().clone(),
+        network_key: net.as_ref().map(|n| n.key().to_hex()),
+        listen: net.as_ref().map(|n| n.local_addr().to_string()),
+        members: c.spec().nodes.len(),
+        peers: net
+            .map(|n| {
+                n.peers()
+                    .into_iter()
+                    .map(|p| PeerView {
+                        network_key: p.key.to_hex(),
+                        address: p.addr.to_string(),
+                        outbound: p.outbound,
+                        connected_ms: ms(p.connected_for),
+                        last_heard_ms: ms(p.last_heard_ago),
+                        rtt_ms: p.rtt.map(|d| d.as_secs_f64() * 1e3),
+                        score: p.score,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }))
 }
 

@@ -57,6 +57,16 @@ fn describe_metrics() {
     describe_counter!("joule_plugin_call_failures_total", "Calls into plugins that failed, by plugin, version and operation");
     describe_histogram!("joule_plugin_call_seconds", Unit::Seconds, "Duration of calls into plugins, by plugin, version and operation");
     describe_gauge!("chain_head_block", "Height of the channel's head block");
+    describe_gauge!("p2p_peers", "Peers connected on the channel's peer-to-peer network");
+    describe_counter!("p2p_messages_received_total", "Messages received from peers (pings and pongs included)");
+    describe_counter!("p2p_messages_sent_total", "Messages written to peers (pings and pongs included)");
+    describe_counter!("p2p_received_bytes_total", "Bytes of messages received from peers, after decryption");
+    describe_counter!("p2p_handshake_failures_total", "Noise handshakes that failed (another suite or chain, a timeout, a broken peer)");
+    describe_counter!("p2p_peers_refused_total", "Peers refused: not in the channel's node set, banned, or over the connection limit");
+    describe_counter!("p2p_disconnects_total", "Peer connections that ended, for any reason");
+    describe_counter!("p2p_messages_dropped_total", "Messages not sent because a peer's queue was full (the peer is dropped as too slow)");
+    describe_counter!("p2p_sync_requests_total", "Requests for missing blocks sent to peers (block sync)");
+    describe_counter!("p2p_blocks_imported_total", "Blocks received from peers (gossip or sync) and committed");
     describe_histogram!("chain_block_interval_seconds", Unit::Seconds, "Time between a committed block's timestamp and its parent's");
     describe_histogram!("chain_block_transactions", Unit::Count, "Transactions in each committed block");
     describe_counter!("chain_transactions_total", "Transactions committed");
@@ -125,6 +135,7 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(openapi_json))
         .routes(routes!(metrics))
         .routes(routes!(chain::status))
+        .routes(routes!(chain::peers))
         .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
         .routes(expensive(routes!(chain::submit_batch)).layer(body_limit(MAX_BATCH_BODY)))
         .routes(routes!(chain::get_tx))

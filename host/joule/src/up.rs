@@ -1,0 +1,281 @@
+//! `joule up --nodes N`: a local network of N validators on loopback, each a `joule node`
+//! process of its own, joined by the peer-to-peer transport (Noise in the channel's suite),
+//! with sample traffic sent to every node in turn and the energy market run on node0; it
+//! checks that every node committed the same blocks, prints where each node's API is, and
+//! stops every node cleanly on Ctrl-C.
+//!
+//! The network lives in `--dir` (default: a fresh temporary directory, removed at the
+//! end): `node0` … `nodeN-1`, each an ordinary node directory (`network.toml` shared,
+//! `node.toml`, keystore, network key, chain store, `node.log`). Run it again on the same
+//! `--dir` and the network restarts where it stopped.
+
+use crate::cli::GlobalOpts;
+use anyhow::{Context, Result, bail, ensure};
+use joule_client::ApiClient;
+use joule_crypto::SuiteCrypto;
+use joule_node::config::{ChannelNodeConfig, Config, InitArgs, NETWORK_FILE, ValidatorConfig, init};
+use joule_primitives::{ChainCrypto, ChannelId, Encode, Payload, UnsignedTransaction};
+use joule_support::fs::Mode;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Validators in the network (each a node process).
+    #[arg(long, default_value_t = 4)]
+    nodes: usize,
+    /// Where the nodes' directories go (default: a fresh temporary directory, removed at the
+    /// end). An existing network there is restarted.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// `gm` (SM2/SM3/SM4 on chain and on the wire) or `intl` (P-256/SHA-256/AES-GCM).
+    #[arg(long, default_value = "gm")]
+    crypto_suite: String,
+    #[arg(long, default_value_t = 500)]
+    block_interval_ms: u64,
+    /// Seconds of sample traffic (signed meter readings, sent to each node in turn); 0: none.
+    #[arg(long, default_value_t = 8)]
+    traffic_seconds: u64,
+    /// Smart meters sending readings.
+    #[arg(long, default_value_t = 8)]
+    meters: usize,
+    /// Skip the smart-contract market (run on node0 after the readings when the contracts
+    /// are built: `cargo xtask contracts`).
+    #[arg(long)]
+    no_market: bool,
+    /// Stop once the traffic is committed everywhere, instead of serving until Ctrl-C.
+    #[arg(long)]
+    no_serve: bool,
+}
+
+/// The node processes; dropped, they are stopped (SIGTERM, then SIGKILL after a grace).
+struct Nodes {
+    children: Vec<(String, Child)>,
+}
+
+impl Nodes {
+    fn stop(&mut self) {
+        for (_, c) in &mut self.children {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                // SAFETY: `kill` with a valid signal on a child's pid has no memory effects.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (name, c) in &mut self.children {
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                    Ok(None) => {
+                        eprintln!("{name} did not stop in time; killing it");
+                        let _ = c.kill();
+                        let _ = c.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
+    ensure!((1..=16).contains(&a.nodes), "--nodes must be 1-16 on one machine");
+    let temporary = a.dir.is_none();
+    let base = a.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("joule-up-{}", std::process::id())));
+    let dirs: Vec<PathBuf> = (0..a.nodes).map(|i| base.join(format!("node{i}"))).collect();
+    if dirs[0].join(NETWORK_FILE).exists() {
+        println!("restarting the network in {}", base.display());
+    } else {
+        create(g, &a, &dirs).with_context(|| format!("create a {}-node network in {}", a.nodes, base.display()))?;
+        println!("created a {}-node network in {} (channel grid, {} suite, PoA)", a.nodes, base.display(), a.crypto_suite);
+    }
+    let mut nodes = Nodes { children: vec![] };
+    let apis = start(g, &dirs, &mut nodes)?;
+    let config = Config::load(&dirs[0])?.context("node0's configuration")?;
+    let channel = &config.network.channels[0];
+    for (i, api) in apis.iter().enumerate() {
+        let p2p = channel.nodes.get(i).map_or_else(String::new, |n| format!(" · peer-to-peer {} · network key {}…", n.address, &n.network_key[..16]));
+        println!("node{i}: API {}{p2p}", api.base);
+    }
+    let suite = SuiteCrypto::new(channel.suite()?, g.crypto()?);
+    if a.traffic_seconds > 0 {
+        traffic(&suite, &channel.id, &apis, &a)?;
+    }
+    if !a.no_market {
+        match crate::demo::contracts_dir(g) {
+            Ok(contracts) => crate::demo::run_market(&apis[0], &suite, channel.id.clone(), &contracts).context("the contract market")?,
+            Err(e) => println!("(no market: {e:#})"),
+        }
+    }
+    if !a.no_serve {
+        println!("serving until Ctrl-C (node logs: {}/node*/node.log)", base.display());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(tokio::signal::ctrl_c()).context("wait for Ctrl-C")?;
+        println!("stopping the nodes");
+    }
+    nodes.stop();
+    if temporary {
+        let _ = std::fs::remove_dir_all(&base);
+    }
+    Ok(())
+}
+
+/// Node directories with one shared genesis: every node a validator and a member of the
+/// channel's node set, each with its own sealing key (in its keystore) and network key.
+fn create(g: &GlobalOpts, a: &UpArgs, dirs: &[PathBuf]) -> Result<()> {
+    let crypto = g.crypto().context("the crypto plugins (cargo xtask plugins)")?;
+    let genesis_time_ms = joule_support::now_ms();
+    let suite = joule_net::WireSuite::from_channel_suite(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?}", a.crypto_suite))?;
+    let mut configs = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let init_args = InitArgs {
+            network_id: "joule-local".into(),
+            name: format!("node{i}"),
+            crypto_suite: a.crypto_suite.clone(),
+            block_interval_ms: a.block_interval_ms,
+            genesis_time_ms: Some(genesis_time_ms),
+            contract_deployer: vec!["anyone".into()],
+            ..InitArgs::defaults(dir)
+        };
+        configs.push(init(&crypto, &init_args)?);
+    }
+    let mut network = configs[0].network.clone();
+    network.node_count = u32::try_from(dirs.len()).unwrap_or(u32::MAX);
+    let channel = &mut network.channels[0];
+    channel.validators = configs.iter().map(|c| ValidatorConfig { public_key: c.node.keys[0].public_key.clone(), weight: 1 }).collect();
+    channel.nodes = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let key = joule_node::p2p::network_key(dir, suite)?;
+            Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address: free_port()? })
+        })
+        .collect::<Result<_>>()?;
+    network.check()?;
+    for dir in dirs {
+        joule_support::fs::write_atomic(&dir.join(NETWORK_FILE), network.to_toml().as_bytes(), Mode::Private)?;
+    }
+    Ok(())
+}
+
+/// A loopback address with a port free now.
+fn free_port() -> Result<std::net::SocketAddr> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("find a free port")?;
+    Ok(l.local_addr()?)
+}
+
+/// Start a node process per directory and wait until each serves its API.
+fn start(g: &GlobalOpts, dirs: &[PathBuf], nodes: &mut Nodes) -> Result<Vec<ApiClient>> {
+    let exe = std::env::current_exe().context("find the joule binary")?;
+    for (i, dir) in dirs.iter().enumerate() {
+        let _ = std::fs::remove_file(dir.join(joule_node::API_ADDR_FILE));
+        let log = std::fs::File::create(dir.join("node.log")).with_context(|| format!("create {}", dir.join("node.log").display()))?;
+        let mut cmd = Command::new(&exe);
+        if let Some(p) = &g.plugin_dir {
+            cmd.arg("--plugin-dir").arg(p);
+        }
+        if let Some(c) = &g.cache_dir {
+            cmd.arg("--cache-dir").arg(c);
+        }
+        cmd.args(["--log", "info", "node", "--dir"]).arg(dir).args(["--listen", "127.0.0.1:0"]);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        let child = cmd.spawn().with_context(|| format!("start node{i}"))?;
+        nodes.children.push((format!("node{i}"), child));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut apis = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let file = dir.join(joule_node::API_ADDR_FILE);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&file) {
+                apis.push(ApiClient::new(&format!("http://{}", addr.trim()), None));
+                break;
+            }
+            if let Some((name, child)) = nodes.children.get_mut(i)
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("{name} exited ({status}) before serving; its log: {}\n{}", dir.join("node.log").display(), tail(&dir.join("node.log")));
+            }
+            if Instant::now() > deadline {
+                bail!("node{i} did not start within 2 minutes; its log: {}", dir.join("node.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(apis)
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Meter readings to each node in turn; then wait until every node has committed them and
+/// check that all hold the same block at the same height.
+fn traffic(suite: &SuiteCrypto, channel: &ChannelId, apis: &[ApiClient], a: &UpArgs) -> Result<()> {
+    let crypto = suite.crypto();
+    let alg = suite.suite().signature.clone();
+    let mut meters = Vec::new();
+    for _ in 0..a.meters.max(1) {
+        meters.push((crypto.generate_key(&alg)?, 0u64));
+    }
+    println!("sample traffic: {} meters send signed readings to the {} nodes in turn for {} s", meters.len(), apis.len(), a.traffic_seconds);
+    let deadline = Instant::now() + Duration::from_secs(a.traffic_seconds);
+    let (mut sent, mut round) = (0usize, 0u64);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        round += 1;
+        let api = &apis[(round as usize) % apis.len()];
+        let mut frames = Vec::new();
+        for (i, (kp, nonce)) in meters.iter_mut().enumerate() {
+            let body = UnsignedTransaction {
+                channel: channel.clone(),
+                sender: kp.public_key.clone(),
+                nonce: *nonce,
+                gas_limit: 100_000,
+                sig_alg: alg.clone(),
+                payload: Payload::Data { key: format!("meter/{i}/reading/{round}"), value: format!("{:.2} kWh", 500.0 + round as f64 * 0.25).into_bytes() },
+            };
+            let tx = body.clone().sign_with(suite.sign(&kp.private_key, &body.signing_bytes())?);
+            *nonce += 1;
+            let bytes = tx.encode();
+            frames.extend((bytes.len() as u32).to_le_bytes());
+            frames.extend(bytes);
+        }
+        let v = api.post_bytes("/v1/txs", &frames)?;
+        ensure!(v["rejected"] == 0, "readings rejected by {}: {v}", api.base);
+        if let Some(h) = v["results"].as_array().and_then(|r| r.last()).and_then(|r| r["hash"].as_str()) {
+            last = h.to_string();
+        }
+        sent += meters.len();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The last reading, committed on every node; then the same head everywhere.
+    for api in apis {
+        api.wait_for_tx(&last, Duration::from_secs(60)).with_context(|| format!("the last reading on {}", api.base))?;
+    }
+    let heights: Vec<u64> = apis.iter().map(|api| Ok(api.get("/v1/status")?["height"].as_u64().unwrap_or(0))).collect::<Result<_>>()?;
+    let common = heights.iter().copied().min().unwrap_or(0);
+    let hashes: Vec<String> = apis
+        .iter()
+        .map(|api| Ok(api.get(&format!("/v1/blocks/{common}?full=false"))?["hash"].as_str().unwrap_or_default().to_string()))
+        .collect::<Result<_>>()?;
+    ensure!(hashes.windows(2).all(|w| w[0] == w[1]), "the nodes disagree on block {common}: {hashes:?}");
+    println!("{sent} readings committed; all {} nodes hold block {common} {} ✓", apis.len(), hashes[0]);
+    for (i, h) in heights.iter().enumerate() {
+        println!("  node{i} at height {h}");
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! A channel on the peer-to-peer network (`joule-net`): the node's network key, the
+//! channel's node set, transaction and block gossip, and block sync (catching up from peers
+//! after a start from empty, a restart or a partition).
+//!
+//! Gossip: transactions this node's clients submit go to every peer (peers do not repeat
+//! them: the network is a full mesh of the channel's nodes); blocks this node seals go to
+//! every peer; every committed block announces the new head (`Status`). Sync: a peer whose
+//! head is higher is asked for the blocks after this node's head, up to
+//! [`SYNC_BATCH`] at a time, which are imported in order: each is checked in full (seal,
+//! transactions, execution, roots) as any block is. A peer whose block fails that check
+//! is reported (`Offence::InvalidBlock`) and soon banned.
+
+use anyhow::{Context, Result};
+use joule_ledger::chain::{Chain, ChainError};
+use joule_net::{Message, NetConfig, NetEvent, Network, NodeKey, NodeSet, Offence, PeerKey, WireSuite};
+use joule_primitives::{Block, Encode, Transaction};
+use joule_support::fs::Mode;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// Blocks asked for in one sync request.
+pub const SYNC_BATCH: u32 = 128;
+/// Most bytes of blocks in one sync answer (under the transport's message limit).
+const SYNC_BYTES: usize = 8 << 20;
+/// A sync request unanswered for this long goes to another peer.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The file holding a node's network key for a suite: the private scalar in hex, owner-only.
+pub fn network_key_file(dir: &Path, suite: WireSuite) -> std::path::PathBuf {
+    dir.join(format!("network-{suite}.key"))
+}
+
+/// The node's network key for `suite`, created on first use (§5.2.3: a node generates its
+/// keys before it joins).
+pub fn network_key(dir: &Path, suite: WireSuite) -> Result<NodeKey> {
+    let path = network_key_file(dir, suite);
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
+        return NodeKey::from_private(suite, &bytes)
+            .with_context(|| format!("{}: not a {suite} network key; delete it to have a new one made", path.display()));
+    }
+    let key = NodeKey::generate(suite)?;
+    joule_support::fs::write_atomic(&path, hex::encode(key.private()).as_bytes(), Mode::Private).with_context(|| format!("write {}", path.display()))?;
+    Ok(key)
+}
+
+/// Join the channel's network when its specification lists nodes and this node is one of
+/// them: listen where the channel's configuration says this node is, dial the others.
+pub async fn start(dir: &Path, chain: Arc<Chain>, addresses: &[(PeerKey, std::net::SocketAddr)]) -> Result<Option<Network>> {
+    let spec = chain.spec();
+    if spec.nodes.is_empty() {
+        return Ok(None);
+    }
+    let suite = WireSuite::from_channel_suite(&spec.crypto_suite.id)
+        .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", spec.channel, spec.crypto_suite.id))?;
+    let key = Arc::new(network_key(dir, suite)?);
+    let members: Vec<PeerKey> = spec.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect();
+    let me = key.public();
+    let Some(listen) = addresses.iter().find(|(k, _)| *k == me).map(|(_, a)| *a) else {
+        tracing::warn!(channel = %spec.channel, key = %me, "this node's network key is not in the channel's node set: it runs without peers");
+        return Ok(None);
+    };
+    let mut chain_binding = spec.channel.as_str().as_bytes().to_vec();
+    chain_binding.push(0);
+    let genesis = chain.block(0)?.context("the genesis block is missing")?;
+    chain_binding.extend_from_slice(&genesis.header.parent_hash.0);
+    let mut config = NetConfig::new(suite, key, &chain_binding, listen);
+    config.bootstrap = addresses.iter().filter(|(k, _)| *k != me).map(|(_, a)| *a).collect();
+    let set = Arc::new(NodeSet::new(members));
+    let (net, events) = Network::start(config, set, 1024).await.with_context(|| format!("channel {}: peer-to-peer listener", spec.channel))?;
+    tracing::info!(channel = %spec.channel, %listen, key = %me.short(), peers = spec.nodes.len() - 1, "peer-to-peer network started");
+    tokio::spawn(run(chain, net.clone(), events));
+    Ok(Some(net))
+}
+
+/// An outstanding sync request.
+struct Request {
+    id: u64,
+    peer: PeerKey,
+    sent: Instant,
+}
+
+/// Gossip and sync for one channel until the network stops.
+pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc::Receiver<NetEvent>) {
+    let mut blocks = chain.subscribe();
+    let mut admitted = chain.subscribe_admitted();
+    let mut heights: HashMap<PeerKey, u64> = HashMap::new();
+    let mut request: Option<Request> = None;
+    let mut next_id = 1u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                match event {
+                    NetEvent::Connected { peer, .. } => {
+                        let head = chain.head();
+                        let _ = net.send(&peer, &Message::Status { height: head.height, hash: head.hash.0 });
+                    }
+                    NetEvent::Disconnected { peer, .. } => {
+                        heights.remove(&peer);
+                        if request.as_ref().is_some_and(|r| r.peer == peer) {
+                            request = None;
+                        }
+                    }
+                    NetEvent::Message { peer, message } => match message {
+                        Message::Status { height, .. } => {
+                            heights.insert(peer, height);
+                        }
+                        Message::Transactions(txs) => gossiped(&chain, &net, peer, txs).await,
+                        Message::Block(bytes) => {
+                            match Block::decode(&bytes) {
+                                Ok(block) => {
+                                    let height = block.header.height;
+                                    heights.entry(peer).and_modify(|h| *h = (*h).max(height)).or_insert(height);
+                                    if height == chain.head().height + 1 {
+                                        import(&chain, &net, peer, vec![block]).await;
+                                    }
+                                }
+                                Err(_) => net.report(&peer, Offence::InvalidBlock),
+                            }
+                        }
+                        Message::GetBlocks { request: id, from, max } => {
+                            let c = chain.clone();
+                            let blocks = tokio::task::spawn_blocking(move || blocks_from(&c, from, max)).await.unwrap_or_default();
+                            let _ = net.send(&peer, &Message::Blocks { request: id, blocks });
+                        }
+                        Message::Blocks { request: id, blocks } => {
+                            if request.as_ref().is_some_and(|r| r.id == id && r.peer == peer) {
+                                request = None;
+                                let mut decoded = Vec::with_capacity(blocks.len());
+                                for b in &blocks {
+                                    match Block::decode(b) {
+                                        Ok(b) => decoded.push(b),
+                                        Err(_) => {
+                                            net.report(&peer, Offence::InvalidBlock);
+                                            break;
+                                        }
+                                    }
+                                }
+                                import(&chain, &net, peer, decoded).await;
+                            }
+                        }
+                        // Consensus messages wait for the engines that speak them (the
+                        // message-driven consensus world).
+                        Message::Consensus(_) | Message::Ping(_) | Message::Pong(_) => {}
+                    },
+                }
+            }
+            committed = blocks.recv() => {
+                match committed {
+                    Ok(b) => {
+                        let header = &b.block.header;
+                        if chain.signer_key() == Some(header.proposer.as_slice()) {
+                            net.broadcast(&Message::Block(b.block.encode()));
+                        }
+                        net.broadcast(&Message::Status { height: header.height, hash: b.hash.0 });
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            txs = admitted.recv() => {
+                match txs {
+                    Ok(txs) => {
+                        net.broadcast(&Message::Transactions(txs.iter().map(Encode::encode).collect()));
+                    }
+                    Err(RecvError::Lagged(n)) => tracing::warn!(channel = %chain.channel(), "{n} batches of transactions were not gossiped (the network fell behind)"),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            _ = tick.tick() => publish_metrics(&chain, &net),
+        }
+        // Catch up: ask the highest peer for what follows our head.
+        if request.as_ref().is_some_and(|r| r.sent.elapsed() > SYNC_TIMEOUT) {
+            request = None;
+        }
+        let head = chain.head().height;
+        if request.is_none()
+            && let Some((&peer, _)) = heights.iter().filter(|(_, h)| **h > head).max_by_key(|(_, h)| **h)
+        {
+            let id = next_id;
+            next_id += 1;
+            if net.send(&peer, &Message::GetBlocks { request: id, from: head + 1, max: SYNC_BATCH }).is_ok() {
+                metrics::counter!("p2p_sync_requests_total", "channel" => chain.channel().to_string()).increment(1);
+                request = Some(Request { id, peer, sent: Instant::now() });
+            }
+        }
+    }
+}
+
+/// The transport's counters and the peer count, as `/metrics` series.
+fn publish_metrics(chain: &Chain, net: &Network) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let channel = chain.channel().to_string();
+    let c = net.counters();
+    metrics::gauge!("p2p_peers", "channel" => channel.clone()).set(net.peers().len() as f64);
+    metrics::counter!("p2p_messages_received_total", "channel" => channel.clone()).absolute(c.messages_in.load(Relaxed));
+    metrics::counter!("p2p_messages_sent_total", "channel" => channel.clone()).absolute(c.messages_out.load(Relaxed));
+    metrics::counter!("p2p_received_bytes_total", "channel" => channel.clone()).absolute(c.bytes_in.load(Relaxed));
+    metrics::counter!("p2p_handshake_failures_total", "channel" => channel.clone()).absolute(c.handshakes_failed.load(Relaxed));
+    metrics::counter!("p2p_peers_refused_total", "channel" => channel.clone()).absolute(c.peers_refused.load(Relaxed));
+    metrics::counter!("p2p_disconnects_total", "channel" => channel.clone()).absolute(c.peers_dropped.load(Relaxed));
+    metrics::counter!("p2p_messages_dropped_total", "channel" => channel).absolute(c.messages_dropped.load(Relaxed));
+}
+
+/// Up to `max` blocks from height `from`, within [`SYNC_BYTES`].
+fn blocks_from(chain: &Chain, from: u64, max: u32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    for height in from..from.saturating_add(u64::from(max.min(SYNC_BATCH))) {
+        let Ok(Some(block)) = chain.block(height) else { break };
+        let encoded = block.encode();
+        bytes += encoded.len();
+        if bytes > SYNC_BYTES && !out.is_empty() {
+            break;
+        }
+        out.push(encoded);
+    }
+    out
+}
+
+/// Import blocks in order; a block the chain refuses as invalid is the sender's offence.
+async fn import(chain: &Arc<Chain>, net: &Network, peer: PeerKey, blocks: Vec<Block>) {
+    let c = chain.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        for block in blocks {
+            let height = block.header.height;
+            // Already here (through gossip or this node's own production): skip.
+            if height <= c.head().height {
+                continue;
+            }
+            match c.import(block) {
+                Ok(_) => metrics::counter!("p2p_blocks_imported_total", "channel" => c.channel().to_string()).increment(1),
+                Err(e @ (ChainError::Invalid { .. } | ChainError::Consensus(_))) => return Err((true, e)),
+                Err(e) => return Err((false, e)),
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err((peers_fault, e))) => {
+            tracing::warn!(channel = %chain.channel(), peer = %peer.short(), "block from a peer not imported: {e}");
+            if peers_fault {
+                net.report(&peer, Offence::InvalidBlock);
+            }
+        }
+        Err(e) => tracing::error!(channel = %chain.channel(), "the import task failed: {e}"),
+    }
+}
+
+/// Admit a peer's transactions; those that do not decode are its offence (rejections such
+/// as a nonce already used are normal: every node sees each transaction from several paths).
+async fn gossiped(chain: &Arc<Chain>, net: &Network, peer: PeerKey, txs: Vec<Vec<u8>>) {
+    let mut decoded: Vec<Transaction> = Vec::with_capacity(txs.len());
+    for bytes in &txs {
+        match Transaction::decode(bytes) {
+            Ok(tx) => decoded.push(tx),
+            Err(_) => {
+                net.report(&peer, Offence::InvalidMessage);
+                return;
+            }
+        }
+    }
+    let c = chain.clone();
+    let _ = tokio::task::spawn_blocking(move || c.submit_from_peer(decoded)).await;
+}
