@@ -132,6 +132,13 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                         Message::Blocks { request: id, blocks } => {
                             if request.as_ref().is_some_and(|r| r.id == id && r.peer == peer) {
                                 request = None;
+                                if blocks.is_empty() {
+                                    // It announced blocks it then does not give: stop asking it
+                                    // until it announces again, and count it against it.
+                                    heights.insert(peer, chain.head().height);
+                                    net.report(&peer, Offence::InvalidMessage);
+                                    continue;
+                                }
                                 let mut decoded = Vec::with_capacity(blocks.len());
                                 for b in &blocks {
                                     match Block::decode(b) {
