@@ -105,7 +105,10 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
     let config = Config::load(&dirs[0])?.context("node0's configuration")?;
     let channel = &config.network.channels[0];
     for (i, api) in apis.iter().enumerate() {
-        let p2p = channel.nodes.get(i).map_or_else(String::new, |n| format!(" · peer-to-peer {} · network key {}…", n.address, n.network_key.get(..16).unwrap_or(&n.network_key)));
+        let p2p = channel
+            .nodes
+            .get(i)
+            .map_or_else(String::new, |n| format!(" · peer-to-peer {} · network key {}…", n.address, n.network_key.get(..16).unwrap_or(&n.network_key)));
         println!("node{i}: API {}{p2p}", api.base);
     }
     let suite = SuiteCrypto::new(channel.suite()?, g.crypto()?);
