@@ -17,6 +17,7 @@
 
 pub mod contracts;
 mod libcrypto;
+pub mod net;
 pub mod tps;
 
 use crate::cli::GlobalOpts;
@@ -48,6 +49,9 @@ pub enum BenchCmd {
     /// Contracts: the market's trade in wasm vs native, per-call overhead, committed
     /// contract-call TPS against the SM2 verification ceiling.
     Contracts(contracts::ContractsArgs),
+    /// The peer transport per suite: Noise handshake time, encrypted throughput against
+    /// plain TCP.
+    Net(net::NetArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -207,6 +211,7 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),
         BenchCmd::Tps(a) => return tps::run(g, a),
         BenchCmd::Contracts(a) => return contracts::run(g, a),
+        BenchCmd::Net(a) => return net::run(a),
     };
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number");
