@@ -111,6 +111,7 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
             .map_or_else(String::new, |n| format!(" · peer-to-peer {} · network key {}…", n.address, n.network_key.get(..16).unwrap_or(&n.network_key)));
         println!("node{i}: API {}{p2p}", api.base);
     }
+    connected(&apis);
     let suite = SuiteCrypto::new(channel.suite()?, g.crypto()?);
     if a.traffic_seconds > 0 {
         traffic(&suite, &channel.id, &apis, &a)?;
@@ -223,6 +224,26 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Wait (up to 30 s) until every node is connected to all the others, so the traffic
+/// starts on a whole network; a node that stays apart is reported, not fatal (it catches
+/// up when it connects).
+fn connected(apis: &[ApiClient]) {
+    let want = apis.len().saturating_sub(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<usize> = apis.iter().map(|api| api.get("/v1/peers").ok().and_then(|p| p["peers"].as_array().map(Vec::len)).unwrap_or(0)).collect();
+        if counts.iter().all(|&c| c >= want) {
+            println!("all {} nodes connected to each other", apis.len());
+            return;
+        }
+        if Instant::now() > deadline {
+            println!("not every node is connected yet (peers per node: {counts:?}); going on");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Meter readings to each node in turn; then wait until every node has committed them and

@@ -439,6 +439,11 @@ impl Chain {
         self.blocks.subscribe()
     }
 
+    /// Up to `max` of the pool's transactions (see [`TxPool::snapshot`]).
+    pub fn pool_snapshot(&self, max: usize) -> Vec<Transaction> {
+        lock(&self.pool).snapshot(max)
+    }
+
     /// Transactions this node's clients submitted, as they are admitted (what a node
     /// gossips to its peers; those admitted from peers are not repeated here).
     pub fn subscribe_admitted(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<Transaction>>> {

@@ -705,6 +705,15 @@ impl TxPool {
         }
     }
 
+    /// Up to `max` transactions the pool holds, each sender's in nonce order (pending, then
+    /// queued), senders by first arrival: what a node hands a peer that just connected, so
+    /// that transactions gossiped before the connection existed still reach every proposer.
+    pub fn snapshot(&self, max: usize) -> Vec<Transaction> {
+        let mut ids: Vec<&u64> = self.accounts.keys().collect();
+        ids.sort_unstable();
+        ids.into_iter().filter_map(|id| self.accounts.get(id)).flat_map(|a| a.pending.iter().chain(a.queued.values())).take(max).map(|e| e.tx.clone()).collect()
+    }
+
     /// Transactions that can execute now, in order: senders by first arrival, each sender's
     /// pending run; at most `max_txs` and `max_bytes` (cut at the first that does not fit).
     /// `next_nonce` is the committed state's (`None`: unknown, the sender is skipped); a

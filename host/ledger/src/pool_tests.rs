@@ -326,3 +326,17 @@ fn a_flood_of_never_executable_transactions_leaves_room_for_an_honest_batch() {
     assert_eq!((p.pending_len(), p.queued_len()), (0, max_queued));
     assert_eq!(evicted_code(&p, &first_hash), Some("pool_full"), "the flood's oldest made room, and say so");
 }
+
+#[test]
+fn a_snapshot_hands_over_each_senders_transactions_in_nonce_order_within_the_bound() {
+    let mut p = pool(PoolConfig::default());
+    let (a, b) = (sender(1), sender(2));
+    add(&mut p, tx(&a, 0), 0, T0).unwrap();
+    add(&mut p, tx(&b, 3), 0, T0).unwrap(); // queued: b's nonces 0-2 are missing
+    add(&mut p, tx(&a, 1), 0, T0).unwrap();
+    add(&mut p, tx(&b, 0), 0, T0).unwrap();
+    let order: Vec<(Vec<u8>, u64)> = p.snapshot(10).iter().map(|t| (t.body.sender.clone(), t.body.nonce)).collect();
+    assert_eq!(order, vec![(a.clone(), 0), (a.clone(), 1), (b.clone(), 0), (b.clone(), 3)]);
+    assert_eq!(p.snapshot(3).len(), 3);
+    assert!(pool(PoolConfig::default()).snapshot(10).is_empty());
+}

@@ -25,6 +25,9 @@ use tokio::sync::broadcast::error::RecvError;
 pub const SYNC_BATCH: u32 = 128;
 /// Most bytes of blocks in one sync answer (under the transport's message limit).
 const SYNC_BYTES: usize = 8 << 20;
+/// Pool transactions handed to a peer when it connects, and per message.
+const POOL_HANDOVER: usize = 20_000;
+const POOL_BATCH: usize = 1_000;
 /// A sync request unanswered for this long goes to another peer.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -100,6 +103,14 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                     NetEvent::Connected { peer, .. } => {
                         let head = chain.head();
                         let _ = net.send(&peer, &Message::Status { height: head.height, hash: head.hash.0 });
+                        // What was gossiped before this connection existed: without it, a
+                        // proposer that missed a sender's transaction would hold that sender's
+                        // later ones queued behind the gap, and have nothing to propose.
+                        let c = chain.clone();
+                        let pool = tokio::task::spawn_blocking(move || c.pool_snapshot(POOL_HANDOVER)).await.unwrap_or_default();
+                        for batch in pool.chunks(POOL_BATCH) {
+                            let _ = net.send(&peer, &Message::Transactions(batch.iter().map(Encode::encode).collect()));
+                        }
                     }
                     NetEvent::Disconnected { peer, .. } => {
                         heights.remove(&peer);
