@@ -21,7 +21,17 @@ fn interface(name: &str) -> String {
 
 /// The transaction state, which is in the store whenever wasm runs.
 fn tx<'a>(cx: &'a mut Cx<'_>) -> wasmtime::Result<&'a mut Tx> {
-    cx.data_mut().tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))
+    tx_in(&mut cx.data_mut().tx)
+}
+
+/// The transaction state from its slot in the store data (for callers that hold the data
+/// borrowed beside the guest's memory).
+fn tx_in(slot: &mut Option<Tx>) -> wasmtime::Result<&mut Tx> {
+    slot.as_mut().ok_or_else(not_in_store)
+}
+
+fn not_in_store() -> wasmtime::Error {
+    wasmtime::format_err!("internal: the host is not in the store")
 }
 
 fn gas(cx: &mut Cx<'_>, amount: u64) -> wasmtime::Result<()> {
@@ -61,7 +71,7 @@ fn host<T>(cx: &mut Cx<'_>, r: Result<T, joule_contract::HostFault>) -> wasmtime
 fn with_bytes<R>(cx: &mut Cx<'_>, g: &Guest, r: std::ops::Range<usize>, f: impl FnOnce(&[u8], &mut Tx, Hash32) -> R) -> wasmtime::Result<R> {
     let (mem, data) = g.memory.data_and_store_mut(&mut *cx);
     let contract = data.contract;
-    let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+    let t = tx_in(&mut data.tx)?;
     Ok(f(mem.get(r).unwrap_or_default(), t, contract))
 }
 
@@ -139,7 +149,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
         gas(&mut cx, GasSchedule::cost(s.host_call + s.storage_write, s.storage_write_per_byte, key.len() + value.len()))?;
         let (mem, data) = g.memory.data_and_store_mut(&mut cx);
         let contract = data.contract;
-        let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+        let t = tx_in(&mut data.tx)?;
         let r = t.host.storage_set(&contract, mem.get(key).unwrap_or_default(), Some(mem.get(value).unwrap_or_default()));
         host(&mut cx, r)
     })?;
@@ -225,7 +235,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
         let indexed = topics.into_iter().map(|r| mem.get(r).unwrap_or_default().to_vec()).collect();
         let data = mem.get(data).unwrap_or_default().to_vec();
         let contract = store.contract;
-        let t = store.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+        let t = tx_in(&mut store.tx)?;
         t.events += 1;
         t.host.emit(make_event(contract, name, indexed, data));
         Ok(())
@@ -252,7 +262,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<StoreData>> {
         let signature = abi::arg(&mut cx, &g, sp, sl)?;
         gas(&mut cx, GasSchedule::cost(s.host_call + s.verify, s.hash_per_byte, message.len()))?;
         let (mem, data) = g.memory.data_and_store_mut(&mut cx);
-        let t = data.tx.as_mut().ok_or_else(|| wasmtime::format_err!("internal: the host is not in the store"))?;
+        let t = tx_in(&mut data.tx)?;
         let part = |r: std::ops::Range<usize>| mem.get(r).unwrap_or_default();
         Ok(i32::from(t.host.verify(part(key), part(message), part(signature))))
     })?;
@@ -349,7 +359,7 @@ fn nested(cx: &mut Cx<'_>, kind: Kind, contract: Vec<u8>, method: String, args: 
     let rt = cx.data().rt.clone();
     let caller = cx.data().contract;
     let Some(mut moved) = cx.data_mut().tx.take() else {
-        return Err(wasmtime::format_err!("internal: the host is not in the store"));
+        return Err(not_in_store());
     };
     moved.host.checkpoint();
     let frame = Frame {

@@ -101,53 +101,26 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
     );
     let start_height = status["height"].as_u64().unwrap_or(0);
     let channel = ChannelId::new(status["channel"].as_str().unwrap_or("grid")).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Each meter's key, generated through the SM2 plugin; nonces from the node.
-    let mut meters = vec![];
-    for _ in 0..a.meters.max(1) {
-        let kp = crypto.generate_key("sm2")?;
-        let nonce = api.get(&format!("/v1/accounts/{}", hex::encode(&kp.public_key)))?["next_nonce"].as_u64().unwrap_or(0);
-        meters.push((kp, nonce));
-    }
+    // Each meter's key, generated through the suite's signature plugin; nonces from the node.
+    let mut meters = Meters::new(&suite, &channel, a.meters, Some(&api))?;
     let deadline = Instant::now() + Duration::from_secs(a.seconds);
-    let (mut sent, mut batches, mut round) = (0usize, 0usize, 0u64);
+    let (mut sent, mut batches) = (0usize, 0usize);
     let mut last_hash = String::new();
     let mut sample: Option<(Vec<u8>, String, String)> = None;
     while Instant::now() < deadline {
-        round += 1;
-        let mut frames = Vec::new();
-        for (i, (kp, nonce)) in meters.iter_mut().enumerate() {
-            let key = format!("meter/{i}/reading/{round}");
-            let value = format!("{:.2} kWh", 1000.0 + i as f64 * 7.5 + round as f64 * 0.25);
-            let body = UnsignedTransaction {
-                channel: channel.clone(),
-                sender: kp.public_key.clone(),
-                nonce: *nonce,
-                gas_limit: 100_000,
-                sig_alg: "sm2".into(),
-                payload: Payload::Data { key: key.clone(), value: value.clone().into_bytes() },
-            };
-            let tx = body.clone().sign_with(suite.sign(&kp.private_key, &body.signing_bytes())?);
-            *nonce += 1;
-            if sample.is_none() {
-                sample = Some((kp.public_key.clone(), key, value));
-            }
-            let bytes = tx.encode();
-            if round % 2 == 1 && i == 0 {
-                // Some readings alone, the rest in one batch per round.
-                last_hash = api.post_bytes("/v1/tx", &bytes)?["hash"].as_str().unwrap_or_default().to_string();
-                sent += 1;
-                continue;
-            }
-            frames.extend((bytes.len() as u32).to_le_bytes());
-            frames.extend(bytes);
+        let mut readings = meters.round(1000.0)?;
+        if sample.is_none() {
+            sample = readings.first().map(|r| (r.meter.clone(), r.key.clone(), r.value.clone()));
         }
-        let v = api.post_bytes("/v1/txs", &frames)?;
-        ensure!(v["rejected"] == 0, "readings rejected: {v}");
-        let rows = v["results"].as_array().cloned().unwrap_or_default();
-        if let Some(h) = rows.last().and_then(|r| r["hash"].as_str()) {
-            last_hash = h.to_string();
+        if meters.rounds % 2 == 1 && !readings.is_empty() {
+            // Some readings alone, the rest in one batch per round.
+            let alone = readings.remove(0);
+            last_hash = api.post_bytes("/v1/tx", &alone.tx)?["hash"].as_str().unwrap_or_default().to_string();
+            sent += 1;
         }
-        sent += rows.len();
+        let (n, last) = post_batch(&api, &readings)?;
+        last_hash = last.unwrap_or(last_hash);
+        sent += n;
         batches += 1;
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -195,6 +168,90 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Smart meters: each signs its readings with a key of its own, in the channel's signature
+/// algorithm, as data-record transactions (`meter/I/reading/ROUND`). `joule demo` and
+/// `joule up` send the same traffic.
+pub(crate) struct Meters<'a> {
+    suite: &'a SuiteCrypto,
+    channel: ChannelId,
+    /// Key and next nonce of each meter.
+    keys: Vec<(KeyPair, u64)>,
+    /// Rounds sent so far.
+    pub rounds: u64,
+}
+
+/// One signed reading.
+pub(crate) struct Reading {
+    pub meter: Vec<u8>,
+    pub key: String,
+    pub value: String,
+    /// The transaction, encoded.
+    pub tx: Vec<u8>,
+}
+
+impl<'a> Meters<'a> {
+    /// `count` meters (at least one) with fresh keys; their nonces from `api` when given
+    /// (the keys are new, so otherwise 0).
+    pub fn new(suite: &'a SuiteCrypto, channel: &ChannelId, count: usize, api: Option<&ApiClient>) -> Result<Meters<'a>> {
+        let alg = suite.suite().signature.clone();
+        let mut keys = Vec::new();
+        for _ in 0..count.max(1) {
+            let kp = suite.crypto().generate_key(&alg)?;
+            let nonce = match api {
+                Some(api) => api.get(&format!("/v1/accounts/{}", hex::encode(&kp.public_key)))?["next_nonce"].as_u64().unwrap_or(0),
+                None => 0,
+            };
+            keys.push((kp, nonce));
+        }
+        Ok(Meters { suite, channel: channel.clone(), keys, rounds: 0 })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The next round: one signed reading from every meter, around `base` kWh.
+    pub fn round(&mut self, base: f64) -> Result<Vec<Reading>> {
+        self.rounds += 1;
+        let round = self.rounds;
+        let alg = self.suite.suite().signature.clone();
+        let mut out = Vec::with_capacity(self.keys.len());
+        for (i, (kp, nonce)) in self.keys.iter_mut().enumerate() {
+            let key = format!("meter/{i}/reading/{round}");
+            let value = format!("{:.2} kWh", base + i as f64 * 7.5 + round as f64 * 0.25);
+            let body = UnsignedTransaction {
+                channel: self.channel.clone(),
+                sender: kp.public_key.clone(),
+                nonce: *nonce,
+                gas_limit: 100_000,
+                sig_alg: alg.clone(),
+                payload: Payload::Data { key: key.clone(), value: value.clone().into_bytes() },
+            };
+            let tx = body.clone().sign_with(self.suite.sign(&kp.private_key, &body.signing_bytes())?);
+            *nonce += 1;
+            out.push(Reading { meter: kp.public_key.clone(), key, value, tx: tx.encode() });
+        }
+        Ok(out)
+    }
+}
+
+/// Submit `readings` as one batch (`POST /v1/txs`); every one must be accepted. Returns how
+/// many were sent and the hash of the last.
+pub(crate) fn post_batch(api: &ApiClient, readings: &[Reading]) -> Result<(usize, Option<String>)> {
+    if readings.is_empty() {
+        return Ok((0, None));
+    }
+    let mut frames = Vec::new();
+    for r in readings {
+        frames.extend((r.tx.len() as u32).to_le_bytes());
+        frames.extend(&r.tx);
+    }
+    let v = api.post_bytes("/v1/txs", &frames)?;
+    ensure!(v["rejected"] == 0, "readings rejected by {}: {v}", api.base);
+    let last = v["results"].as_array().and_then(|r| r.last()).and_then(|r| r["hash"].as_str()).map(str::to_string);
+    Ok((readings.len(), last))
 }
 
 /// `target/contracts`: next to the plugin directory (`target/plugins`), else under the

@@ -10,11 +10,12 @@
 //! `--dir` and the network restarts where it stopped.
 
 use crate::cli::GlobalOpts;
+use crate::demo::{Meters, post_batch};
 use anyhow::{Context, Result, bail, ensure};
 use joule_client::ApiClient;
 use joule_crypto::SuiteCrypto;
 use joule_node::config::{ChannelNodeConfig, Config, InitArgs, NETWORK_FILE, ValidatorConfig, init};
-use joule_primitives::{ChainCrypto, ChannelId, Encode, Payload, UnsignedTransaction};
+use joule_primitives::ChannelId;
 use joule_support::fs::Mode;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -249,41 +250,16 @@ fn connected(apis: &[ApiClient]) {
 /// Meter readings to each node in turn; then wait until every node has committed them and
 /// check that all hold the same block at the same height.
 fn traffic(suite: &SuiteCrypto, channel: &ChannelId, apis: &[ApiClient], a: &UpArgs) -> Result<()> {
-    let crypto = suite.crypto();
-    let alg = suite.suite().signature.clone();
-    let mut meters = Vec::new();
-    for _ in 0..a.meters.max(1) {
-        meters.push((crypto.generate_key(&alg)?, 0u64));
-    }
+    let mut meters = Meters::new(suite, channel, a.meters, None)?;
     println!("sample traffic: {} meters send signed readings to the {} nodes in turn for {} s", meters.len(), apis.len(), a.traffic_seconds);
     let deadline = Instant::now() + Duration::from_secs(a.traffic_seconds);
-    let (mut sent, mut round) = (0usize, 0u64);
+    let mut sent = 0usize;
     let mut last = String::new();
     while Instant::now() < deadline {
-        round += 1;
-        let api = &apis[(round as usize) % apis.len()];
-        let mut frames = Vec::new();
-        for (i, (kp, nonce)) in meters.iter_mut().enumerate() {
-            let body = UnsignedTransaction {
-                channel: channel.clone(),
-                sender: kp.public_key.clone(),
-                nonce: *nonce,
-                gas_limit: 100_000,
-                sig_alg: alg.clone(),
-                payload: Payload::Data { key: format!("meter/{i}/reading/{round}"), value: format!("{:.2} kWh", 500.0 + round as f64 * 0.25).into_bytes() },
-            };
-            let tx = body.clone().sign_with(suite.sign(&kp.private_key, &body.signing_bytes())?);
-            *nonce += 1;
-            let bytes = tx.encode();
-            frames.extend((bytes.len() as u32).to_le_bytes());
-            frames.extend(bytes);
-        }
-        let v = api.post_bytes("/v1/txs", &frames)?;
-        ensure!(v["rejected"] == 0, "readings rejected by {}: {v}", api.base);
-        if let Some(h) = v["results"].as_array().and_then(|r| r.last()).and_then(|r| r["hash"].as_str()) {
-            last = h.to_string();
-        }
-        sent += meters.len();
+        let api = &apis[(meters.rounds as usize + 1) % apis.len()];
+        let (n, h) = post_batch(api, &meters.round(500.0)?)?;
+        last = h.unwrap_or(last);
+        sent += n;
         std::thread::sleep(Duration::from_millis(200));
     }
     // The last reading, committed on every node; then the same head everywhere.
