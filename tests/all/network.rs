@@ -125,3 +125,197 @@ fn a_node_that_lists_itself_in_another_node_set_cannot_join() {
         assert!(!listed.contains(&key.as_str()), "{p}");
     }
 }
+
+/// A validator that lies, played by the test: it holds node2's network key and block-sealing
+/// key (node2's process never runs), joins the channel through `joule-net` as node2 would,
+/// and sends blocks built by hand.
+struct Byzantine {
+    rt: tokio::runtime::Runtime,
+    net: joule_net::Network,
+    events: tokio::sync::mpsc::Receiver<joule_net::NetEvent>,
+    signer: joule_node::keystore::KeystoreSigner,
+    suite: joule_crypto::SuiteCrypto,
+    /// node2's index among the validators (PoA: its turn is `height % n == index`).
+    index: u64,
+    validators: u64,
+    /// The honest nodes' network keys and addresses, in node order.
+    honest: Vec<(joule_net::PeerKey, std::net::SocketAddr)>,
+}
+
+impl Byzantine {
+    fn join(network_dir: &Path, genesis_parent: &str) -> Byzantine {
+        use joule_ledger::chain::BlockSigner;
+        let config = joule_node::config::Config::load(network_dir).expect("config").expect("initialised");
+        let channel = &config.network.channels[0];
+        let suite_id = channel.crypto_suite.clone();
+        let wire = joule_net::WireSuite::from_channel_suite(&suite_id).expect("wire suite");
+        let key = std::sync::Arc::new(joule_node::p2p::network_key(network_dir, wire).expect("node2's network key"));
+        let nodes: Vec<(joule_net::PeerKey, std::net::SocketAddr)> =
+            channel.nodes.iter().map(|n| (joule_net::PeerKey::from_slice(&hex::decode(&n.network_key).expect("hex")).expect("key"), n.address)).collect();
+        let me = key.public();
+        let listen = nodes.iter().find(|(k, _)| *k == me).expect("node2 is in the node set").1;
+        let honest: Vec<_> = nodes.iter().filter(|(k, _)| *k != me).cloned().collect();
+        let crypto = crate::support::crypto();
+        let pass = joule_node::keystore::passphrase(None, Some(network_dir)).expect("passphrase").expect("keystore.pass");
+        let keystore = joule_node::keystore::Keystore::open(&network_dir.join(joule_node::keystore::KEYSTORE_FILE), pass.as_bytes(), crypto.clone())
+            .expect("node2's keystore");
+        let algorithm = joule_primitives::CryptoSuite::named(&suite_id).expect("suite").signature.clone();
+        let purpose = config.node.key(&algorithm).expect("a sealing key").purpose().expect("purpose").to_string();
+        let signer = joule_node::keystore::KeystoreSigner::new(std::sync::Arc::new(keystore), &purpose).expect("signer");
+        let voting: Vec<String> = channel.validators.iter().filter(|v| v.weight > 0).map(|v| v.public_key.clone()).collect();
+        let index = voting.iter().position(|v| *v == hex::encode(signer.public_key())).expect("node2 is a validator") as u64;
+        let mut binding = channel.id.as_str().as_bytes().to_vec();
+        binding.push(0);
+        binding.extend(hex::decode(genesis_parent).expect("genesis parent hash"));
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let mut cfg = joule_net::NetConfig::new(wire, key, &binding, listen);
+        cfg.bootstrap = honest.iter().map(|(_, a)| *a).collect();
+        let set = std::sync::Arc::new(joule_net::NodeSet::new(nodes.iter().map(|(k, _)| *k)));
+        let (net, events) = rt.block_on(joule_net::Network::start(cfg, set, 1024)).expect("node2's listener");
+        Byzantine { rt, net, events, signer, suite: crate::support::suite(&suite_id), index, validators: voting.len() as u64, honest }
+    }
+
+    /// Wait until both honest nodes are connected to it.
+    fn connected(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up: Vec<bool> = self.honest.iter().map(|(k, _)| self.net.peers().iter().any(|p| p.key == *k)).collect();
+            if up.iter().all(|c| *c) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the honest nodes did not connect to the byzantine one: {up:?}");
+            // Drain what the peers send (status, transactions, blocks): it ignores it.
+            self.rt.block_on(async { tokio::time::timeout(Duration::from_millis(100), self.events.recv()).await.ok() });
+        }
+    }
+
+    fn is_turn(&self, height: u64) -> bool {
+        height % self.validators == self.index
+    }
+
+    /// An empty block on top of `parent` (the node's `/v1/blocks/H` JSON), sealed with
+    /// node2's key after `tamper` has had its way with the header.
+    fn block_on(&self, parent: &serde_json::Value, tamper: impl FnOnce(&mut joule_primitives::BlockHeader)) -> joule_primitives::Block {
+        use joule_ledger::chain::BlockSigner;
+        use joule_primitives::{Hash32, Hasher, merkle};
+        let h = &parent["header"];
+        let hash = |v: &serde_json::Value| Hash32::from_hex(v.as_str().expect("hex hash")).expect("hash");
+        let suite = &self.suite;
+        let mut header = joule_primitives::BlockHeader {
+            channel: joule_primitives::ChannelId::new(h["channel"].as_str().expect("channel")).expect("channel"),
+            height: h["height"].as_u64().expect("height") + 1,
+            parent_hash: hash(&parent["hash"]),
+            timestamp_ms: joule_support::now_ms().max(h["timestamp_ms"].as_u64().expect("timestamp") + 1),
+            tx_root: merkle::root_of_leaf_hashes(suite, &[]).expect("root"),
+            // No transactions: the state does not change.
+            state_root: hash(&h["state_root"]),
+            receipts_root: merkle::root::<Vec<u8>>(suite, &[]).expect("root"),
+            proposer: self.signer.public_key().to_vec(),
+            crypto_suite: h["crypto_suite"].as_str().expect("suite").to_string(),
+            seal: vec![],
+        };
+        tamper(&mut header);
+        let seal_hash = suite.hash(&header.sealing_bytes()).expect("hash");
+        header.seal = self.signer.sign(&seal_hash.0).expect("sign");
+        joule_primitives::Block { header, transactions: vec![] }
+    }
+
+    fn send(&self, honest: usize, block: &joule_primitives::Block) {
+        use joule_primitives::Encode;
+        self.net.send(&self.honest[honest].0, &joule_net::Message::Block(block.encode())).expect("queued to the honest node");
+    }
+}
+
+fn head_block(node: &NodeProcess) -> serde_json::Value {
+    let h = node.height();
+    let (status, block) = node.get(&format!("/v1/blocks/{h}?full=false"));
+    assert_eq!(status, 200, "{block}");
+    block
+}
+
+/// node2's score as `node` sees it; `None` once it is no longer a peer (banned).
+fn score_of(node: &NodeProcess, key: &str) -> Option<i64> {
+    let (_, peers) = node.get("/v1/peers");
+    peers["peers"].as_array()?.iter().find(|p| p["network_key"] == key).and_then(|p| p["score"].as_i64())
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_banned() {
+    let dir = tempdir();
+    let (code, out, err) = run(joule().args(["up", "--nodes", "3", "--traffic-seconds", "1", "--no-market", "--no-serve", "--dir"]).arg(dir.path()));
+    assert_eq!(code, 0, "joule up failed:\n{out}\n{err}");
+    let nodes: Vec<NodeProcess> = start_all(dir.path(), 2);
+    let (_, genesis) = nodes[0].get("/v1/blocks/0?full=false");
+    let mut byz = Byzantine::join(&dir.path().join("node2"), genesis["header"]["parent_hash"].as_str().expect("genesis"));
+    byz.connected();
+    let key = byz.net.key().to_hex();
+    wait_for("node0 to list node2 as a peer", || score_of(&nodes[0], &key) == Some(0));
+    let refused = |node: &NodeProcess, height: u64, what: &str| {
+        // Refused: the honest node stays below it, and scores the sender down.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(node.height() < height, "{} accepted a block with {what}", node.base);
+    };
+
+    // Out of turn: a well-formed block, properly sealed by a validator whose turn it is not.
+    // Get a height that is not node2's turn, with node2's turn right after it: an honest
+    // validator's turn is taken with a transaction, node2's with a good block of its own.
+    let meter = byz.suite.crypto().generate_key(&joule_primitives::ChainCrypto::suite(&byz.suite).signature).expect("a meter key");
+    let mut nonce = 0;
+    let mut advance = |byz: &Byzantine| {
+        let before = nodes[0].height();
+        if byz.is_turn(before + 1) {
+            byz.send(0, &byz.block_on(&head_block(&nodes[0]), |_| {}));
+        } else {
+            let tx = crate::support::data_tx(&byz.suite, &meter, "grid", nonce, &format!("meter/x/{nonce}"), b"1 kWh");
+            nonce += 1;
+            let (status, body) = nodes[0].submit(&tx);
+            assert_eq!(status, 202, "{body}");
+        }
+        wait_for("the next block", || nodes[0].height() > before && nodes[1].height() > before);
+    };
+    loop {
+        let head = nodes[0].height();
+        if byz.is_turn(head + 2) && !byz.is_turn(head + 1) {
+            break;
+        }
+        advance(&byz);
+    }
+    let parent = head_block(&nodes[0]);
+    let next = nodes[0].height() + 1;
+    byz.send(0, &byz.block_on(&parent, |_| {}));
+    refused(&nodes[0], next, "a proposer out of turn");
+    wait_for("node0 to score node2 down", || score_of(&nodes[0], &key) == Some(-50));
+
+    // node2's turn, after one honest block: a wrong seal, then a wrong state root (sealed
+    // properly) to node1; the second offence bans it there.
+    advance(&byz);
+    let parent = head_block(&nodes[1]);
+    let next = nodes[1].height() + 1;
+    assert!(byz.is_turn(next));
+    let mut forged = byz.block_on(&parent, |_| {});
+    forged.header.seal[10] ^= 1;
+    byz.send(1, &forged);
+    refused(&nodes[1], next, "a seal that does not verify");
+    wait_for("node1 to score node2 down", || score_of(&nodes[1], &key) == Some(-50));
+    byz.send(1, &byz.block_on(&parent, |h| h.state_root.0[0] ^= 1));
+    refused(&nodes[1], next, "a state root its transactions do not give");
+    wait_for("node1 to ban node2", || score_of(&nodes[1], &key).is_none());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(score_of(&nodes[1], &key), None, "a banned peer came back at once");
+
+    // The control: the same validator's honest block at its turn is taken by node0 (so the
+    // refusals above were for what was wrong, not for how the test builds blocks), and node1
+    // gets it from node0.
+    byz.send(0, &byz.block_on(&parent, |_| {}));
+    wait_height(&nodes[0], next);
+    wait_height(&nodes[1], next);
+    assert_eq!(hash_at(&nodes[0], next), hash_at(&nodes[1], next));
+}
