@@ -319,3 +319,25 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
     wait_height(&nodes[1], next);
     assert_eq!(hash_at(&nodes[0], next), hash_at(&nodes[1], next));
 }
+
+#[test]
+fn the_network_benchmark_commits_every_transaction_on_every_node_and_a_joining_node_syncs() {
+    // Small figures: what is checked is that it runs to the end, which it only does when
+    // every submitted transaction committed, every node held the same last block, and the
+    // joining node synced to the same block as the node it synced from.
+    let (code, out, err) = run(joule().args(["bench", "network", "--nodes", "2", "--txs", "1000", "--sync-blocks", "200", "--json"]));
+    assert_eq!(code, 0, "bench network failed:\n{out}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["transactions"], 1000);
+    let load = report["load"].as_array().expect("load rows");
+    assert_eq!(load.iter().map(|r| r["nodes"].as_u64()).collect::<Vec<_>>(), vec![Some(1), Some(2)]);
+    for r in load {
+        assert!(r["committed_tps"].as_f64().is_some_and(|t| t > 0.0), "{r}");
+        assert!(r["blocks"].as_u64().is_some_and(|b| b >= 1), "{r}");
+    }
+    assert!(report["tps_ratio"].as_f64().is_some_and(|r| r > 0.0), "{report}");
+    assert_eq!(report["tps_ratio_target"], 0.4);
+    let sync = &report["sync"];
+    assert!(sync["blocks"].as_u64().is_some_and(|b| b >= 200), "{sync}");
+    assert!(sync["blocks_per_second"].as_f64().is_some_and(|b| b > 0.0), "{sync}");
+}

@@ -51,12 +51,27 @@ pub struct UpArgs {
 }
 
 /// The node processes; dropped, they are stopped (SIGTERM, then SIGKILL after a grace).
-struct Nodes {
+#[derive(Default)]
+pub(crate) struct Nodes {
     children: Vec<(String, Child)>,
 }
 
 impl Nodes {
-    fn stop(&mut self) {
+    /// Stop one node (by its name, `node2`) and wait for it.
+    pub fn stop_one(&mut self, name: &str) {
+        let mut rest = Nodes::default();
+        for (n, c) in std::mem::take(&mut self.children) {
+            if n == name {
+                let mut one = Nodes { children: vec![(n, c)] };
+                one.stop();
+            } else {
+                rest.children.push((n, c));
+            }
+        }
+        self.children = std::mem::take(&mut rest.children);
+    }
+
+    pub fn stop(&mut self) {
         for (_, c) in &mut self.children {
             if let Ok(pid) = i32::try_from(c.id()) {
                 // SAFETY: `kill` with a valid signal on a child's pid has no memory effects.
@@ -98,10 +113,11 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
     if dirs[0].join(NETWORK_FILE).exists() {
         println!("restarting the network in {}", base.display());
     } else {
-        create(g, &a, &dirs).with_context(|| format!("create a {}-node network in {}", a.nodes, base.display()))?;
+        let plan = Plan { validators: a.nodes, ..Plan::new(&a.crypto_suite, a.block_interval_ms) };
+        create(g, &plan, &dirs).with_context(|| format!("create a {}-node network in {}", a.nodes, base.display()))?;
         println!("created a {}-node network in {} (channel grid, {} suite, PoA)", a.nodes, base.display(), a.crypto_suite);
     }
-    let mut nodes = Nodes { children: vec![] };
+    let mut nodes = Nodes::default();
     let apis = start(g, &dirs, &mut nodes)?;
     let config = Config::load(&dirs[0])?.context("node0's configuration")?;
     let channel = &config.network.channels[0];
@@ -112,7 +128,10 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
             .map_or_else(String::new, |n| format!(" · peer-to-peer {} · network key {}…", n.address, n.network_key.get(..16).unwrap_or(&n.network_key)));
         println!("node{i}: API {}{p2p}", api.base);
     }
-    connected(&apis);
+    match connected(&apis) {
+        Ok(()) => println!("all {} nodes connected to each other", apis.len()),
+        Err(counts) => println!("not every node is connected yet (peers per node: {counts:?}); going on"),
+    }
     let suite = SuiteCrypto::new(channel.suite()?, g.crypto()?);
     if a.traffic_seconds > 0 {
         traffic(&suite, &channel.id, &apis, &a)?;
@@ -136,29 +155,59 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
     Ok(())
 }
 
-/// Node directories with one shared genesis: every node a validator and a member of the
-/// channel's node set, each with its own sealing key (in its keystore) and network key.
-fn create(g: &GlobalOpts, a: &UpArgs, dirs: &[PathBuf]) -> Result<()> {
+/// What a local network is made of.
+pub(crate) struct Plan {
+    pub crypto_suite: String,
+    pub block_interval_ms: u64,
+    /// The first this many nodes are validators; the others follow the chain.
+    pub validators: usize,
+    pub max_block_transactions: Option<u32>,
+    pub max_block_bytes: Option<u32>,
+    pub empty_blocks: bool,
+}
+
+impl Plan {
+    pub fn new(crypto_suite: &str, block_interval_ms: u64) -> Plan {
+        Plan {
+            crypto_suite: crypto_suite.into(),
+            block_interval_ms,
+            validators: usize::MAX,
+            max_block_transactions: None,
+            max_block_bytes: None,
+            empty_blocks: false,
+        }
+    }
+}
+
+/// Node directories with one shared genesis: every node a member of the channel's node
+/// set, the first `plan.validators` validators, each with its own sealing key (in its
+/// keystore) and network key.
+pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()> {
     let crypto = g.crypto().context("the crypto plugins (cargo xtask plugins)")?;
     let genesis_time_ms = joule_support::now_ms();
-    let suite = joule_net::WireSuite::from_channel_suite(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?}", a.crypto_suite))?;
+    let suite = joule_net::WireSuite::from_channel_suite(&plan.crypto_suite).with_context(|| format!("unknown crypto suite {:?}", plan.crypto_suite))?;
     let mut configs = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
+        let defaults = InitArgs::defaults(dir);
         let init_args = InitArgs {
             network_id: "joule-local".into(),
             name: format!("node{i}"),
-            crypto_suite: a.crypto_suite.clone(),
-            block_interval_ms: a.block_interval_ms,
+            crypto_suite: plan.crypto_suite.clone(),
+            block_interval_ms: plan.block_interval_ms,
+            max_block_transactions: plan.max_block_transactions.unwrap_or(defaults.max_block_transactions),
+            max_block_bytes: plan.max_block_bytes.unwrap_or(defaults.max_block_bytes),
+            empty_blocks: plan.empty_blocks,
             genesis_time_ms: Some(genesis_time_ms),
             contract_deployer: vec!["anyone".into()],
-            ..InitArgs::defaults(dir)
+            ..defaults
         };
         configs.push(init(&crypto, &init_args)?);
     }
     let mut network = configs[0].network.clone();
     network.node_count = u32::try_from(dirs.len()).unwrap_or(u32::MAX);
     let channel = &mut network.channels[0];
-    channel.validators = configs.iter().map(|c| ValidatorConfig { public_key: c.node.keys[0].public_key.clone(), weight: 1 }).collect();
+    channel.validators =
+        configs.iter().take(plan.validators.max(1)).map(|c| ValidatorConfig { public_key: c.node.keys[0].public_key.clone(), weight: 1 }).collect();
     channel.nodes = dirs
         .iter()
         .enumerate()
@@ -181,8 +230,10 @@ fn free_port() -> Result<std::net::SocketAddr> {
 }
 
 /// Start a node process per directory and wait until each serves its API.
-fn start(g: &GlobalOpts, dirs: &[PathBuf], nodes: &mut Nodes) -> Result<Vec<ApiClient>> {
+pub(crate) fn start(g: &GlobalOpts, dirs: &[PathBuf], nodes: &mut Nodes) -> Result<Vec<ApiClient>> {
     let exe = std::env::current_exe().context("find the joule binary")?;
+    // Nodes started earlier stay in `nodes` ahead of these.
+    let first = nodes.children.len();
     for (i, dir) in dirs.iter().enumerate() {
         let _ = std::fs::remove_file(dir.join(joule_node::API_ADDR_FILE));
         let log = std::fs::File::create(dir.join("node.log")).with_context(|| format!("create {}", dir.join("node.log").display()))?;
@@ -195,8 +246,9 @@ fn start(g: &GlobalOpts, dirs: &[PathBuf], nodes: &mut Nodes) -> Result<Vec<ApiC
         }
         cmd.args(["--log", "info", "node", "--dir"]).arg(dir).args(["--listen", "127.0.0.1:0"]);
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-        let child = cmd.spawn().with_context(|| format!("start node{i}"))?;
-        nodes.children.push((format!("node{i}"), child));
+        let name = dir.file_name().map_or_else(|| format!("node{i}"), |n| n.to_string_lossy().into_owned());
+        let child = cmd.spawn().with_context(|| format!("start {name}"))?;
+        nodes.children.push((name, child));
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut apis = Vec::new();
@@ -207,13 +259,13 @@ fn start(g: &GlobalOpts, dirs: &[PathBuf], nodes: &mut Nodes) -> Result<Vec<ApiC
                 apis.push(ApiClient::new(&format!("http://{}", addr.trim()), None));
                 break;
             }
-            if let Some((name, child)) = nodes.children.get_mut(i)
+            if let Some((name, child)) = nodes.children.get_mut(first + i)
                 && let Ok(Some(status)) = child.try_wait()
             {
                 bail!("{name} exited ({status}) before serving; its log: {}\n{}", dir.join("node.log").display(), tail(&dir.join("node.log")));
             }
             if Instant::now() > deadline {
-                bail!("node{i} did not start within 2 minutes; its log: {}", dir.join("node.log").display());
+                bail!("{} did not start within 2 minutes; its log: {}", dir.display(), dir.join("node.log").display());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -228,20 +280,17 @@ fn tail(path: &Path) -> String {
 }
 
 /// Wait (up to 30 s) until every node is connected to all the others, so the traffic
-/// starts on a whole network; a node that stays apart is reported, not fatal (it catches
-/// up when it connects).
-fn connected(apis: &[ApiClient]) {
+/// starts on a whole network. Err: the peer count of each node when the wait ended.
+pub(crate) fn connected(apis: &[ApiClient]) -> Result<(), Vec<usize>> {
     let want = apis.len().saturating_sub(1);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let counts: Vec<usize> = apis.iter().map(|api| api.get("/v1/peers").ok().and_then(|p| p["peers"].as_array().map(Vec::len)).unwrap_or(0)).collect();
         if counts.iter().all(|&c| c >= want) {
-            println!("all {} nodes connected to each other", apis.len());
-            return;
+            return Ok(());
         }
         if Instant::now() > deadline {
-            println!("not every node is connected yet (peers per node: {counts:?}); going on");
-            return;
+            return Err(counts);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

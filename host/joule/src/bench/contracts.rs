@@ -363,7 +363,8 @@ fn part_tps(g: &GlobalOpts, dir: &Path, a: &ContractsArgs) -> Result<TpsPart> {
         let ceiling = verify_ceiling(&suite, &all, a.seconds)?;
         let start_height = api.get("/v1/status")?["height"].as_u64().unwrap_or(0);
         eprintln!("bench contracts: submitting {} transfer calls…", all.len());
-        let (tps, p50, p99, blocks, _) = drive(&node.base, node.child.id(), &by_sender, a.clients, a.batch)?;
+        let super::tps::Driven { tps, p50_ms: p50, p99_ms: p99, blocks, .. } =
+            drive(&node.base, std::slice::from_ref(&node.base), Some(node.child.id()), &by_sender, a.clients, a.batch)?;
         // Every committed call must have succeeded.
         let end = api.get("/v1/status")?["height"].as_u64().unwrap_or(0);
         let (mut ok, mut gas) = (0usize, 0u64);

@@ -18,6 +18,7 @@
 pub mod contracts;
 mod libcrypto;
 pub mod net;
+pub mod network;
 pub mod tps;
 
 use crate::cli::GlobalOpts;
@@ -52,6 +53,10 @@ pub enum BenchCmd {
     /// The peer transport per suite: Noise handshake time, encrypted throughput against
     /// plain TCP.
     Net(net::NetArgs),
+    /// A network of validator processes on loopback against one validator, in the same
+    /// run: committed TPS, block interval, submit-to-commit latency; then the sync speed
+    /// of a node joining a long chain.
+    Network(network::NetworkArgs),
 }
 
 #[derive(Debug, Serialize)]
@@ -212,6 +217,7 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Tps(a) => return tps::run(g, a),
         BenchCmd::Contracts(a) => return contracts::run(g, a),
         BenchCmd::Net(a) => return net::run(a),
+        BenchCmd::Network(a) => return network::run(g, a),
     };
     if !(seconds.is_finite() && seconds > 0.0) {
         bail!("--seconds must be a positive number");

@@ -190,7 +190,7 @@ pub(super) fn verify_ceiling(suite: &SuiteCrypto, txs: &[Transaction], secs: f64
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -223,9 +223,9 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     let ceiling = verify_ceiling(&suite, &all, a.seconds)?;
 
     let node = super::BenchNode::start(g, &dir)?;
-    let result = drive(&node.base, node.child.id(), &by_sender, a.clients, a.batch);
+    let result = drive(&node.base, std::slice::from_ref(&node.base), Some(node.child.id()), &by_sender, a.clients, a.batch);
     drop(node);
-    let (tps, p50, p99, blocks, node_cpu) = result?;
+    let Driven { tps, p50_ms: p50, p99_ms: p99, blocks, node_cpu, .. } = result?;
     let (left, compacted) = store_bytes(&dir)?;
     let tx_bytes = all.iter().map(|t| t.encode().len()).sum::<usize>() as f64 / all.len() as f64;
     let store_bytes_per_tx = compacted as f64 / all.len() as f64;
@@ -286,17 +286,38 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// (TPS, p50 ms, p99 ms, blocks, node CPU seconds from first submission to last commit).
-pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<(f64, f64, f64, usize, Option<f64>)> {
+/// What [`drive`] measured.
+pub(super) struct Driven {
+    pub tps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Blocks committed from the first submission to the last commit.
+    pub blocks: usize,
+    /// Heights of the first and the last of those blocks.
+    pub heights: (u64, u64),
+    /// CPU seconds of the node process from the first submission to the last commit.
+    pub node_cpu: Option<f64>,
+}
+
+/// Submit every transaction over HTTP (`clients` threads, client `c` to `submit[c % len]`,
+/// each its own senders in nonce order) and follow the blocks of the node at `watch` until
+/// all are committed there: TPS is all transactions over first submission to last commit,
+/// latency is submission to commit on `watch`.
+pub(super) fn drive(watch: &str, submit: &[String], node_pid: Option<u32>, by_sender: &[Vec<Transaction>], clients: usize, batch: usize) -> Result<Driven> {
+    let base = watch;
+    if submit.is_empty() {
+        bail!("no node to submit to");
+    }
     let total: usize = by_sender.iter().map(Vec::len).sum();
     let api = ApiClient::new(base, None);
+    let heights: Arc<Mutex<Vec<u64>>> = Arc::default();
     let suite_hashes: Arc<Mutex<HashMap<Hash32, Instant>>> = Arc::default();
     let commits: Arc<Mutex<HashMap<Hash32, Instant>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let blocks = Arc::new(AtomicUsize::new(0));
     // Block stream: commit time of each block, then its transaction hashes.
     let watcher = {
-        let (base, commits, stop, blocks) = (base.to_string(), commits.clone(), stop.clone(), blocks.clone());
+        let (base, commits, stop, blocks, heights) = (base.to_string(), commits.clone(), stop.clone(), blocks.clone(), heights.clone());
         std::thread::spawn(move || -> Result<()> {
             let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
             let resp = agent.get(format!("{base}/v1/blocks/stream")).call().context("block stream")?;
@@ -315,6 +336,7 @@ pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], c
                     }
                 }
                 blocks.fetch_add(1, Ordering::Relaxed);
+                heights.lock().unwrap_or_else(|p| p.into_inner()).push(height);
                 if c.len() >= total || stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
@@ -325,13 +347,13 @@ pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], c
     std::thread::sleep(Duration::from_millis(200));
     let errors = AtomicUsize::new(0);
     let first_error: Mutex<Option<String>> = Mutex::new(None);
-    let cpu_before = process_cpu_seconds(node_pid);
+    let cpu_before = node_pid.and_then(process_cpu_seconds);
     let started = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
             let (submits, errors, first_error) = (&suite_hashes, &errors, &first_error);
             s.spawn(move || {
-                let client = ApiClient::new(base, None);
+                let client = ApiClient::new(&submit[c % submit.len()], None);
                 let mine: Vec<&Transaction> = by_sender.iter().skip(c).step_by(clients).flatten().collect();
                 let fail = |e: String| {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -380,7 +402,7 @@ pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], c
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let node_cpu = process_cpu_seconds(node_pid).zip(cpu_before).map(|(after, before)| after - before);
+    let node_cpu = node_pid.and_then(process_cpu_seconds).zip(cpu_before).map(|(after, before)| after - before);
     stop.store(true, Ordering::Relaxed);
     let commits = commits.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if commits.len() < total {
@@ -392,5 +414,7 @@ pub(super) fn drive(base: &str, node_pid: u32, by_sender: &[Vec<Transaction>], c
     let mut lat: Vec<f64> = submits.iter().filter_map(|(h, at)| commits.get(h).map(|c| c.saturating_duration_since(*at).as_secs_f64() * 1000.0)).collect();
     lat.sort_by(f64::total_cmp);
     let tps = total as f64 / last.duration_since(started).as_secs_f64();
-    Ok((tps, percentile(&lat, 0.5), percentile(&lat, 0.99), blocks.load(Ordering::Relaxed), node_cpu))
+    let heights = heights.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let span = (heights.iter().copied().min().unwrap_or(0), heights.iter().copied().max().unwrap_or(0));
+    Ok(Driven { tps, p50_ms: percentile(&lat, 0.5), p99_ms: percentile(&lat, 0.99), blocks: blocks.load(Ordering::Relaxed), heights: span, node_cpu })
 }
