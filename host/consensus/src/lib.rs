@@ -11,6 +11,11 @@
 
 use std::sync::Arc;
 
+pub mod driver;
+pub mod participant;
+
+pub use participant::{Action, Event, Head, Participant};
+
 /// A validator as the channel's specification lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validator {
