@@ -3,7 +3,7 @@
 //! engine is deactivated and resumes when it is back.
 
 use crate::support::{crypto, crypto_with, data_tx, package, suite, tempdir, test_plugin_dir};
-use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, SealPlan, Validator};
+use joule_consensus::{Action, ConsensusEngine, ConsensusError, EngineHeader, Event, Head, Validator};
 use joule_consensus_wasm::EngineComponent;
 use joule_crypto::SuiteCrypto;
 use joule_ledger::chain::{BlockSigner, ChainError, LocalSigner};
@@ -30,15 +30,26 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
     for suite_id in ["gm", "intl"] {
         let s = SuiteCrypto::new(CryptoSuite::named(suite_id).unwrap(), c.clone());
         let engine = plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s.clone()), b"min-block-interval-ms = 10".to_vec()).unwrap();
-        assert_eq!(engine.name(), "poa/0.1.0");
+        assert_eq!(engine.name(), "poa/0.2.0");
         let (a, b) = (c.generate_key(&s.suite().signature).unwrap(), c.generate_key(&s.suite().signature).unwrap());
         let vals = vec![Validator { public_key: a.public_key.clone(), weight: 1 }, Validator { public_key: b.public_key.clone(), weight: 1 }];
-        assert_eq!(engine.proposer(7, 0, &vals).unwrap(), 1);
-        assert_eq!(engine.proposer(7, 1, &vals).unwrap(), 0);
         let parent = header(&s, 6, 1000, &a.public_key, Some(&a.private_key));
-        assert!(matches!(engine.plan_seal(&parent, &vals).unwrap(), SealPlan::Sign));
         let good = header(&s, 7, 1010, &b.public_key, Some(&b.private_key));
-        assert_eq!(engine.finish_seal(&good.seal).unwrap(), good.seal);
+        // The participants, each in its own instance: height 7 is b's turn (7 mod 2), so b
+        // builds, signs the built block's seal hash and commits with that signature; a waits.
+        let head = Head { header: parent.clone(), hash: vec![6; 32], validators: vals.clone() };
+        let mut pa = engine.participant(&a.public_key, &head, &[]).unwrap();
+        let mut pb = engine.participant(&b.public_key, &head, &[]).unwrap();
+        assert_eq!(pa.handle(Event::NewHead(head.clone())).unwrap(), vec![]);
+        assert_eq!(pb.handle(Event::NewHead(head.clone())).unwrap(), vec![Action::Build]);
+        let built = EngineHeader { parent_hash: head.hash.clone(), seal: vec![], ..good.clone() };
+        assert_eq!(pb.handle(Event::Built(built)).unwrap(), vec![Action::Sign { request: 7, message: good.seal_hash.clone() }]);
+        assert_eq!(
+            pb.handle(Event::Signed { request: 7, signature: good.seal.clone() }).unwrap(),
+            vec![Action::Commit { seal_hash: good.seal_hash.clone(), seal: good.seal.clone() }]
+        );
+        assert_eq!(engine.weight(&good, &vals).unwrap(), 1);
+        assert_eq!(engine.finality_depth(&vals).unwrap(), 2, "a majority of two validators");
         engine.verify_header(&parent, &good, &vals).unwrap_or_else(|e| panic!("{suite_id}: {e}"));
         let reject = |h: &EngineHeader| match engine.verify_header(&parent, h, &vals) {
             Err(ConsensusError::Rejected(r)) => r,
@@ -85,7 +96,7 @@ fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() 
     for (mode, expect) in [
         ("loop-verify", "exceeded its time budget"),
         ("trap-seal", "trapped"),
-        ("no-proposer", "no validator whose turn it is"),
+        ("commit-unbuilt", "no block built here"),
         ("reject", "rejects every header"),
         ("grow-memory", "exceeded its memory limit of 64 MiB"),
     ] {

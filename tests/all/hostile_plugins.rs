@@ -183,7 +183,7 @@ fn entropy_is_granted_to_crypto_plugins_and_refused_to_consensus_engines() {
     let e = reg.install(kind_package("dice-engine", "consensus", "consensus:dice", importing(ENTROPY))).unwrap_err();
     match &e {
         PluginError::ForbiddenImport { name, import, world } => {
-            assert_eq!((name.as_str(), import.as_str(), world.as_str()), ("dice-engine", ENTROPY, "joule:consensus/engine-plugin@0.1.0"))
+            assert_eq!((name.as_str(), import.as_str(), world.as_str()), ("dice-engine", ENTROPY, "joule:consensus/engine-plugin@0.2.0"))
         }
         other => panic!("expected a forbidden import, got {other}"),
     }

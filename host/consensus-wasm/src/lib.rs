@@ -1,13 +1,15 @@
 //! The consensus plugin kind (guide §4.2): components of the
-//! `joule:consensus/engine-plugin@0.1.0` world.
+//! `joule:consensus/engine-plugin@0.2.0` world.
 //!
 //! A consensus plugin is installed and activated through the kernel like any other;
 //! [`EngineComponent`] is its linked form. A channel binds it to its crypto suite and its
 //! engine configuration, giving a [`WasmEngine`]: a pool of configured instances whose
 //! `chain-crypto` import hashes and verifies with that channel's suite, adapted to the
-//! ledger's [`ConsensusEngine`] trait. [`PluginEngineSource`] is what a channel asks for
-//! its engine before each block: the active version's binding, rebound when an operator
-//! activates another version.
+//! ledger's [`ConsensusEngine`] trait (the rules), and for this node a
+//! [`WasmParticipant`]: one configured instance in a store of its own holding the
+//! participant resource, kept across events. [`PluginEngineSource`] is what a channel asks
+//! for its engine before each block: the active version's binding, rebound when an
+//! operator activates another version.
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -18,21 +20,21 @@ mod bindings {
 }
 
 use bindings as wit;
-use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
+use joule_consensus::{Action, ConsensusEngine, ConsensusError, EngineHeader, EngineSource, Event, Head, Participant, Validator};
 use joule_kernel::{Admitted, LoadedPlugin, PluginKind, PluginRegistry, Refusal};
 use joule_plugin_manifest::Manifest;
 use joule_primitives::{ChainCrypto, SuiteError};
 use joule_support::sync::lock;
-use joule_wasm::{InstancePool, Limited, Runtime, StoreLimiter};
+use joule_wasm::{InstancePool, Limited, OwnedInstance, Runtime, StoreLimiter};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceAny};
 
 /// The manifest `kind` of consensus plugins.
 pub const KIND: &str = "consensus";
 /// The route class engines are served under: `consensus:poa`.
 pub const CLASS: &str = "consensus";
 
-/// `joule:consensus/engine-plugin@0.1.0`.
+/// `joule:consensus/engine-plugin@0.2.0`.
 pub struct ConsensusKind;
 
 impl PluginKind for ConsensusKind {
@@ -41,12 +43,12 @@ impl PluginKind for ConsensusKind {
     }
 
     fn world(&self) -> &str {
-        "joule:consensus/engine-plugin@0.1.0"
+        "joule:consensus/engine-plugin@0.2.0"
     }
 
     /// No entropy, no clock, no I/O: only the channel's hash and signature check.
     fn granted_imports(&self) -> &[&str] {
-        &["joule:consensus/types@0.1.0", "joule:consensus/chain-crypto@0.1.0"]
+        &["joule:consensus/types@0.2.0", "joule:consensus/chain-crypto@0.2.0"]
     }
 
     fn route_classes(&self) -> &[&str] {
@@ -54,7 +56,7 @@ impl PluginKind for ConsensusKind {
     }
 
     /// Link against the world; the engine's own name must be one the manifest lists
-    /// (`poa/0.1.0` for `consensus:poa`).
+    /// (`poa/0.2.0` for `consensus:poa`).
     fn admit(&self, runtime: &Arc<Runtime>, component: &Component, manifest: &Manifest) -> Result<Admitted, Refusal> {
         let engine = EngineComponent::link(runtime.clone(), component).map_err(Refusal::WrongWorld)?;
         let reported = engine.name().map_err(|e| Refusal::SelfTest(format!("engine.name: {e}")))?;
@@ -126,15 +128,11 @@ impl EngineComponent {
         InstancePool::new(
             self.runtime.clone(),
             move || ConsensusHost { limiter: StoreLimiter::new(&limits), suite: suite.clone() },
-            move |store| {
-                let instance = pre.instantiate(&mut *store)?;
-                instance.joule_consensus_engine().call_configure(&mut *store, &config)?.map_err(|e| wasmtime::format_err!("configuration refused: {e}"))?;
-                Ok(instance)
-            },
+            move |store| configured(&pre, store, &config),
         )
     }
 
-    /// The engine's self-reported name (`poa/0.1.0`), with an empty configuration.
+    /// The engine's self-reported name (`poa/0.2.0`), with an empty configuration.
     pub fn name(&self) -> Result<String, String> {
         self.pool(None, vec![]).call(|p, s| p.joule_consensus_engine().call_name(s)).map_err(|e| e.to_string())
     }
@@ -142,17 +140,29 @@ impl EngineComponent {
     /// Bind to a channel: its suite for `chain-crypto`, its engine configuration. The
     /// configuration is checked here, once, so a bad one fails at start-up.
     pub fn bind(&self, suite: Arc<dyn ChainCrypto>, config: Vec<u8>) -> Result<WasmEngine, ConsensusError> {
-        let pool = self.pool(Some(suite), config);
+        let pool = self.pool(Some(suite.clone()), config.clone());
         let name =
             pool.call(|p, s| p.joule_consensus_engine().call_name(s)).map_err(|e| ConsensusError::Engine { engine: "?".into(), reason: e.to_string() })?;
-        Ok(WasmEngine { name, pool })
+        Ok(WasmEngine { name, pool, runtime: self.runtime.clone(), pre: self.pre.clone(), suite, config })
     }
+}
+
+/// A new instance, configured.
+fn configured(pre: &wit::EnginePluginPre<ConsensusHost>, store: &mut wasmtime::Store<ConsensusHost>, config: &[u8]) -> wasmtime::Result<wit::EnginePlugin> {
+    let instance = pre.instantiate(&mut *store)?;
+    instance.joule_consensus_engine().call_configure(&mut *store, config)?.map_err(|e| wasmtime::format_err!("configuration refused: {e}"))?;
+    Ok(instance)
 }
 
 /// A consensus plugin bound to one channel.
 pub struct WasmEngine {
     name: String,
     pool: InstancePool<ConsensusHost, wit::EnginePlugin>,
+    /// What a participant needs to make its own instance.
+    runtime: Arc<Runtime>,
+    pre: wit::EnginePluginPre<ConsensusHost>,
+    suite: Arc<dyn ChainCrypto>,
+    config: Vec<u8>,
 }
 
 fn to_wit(h: &EngineHeader) -> wit::joule::consensus::types::Header {
@@ -176,32 +186,87 @@ impl WasmEngine {
     }
 }
 
+fn head_to_wit(h: &Head) -> wit::joule::consensus::types::Head {
+    wit::joule::consensus::types::Head { header: to_wit(&h.header), hash: h.hash.clone(), validators: validators_to_wit(&h.validators) }
+}
+
+fn event_to_wit(e: Event) -> wit::joule::consensus::types::Event {
+    use wit::joule::consensus::types as t;
+    match e {
+        Event::NewHead(h) => t::Event::NewHead(head_to_wit(&h)),
+        Event::Timer(id) => t::Event::Timer(id),
+        Event::Message(m) => t::Event::Message(m),
+        Event::Built(h) => t::Event::Built(to_wit(&h)),
+        Event::Proposed { header, message } => t::Event::Proposed(t::Proposal { header: to_wit(&header), message }),
+        Event::Signed { request, signature } => t::Event::Signed(t::Signature { request, signature }),
+        Event::Worked { seal_hash, nonce } => t::Event::Worked(t::WorkFound { seal_hash, nonce }),
+    }
+}
+
+fn action_from_wit(a: wit::joule::consensus::types::Action) -> Action {
+    use wit::joule::consensus::types as t;
+    match a {
+        t::Action::SetTimer(t::Timer { id, after_ms }) => Action::SetTimer { id, after_ms },
+        t::Action::Build => Action::Build,
+        t::Action::Sign(t::SignRequest { request, message }) => Action::Sign { request, message },
+        t::Action::Broadcast(m) => Action::Broadcast(m),
+        t::Action::Propose(t::ProposalOut { seal_hash, message }) => Action::Propose { seal_hash, message },
+        t::Action::Work(t::WorkRequest { seal_hash, target }) => Action::Work { seal_hash, target },
+        t::Action::Commit(t::Commit { seal_hash, seal }) => Action::Commit { seal_hash, seal },
+        t::Action::Persist(state) => Action::Persist(state),
+    }
+}
+
 impl ConsensusEngine for WasmEngine {
     fn name(&self) -> &str {
         &self.name
     }
 
-    fn proposer(&self, height: u64, round: u32, validators: &[Validator]) -> Result<usize, ConsensusError> {
-        let vs = validators_to_wit(validators);
-        let i = self.call(|p, s| p.joule_consensus_engine().call_proposer(s, height, round, &vs))? as usize;
-        if i < validators.len() { Ok(i) } else { Err(ConsensusError::NoProposer) }
-    }
-
-    fn plan_seal(&self, parent: &EngineHeader, validators: &[Validator]) -> Result<SealPlan, ConsensusError> {
-        let (parent, vs) = (to_wit(parent), validators_to_wit(validators));
-        Ok(match self.call(|p, s| p.joule_consensus_engine().call_plan_seal(s, &parent, &vs))? {
-            wit::joule::consensus::types::SealPlan::Sign => SealPlan::Sign,
-            wit::joule::consensus::types::SealPlan::Work(target) => SealPlan::Work(target),
-        })
-    }
-
-    fn finish_seal(&self, proof: &[u8]) -> Result<Vec<u8>, ConsensusError> {
-        self.call(|p, s| p.joule_consensus_engine().call_finish_seal(s, proof))
-    }
-
     fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError> {
         let (parent, header, vs) = (to_wit(parent), to_wit(header), validators_to_wit(validators));
         self.call(|p, s| p.joule_consensus_engine().call_verify_header(s, &parent, &header, &vs))?.map_err(ConsensusError::Rejected)
+    }
+
+    fn weight(&self, header: &EngineHeader, validators: &[Validator]) -> Result<u64, ConsensusError> {
+        let (header, vs) = (to_wit(header), validators_to_wit(validators));
+        self.call(|p, s| p.joule_consensus_engine().call_weight(s, &header, &vs))
+    }
+
+    fn finality_depth(&self, validators: &[Validator]) -> Result<u64, ConsensusError> {
+        let vs = validators_to_wit(validators);
+        self.call(|p, s| p.joule_consensus_engine().call_finality_depth(s, &vs))
+    }
+
+    fn participant(&self, me: &[u8], head: &Head, saved: &[u8]) -> Result<Box<dyn Participant>, ConsensusError> {
+        let fail = |reason: String| ConsensusError::Engine { engine: self.name.clone(), reason };
+        let limits = self.runtime.limits().clone();
+        let state = ConsensusHost { limiter: StoreLimiter::new(&limits), suite: Some(self.suite.clone()) };
+        let (pre, config) = (self.pre.clone(), self.config.clone());
+        let mut owned = OwnedInstance::new(self.runtime.clone(), state, move |store| configured(&pre, store, &config)).map_err(|e| fail(e.to_string()))?;
+        let head = head_to_wit(head);
+        let resource = owned
+            .call(|p, s| p.joule_consensus_engine().instance().call_start(s, me, &head, saved))
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(format!("the participant refused to start: {e}")))?;
+        Ok(Box::new(WasmParticipant { engine: self.name.clone(), owned, resource }))
+    }
+}
+
+/// This node's participant: the `instance` resource in a store of its own.
+pub struct WasmParticipant {
+    engine: String,
+    owned: OwnedInstance<ConsensusHost, wit::EnginePlugin>,
+    resource: ResourceAny,
+}
+
+impl Participant for WasmParticipant {
+    fn handle(&mut self, event: Event) -> Result<Vec<Action>, ConsensusError> {
+        let (event, resource) = (event_to_wit(event), self.resource);
+        let actions = self
+            .owned
+            .call(|p, s| p.joule_consensus_engine().instance().call_handle(s, resource, &event))
+            .map_err(|e| ConsensusError::Engine { engine: self.engine.clone(), reason: e.to_string() })?;
+        Ok(actions.into_iter().map(action_from_wit).collect())
     }
 }
 

@@ -49,6 +49,9 @@ pub trait DriverHost: Send + Sync + 'static {
 /// How long a failed build waits before the next try.
 const BUILD_RETRY: Duration = Duration::from_secs(1);
 
+/// A nonce found: the head it was searched on, the seal hash, the nonce.
+type Found = (Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A participant at work.
 pub struct Driver<H: DriverHost> {
     participant: Box<dyn Participant>,
@@ -61,7 +64,7 @@ pub struct Driver<H: DriverHost> {
     build_at: Option<Instant>,
     /// The running proof-of-work search: its cancel flag.
     work: Option<Arc<AtomicBool>>,
-    found: (mpsc::Sender<(Vec<u8>, Vec<u8>, Vec<u8>)>, mpsc::Receiver<(Vec<u8>, Vec<u8>, Vec<u8>)>),
+    found: (mpsc::Sender<Found>, mpsc::Receiver<Found>),
     queue: VecDeque<Event>,
 }
 

@@ -1,10 +1,11 @@
 //! Consensus engines as the ledger sees them (guide §4.2).
 //!
-//! The ledger builds, seals and imports blocks; a [`ConsensusEngine`] decides whose turn
-//! it is, how a block is sealed and whether a received header is acceptable. Engines are
-//! plugins (`joule-consensus-wasm` adapts a `joule:consensus` component to this trait),
-//! and an operator may activate another version at any time, so the ledger asks an
-//! [`EngineSource`] for the current engine before each block.
+//! The ledger builds, seals and imports blocks; a [`ConsensusEngine`] judges headers
+//! (whether one is valid, how much it weighs in the choice between chains, when it is
+//! final) and gives each node a [`Participant`]: a state machine that decides when this node
+//! builds, signs, sends and commits, run by the [`driver`]. Engines are plugins
+//! (`joule-consensus-wasm` adapts a `joule:consensus@0.2.0` component to this trait), and
+//! the ledger asks an [`EngineSource`] for the current engine before each block.
 //!
 //! An engine sees no clock, no randomness and no I/O: everything it needs is passed in,
 //! so every node judging the same header reaches the same verdict.
@@ -38,15 +39,6 @@ pub struct EngineHeader {
     pub seal: Vec<u8>,
 }
 
-/// How to finish a block at the next height.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SealPlan {
-    /// Sign the seal hash with the node's consensus key; pass the signature to `finish_seal`.
-    Sign,
-    /// Search nonces until `hash(seal_hash ++ nonce)` meets the target.
-    Work(Vec<u8>),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConsensusError {
     /// The engine judged the header invalid.
@@ -62,18 +54,20 @@ pub enum ConsensusError {
     NoProposer,
 }
 
-/// A consensus engine bound to one channel (its configuration and crypto suite).
+/// A consensus engine bound to one channel (its configuration and crypto suite): its
+/// rules, and a participant for this node.
 pub trait ConsensusEngine: Send + Sync {
-    /// Name and version, e.g. `poa/0.1.0`.
+    /// Name and version, e.g. `poa/0.2.0`.
     fn name(&self) -> &str;
-    /// Index in `validators` of the node allowed to propose at `height` in `round`.
-    fn proposer(&self, height: u64, round: u32, validators: &[Validator]) -> Result<usize, ConsensusError>;
-    /// How to seal the block that extends `parent`.
-    fn plan_seal(&self, parent: &EngineHeader, validators: &[Validator]) -> Result<SealPlan, ConsensusError>;
-    /// Seal bytes from the proof the host produced (a signature or a nonce).
-    fn finish_seal(&self, proof: &[u8]) -> Result<Vec<u8>, ConsensusError>;
-    /// Check a received header against its parent and the validator set.
+    /// Check a received header against its parent and the validators of its height.
     fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError>;
+    /// What a valid block adds to its chain's weight (fork choice: the heaviest chain).
+    fn weight(&self, header: &EngineHeader, validators: &[Validator]) -> Result<u64, ConsensusError>;
+    /// Blocks on top of a block before it is final; 0: final when committed.
+    fn finality_depth(&self, validators: &[Validator]) -> Result<u64, ConsensusError>;
+    /// This node's participant, joining at `head`. `me`: the node's consensus key (empty: it
+    /// follows); `saved`: what the participant last persisted.
+    fn participant(&self, me: &[u8], head: &Head, saved: &[u8]) -> Result<Box<dyn Participant>, ConsensusError>;
 }
 
 /// Where a channel gets its engine: the one serving it now. Called before each block, so

@@ -17,7 +17,7 @@ use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
 use super::state::{AccountState, StoredValue};
 use super::store::{BlockCommit, StoreError, StoreView};
-use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, EngineSource, SealPlan, Validator};
+use joule_consensus::{Action, ConsensusEngine, ConsensusError, EngineHeader, EngineSource, Event, Validator};
 use joule_contract::ContractVm;
 use joule_primitives::merkle::{self, HashError};
 use joule_primitives::smt::{EMPTY, GLOBAL_TREE, Root, Smt, StateError, StateProof};
@@ -65,7 +65,23 @@ pub enum ChainError {
     Query(String),
     #[error("{0}")]
     NotFound(String),
+    /// A block was built on a block that is no longer the head.
+    #[error("the head moved on: {0}")]
+    HeadMoved(String),
 }
+
+/// A block built here and not sealed yet, with the execution its header commits to.
+struct Candidate {
+    seal_hash: Hash32,
+    parent: Hash32,
+    block: Block,
+    hashes: Vec<Hash32>,
+    exec: execute::Execution,
+    started: Instant,
+}
+
+/// Blocks built and awaiting their seal, at most (older ones are dropped).
+const MAX_CANDIDATES: usize = 4;
 
 /// The head of the chain.
 #[derive(Debug, Clone)]
@@ -224,6 +240,8 @@ pub struct Chain {
     wake: tokio::sync::Notify,
     /// The contract VM and the channel's contract settings.
     contracts: ContractEnv,
+    /// Blocks built here awaiting their seal (see [`Chain::build`]).
+    candidates: Mutex<Vec<Candidate>>,
 }
 
 impl Chain {
@@ -299,6 +317,7 @@ impl Chain {
             account_ids: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), validator_accounts },
+            candidates: Mutex::default(),
         };
         chain.engine()?;
         if chain.compaction_due() {
@@ -765,17 +784,27 @@ impl Chain {
         })
     }
 
-    /// Build, seal and import the next block if it is this node's turn and there is
-    /// something to put in it (or the policy asks for empty blocks).
-    pub fn produce(&self, now_ms: u64) -> Result<Option<Arc<CommittedBlock>>, ChainError> {
-        let Some(signer) = &self.signer else { return Ok(None) };
+    /// The head as the consensus engine sees it: header, hash, the next height's validators.
+    pub fn engine_head(&self) -> Result<joule_consensus::Head, ChainError> {
+        let head = self.head();
+        Ok(joule_consensus::Head { header: self.engine_header(&head.header)?, hash: head.hash.0.to_vec(), validators: self.validators.clone() })
+    }
+
+    /// Build the next block on `parent` (which must be the head) from the pool, execute it
+    /// and keep it, unsealed, for [`Chain::commit_built`]. `None`: nothing to put in a block
+    /// (and the policy wants no empty ones). This node's consensus key is the proposer.
+    pub fn build(&self, parent: &[u8], now_ms: u64) -> Result<Option<EngineHeader>, ChainError> {
+        let signer =
+            self.signer.as_ref().ok_or_else(|| ChainError::Seal { height: self.head().height + 1, reason: "this node has no consensus key".into() })?;
         let _serial = lock(&self.commit_lock);
         let head = self.head();
-        let height = head.height + 1;
-        let engine = self.engine()?;
-        let turn = engine.proposer(height, 0, &self.validators)?;
-        if self.validators.get(turn).is_none_or(|v| v.public_key != signer.public_key()) {
-            return Ok(None);
+        if head.hash.0.as_slice() != parent {
+            return Err(ChainError::HeadMoved(format!(
+                "the block was asked for on {}, the head is {} at height {}",
+                hex::encode(parent),
+                head.hash,
+                head.height
+            )));
         }
         let policy = self.policy();
         let view = self.read()?;
@@ -789,26 +818,125 @@ impl Chain {
         let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
         drop(view);
         let started = Instant::now();
-        let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
-        let (block, hashes, exec) = self.assemble(&head, signer.as_ref(), engine.as_ref(), txs, Some(hashes), timestamp_ms)?;
-        // Its header was built from this execution and its transactions' signatures were
-        // verified at admission, so it is not executed again (importing it re-executed every
-        // block twice on its producer). The engine still checks the seal as every other
-        // node will: a seal its own rules refuse must never be committed here.
-        engine
-            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.validators)
-            .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
-        self.commit_executed(&head, block, hashes, exec, started).map(Some)
+        let (block, hashes, exec) = self.assemble(&head, signer.public_key(), txs, Some(hashes), now_ms)?;
+        let seal_hash = self.suite.hash(&block.header.sealing_bytes())?;
+        let header = self.engine_header(&block.header)?;
+        let mut candidates = lock(&self.candidates);
+        candidates.retain(|c| c.parent == head.hash);
+        if candidates.len() >= MAX_CANDIDATES {
+            candidates.remove(0);
+        }
+        candidates.push(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
+        Ok(Some(header))
     }
 
-    /// Execute `txs` on the head state and build and seal the block that carries them, as
-    /// the engine plans. `hashes` are the transactions' hashes when already known. Returns
-    /// the block, its transactions' hashes and the execution its header commits to.
+    /// Seal the block built here under `seal_hash` and commit it. The engine checks the
+    /// sealed header first, as every other node will: a seal its own rules refuse is never
+    /// committed here. Its transactions were executed when it was built and their signatures
+    /// verified at admission, so it is not executed again.
+    pub fn commit_built(&self, seal_hash: &[u8], seal: Vec<u8>) -> Result<Arc<CommittedBlock>, ChainError> {
+        let _serial = lock(&self.commit_lock);
+        let head = self.head();
+        let candidate = {
+            let mut candidates = lock(&self.candidates);
+            let i = candidates
+                .iter()
+                .position(|c| c.seal_hash.0.as_slice() == seal_hash)
+                .ok_or_else(|| ChainError::NotFound(format!("no block built here has the seal hash {}", hex::encode(seal_hash))))?;
+            candidates.remove(i)
+        };
+        let height = candidate.block.header.height;
+        if candidate.parent != head.hash {
+            return Err(ChainError::HeadMoved(format!(
+                "block {height} was built on {}, the head is {} at height {}",
+                candidate.parent, head.hash, head.height
+            )));
+        }
+        let mut block = candidate.block;
+        block.header.seal = seal;
+        self.engine()?
+            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.validators)
+            .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
+        self.commit_executed(&head, block, candidate.hashes, candidate.exec, candidate.started)
+    }
+
+    /// Sign with this node's consensus key (a participant's `sign` action).
+    pub fn sign_as_node(&self, message: &[u8]) -> Result<Vec<u8>, ChainError> {
+        let height = self.head().height + 1;
+        let signer = self.signer.as_ref().ok_or_else(|| ChainError::Seal { height, reason: "this node has no consensus key".into() })?;
+        signer.sign(message).map_err(|e| ChainError::Seal { height, reason: e.to_string() })
+    }
+
+    /// Search nonces (u64, big-endian, from 0) until `hash(seal_hash ‖ nonce)`, read as a
+    /// big-endian number, is at most `target`; `None` when `cancel` is set first.
+    pub fn work(&self, seal_hash: &[u8], target: &[u8], cancel: &std::sync::atomic::AtomicBool) -> Option<Vec<u8>> {
+        let mut input = seal_hash.to_vec();
+        let at = input.len();
+        input.extend([0u8; 8]);
+        for nonce in 0u64.. {
+            if nonce % 1024 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            input[at..].copy_from_slice(&nonce.to_be_bytes());
+            let Ok(h) = self.suite.hash(&input) else { return None };
+            if meets_target(&h.0, target) {
+                return Some(nonce.to_be_bytes().to_vec());
+            }
+        }
+        None
+    }
+
+    /// Make the next block now if this node's participant would: a participant of the
+    /// engine runs to completion in this thread, its build answered from the pool, its
+    /// signature from this node's key, a proof of work searched here; timers and messages go
+    /// nowhere (tools and tests of a single node; a node runs the participant in the
+    /// consensus driver instead). `None`: it is not this node's turn, or there is nothing to
+    /// put in a block.
+    pub fn produce(&self, now_ms: u64) -> Result<Option<Arc<CommittedBlock>>, ChainError> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        let engine = self.engine()?;
+        let head = self.engine_head()?;
+        let parent = head.hash.clone();
+        let mut participant = engine.participant(signer.public_key(), &head, &[])?;
+        let mut events = std::collections::VecDeque::from([Event::NewHead(head)]);
+        let never = std::sync::atomic::AtomicBool::new(false);
+        while let Some(event) = events.pop_front() {
+            for action in participant.handle(event)? {
+                match action {
+                    Action::Build => match self.build(&parent, now_ms) {
+                        Ok(Some(header)) => events.push_back(Event::Built(header)),
+                        // Nothing to put in a block; or a block was imported meanwhile, and
+                        // the next call starts from it.
+                        Ok(None) | Err(ChainError::HeadMoved(_)) => return Ok(None),
+                        Err(e) => return Err(e),
+                    },
+                    Action::Sign { request, message } => events.push_back(Event::Signed { request, signature: self.sign_as_node(&message)? }),
+                    Action::Work { seal_hash, target } => {
+                        if let Some(nonce) = self.work(&seal_hash, &target, &never) {
+                            events.push_back(Event::Worked { seal_hash, nonce });
+                        }
+                    }
+                    Action::Commit { seal_hash, seal } => {
+                        return match self.commit_built(&seal_hash, seal) {
+                            Ok(b) => Ok(Some(b)),
+                            Err(ChainError::HeadMoved(_)) => Ok(None),
+                            Err(e) => Err(e),
+                        };
+                    }
+                    Action::SetTimer { .. } | Action::Broadcast(_) | Action::Propose { .. } | Action::Persist(_) => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Execute `txs` on the head state and build the unsealed block that carries them.
+    /// `hashes` are the transactions' hashes when already known. Returns the block, its
+    /// transactions' hashes and the execution its header commits to.
     fn assemble(
         &self,
         head: &Head,
-        signer: &dyn BlockSigner,
-        engine: &dyn ConsensusEngine,
+        proposer: &[u8],
         mut txs: Vec<Transaction>,
         hashes: Option<Vec<Hash32>>,
         now_ms: u64,
@@ -830,7 +958,7 @@ impl Chain {
         txs.truncate(exec.included);
         hashes.truncate(exec.included);
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
-        let mut header = BlockHeader {
+        let header = BlockHeader {
             channel: self.spec.channel.clone(),
             height,
             parent_hash: head.hash,
@@ -838,25 +966,11 @@ impl Chain {
             tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
             state_root: exec.state_root.hash,
             receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
-            proposer: signer.public_key().to_vec(),
+            proposer: proposer.to_vec(),
             crypto_suite: self.suite.suite().id.clone(),
             seal: vec![],
         };
-        header.seal = self.seal(&head.header, &header, signer, engine)?;
         Ok((Block { header, transactions: txs }, hashes, exec))
-    }
-
-    /// The seal of `header` (whose parent is `parent`), as the engine plans it.
-    fn seal(&self, parent: &BlockHeader, header: &BlockHeader, signer: &dyn BlockSigner, engine: &dyn ConsensusEngine) -> Result<Vec<u8>, ChainError> {
-        let seal_err = |reason: String| ChainError::Seal { height: header.height, reason };
-        let proof = match engine.plan_seal(&self.engine_header(parent)?, &self.validators)? {
-            SealPlan::Sign => {
-                let seal_hash = self.suite.hash(&header.sealing_bytes())?;
-                signer.sign(&seal_hash.0).map_err(|e| seal_err(e.to_string()))?
-            }
-            SealPlan::Work(_) => return Err(seal_err("this node version cannot seal proof-of-work blocks".into())),
-        };
-        Ok(engine.finish_seal(&proof)?)
     }
 
     /// Validate and commit a block from anywhere (a peer, an import, this node's producer).
@@ -1196,6 +1310,14 @@ pub fn genesis_block(spec: &ChainSpec, suite: &dyn ChainCrypto) -> Result<Block,
         },
         transactions: vec![],
     })
+}
+
+/// Whether `hash`, read as a big-endian number, is at most `target` (big-endian; a shorter
+/// one is padded with leading zeros).
+pub fn meets_target(hash: &[u8], target: &[u8]) -> bool {
+    let width = hash.len().max(target.len());
+    let pad = |b: &[u8]| std::iter::repeat_n(0u8, width - b.len()).chain(b.iter().copied()).collect::<Vec<u8>>();
+    pad(hash) <= pad(target)
 }
 
 /// Produce blocks at the channel's interval, or sooner when a full block is pending.

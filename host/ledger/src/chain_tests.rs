@@ -39,16 +39,15 @@ impl Pair {
     /// malicious validator might).
     fn sealed(&self, txs: Vec<Transaction>) -> Block {
         let signer = self.producer.signer.as_ref().unwrap();
-        let engine = self.producer.engine().unwrap();
-        self.producer.assemble(&self.producer.head(), signer.as_ref(), engine.as_ref(), txs, None, 1_700_000_001_000).unwrap().0
+        let block = self.producer.assemble(&self.producer.head(), signer.public_key(), txs, None, 1_700_000_001_000).unwrap().0;
+        self.reseal(block, |_| {})
     }
 
     /// Change a sealed block's header and seal it again, so only the change is wrong.
     fn reseal(&self, mut block: Block, change: impl FnOnce(&mut BlockHeader)) -> Block {
         change(&mut block.header);
-        let signer = self.producer.signer.as_ref().unwrap();
-        let engine = self.producer.engine().unwrap();
-        block.header.seal = self.producer.seal(&self.producer.head().header, &block.header, signer.as_ref(), engine.as_ref()).unwrap();
+        let seal_hash = self.suite.hash(&block.header.sealing_bytes()).unwrap();
+        block.header.seal = self.producer.sign_as_node(&seal_hash.0).unwrap();
         block
     }
 

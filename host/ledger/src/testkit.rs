@@ -1,7 +1,7 @@
 //! Native stand-ins for the seams, so the ledger's logic is tested without wasm: a suite
 //! with real SHA-256 and Ed25519, and a round-robin engine that checks seals with it.
 
-use joule_consensus::{ConsensusEngine, ConsensusError, EngineHeader, SealPlan, Validator};
+use joule_consensus::{Action, ConsensusEngine, ConsensusError, EngineHeader, Event, Head, Participant, Validator};
 use joule_primitives::merkle::{HashError, Hasher};
 use joule_primitives::{ChainCrypto, ChainSpec, ChannelId, CryptoSuite, Hash32, Payload, SuiteError, Transaction, UnsignedTransaction, ValidatorSpec};
 use sha2::Digest;
@@ -62,28 +62,20 @@ pub struct TestEngine {
     pub suite: Arc<TestCrypto>,
 }
 
+fn turn(height: u64, validators: &[Validator]) -> Result<usize, ConsensusError> {
+    if validators.is_empty() {
+        return Err(ConsensusError::NoProposer);
+    }
+    Ok((height % validators.len() as u64) as usize)
+}
+
 impl ConsensusEngine for TestEngine {
     fn name(&self) -> &str {
         "test/1"
     }
 
-    fn proposer(&self, height: u64, _round: u32, validators: &[Validator]) -> Result<usize, ConsensusError> {
-        if validators.is_empty() {
-            return Err(ConsensusError::NoProposer);
-        }
-        Ok((height % validators.len() as u64) as usize)
-    }
-
-    fn plan_seal(&self, _parent: &EngineHeader, _validators: &[Validator]) -> Result<SealPlan, ConsensusError> {
-        Ok(SealPlan::Sign)
-    }
-
-    fn finish_seal(&self, proof: &[u8]) -> Result<Vec<u8>, ConsensusError> {
-        Ok(proof.to_vec())
-    }
-
     fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError> {
-        let turn = self.proposer(header.height, 0, validators)?;
+        let turn = turn(header.height, validators)?;
         if validators.get(turn).is_none_or(|v| v.public_key != header.proposer) {
             return Err(ConsensusError::Rejected("not the proposer's turn".into()));
         }
@@ -94,6 +86,44 @@ impl ConsensusEngine for TestEngine {
             Ok(true) => Ok(()),
             _ => Err(ConsensusError::Rejected("bad seal".into())),
         }
+    }
+
+    fn weight(&self, _header: &EngineHeader, _validators: &[Validator]) -> Result<u64, ConsensusError> {
+        Ok(1)
+    }
+
+    fn finality_depth(&self, _validators: &[Validator]) -> Result<u64, ConsensusError> {
+        Ok(0)
+    }
+
+    fn participant(&self, me: &[u8], _head: &Head, _saved: &[u8]) -> Result<Box<dyn Participant>, ConsensusError> {
+        Ok(Box::new(TestParticipant { me: me.to_vec(), sealing: None }))
+    }
+}
+
+/// Builds at its turn, seals with its signature.
+struct TestParticipant {
+    me: Vec<u8>,
+    sealing: Option<Vec<u8>>,
+}
+
+impl Participant for TestParticipant {
+    fn handle(&mut self, event: Event) -> Result<Vec<Action>, ConsensusError> {
+        Ok(match event {
+            Event::NewHead(h) => {
+                let t = turn(h.header.height + 1, &h.validators)?;
+                if h.validators.get(t).is_some_and(|v| v.public_key == self.me) { vec![Action::Build] } else { vec![] }
+            }
+            Event::Built(h) => {
+                self.sealing = Some(h.seal_hash.clone());
+                vec![Action::Sign { request: h.height, message: h.seal_hash }]
+            }
+            Event::Signed { signature, .. } => match self.sealing.take() {
+                Some(seal_hash) => vec![Action::Commit { seal_hash, seal: signature }],
+                None => vec![],
+            },
+            _ => vec![],
+        })
     }
 }
 

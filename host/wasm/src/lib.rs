@@ -16,5 +16,5 @@ pub mod pool;
 pub mod runtime;
 
 pub use cache::ArtifactCache;
-pub use pool::{CallFailure, InstancePool, Limited, StoreLimiter};
+pub use pool::{CallFailure, InstancePool, Limited, OwnedInstance, StoreLimiter};
 pub use runtime::{Limits, Runtime};

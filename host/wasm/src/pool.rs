@@ -140,17 +140,57 @@ impl<S: Limited, I> InstancePool<S, I> {
         }
     }
 
-    /// What went wrong: a limit the store's limiter recorded, the deadline, a trap, or an
-    /// error a host import raised.
     fn classify(&self, store: &mut Store<S>, e: wasmtime::Error) -> CallFailure {
-        if let Some(hit) = store.data_mut().limiter().hit.take() {
-            return hit;
+        classify(&self.runtime, store, e)
+    }
+}
+
+/// What went wrong: a limit the store's limiter recorded, the deadline, a trap, or an
+/// error a host import raised.
+fn classify<S: Limited>(runtime: &Runtime, store: &mut Store<S>, e: wasmtime::Error) -> CallFailure {
+    if let Some(hit) = store.data_mut().limiter().hit.take() {
+        return hit;
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallFailure::Timeout(runtime.limits().call_timeout),
+        Some(_) => CallFailure::Trap(format!("{e:#}")),
+        None => CallFailure::Host(format!("{e:#}")),
+    }
+}
+
+/// One instance in a store of its own, kept across calls: for a component whose instance
+/// holds state between calls (a consensus participant). Each call has the same budget as a
+/// pooled one; after a failed call the instance may be mid-way through anything, so every
+/// later call fails with that first failure.
+pub struct OwnedInstance<S: Limited, I> {
+    runtime: Arc<Runtime>,
+    store: Store<S>,
+    instance: I,
+    failed: Option<CallFailure>,
+}
+
+impl<S: Limited, I> OwnedInstance<S, I> {
+    pub fn new(runtime: Arc<Runtime>, state: S, instantiate: impl FnOnce(&mut Store<S>) -> wasmtime::Result<I>) -> Result<Self, CallFailure> {
+        let mut store = Store::new(runtime.engine(), state);
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(runtime.deadline_ticks());
+        match instantiate(&mut store) {
+            Ok(instance) => Ok(OwnedInstance { runtime, store, instance, failed: None }),
+            Err(e) => Err(classify(&runtime, &mut store, e)),
         }
-        match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallFailure::Timeout(self.runtime.limits().call_timeout),
-            Some(_) => CallFailure::Trap(format!("{e:#}")),
-            None => CallFailure::Host(format!("{e:#}")),
+    }
+
+    /// Run `f` on the instance within the call budget.
+    pub fn call<R>(&mut self, f: impl FnOnce(&I, &mut Store<S>) -> wasmtime::Result<R>) -> Result<R, CallFailure> {
+        if let Some(failed) = &self.failed {
+            return Err(failed.clone());
         }
+        self.store.set_epoch_deadline(self.runtime.deadline_ticks());
+        f(&self.instance, &mut self.store).map_err(|e| {
+            let failure = classify(&self.runtime, &mut self.store, e);
+            self.failed = Some(failure.clone());
+            failure
+        })
     }
 }
 
@@ -243,5 +283,35 @@ mod tests {
             Err(CallFailure::Trap(m)) => assert!(m.contains("unreachable"), "{m}"),
             other => panic!("expected a trap, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_owned_instance_keeps_its_state_and_is_unusable_after_a_failure() {
+        // A counter in a global: state that must survive between calls; n = 0 traps.
+        let wat = r#"(component
+            (core module $m
+                (global $c (mut i32) (i32.const 0))
+                (func (export "run") (param i32) (result i32)
+                    (if (i32.eqz (local.get 0)) (then unreachable))
+                    (global.set $c (i32.add (global.get $c) (local.get 0)))
+                    (global.get $c)))
+            (core instance $i (instantiate $m))
+            (func (export "run") (param "n" u32) (result u32) (canon lift (core func $i "run"))))"#;
+        let runtime = Arc::new(Runtime::new(Limits::default()).unwrap());
+        let component = Component::new(runtime.engine(), wat).unwrap();
+        let linker: Linker<State> = Linker::new(runtime.engine());
+        let pre = linker.instantiate_pre(&component).unwrap();
+        let state = State(StoreLimiter::new(runtime.limits()));
+        let mut owned = OwnedInstance::new(runtime, state, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            instance.get_typed_func::<(u32,), (u32,)>(&mut *store, "run")
+        })
+        .unwrap();
+        let mut call = |n: u32| owned.call(|f, s| Ok(f.call(&mut *s, (n,))?.0));
+        assert_eq!(call(2), Ok(2));
+        assert_eq!(call(3), Ok(5));
+        let failure = call(0).unwrap_err();
+        assert!(matches!(failure, CallFailure::Trap(_)), "{failure:?}");
+        assert_eq!(call(1), Err(failure), "a failed instance is not called again");
     }
 }
