@@ -8,6 +8,7 @@
 //! message that arrived meanwhile.
 
 use crate::EngineHeader;
+use crate::participant::Head;
 use crate::participant::{Action, Event, Participant};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,7 +47,8 @@ pub trait DriverHost: Send + Sync + 'static {
     fn persist(&self, state: &[u8]) -> Result<(), String>;
 }
 
-/// How long a failed build waits before the next try.
+/// How long a failed build waits before the next try, and a participant whose commit failed
+/// before it starts over.
 const BUILD_RETRY: Duration = Duration::from_secs(1);
 
 /// A nonce found: the head it was searched on, the seal hash, the nonce.
@@ -60,6 +62,10 @@ pub struct Driver<H: DriverHost> {
     timers: HashMap<u64, Instant>,
     /// The head's hash as the participant last saw it.
     head: Vec<u8>,
+    /// The head as last delivered, to deliver again after a failed commit.
+    last_head: Option<Head>,
+    /// When to deliver it again (a commit failed: the participant starts over at its head).
+    restart_at: Option<Instant>,
     /// A build asked for and not done: when to try (again).
     build_at: Option<Instant>,
     /// The running proof-of-work search: its cancel flag.
@@ -76,6 +82,8 @@ impl<H: DriverHost> Driver<H> {
             channel: channel.into(),
             timers: HashMap::new(),
             head: Vec::new(),
+            last_head: None,
+            restart_at: None,
             build_at: None,
             work: None,
             found: mpsc::channel(4),
@@ -87,7 +95,7 @@ impl<H: DriverHost> Driver<H> {
     pub async fn run(mut self, mut inbox: mpsc::Receiver<Event>) {
         loop {
             self.drain().await;
-            let wake = self.timers.values().copied().chain(self.build_at).min();
+            let wake = self.timers.values().copied().chain(self.build_at).chain(self.restart_at).min();
             tokio::select! {
                 event = inbox.recv() => match event {
                     Some(e) => self.queue.push_back(e),
@@ -112,6 +120,8 @@ impl<H: DriverHost> Driver<H> {
         while let Some(event) = self.queue.pop_front() {
             if let Event::NewHead(h) = &event {
                 self.head = h.hash.clone();
+                self.last_head = Some(h.clone());
+                self.restart_at = None;
                 self.build_at = None;
                 self.cancel_work();
             }
@@ -136,6 +146,12 @@ impl<H: DriverHost> Driver<H> {
         }
         if self.build_at.is_some_and(|at| at <= now) {
             self.try_build().await;
+        }
+        if self.restart_at.is_some_and(|at| at <= now) {
+            self.restart_at = None;
+            if let Some(h) = self.last_head.clone() {
+                self.queue.push_back(Event::NewHead(h));
+            }
         }
     }
 
@@ -171,7 +187,10 @@ impl<H: DriverHost> Driver<H> {
             Action::Commit { seal_hash, seal } => {
                 let host = self.host.clone();
                 if let Err(e) = blocking(move || host.commit(&seal_hash, seal)).await {
-                    tracing::warn!(channel = %self.channel, "consensus: the block was not committed: {e}");
+                    // Nothing new will come to a participant that waits for its own block:
+                    // it starts over at the same head, as if it had just arrived.
+                    tracing::warn!(channel = %self.channel, "consensus: the block was not committed (starting over in {BUILD_RETRY:?}): {e}");
+                    self.restart_at = Some(Instant::now() + BUILD_RETRY);
                 }
             }
             Action::Persist(state) => {
@@ -220,7 +239,6 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R, String> + Sen
 mod tests {
     use super::*;
     use crate::ConsensusError;
-    use crate::participant::Head;
     use std::sync::Mutex;
 
     /// The host side of the tests: records what it was asked, builds on demand.
@@ -229,6 +247,8 @@ mod tests {
         calls: Mutex<Vec<String>>,
         /// Builds answered NotYet before the one that succeeds.
         not_yet: Mutex<u32>,
+        /// Commits that fail before one succeeds.
+        failing_commits: Mutex<u32>,
     }
 
     impl Recorder {
@@ -277,6 +297,12 @@ mod tests {
             Some(vec![42])
         }
         fn commit(&self, seal_hash: &[u8], seal: Vec<u8>) -> Result<(), String> {
+            let mut failing = self.failing_commits.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                self.log("commit failed".into());
+                return Err("the store is failing".into());
+            }
             self.log(format!("commit {seal_hash:?} {seal:?}"));
             Ok(())
         }
@@ -358,5 +384,15 @@ mod tests {
         tx.send(Event::Message(vec![b'w', 1])).await.unwrap();
         until("the nonce", || host.calls().contains(&"persist [42]".to_string())).await;
         assert!(seen.lock().unwrap().iter().any(|e| e.starts_with("Worked")));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_commit_the_participant_starts_over_at_its_head() {
+        let (host, seen, tx) = start();
+        *host.failing_commits.lock().unwrap() = 1;
+        tx.send(head(9)).await.unwrap();
+        until("the second commit", || host.calls().iter().any(|c| c.starts_with("commit ["))).await;
+        assert_eq!(host.calls().iter().filter(|c| c.starts_with("build on [9]")).count(), 2, "{:?}", host.calls());
+        assert_eq!(seen.lock().unwrap().iter().filter(|e| e.starts_with("NewHead")).count(), 2);
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! Flow of a transaction: [`Chain::submit`] runs the pool's checks (the signature outside
 //! the pool lock, so submissions verify in parallel on all cores) and queues it. The
-//! producer ([`run_producer`]) wakes at the block interval, or as soon as a full block is
-//! pending; if it is this node's turn, [`Chain::produce`] takes the ready transactions,
-//! executes them on the head state, builds the header, and seals it as the consensus
-//! plugin plans (PoA: sign the seal hash with the node key). The sealed block then goes
-//! through [`Chain::import`], exactly as a block from a peer would: header checks and the
-//! engine's `verify-header`, transaction root, signatures (skipped for transactions this
-//! node admitted itself, whose signatures it already verified), re-execution, state and
-//! receipts roots. Only then is it committed, in one redb transaction.
+//! consensus engine's participant for this node (run by the node's consensus driver)
+//! decides when this node builds: [`Chain::build`] takes the ready transactions, executes
+//! them on the head state and keeps the unsealed block; [`Chain::commit_built`] puts the
+//! participant's seal in it (PoA: the node key's signature over the seal hash), has the
+//! engine's `verify-header` check it as every other node will, and commits it with the
+//! execution it was built from. A block from elsewhere goes through [`Chain::import`]:
+//! header checks and the engine's `verify-header`, transaction root, signatures (skipped
+//! for transactions this node admitted itself, whose signatures it already verified),
+//! re-execution, state and receipts roots. Either way the commit is one redb transaction.
 
 use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
 use super::health::{ChainHealth, Monitor, StoreSlot};
@@ -236,8 +237,6 @@ pub struct Chain {
     admitted: tokio::sync::broadcast::Sender<Arc<Vec<Transaction>>>,
     /// Account ids (suite hash of the public key) of recent senders.
     account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
-    /// Woken by submissions, so a full block need not wait for the interval.
-    wake: tokio::sync::Notify,
     /// The contract VM and the channel's contract settings.
     contracts: ContractEnv,
     /// Blocks built here awaiting their seal (see [`Chain::build`]).
@@ -315,7 +314,6 @@ impl Chain {
             blocks,
             admitted,
             account_ids: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
             contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), validator_accounts },
             candidates: Mutex::default(),
         };
@@ -420,7 +418,6 @@ impl Chain {
 
     pub fn set_policy(&self, p: BlockPolicy) {
         *write(&self.policy) = p;
-        self.wake.notify_one();
     }
 
     /// Largest encoded transaction the pool admits.
@@ -431,6 +428,12 @@ impl Chain {
     /// Transactions in the pool, pending and queued.
     pub fn pool_len(&self) -> usize {
         lock(&self.pool).len()
+    }
+
+    /// Transactions in the pool that are executable now (a full block of them makes a
+    /// block due before the interval).
+    pub fn pending_len(&self) -> usize {
+        lock(&self.pool).pending_len()
     }
 
     /// The pool's limits.
@@ -671,13 +674,7 @@ impl Chain {
         verify_signature(&tx, self.suite.as_ref())?;
         self.contract_admission(&tx)?;
         let mut pool = lock(&self.pool);
-        let hash = pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s).ok())?;
-        let full = pool.pending_len() >= self.policy().max_transactions as usize;
-        drop(pool);
-        if full {
-            self.wake.notify_one();
-        }
-        Ok(hash)
+        pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s).ok())
     }
 
     /// Admit many transactions at once: one state snapshot for the nonce checks, the
@@ -764,11 +761,7 @@ impl Chain {
             .zip(signatures)
             .map(|((tx, c), sig)| c.and_then(|c| sig.and_then(|()| pool.insert(tx, c, now, |s| self.current_next_nonce(s).ok()))))
             .collect();
-        let full = pool.pending_len() >= self.policy().max_transactions as usize;
         drop(pool);
-        if full {
-            self.wake.notify_one();
-        }
         out
     }
 
@@ -1320,13 +1313,42 @@ pub fn meets_target(hash: &[u8], target: &[u8]) -> bool {
     pad(hash) <= pad(target)
 }
 
-/// Produce blocks at the channel's interval, or sooner when a full block is pending.
-///
-/// While the store is failed, it retries reopening it instead (with backoff, see
-/// [`Chain::recover`]), and resumes producing on its own once that succeeds.
-pub async fn run_producer(chain: Arc<Chain>) {
+impl Chain {
+    /// Record an attempt to make a block (the consensus driver's builds and commits), for
+    /// the health check: an error is shown until the next attempt succeeds.
+    pub fn production_attempted(&self, error: Option<&str>) {
+        if let Some(e) = error {
+            metrics::counter!("chain_production_failures_total", "channel" => self.spec.channel.to_string()).increment(1);
+            tracing::error!(channel = %self.spec.channel, "block production failed: {e}");
+        }
+        self.health.attempted(error.map(str::to_string));
+    }
+
+    /// The consensus driver is running, with no block due (for the health check's "has not
+    /// run for" window; the last production error, if any, stands).
+    pub fn production_alive(&self) {
+        self.health.alive();
+    }
+
+    /// What the consensus participant last asked to keep (empty: nothing).
+    pub fn consensus_state(&self) -> Result<Vec<u8>, ChainError> {
+        Ok(self.read()?.meta(CONSENSUS_STATE)?.unwrap_or_default())
+    }
+
+    /// Keep the consensus participant's state across a restart.
+    pub fn set_consensus_state(&self, state: &[u8]) -> Result<(), ChainError> {
+        Ok(self.store.set_meta(CONSENSUS_STATE, state)?)
+    }
+}
+
+/// The store's meta key of the consensus participant's state.
+const CONSENSUS_STATE: &str = "consensus-participant";
+
+/// Keep a channel's store healthy: while it is failed, retry reopening it (with backoff,
+/// see [`Chain::recover`]); after commits, compact it when it has grown enough.
+pub async fn run_maintenance(chain: Arc<Chain>) {
     const RECOVERY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
-    let mut last = tokio::time::Instant::now();
+    let mut blocks = chain.subscribe();
     loop {
         if chain.health.fault().is_some() {
             let c = chain.clone();
@@ -1334,40 +1356,16 @@ pub async fn run_producer(chain: Arc<Chain>) {
             tokio::time::sleep(RECOVERY_POLL).await;
             continue;
         }
-        let policy = chain.policy();
-        let deadline = last + std::time::Duration::from_millis(policy.interval_ms.max(1));
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = chain.wake.notified() => {
-                if chain.pool_len() < policy.max_transactions as usize {
-                    continue;
-                }
+            b = blocks.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = b { return },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
+        }
+        if chain.compaction_due() {
+            let c = chain.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.compact_store()).await {
+                tracing::warn!(channel = %chain.spec.channel, "compacting the chain store failed: {e}");
             }
         }
-        let c = chain.clone();
-        match tokio::task::spawn_blocking(move || c.produce(joule_support::now_ms())).await {
-            Ok(Ok(Some(b))) => {
-                chain.health.attempted(None);
-                tracing::debug!(channel = %chain.spec.channel, height = b.block.header.height, txs = b.block.transactions.len(), "block committed");
-                if chain.compaction_due() {
-                    let c = chain.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.compact_store()).await {
-                        tracing::warn!(channel = %chain.spec.channel, "compacting the chain store failed: {e}");
-                    }
-                }
-            }
-            Ok(Ok(None)) => chain.health.attempted(None),
-            Ok(Err(e)) => {
-                chain.health.attempted(Some(e.to_string()));
-                metrics::counter!("chain_production_failures_total", "channel" => chain.spec.channel.to_string()).increment(1);
-                tracing::error!(channel = %chain.spec.channel, "block production failed: {e}");
-            }
-            Err(e) => {
-                chain.health.attempted(Some(format!("the production task failed: {e}")));
-                tracing::error!(channel = %chain.spec.channel, "block production task failed: {e}")
-            }
-        }
-        last = tokio::time::Instant::now();
     }
 }
 

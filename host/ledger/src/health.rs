@@ -169,6 +169,11 @@ impl Monitor {
         p.error = error;
         p.last_attempt_ms = joule_support::now_ms();
     }
+
+    /// The producer ran but made no attempt (no block due): alive, the last error stands.
+    pub(crate) fn alive(&self) {
+        lock(&self.production).last_attempt_ms = joule_support::now_ms();
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod config;
+pub mod consensus;
 pub mod health;
 pub mod keystore;
 pub mod p2p;
@@ -335,15 +336,20 @@ async fn rotate_on_schedule(ks: Arc<Keystore>, every: std::time::Duration) {
     }
 }
 
-/// Run the channels' block producers and serve the API until Ctrl-C / SIGTERM.
+/// Run the channels' consensus participants and store maintenance, join their peer-to-peer
+/// networks, and serve the API until Ctrl-C / SIGTERM.
 pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result<()> {
     for chain in &node.chains {
         let addresses = peer_addresses(&node, chain.channel())?;
-        if let Some(net) = p2p::start(&node.dir, chain.clone(), &addresses).await? {
+        // Peers' consensus messages, for the channel's participant.
+        let (consensus_tx, consensus_rx) = tokio::sync::mpsc::channel(1024);
+        let net = p2p::start(&node.dir, chain.clone(), &addresses, consensus_tx).await?;
+        if let Some(net) = &net {
             println!("channel {} peer-to-peer on {} as {}", chain.channel(), net.local_addr(), net.key());
-            lock(&node.networks).push((chain.channel().clone(), net));
+            lock(&node.networks).push((chain.channel().clone(), net.clone()));
         }
-        tokio::spawn(joule_ledger::chain::run_producer(chain.clone()));
+        tokio::spawn(consensus::run(chain.clone(), net, consensus_rx));
+        tokio::spawn(joule_ledger::chain::run_maintenance(chain.clone()));
     }
     let app = api::router(node.clone());
     let served = server::run(listener, app, &node.http, node.guards.shutting_down(), server::shutdown_signal()).await.context("HTTP server");

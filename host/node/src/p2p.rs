@@ -53,7 +53,12 @@ pub fn network_key(dir: &Path, suite: WireSuite) -> Result<NodeKey> {
 
 /// Join the channel's network when its specification lists nodes and this node is one of
 /// them: listen where the channel's configuration says this node is, dial the others.
-pub async fn start(dir: &Path, chain: Arc<Chain>, addresses: &[(PeerKey, std::net::SocketAddr)]) -> Result<Option<Network>> {
+pub async fn start(
+    dir: &Path,
+    chain: Arc<Chain>,
+    addresses: &[(PeerKey, std::net::SocketAddr)],
+    consensus: tokio::sync::mpsc::Sender<Vec<u8>>,
+) -> Result<Option<Network>> {
     let spec = chain.spec();
     if spec.nodes.is_empty() {
         return Ok(None);
@@ -76,7 +81,7 @@ pub async fn start(dir: &Path, chain: Arc<Chain>, addresses: &[(PeerKey, std::ne
     let set = Arc::new(NodeSet::new(members));
     let (net, events) = Network::start(config, set, 1024).await.with_context(|| format!("channel {}: peer-to-peer listener", spec.channel))?;
     tracing::info!(channel = %spec.channel, %listen, key = %me.short(), peers = spec.nodes.len() - 1, "peer-to-peer network started");
-    tokio::spawn(run(chain, net.clone(), events));
+    tokio::spawn(run(chain, net.clone(), events, consensus));
     Ok(Some(net))
 }
 
@@ -88,7 +93,7 @@ struct Request {
 }
 
 /// Gossip and sync for one channel until the network stops.
-pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc::Receiver<NetEvent>) {
+pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc::Receiver<NetEvent>, consensus: tokio::sync::mpsc::Sender<Vec<u8>>) {
     let mut blocks = chain.subscribe();
     let mut admitted = chain.subscribe_admitted();
     let mut heights: HashMap<PeerKey, u64> = HashMap::new();
@@ -163,9 +168,14 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                                 import(&chain, &net, peer, decoded).await;
                             }
                         }
-                        // Consensus messages wait for the engines that speak them (the
-                        // message-driven consensus world).
-                        Message::Consensus(_) | Message::Ping(_) | Message::Pong(_) => {}
+                        // To the channel's participant; when it is behind by a full inbox,
+                        // the message is dropped (engines that need it ask again by rounds).
+                        Message::Consensus(m) => {
+                            if consensus.try_send(m).is_err() {
+                                metrics::counter!("p2p_consensus_messages_dropped_total", "channel" => chain.channel().to_string()).increment(1);
+                            }
+                        }
+                        Message::Ping(_) | Message::Pong(_) => {}
                     },
                 }
             }

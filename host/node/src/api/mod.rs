@@ -65,6 +65,10 @@ fn describe_metrics() {
     describe_counter!("p2p_peers_refused_total", "Peers refused: not in the channel's node set, banned, or over the connection limit");
     describe_counter!("p2p_disconnects_total", "Peer connections that ended, for any reason");
     describe_counter!("p2p_messages_dropped_total", "Messages not sent because a peer's queue was full (the peer is dropped as too slow)");
+    describe_counter!(
+        "p2p_consensus_messages_dropped_total",
+        "Consensus messages from peers dropped because the channel's participant was a full inbox behind"
+    );
     describe_counter!("p2p_sync_requests_total", "Requests for missing blocks sent to peers (block sync)");
     describe_counter!("p2p_blocks_imported_total", "Blocks received from peers (gossip or sync) and committed");
     describe_histogram!("chain_block_interval_seconds", Unit::Seconds, "Time between a committed block's timestamp and its parent's");
