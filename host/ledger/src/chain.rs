@@ -1308,9 +1308,17 @@ pub fn genesis_block(spec: &ChainSpec, suite: &dyn ChainCrypto) -> Result<Block,
 /// Whether `hash`, read as a big-endian number, is at most `target` (big-endian; a shorter
 /// one is padded with leading zeros).
 pub fn meets_target(hash: &[u8], target: &[u8]) -> bool {
+    // Called once per nonce tried: compared in place, without padded copies.
     let width = hash.len().max(target.len());
-    let pad = |b: &[u8]| std::iter::repeat_n(0u8, width - b.len()).chain(b.iter().copied()).collect::<Vec<u8>>();
-    pad(hash) <= pad(target)
+    let digit = |b: &[u8], i: usize| i.checked_sub(width - b.len()).and_then(|j| b.get(j).copied()).unwrap_or(0);
+    for i in 0..width {
+        match digit(hash, i).cmp(&digit(target, i)) {
+            std::cmp::Ordering::Less => return true,
+            std::cmp::Ordering::Greater => return false,
+            std::cmp::Ordering::Equal => {}
+        }
+    }
+    true
 }
 
 impl Chain {

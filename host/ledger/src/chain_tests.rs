@@ -206,3 +206,16 @@ fn a_flood_of_future_nonces_does_not_keep_an_honest_batch_out_of_the_next_block(
     assert!(matches!(p.producer.pool_status(&first), Some(PoolStatus::Evicted(e)) if e.reason.code() == "pool_full"));
     assert_eq!(p.producer.pool_status(&last), Some(PoolStatus::Queued));
 }
+
+#[test]
+fn a_proof_of_work_meets_its_target_as_big_endian_numbers_of_any_width() {
+    use super::meets_target;
+    assert!(meets_target(&[0x00, 0x10], &[0x00, 0x10]), "equal meets");
+    assert!(meets_target(&[0x00, 0x0f], &[0x00, 0x10]));
+    assert!(!meets_target(&[0x01, 0x00], &[0x00, 0xff]));
+    // A shorter side counts as padded with leading zeros.
+    assert!(meets_target(&[0x00, 0x00, 0x05], &[0x06]));
+    assert!(!meets_target(&[0x01, 0x00, 0x05], &[0xff, 0xff]));
+    assert!(meets_target(&[0x05], &[0x00, 0x06]));
+    assert!(meets_target(&[], &[]));
+}

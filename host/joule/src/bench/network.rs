@@ -21,7 +21,7 @@
 //! On one machine every node verifies every signature and executes every block, so the
 //! issue's target for n nodes is ≥ 0.8 × (single-node TPS ÷ n).
 
-use super::tps::{Driven, RemoveOnDrop, drive, sign_all};
+use super::tps::{Driven, LoadArgs, RemoveOnDrop, drive, sign_all};
 use crate::cli::GlobalOpts;
 use crate::up::{self, Nodes, Plan};
 use anyhow::{Context, Result, bail, ensure};
@@ -41,21 +41,8 @@ pub struct NetworkArgs {
     /// Transactions submitted to each network.
     #[arg(long, default_value_t = 20_000)]
     pub txs: usize,
-    /// Distinct sending accounts.
-    #[arg(long, default_value_t = 200)]
-    pub senders: usize,
-    /// Concurrent HTTP clients (client c submits to node c mod n).
-    #[arg(long, default_value_t = 4)]
-    pub clients: usize,
-    /// Transactions per request (`POST /v1/txs`).
-    #[arg(long, default_value_t = 500)]
-    pub batch: usize,
-    /// Block interval, in milliseconds.
-    #[arg(long, default_value_t = 200)]
-    pub block_interval_ms: u64,
-    /// Most transactions per block.
-    #[arg(long, default_value_t = 5000)]
-    pub max_block_transactions: u32,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// `gm` or `intl`.
     #[arg(long, default_value = "gm")]
     pub crypto_suite: String,
@@ -107,7 +94,7 @@ pub fn run(g: &GlobalOpts, a: NetworkArgs) -> Result<()> {
     if !(2..=16).contains(&a.nodes) {
         bail!("--nodes must be 2-16 (it is measured against a network of one)");
     }
-    if a.txs == 0 || a.senders == 0 || a.clients == 0 || a.batch == 0 || a.batch > MAX_BATCH {
+    if a.txs == 0 || a.load.senders == 0 || a.load.clients == 0 || a.load.batch == 0 || a.load.batch > MAX_BATCH {
         bail!("--txs, --senders and --clients must be positive, --batch 1..={MAX_BATCH}");
     }
     if cfg!(debug_assertions) {
@@ -115,8 +102,8 @@ pub fn run(g: &GlobalOpts, a: NetworkArgs) -> Result<()> {
     }
     let suite = SuiteCrypto::new(CryptoSuite::named(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?}", a.crypto_suite))?, g.crypto()?);
     let alg = joule_primitives::ChainCrypto::suite(&suite).signature.clone();
-    eprintln!("bench network: signing {} transactions from {} senders…", a.txs, a.senders.min(a.txs));
-    let keys = (0..a.senders.min(a.txs)).map(|_| suite.crypto().generate_key(&alg)).collect::<Result<Vec<_>, _>>()?;
+    eprintln!("bench network: signing {} transactions from {} senders…", a.txs, a.load.senders.min(a.txs));
+    let keys = (0..a.load.senders.min(a.txs)).map(|_| suite.crypto().generate_key(&alg)).collect::<Result<Vec<_>, _>>()?;
     let by_sender = sign_all(&suite, &keys, a.txs)?;
     let mut rows = Vec::new();
     for n in [1, a.nodes] {
@@ -140,7 +127,7 @@ pub fn run(g: &GlobalOpts, a: NetworkArgs) -> Result<()> {
     }
     println!(
         "{} transactions, {} suite, {} clients, {} per request, PoA, {} cores",
-        report.transactions, report.crypto_suite, a.clients, a.batch, report.cores
+        report.transactions, report.crypto_suite, a.load.clients, a.load.batch, report.cores
     );
     println!("| validators | committed TPS | blocks | block interval (target / measured) | submit→commit p50 / p99 |");
     println!("|---:|---:|---:|---:|---:|");
@@ -187,16 +174,16 @@ fn load(g: &GlobalOpts, a: &NetworkArgs, n: usize, by_sender: &[Vec<Transaction>
     let (_cleanup, dirs) = network_dirs(&format!("{n}"), n);
     let plan = Plan {
         validators: n,
-        max_block_transactions: Some(a.max_block_transactions),
+        max_block_transactions: Some(a.load.max_block_transactions),
         max_block_bytes: Some(32 << 20),
-        ..Plan::new(&a.crypto_suite, a.block_interval_ms)
+        ..Plan::new(&a.crypto_suite, a.load.block_interval_ms)
     };
     up::create(g, &plan, &dirs)?;
     let mut nodes = Nodes::default();
     let apis = up::start(g, &dirs, &mut nodes)?;
     up::connected(&apis).map_err(|counts| anyhow::anyhow!("the nodes did not all connect in 30 s (peers per node: {counts:?})"))?;
     let bases: Vec<String> = apis.iter().map(|api| api.base.clone()).collect();
-    let Driven { tps, p50_ms, p99_ms, blocks, heights: (first, last), .. } = drive(&bases[0], &bases, None, by_sender, a.clients, a.batch)?;
+    let Driven { tps, p50_ms, p99_ms, blocks, heights: (first, last), .. } = drive(&bases[0], &bases, None, by_sender, a.load.clients, a.load.batch)?;
     // Every node holds the same block at the last height.
     let deadline = Instant::now() + Duration::from_secs(60);
     for (i, api) in apis.iter().enumerate() {
@@ -222,7 +209,7 @@ fn load(g: &GlobalOpts, a: &NetworkArgs, n: usize, by_sender: &[Vec<Transaction>
         nodes: n,
         committed_tps: tps,
         blocks,
-        block_interval_target_ms: a.block_interval_ms,
+        block_interval_target_ms: a.load.block_interval_ms,
         block_interval_ms: interval,
         latency_p50_ms: p50_ms,
         latency_p99_ms: p99_ms,

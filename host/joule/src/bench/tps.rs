@@ -39,28 +39,35 @@ pub struct TpsArgs {
     /// Transactions to submit.
     #[arg(long, default_value_t = 50_000)]
     pub txs: usize,
-    /// Distinct sending accounts.
-    #[arg(long, default_value_t = 200)]
-    pub senders: usize,
-    /// Concurrent HTTP clients.
-    #[arg(long, default_value_t = 4)]
-    pub clients: usize,
-    /// Transactions per request: 1 submits each alone (`POST /v1/tx`), more batches them
-    /// (`POST /v1/txs`).
-    #[arg(long, default_value_t = 500)]
-    pub batch: usize,
-    /// Block interval of the node, in milliseconds.
-    #[arg(long, default_value_t = 200)]
-    pub block_interval_ms: u64,
-    /// Most transactions per block.
-    #[arg(long, default_value_t = 5000)]
-    pub max_block_transactions: u32,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Seconds of the verification-ceiling measurement.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The load and block limits `bench tps` and `bench network` share.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Distinct sending accounts.
+    #[arg(long, default_value_t = 200)]
+    pub senders: usize,
+    /// Concurrent HTTP clients (with several nodes, client c submits to node c mod n).
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Transactions per request: 1 submits each alone (`POST /v1/tx`), more batches them
+    /// (`POST /v1/txs`).
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Block interval, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub block_interval_ms: u64,
+    /// Most transactions per block.
+    #[arg(long, default_value_t = 5000)]
+    pub max_block_transactions: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -198,7 +205,7 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
-    if a.txs == 0 || a.senders == 0 || a.clients == 0 || a.batch == 0 || a.batch > MAX_BATCH {
+    if a.txs == 0 || a.load.senders == 0 || a.load.clients == 0 || a.load.batch == 0 || a.load.batch > MAX_BATCH {
         bail!("--txs, --senders and --clients must be positive, --batch 1..={MAX_BATCH}");
     }
     let crypto = g.crypto()?;
@@ -209,21 +216,21 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
         &crypto,
         &InitArgs {
             network_id: "bench".into(),
-            block_interval_ms: a.block_interval_ms,
-            max_block_transactions: a.max_block_transactions,
+            block_interval_ms: a.load.block_interval_ms,
+            max_block_transactions: a.load.max_block_transactions,
             max_block_bytes: 32 << 20,
             ..InitArgs::defaults(&dir)
         },
     )?;
-    eprintln!("bench tps: signing {} transactions from {} senders…", a.txs, a.senders.min(a.txs));
-    let keys = (0..a.senders.min(a.txs)).map(|_| crypto.generate_key("sm2")).collect::<Result<Vec<_>, _>>()?;
+    eprintln!("bench tps: signing {} transactions from {} senders…", a.txs, a.load.senders.min(a.txs));
+    let keys = (0..a.load.senders.min(a.txs)).map(|_| crypto.generate_key("sm2")).collect::<Result<Vec<_>, _>>()?;
     let by_sender = sign_all(&suite, &keys, a.txs)?;
     let all: Vec<Transaction> = by_sender.iter().flatten().cloned().collect();
     eprintln!("bench tps: measuring the SM2 verification ceiling on all cores…");
     let ceiling = verify_ceiling(&suite, &all, a.seconds)?;
 
     let node = super::BenchNode::start(g, &dir)?;
-    let result = drive(&node.base, std::slice::from_ref(&node.base), Some(node.child.id()), &by_sender, a.clients, a.batch);
+    let result = drive(&node.base, std::slice::from_ref(&node.base), Some(node.child.id()), &by_sender, a.load.clients, a.load.batch);
     drop(node);
     let Driven { tps, p50_ms: p50, p99_ms: p99, blocks, node_cpu, .. } = result?;
     let (left, compacted) = store_bytes(&dir)?;
@@ -234,8 +241,8 @@ pub fn run(g: &GlobalOpts, a: TpsArgs) -> Result<()> {
     let node_cpu_us_per_tx = node_cpu.map(|s| s * 1e6 / all.len() as f64);
     let report = TpsReport {
         transactions: all.len(),
-        clients: a.clients,
-        batch: a.batch,
+        clients: a.load.clients,
+        batch: a.load.batch,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         blocks,
         committed_tps: tps,
