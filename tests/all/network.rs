@@ -35,6 +35,19 @@ fn wait_height(node: &NodeProcess, height: u64) {
     }
 }
 
+/// `node`'s `/metrics` once it contains `line` (within 20 s).
+fn wait_metric(node: &NodeProcess, line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = NodeProcess::agent().get(&format!("{}/metrics", node.base)).call().unwrap().into_body().read_to_string().unwrap();
+        if metrics.contains(line) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "{} never showed `{line}`:\n{metrics}", node.base);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn four_validators_agree_on_every_block_and_a_node_that_lost_its_chain_catches_up() {
     let dir = tempdir();
@@ -75,12 +88,12 @@ fn four_validators_agree_on_every_block_and_a_node_that_lost_its_chain_catches_u
         assert!(Instant::now() < deadline, "node3 did not reconnect to its 3 peers: {peers}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let metrics = NodeProcess::agent().get(&format!("{}/metrics", nodes[0].base)).call().unwrap().into_body().read_to_string().unwrap();
-    assert!(metrics.contains("p2p_peers{channel=\"grid\"} 3"), "{metrics}");
+    // Series are published on a tick, and node0 counts the new connection when its side of the
+    // handshake ends, a moment after node3's side: wait for them.
+    let metrics = wait_metric(&nodes[0], "p2p_peers{channel=\"grid\"} 3");
     assert!(metrics.contains("p2p_messages_received_total{channel=\"grid\"}"), "{metrics}");
     crate::support::assert_every_metric_has_help(&metrics);
-    let synced = NodeProcess::agent().get(&format!("{}/metrics", fresh.base)).call().unwrap().into_body().read_to_string().unwrap();
-    assert!(synced.contains(&format!("p2p_blocks_imported_total{{channel=\"grid\"}} {top}")), "{synced}");
+    wait_metric(&fresh, &format!("p2p_blocks_imported_total{{channel=\"grid\"}} {top}"));
 }
 
 #[test]
