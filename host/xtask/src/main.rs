@@ -180,17 +180,18 @@ const TEST_WORKSPACES: &[(&str, &str)] = &[
 /// `cargo test --workspace ARGS` for the host; without ARGS also `cargo test` natively (host
 /// target, none of the outer build's flags) in each plugin workspace. ARGS are the host's
 /// (`-p CRATE`, a filter): with them only the host's tests run. Every workspace runs even
-/// when an earlier one fails, so a failure never hides how many tests the others ran.
+/// when an earlier one fails, and every test binary of a workspace (`--no-fail-fast`), so a
+/// failure never hides how many tests the others ran.
 fn test(root: &Path, args: &[String]) -> Result<()> {
     let mut failed = Vec::new();
     for &(name, dir) in TEST_WORKSPACES {
         let mut cmd = if name == "host" {
             let mut c = Command::new(cargo());
-            c.current_dir(root).args(["test", "--workspace"]).args(args);
+            c.current_dir(root).args(["test", "--workspace", "--no-fail-fast"]).args(args);
             c
         } else if args.is_empty() {
             let mut c = plugin_cargo(&root.join(dir));
-            c.arg("test");
+            c.args(["test", "--no-fail-fast"]);
             c
         } else {
             continue;
