@@ -98,7 +98,13 @@ impl<H: DriverHost> Driver<H> {
             let wake = self.timers.values().copied().chain(self.build_at).chain(self.restart_at).min();
             tokio::select! {
                 event = inbox.recv() => match event {
-                    Some(e) => self.queue.push_back(e),
+                    Some(e) => {
+                        self.queue.push_back(e);
+                        // Take what else has arrived, so a burst of heads is seen as one.
+                        while let Ok(e) = inbox.try_recv() {
+                            self.queue.push_back(e);
+                        }
+                    }
                     None => {
                         self.cancel_work();
                         return;
@@ -118,6 +124,11 @@ impl<H: DriverHost> Driver<H> {
     /// Handle everything queued, answers first as they are queued.
     async fn drain(&mut self) {
         while let Some(event) = self.queue.pop_front() {
+            // Only the latest head matters: during sync hundreds arrive at once, and the
+            // participant would start (and the host build) on each in vain.
+            if matches!(event, Event::NewHead(_)) && self.queue.iter().any(|e| matches!(e, Event::NewHead(_))) {
+                continue;
+            }
             if let Event::NewHead(h) = &event {
                 self.head = h.hash.clone();
                 self.last_head = Some(h.clone());
@@ -358,6 +369,21 @@ mod tests {
         tx.send(head(9)).await.unwrap();
         until("the commit", || host.calls().iter().any(|c| c.starts_with("commit"))).await;
         assert_eq!(host.calls(), vec!["not-yet", "not-yet", "build on [9]", "sign [7, 7, 7, 7]", "commit [7, 7, 7, 7] [115, 105, 103, 58, 7, 7, 7, 7]"]);
+    }
+
+    #[tokio::test]
+    async fn of_heads_that_arrive_together_only_the_latest_is_delivered_and_built_on() {
+        let (host, seen, tx) = start();
+        tx.send(head(1)).await.unwrap();
+        tx.send(Event::Message(vec![b'x'])).await.unwrap();
+        tx.send(head(2)).await.unwrap();
+        tx.send(head(3)).await.unwrap();
+        until("the commit", || host.calls().iter().any(|c| c.starts_with("commit"))).await;
+        let heads: Vec<String> = seen.lock().unwrap().iter().filter(|e| e.starts_with("NewHead")).cloned().collect();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        assert!(seen.lock().unwrap().iter().any(|e| e.starts_with("Message")), "the message between the heads is still delivered");
+        let builds: Vec<String> = host.calls().into_iter().filter(|c| c.starts_with("build")).collect();
+        assert_eq!(builds, vec!["build on [3]"]);
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use joule_net::{Message, Network};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::mpsc;
 
 /// How soon a block that is not due yet is looked at again. A full block's worth of
@@ -133,6 +133,15 @@ pub async fn run(chain: Arc<Chain>, net: Option<Network>, mut messages: mpsc::Re
                 committed = blocks.recv() => {
                     if let Err(RecvError::Closed) = committed {
                         return;
+                    }
+                    // Blocks imported in a burst (sync) make one new head, the latest: the
+                    // participant has nothing to do at the ones in between.
+                    loop {
+                        match blocks.try_recv() {
+                            Ok(_) | Err(TryRecvError::Lagged(_)) => continue,
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Closed) => return,
+                        }
                     }
                     // Another engine version took over: its participant starts at this head.
                     if !chain.engine().is_ok_and(|now| same(&now, &engine)) {
