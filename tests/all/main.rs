@@ -17,6 +17,7 @@ mod crash_consistency;
 mod determinism;
 mod disk_full;
 mod file_modes;
+mod governance;
 mod health;
 mod hostile_plugins;
 mod hot_swap;

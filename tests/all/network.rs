@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// `joule up` for a few seconds of traffic; returns its stdout.
-fn up(dir: &Path, nodes: usize, suite: &str) -> String {
+pub(crate) fn up(dir: &Path, nodes: usize, suite: &str) -> String {
     let (code, out, err) =
         run(joule().args(["up", "--nodes", &nodes.to_string(), "--crypto-suite", suite, "--traffic-seconds", "3", "--no-serve", "--dir"]).arg(dir));
     assert_eq!(code, 0, "joule up failed:\n{out}\n{err}");
@@ -16,7 +16,7 @@ fn up(dir: &Path, nodes: usize, suite: &str) -> String {
     out
 }
 
-fn start_all(dir: &Path, nodes: usize) -> Vec<NodeProcess> {
+pub(crate) fn start_all(dir: &Path, nodes: usize) -> Vec<NodeProcess> {
     (0..nodes).map(|i| NodeProcess::start(&dir.join(format!("node{i}")), &["--listen", "127.0.0.1:0"])).collect()
 }
 
@@ -27,7 +27,7 @@ fn hash_at(node: &NodeProcess, height: u64) -> String {
 }
 
 /// Wait until `node` reaches `height`.
-fn wait_height(node: &NodeProcess, height: u64) {
+pub(crate) fn wait_height(node: &NodeProcess, height: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while node.height() < height {
         assert!(Instant::now() < deadline, "{} stayed at height {} below {height}", node.base, node.height());
@@ -36,7 +36,7 @@ fn wait_height(node: &NodeProcess, height: u64) {
 }
 
 /// `node`'s `/metrics` once it contains `line` (within 20 s).
-fn wait_metric(node: &NodeProcess, line: &str) -> String {
+pub(crate) fn wait_metric(node: &NodeProcess, line: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let metrics = NodeProcess::agent().get(&format!("{}/metrics", node.base)).call().unwrap().into_body().read_to_string().unwrap();
@@ -252,7 +252,7 @@ fn score_of(node: &NodeProcess, key: &str) -> Option<i64> {
     peers["peers"].as_array()?.iter().find(|p| p["network_key"] == key).and_then(|p| p["score"].as_i64())
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

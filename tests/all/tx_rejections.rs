@@ -56,7 +56,10 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
         let sig = s.sign(&kp.private_key, &t.body.signing_bytes()).unwrap();
         t.body.sign_with(sig)
     };
-    let governance = signed(Payload::Governance(joule_primitives::Governance::AddValidator { public_key: kp.public_key.clone() }));
+    let governance = signed(Payload::Governance(joule_primitives::Governance::Propose {
+        changes: vec![joule_primitives::Change::AddValidator { public_key: kp.public_key.clone(), weight: 1 }],
+        expires_at: 100,
+    }));
     // Only the channel's validators may deploy (the default policy); this key is not one.
     let deploy = signed(Payload::Deploy { code: b"\0asm".to_vec(), init_args: vec![], upgradable: false });
 
@@ -74,7 +77,14 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
         ("gas under the intrinsic cost", "application/octet-stream", bytes(&gas_under), 400, "gas_below_intrinsic", "below the transaction's intrinsic cost"),
         ("algorithm not the suite's", "application/octet-stream", bytes(&wrong_alg), 400, "wrong_algorithm", "not the channel's (sm2)"),
         ("nonce too far ahead", "application/octet-stream", bytes(&far_ahead), 400, "nonce_too_far_ahead", "more than 1000 ahead"),
-        ("payload not executable yet", "application/octet-stream", bytes(&governance), 400, "unsupported_payload", "governance payloads are not executable"),
+        (
+            "governance by a non-validator",
+            "application/octet-stream",
+            bytes(&governance),
+            403,
+            "not_permitted",
+            "only the validators of channel grid govern it",
+        ),
         ("deploy by a non-deployer", "application/octet-stream", bytes(&deploy), 403, "not_permitted", "may not deploy contracts on channel grid"),
         ("malformed JSON", "application/json", b"{\"channel\": \"grid\", \"nonce\": ".to_vec(), 400, "malformed", "malformed transaction JSON"),
         ("JSON of the wrong shape", "application/json", b"{\"channel\": \"grid\"}".to_vec(), 400, "malformed", "missing field"),

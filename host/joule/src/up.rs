@@ -213,7 +213,7 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
         .enumerate()
         .map(|(i, dir)| {
             let key = joule_node::p2p::network_key(dir, suite)?;
-            Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address: free_port()? })
+            Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address: free_port()?, joined: false })
         })
         .collect::<Result<_>>()?;
     network.check()?;
@@ -223,8 +223,25 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
     Ok(())
 }
 
-/// A loopback address with a port free now.
-fn free_port() -> Result<std::net::SocketAddr> {
+/// A loopback address with a port free now, below the kernel's ephemeral range: the node
+/// binds it only when it starts, and meanwhile a port the kernel hands out for an outgoing
+/// connection or a `:0` listener would be taken from under it.
+pub(crate) fn free_port() -> Result<std::net::SocketAddr> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_low.max(10_001));
+    let mut seed = [0u8; 2];
+    getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+    let span = high - low;
+    let start = u16::from_le_bytes(seed) % span;
+    for i in 0..span.min(2000) {
+        let port = low + (start + i) % span;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l.local_addr()?);
+        }
+    }
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("find a free port")?;
     Ok(l.local_addr()?)
 }

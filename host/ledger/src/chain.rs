@@ -14,6 +14,7 @@
 //! re-execution, state and receipts roots. Either way the commit is one redb transaction.
 
 use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
+use super::governance::{self, GovernanceView, Governed, Members};
 use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
 use super::state::{AccountState, StoredValue};
@@ -23,7 +24,7 @@ use joule_contract::ContractVm;
 use joule_primitives::merkle::{self, HashError};
 use joule_primitives::smt::{EMPTY, GLOBAL_TREE, Root, Smt, StateError, StateProof};
 use joule_primitives::{
-    Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Payload, Receipt, SuiteError, Transaction,
+    Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Payload, Receipt, SuiteError, Transaction, UnsignedTransaction,
 };
 use joule_support::sync::{lock, read, write};
 use serde::Serialize;
@@ -226,7 +227,8 @@ pub struct Chain {
     health: Monitor,
     pool: Mutex<TxPool>,
     engines: Arc<dyn EngineSource>,
-    validators: Vec<Validator>,
+    /// The members after the head block, for the engine, admission and the network.
+    members: tokio::sync::watch::Sender<Arc<CurrentMembers>>,
     signer: Option<Arc<dyn BlockSigner>>,
     policy: RwLock<BlockPolicy>,
     head: RwLock<Head>,
@@ -241,6 +243,26 @@ pub struct Chain {
     contracts: ContractEnv,
     /// Blocks built here awaiting their seal (see [`Chain::build`]).
     candidates: Mutex<Vec<Candidate>>,
+    /// Held while the node signs a transaction of its own, so two get different nonces.
+    own_submissions: Mutex<()>,
+}
+
+/// The channel's members after the head block, in the forms their users need.
+#[derive(Debug, Clone)]
+pub struct CurrentMembers {
+    pub members: Members,
+    /// As the consensus engine takes them.
+    pub validators: Vec<Validator>,
+    /// The validators' account ids (for [`joule_primitives::DeployPolicy::Validators`]).
+    pub validator_accounts: Vec<Hash32>,
+}
+
+impl CurrentMembers {
+    fn new(members: Members, suite: &dyn ChainCrypto) -> Result<CurrentMembers, HashError> {
+        let validators = members.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
+        let validator_accounts = members.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
+        Ok(CurrentMembers { members, validators, validator_accounts })
+    }
 }
 
 impl Chain {
@@ -261,7 +283,6 @@ impl Chain {
         }
         joule_support::fs::create_private_dir(dir).map_err(|e| setup(format!("create {}: {e}", dir.display())))?;
         let store = StoreSlot::open(&dir.join(super::store::FILE_NAME))?;
-        let validators = spec.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
         let genesis = genesis_block(spec, suite.as_ref())?;
         let genesis_hash = genesis.header.hash(suite.as_ref())?;
         let view = store.read()?;
@@ -296,7 +317,8 @@ impl Chain {
         let header = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?.header;
         drop(view);
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
-        let validator_accounts = spec.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
+        let genesis_members = Arc::new(Members { validators: spec.validators.clone(), nodes: spec.nodes.clone() });
+        let current = CurrentMembers::new(genesis_members.as_ref().clone(), suite.as_ref())?;
         let (blocks, _) = tokio::sync::broadcast::channel(256);
         let (admitted, _) = tokio::sync::broadcast::channel(1024);
         let chain = Chain {
@@ -306,7 +328,7 @@ impl Chain {
             health: Monitor::default(),
             pool: Mutex::new(pool),
             engines,
-            validators,
+            members: tokio::sync::watch::Sender::new(Arc::new(current)),
             signer,
             policy: RwLock::new(policy),
             head: RwLock::new(Head { height, hash, header }),
@@ -314,10 +336,15 @@ impl Chain {
             blocks,
             admitted,
             account_ids: Mutex::default(),
-            contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), validator_accounts },
+            contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), genesis_members },
             candidates: Mutex::default(),
+            own_submissions: Mutex::default(),
         };
         chain.engine()?;
+        let view = chain.read()?;
+        let governed = chain.governed_at(&view, &chain.head_root(&view)?)?;
+        drop(view);
+        chain.set_members(governed.members)?;
         if chain.compaction_due() {
             // At start-up nothing reads yet; a failure costs disk space only.
             if let Err(e) = chain.compact_store() {
@@ -373,19 +400,33 @@ impl Chain {
         Ok(self.read()?.code(code_hash)?)
     }
 
-    /// Admission checks of contract transactions that need more than the pool knows: who
-    /// may deploy, and whether the code may be deployed at all (so a module importing WASI
+    /// Admission checks that need more than the pool knows: who may deploy or govern, and
+    /// whether the code may be deployed at all (so a module importing WASI
     /// is refused at once, naming the import, instead of costing its sender gas).
-    fn contract_admission(&self, tx: &Transaction) -> Result<(), Rejection> {
+    fn permission_admission(&self, tx: &Transaction) -> Result<(), Rejection> {
         let code = match &tx.body.payload {
             Payload::Deploy { code, .. } => {
                 let sender = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
-                if !self.contracts.deployers.allows(&sender, &self.contracts.validator_accounts) {
+                if !self.contracts.deployers.allows(&sender, &self.members().validator_accounts) {
                     return Err(counted(Rejection::NotPermitted(format!("account {sender} may not deploy contracts on channel {}", self.spec.channel))));
                 }
                 code
             }
             Payload::Upgrade { code, .. } => code,
+            // Execution refuses it too (a reverted receipt); here it costs nobody a nonce.
+            Payload::Governance(_) => {
+                if !self.members().validators.iter().any(|v| v.public_key == tx.body.sender && v.weight > 0) {
+                    return Err(counted(Rejection::NotPermitted(format!(
+                        "only the validators of channel {} govern it, and the sender is not one (sign with a validator's node key)",
+                        self.spec.channel
+                    ))));
+                }
+                if let Payload::Governance(joule_primitives::Governance::Propose { changes, .. }) = &tx.body.payload {
+                    let usable = |k: &[u8]| self.suite.verify(k, b"", b"").is_ok();
+                    governance::check_keys(changes, &usable).map_err(|e| counted(Rejection::Malformed(e)))?;
+                }
+                return Ok(());
+            }
             _ => return Ok(()),
         };
         match &self.contracts.vm {
@@ -454,7 +495,7 @@ impl Chain {
     }
 
     pub fn is_validator(&self) -> bool {
-        self.signer.as_ref().is_some_and(|s| self.validators.iter().any(|v| v.public_key == s.public_key()))
+        self.signer.as_ref().is_some_and(|s| self.members().validators.iter().any(|v| v.public_key == s.public_key() && v.weight > 0))
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
@@ -626,6 +667,77 @@ impl Chain {
         Ok(smt.get(root, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?)
     }
 
+    /// Sign `payload` with this node's key and admit it, with the nonce after the node's
+    /// own pending transactions and the payload's intrinsic gas as its limit: how an
+    /// operator governs through the node's API without handling the validator key.
+    pub fn submit_as_node(&self, payload: Payload) -> Result<Transaction, Rejection> {
+        let internal = |e: &dyn std::fmt::Display| counted(Rejection::Internal(e.to_string()));
+        let signer = self.signer.as_ref().ok_or_else(|| {
+            counted(Rejection::NotPermitted(format!("this node has no signing key for channel {}: it can only follow the chain", self.spec.channel)))
+        })?;
+        let sender = signer.public_key().to_vec();
+        let _one_at_a_time = lock(&self.own_submissions);
+        let settled = self.current_next_nonce(&sender).map_err(|e| internal(&e))?;
+        let nonce = lock(&self.pool).pending_end(&sender).map_or(settled, |n| n.max(settled));
+        let mut body =
+            UnsignedTransaction { channel: self.spec.channel.clone(), sender, nonce, gas_limit: 0, sig_alg: self.spec.crypto_suite.signature.clone(), payload };
+        body.gas_limit = execute::intrinsic_gas(&body.clone().sign_with(vec![]));
+        let signature = signer.sign(&body.signing_bytes()).map_err(|e| internal(&e))?;
+        let tx = body.sign_with(signature);
+        tx.validate().map_err(|e| counted(Rejection::Malformed(e.to_string())))?;
+        self.submit(tx.clone())?;
+        Ok(tx)
+    }
+
+    /// The governance state at `root` (a block's state).
+    fn governed_at(&self, view: &StoreView, root: &Root) -> Result<Governed, ChainError> {
+        let id = self.suite.hash(governance::NAMESPACE_PREIMAGE)?;
+        let storage = self.account_at(view, root, &id)?.as_ref().and_then(AccountState::storage_root);
+        let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
+        let corrupt = |key: &str| StoreError::Corrupt(format!("the governance value {key:?} does not decode"));
+        let read = |key: &str| -> Result<Option<Vec<u8>>, ChainError> {
+            let Some(r) = &storage else { return Ok(None) };
+            let Some(leaf) = smt.get(r, &self.suite.hash(key.as_bytes())?)? else { return Ok(None) };
+            match StoredValue::decode(&leaf.data) {
+                Some(StoredValue::Inline(v)) => Ok(Some(v)),
+                _ => Err(corrupt(key).into()),
+            }
+        };
+        let members = match read(governance::MEMBERS_KEY)? {
+            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::MEMBERS_KEY))?,
+            None => self.contracts.genesis_members.as_ref().clone(),
+        };
+        let proposals = match read(governance::PROPOSALS_KEY)? {
+            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
+            None => vec![],
+        };
+        Ok(Governed { members, proposals })
+    }
+
+    fn set_members(&self, members: Members) -> Result<(), ChainError> {
+        self.members.send_replace(Arc::new(CurrentMembers::new(members, self.suite.as_ref())?));
+        Ok(())
+    }
+
+    /// The members after the head block.
+    pub fn members(&self) -> Arc<CurrentMembers> {
+        self.members.borrow().clone()
+    }
+
+    /// Follow the members as votes change them (the network drops nodes voted out).
+    pub fn watch_members(&self) -> tokio::sync::watch::Receiver<Arc<CurrentMembers>> {
+        self.members.subscribe()
+    }
+
+    /// The governance state after the head block: members, and the open proposals with the
+    /// votes that still count.
+    pub fn governance(&self) -> Result<GovernanceView, ChainError> {
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let governed = self.governed_at(&view, &root)?;
+        Ok(GovernanceView::new(&governed, root.version))
+    }
+
     /// The head's state as `view` holds it: the head in memory, or the view's own when a
     /// commit since then has pruned the state of the former.
     fn head_root(&self, view: &StoreView) -> Result<Root, ChainError> {
@@ -672,7 +784,7 @@ impl Chain {
         let next = self.current_next_nonce(&tx.body.sender).map_err(internal)?;
         let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?.read_at(commits);
         verify_signature(&tx, self.suite.as_ref())?;
-        self.contract_admission(&tx)?;
+        self.permission_admission(&tx)?;
         let mut pool = lock(&self.pool);
         pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s).ok())
     }
@@ -750,7 +862,7 @@ impl Chain {
             parallel_map(
                 &to_verify,
                 |(tx, passed)| {
-                    if *passed { verify_signature(tx, self.suite.as_ref()).and_then(|()| self.contract_admission(tx)) } else { Ok(()) }
+                    if *passed { verify_signature(tx, self.suite.as_ref()).and_then(|()| self.permission_admission(tx)) } else { Ok(()) }
                 },
             );
         let now = joule_support::now_ms();
@@ -780,7 +892,7 @@ impl Chain {
     /// The head as the consensus engine sees it: header, hash, the next height's validators.
     pub fn engine_head(&self) -> Result<joule_consensus::Head, ChainError> {
         let head = self.head();
-        Ok(joule_consensus::Head { header: self.engine_header(&head.header)?, hash: head.hash.0.to_vec(), validators: self.validators.clone() })
+        Ok(joule_consensus::Head { header: self.engine_header(&head.header)?, hash: head.hash.0.to_vec(), validators: self.members().validators.clone() })
     }
 
     /// Build the next block on `parent` (which must be the head) from the pool, execute it
@@ -848,7 +960,7 @@ impl Chain {
         let mut block = candidate.block;
         block.header.seal = seal;
         self.engine()?
-            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.validators)
+            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.members().validators)
             .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
         self.commit_executed(&head, block, candidate.hashes, candidate.exec, candidate.started)
     }
@@ -995,7 +1107,9 @@ impl Chain {
         if block.transactions.len() > policy.max_transactions as usize {
             return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
         }
-        self.engine()?.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.validators).map_err(|e| invalid(e.to_string()))?;
+        self.engine()?
+            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.members().validators)
+            .map_err(|e| invalid(e.to_string()))?;
         let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
         if merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)? != h.tx_root {
             return Err(invalid("the transactions root does not match its transactions".into()));
@@ -1071,6 +1185,12 @@ impl Chain {
             })
             .map_err(|e| self.commit_failed(height, e))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "committed");
+        if let Some(members) = exec.members {
+            tracing::info!(channel = %self.spec.channel, height, validators = members.validators.len(), nodes = members.nodes.len(), "the channel's members changed by vote");
+            if let Err(e) = self.set_members(members) {
+                tracing::error!(channel = %self.spec.channel, "applying the new members failed: {e}");
+            }
+        }
         let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
         self.after_commit(head, &committed, started);
         Ok(committed)

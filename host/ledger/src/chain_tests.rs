@@ -2,7 +2,7 @@
 //! accepts, and each way a block can be wrong.
 
 use super::*;
-use crate::testkit::{Key, TestCrypto, TestEngine, data_tx, spec};
+use crate::testkit::{Key, TestCrypto, TestEngine, data_tx, signed_tx, spec};
 use joule_primitives::Hasher;
 
 struct Pair {
@@ -218,4 +218,53 @@ fn a_proof_of_work_meets_its_target_as_big_endian_numbers_of_any_width() {
     assert!(!meets_target(&[0x01, 0x00, 0x05], &[0xff, 0xff]));
     assert!(meets_target(&[0x05], &[0x00, 0x06]));
     assert!(meets_target(&[], &[]));
+}
+
+#[test]
+fn votes_change_the_validators_from_the_next_block_on_every_node_and_after_a_restart() {
+    use joule_primitives::{Change, Governance, ReceiptStatus};
+    let p = pair();
+    let second = Key::new(2);
+    let gov = |key: &Key, nonce: u64, action: Governance| signed_tx(&p.suite, key, nonce, Payload::Governance(action));
+    // One validator of one: its proposal passes in the block that carries it.
+    let add = Governance::Propose { changes: vec![Change::AddValidator { public_key: second.public.clone(), weight: 1 }], expires_at: 50 };
+    p.producer.submit(gov(&p.key, 0, add)).unwrap();
+    let b1 = p.producer.produce(1_700_000_001_000).unwrap().expect("block 1");
+    assert_eq!(b1.receipts[0].status, ReceiptStatus::Success);
+    let topics: Vec<&str> = b1.receipts[0].events.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(topics, ["proposed", "passed"]);
+    let validators = |c: &Chain| c.members().validators.iter().map(|v| v.public_key.clone()).collect::<Vec<_>>();
+    assert_eq!(validators(&p.producer), vec![p.key.public.clone(), second.public.clone()]);
+    assert_eq!(p.producer.engine_head().unwrap().validators.len(), 2, "the engine sees them for the next block");
+
+    // Two validators: one vote of two is not a majority. A vote by a non-validator is
+    // refused at admission; a vote on no proposal is executed and reverted.
+    let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: second.public.clone() }], expires_at: 10 };
+    p.producer.submit(gov(&p.key, 1, remove)).unwrap();
+    let stranger = Key::new(3);
+    let refused = p.producer.submit(gov(&stranger, 0, Governance::Vote { proposal: Hash32([1; 32]), expires_at: 10 })).unwrap_err();
+    assert_eq!(refused.code(), "not_permitted");
+    p.producer.submit(gov(&p.key, 2, Governance::Vote { proposal: Hash32([1; 32]), expires_at: 10 })).unwrap();
+    let b2 = p.producer.produce(1_700_000_002_000).unwrap().expect("block 2");
+    assert_eq!(b2.receipts[0].status, ReceiptStatus::Success);
+    assert!(matches!(&b2.receipts[1].status, ReceiptStatus::Reverted(why) if why.contains("no open proposal")), "{:?}", b2.receipts[1].status);
+    let view = p.producer.governance().unwrap();
+    assert_eq!((view.height, view.voting_weight, view.weight_needed), (2, 2, 2));
+    assert_eq!(view.proposals.len(), 1);
+    assert_eq!(view.proposals[0].weight_for, 1);
+    assert_eq!(view.proposals[0].votes[0].expires_at, 10);
+    assert_eq!(validators(&p.producer).len(), 2);
+
+    // The follower counts the same votes, and so does a node restarted from its store.
+    p.follower.import(b1.block.clone()).unwrap();
+    p.follower.import(b2.block.clone()).unwrap();
+    assert_eq!(validators(&p.follower), validators(&p.producer));
+    assert_eq!(p.follower.governance().unwrap().proposals.len(), 1);
+    let dir = p._dirs.1.path().to_path_buf();
+    let Pair { follower, suite, .. } = p;
+    let spec = follower.spec().clone();
+    drop(follower);
+    let reopened = open(&dir, &spec, &suite, None).unwrap();
+    assert_eq!(reopened.members().validators.len(), 2, "members come from the chain's state, not the spec");
+    assert_eq!(reopened.governance().unwrap().proposals[0].weight_for, 1);
 }

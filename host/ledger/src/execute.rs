@@ -15,12 +15,13 @@
 //! only if the gas used by the block before it plus its own limit fits the channel's block
 //! gas limit: production stops there, import refuses such a block.
 
+use crate::governance::{self, Governed, Members};
 use crate::state::{AccountState, StoredValue};
 use crate::store::{EventRef, StoreView, TxLocation};
 use joule_contract::{ContractHost, ContractRecord, ContractVm, Entries, Entry, Failure, HostFault, Invocation, VmFault};
 use joule_primitives::merkle::HashError;
 use joule_primitives::smt::{Node, NodeKey, NodeStore, Root, Smt, StateError, TreeId, Update};
-use joule_primitives::{ChainCrypto, DeployPolicy, Encode, Event, Hash32, Payload, Receipt, ReceiptStatus, Transaction};
+use joule_primitives::{ChainCrypto, DeployPolicy, Encode, Event, Governance, Hash32, Payload, Receipt, ReceiptStatus, Transaction, proposal_preimage};
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -101,6 +102,9 @@ pub struct Execution {
     pub contract_kv: Vec<crate::store::KvWrite>,
     /// How many of the transactions went in (production stops at the block gas limit).
     pub included: usize,
+    /// The channel's members after the block, when its transactions changed the
+    /// governance state.
+    pub members: Option<Members>,
 }
 
 /// Whether a block is being produced (stop at the first transaction that does not fit) or
@@ -118,14 +122,20 @@ pub struct ContractEnv {
     pub vm: Option<Arc<dyn ContractVm>>,
     pub block_gas_limit: u64,
     pub deployers: DeployPolicy,
-    /// Account ids of the validators (for [`DeployPolicy::Validators`]).
-    pub validator_accounts: Vec<Hash32>,
+    /// The channel's members at genesis: the governance state of a chain whose state has
+    /// no `members` value yet (see [`crate::governance`]).
+    pub genesis_members: Arc<Members>,
 }
 
 impl ContractEnv {
     /// No contracts, no block gas limit: for ledgers and tests without a VM.
     pub fn none() -> Self {
-        ContractEnv { vm: None, block_gas_limit: u64::MAX, deployers: DeployPolicy::Anyone, validator_accounts: vec![] }
+        ContractEnv {
+            vm: None,
+            block_gas_limit: u64::MAX,
+            deployers: DeployPolicy::Anyone,
+            genesis_members: Arc::new(Members { validators: vec![], nodes: vec![] }),
+        }
     }
 }
 
@@ -147,14 +157,13 @@ pub fn intrinsic_gas(tx: &Transaction) -> u64 {
 /// Whether a node with (`contracts`) or without a contract VM can execute the payload.
 pub fn supported(p: &Payload, contracts: bool) -> Result<(), &'static str> {
     match p {
-        Payload::Data { .. } => Ok(()),
+        Payload::Data { .. } | Payload::Governance(_) => Ok(()),
         Payload::Deploy { .. } if contracts => Ok(()),
         Payload::Call { .. } if contracts => Ok(()),
         Payload::Upgrade { .. } if contracts => Ok(()),
         Payload::Deploy { .. } => Err("deploy"),
         Payload::Call { .. } => Err("call"),
         Payload::Upgrade { .. } => Err("upgrade"),
-        Payload::Governance(_) => Err("governance"),
     }
 }
 
@@ -190,12 +199,18 @@ struct BlockState<S: StateStore> {
     /// Code deployed by the block (or by the running transaction).
     new_codes: BTreeMap<Hash32, Arc<[u8]>>,
     code_cache: HashMap<Hash32, Arc<[u8]>>,
+    /// The governance account's id, and its state once the block read it.
+    governance_id: Hash32,
+    governed: Option<Governed>,
+    /// Whether a transaction changed the governance state.
+    governed_changed: bool,
 }
 
 impl<S: StateStore> BlockState<S> {
     /// Nothing pending yet over the state `parent`.
-    fn new(store: Arc<S>, suite: Arc<dyn ChainCrypto>, parent: Root, height: u64) -> Box<Self> {
-        Box::new(BlockState {
+    fn new(store: Arc<S>, suite: Arc<dyn ChainCrypto>, parent: Root, height: u64) -> Result<Box<Self>, HashError> {
+        let governance_id = suite.hash(governance::NAMESPACE_PREIMAGE)?;
+        Ok(Box::new(BlockState {
             store,
             suite,
             parent,
@@ -207,7 +222,53 @@ impl<S: StateStore> BlockState<S> {
             tx_events: vec![],
             new_codes: BTreeMap::new(),
             code_cache: HashMap::new(),
-        })
+            governance_id,
+            governed: None,
+            governed_changed: false,
+        }))
+    }
+
+    /// The governance state of the parent, with this block's changes so far.
+    fn governed(&mut self, genesis: &Members) -> Result<&mut Governed, StateError> {
+        if self.governed.is_none() {
+            let id = self.governance_id;
+            let storage = self.account(&id)?.storage_root();
+            let read = |key: &str| -> Result<Option<Vec<u8>>, StateError> {
+                let Some(root) = &storage else { return Ok(None) };
+                let smt = Smt::new(&*self.store, &*self.suite, self.height);
+                let Some(leaf) = smt.get(root, &self.suite.hash(key.as_bytes())?)? else { return Ok(None) };
+                match StoredValue::decode(&leaf.data) {
+                    Some(StoredValue::Inline(v)) => Ok(Some(v)),
+                    _ => Err(StateError::Store(format!("the governance value {key:?} is corrupt"))),
+                }
+            };
+            let corrupt = |key: &str| StateError::Store(format!("the governance value {key:?} does not decode"));
+            let members = match read(governance::MEMBERS_KEY)? {
+                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::MEMBERS_KEY))?,
+                None => genesis.clone(),
+            };
+            let proposals = match read(governance::PROPOSALS_KEY)? {
+                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
+                None => vec![],
+            };
+            self.governed = Some(Governed { members, proposals });
+        }
+        self.governed.as_mut().ok_or_else(|| StateError::Store("governance state vanished".into()))
+    }
+
+    /// Write the governance state back into the governance account's storage.
+    fn store_governed(&mut self) -> Result<(), ExecError> {
+        let Some(g) = self.governed.as_ref().filter(|_| self.governed_changed) else { return Ok(()) };
+        let values = [(governance::MEMBERS_KEY, borsh::to_vec(&g.members)), (governance::PROPOSALS_KEY, borsh::to_vec(&g.proposals))];
+        let mut writes = vec![];
+        for (key, bytes) in values {
+            let bytes = bytes.map_err(|e| StateError::Store(format!("encoding the governance value {key:?}: {e}")))?;
+            writes.push((self.suite.hash(key.as_bytes())?, Some((self.suite.hash(&bytes)?, StoredValue::Inline(bytes).encode()))));
+        }
+        let id = self.governance_id;
+        self.account(&id)?;
+        self.data.entry(id).or_default().extend(writes);
+        Ok(())
     }
 
     fn account(&mut self, id: &Hash32) -> Result<&mut AccountState, StateError> {
@@ -361,7 +422,7 @@ pub fn execute<S: StateStore>(
 ) -> Result<Execution, ExecError> {
     let height = block.height;
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
-    let mut state = BlockState::new(store.clone(), suite.clone(), parent, height);
+    let mut state = BlockState::new(store.clone(), suite.clone(), parent, height)?;
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
     let mut topic_hashes: HashMap<String, Hash32> = HashMap::new();
@@ -408,6 +469,39 @@ pub fn execute<S: StateStore>(
                     state.tx_events.push(Event { contract: account_id, topic: "data".into(), indexed: vec![], data: key.as_bytes().to_vec() });
                     TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: vec![] }
                 }
+                Payload::Governance(action) => {
+                    let id = match action {
+                        Governance::Propose { changes, .. } => Some(suite.hash(&proposal_preimage(changes))?),
+                        _ => None,
+                    };
+                    let governed = state.governed(&env.genesis_members)?;
+                    let mut next = governed.clone();
+                    let usable = |k: &[u8]| suite.verify(k, b"", b"").is_ok();
+                    match next.apply(&tx.body.sender, height, action, id, &usable) {
+                        Ok(out) => {
+                            *governed = next;
+                            state.governed_changed = true;
+                            let gid = state.governance_id;
+                            let mut note = |topic: &str, id: &Hash32, data: Vec<u8>| {
+                                state.tx_events.push(Event { contract: gid, topic: topic.into(), indexed: vec![id.0.to_vec()], data });
+                            };
+                            let topic = match action {
+                                Governance::Propose { .. } => "proposed",
+                                Governance::Vote { .. } => "voted",
+                                Governance::Withdraw { .. } => "withdrawn",
+                            };
+                            note(topic, &out.proposal, tx.body.sender.clone());
+                            for p in &out.passed {
+                                note("passed", p, vec![]);
+                            }
+                            for (p, why) in &out.failed {
+                                note("failed", p, why.as_bytes().to_vec());
+                            }
+                            TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: out.proposal.0.to_vec() }
+                        }
+                        Err(why) => TxOutcome { status: reverted(why), gas_used: intrinsic, output: vec![] },
+                    }
+                }
                 payload => {
                     let vm = env.vm.as_ref().ok_or(ExecError::Unsupported { index, kind: "contract" })?;
                     let run = ContractTx { vm: vm.as_ref(), env, block, sender: account_id, nonce: tx.body.nonce, gas_limit: tx.body.gas_limit, intrinsic };
@@ -432,6 +526,8 @@ pub fn execute<S: StateStore>(
         }
         receipts.push(Receipt { tx_hash: *tx_hash, status: outcome.status, gas_used: outcome.gas_used, output: outcome.output, events });
     }
+    state.store_governed()?;
+    let members = state.governed.as_ref().filter(|_| state.governed_changed).map(|g| g.members.clone());
     let BlockState { accounts, mut data, kv, new_codes, .. } = *state;
     // Contract storage: into the storage trees (hashed keys) and the flat copy.
     let mut contract_kv = vec![];
@@ -480,6 +576,7 @@ pub fn execute<S: StateStore>(
         codes: new_codes.into_iter().collect(),
         contract_kv,
         included,
+        members,
     })
 }
 
@@ -582,7 +679,15 @@ impl ContractTx<'_> {
         if self.intrinsic.saturating_add(code_gas) > self.gas_limit {
             return Ok((state, self.done(ReceiptStatus::OutOfGas, 0, 0, vec![])));
         }
-        if !self.env.deployers.allows(&self.sender, &self.env.validator_accounts) {
+        let validator_accounts = match self.env.deployers {
+            DeployPolicy::Validators => {
+                let members = &state.governed(&self.env.genesis_members).map_err(host_fault)?.members;
+                let keys: Vec<Vec<u8>> = members.validators.iter().map(|v| v.public_key.clone()).collect();
+                keys.iter().map(|k| state.suite.hash(k)).collect::<Result<Vec<_>, _>>().map_err(host_fault)?
+            }
+            _ => vec![],
+        };
+        if !self.env.deployers.allows(&self.sender, &validator_accounts) {
             let status = reverted(format!("account {} may not deploy contracts on this channel", self.sender));
             return Ok((state, self.done(status, 0, code_gas, vec![])));
         }
@@ -676,7 +781,7 @@ pub fn query<S: StateStore>(
     parent: Root,
     q: &QueryCall,
 ) -> Result<joule_contract::Outcome, QueryError> {
-    let mut state = BlockState::new(store.clone(), suite.clone(), parent, block.height);
+    let mut state = BlockState::new(store.clone(), suite.clone(), parent, block.height)?;
     let code_hash = state.account(&q.contract)?.account.code_hash.ok_or(QueryError::NoContract(q.contract))?;
     let call = Invocation {
         entry: Entry::Query,
@@ -700,6 +805,8 @@ pub enum QueryError {
     NoContract(Hash32),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
     #[error(transparent)]
     Vm(#[from] VmFault),
 }
@@ -742,7 +849,7 @@ mod tests {
 
     fn block_state(stored: &[(&[u8], &[u8])], contract: Hash32) -> Box<BlockState<FlatStore>> {
         let store = FlatStore(stored.iter().map(|(k, v)| ((contract, k.to_vec()), v.to_vec())).collect());
-        BlockState::new(Arc::new(store), TestCrypto::new(), Root::empty(GLOBAL_TREE, 0), 1)
+        BlockState::new(Arc::new(store), TestCrypto::new(), Root::empty(GLOBAL_TREE, 0), 1).expect("the test hasher")
     }
 
     fn keys(entries: &Entries) -> Vec<&[u8]> {

@@ -9,6 +9,7 @@
 //! * [`store`] — redb tables; a block and its state commit atomically;
 //! * [`state`] — what the state tree's leaves keep besides their hashes (account encodings,
 //!   storage values or where they are);
+//! * [`governance`] — the channel's validators and nodes, and the votes that change them;
 //! * [`pool`] — admission checks and the pending transactions;
 //! * [`health`] — a chain's health, and the reopenable store that lets it recover from a
 //!   failed disk without a restart;
@@ -18,6 +19,7 @@
 pub mod chain;
 mod codec;
 pub mod execute;
+pub mod governance;
 pub mod health;
 pub mod pool;
 pub mod state;

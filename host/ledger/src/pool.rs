@@ -408,6 +408,12 @@ impl TxPool {
 
     /// Where a transaction is: pending, queued, or evicted (if among the most recent
     /// evictions); `None` when the pool does not know it.
+    /// The nonce after `sender`'s pending run, when the pool holds any of its
+    /// transactions.
+    pub fn pending_end(&self, sender: &[u8]) -> Option<u64> {
+        self.ids.get(sender).and_then(|id| self.accounts.get(id)).map(Account::pending_end)
+    }
+
     pub fn status(&self, hash: &Hash32) -> Option<PoolStatus> {
         if let Some((id, nonce)) = self.hashes.get(hash) {
             let queued = self.accounts.get(id).is_some_and(|a| a.queued.contains_key(nonce));

@@ -145,13 +145,18 @@ pub fn spec(validators: &[&Key]) -> ChainSpec {
 
 /// A signed data record.
 pub fn data_tx(suite: &TestCrypto, key: &Key, nonce: u64, data_key: &str, value: &[u8]) -> Transaction {
+    signed_tx(suite, key, nonce, Payload::Data { key: data_key.into(), value: value.to_vec() })
+}
+
+/// A signed transaction of any payload.
+pub fn signed_tx(suite: &TestCrypto, key: &Key, nonce: u64, payload: Payload) -> Transaction {
     let body = UnsignedTransaction {
         channel: ChannelId::new("grid").unwrap(),
         sender: key.public.clone(),
         nonce,
         gas_limit: 100_000,
         sig_alg: "ed25519".into(),
-        payload: Payload::Data { key: data_key.into(), value: value.to_vec() },
+        payload,
     };
     let sig = suite.sign(&key.private, &body.signing_bytes()).unwrap();
     body.sign_with(sig)

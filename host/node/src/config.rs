@@ -83,6 +83,10 @@ pub struct ChannelNodeConfig {
     pub network_key: String,
     /// Where its peer-to-peer listener is (not consensus: only where to dial).
     pub address: std::net::SocketAddr,
+    /// A node the validators added by vote after genesis (§5.2.3): listed here only for
+    /// where to dial it, it is not one of the channel's genesis fields.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joined: bool,
 }
 
 fn default_block_gas_limit() -> u64 {
@@ -182,6 +186,7 @@ impl ChannelConfig {
             nodes: self
                 .nodes
                 .iter()
+                .filter(|n| !n.joined)
                 .enumerate()
                 .map(|(i, n)| {
                     let network_key =
@@ -553,6 +558,15 @@ pub struct InitArgs {
     /// with neither, a random one is written to DIR/keystore.pass for development).
     #[arg(long)]
     pub keystore_passphrase_file: Option<PathBuf>,
+    /// Join an existing network (§5.2.3) instead of starting one: its network.toml (from
+    /// any of its nodes) gives the genesis fields, and this node is added to its first
+    /// channel's nodes as `joined`. The validators then vote it in with
+    /// `joule governance propose --add-node … --add-validator …`.
+    #[arg(long, value_name = "NETWORK_TOML", conflicts_with_all = ["crypto_suite", "channel", "consensus", "genesis_time_ms"])]
+    pub join: Option<PathBuf>,
+    /// With --join: where this node listens for its peers (they dial it there).
+    #[arg(long, requires = "join")]
+    pub p2p_address: Option<std::net::SocketAddr>,
 }
 
 impl InitArgs {
@@ -577,9 +591,16 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
     if net_path.exists() && !a.force {
         bail!("{} exists; pass --force to overwrite it", net_path.display());
     }
+    let joining = match &a.join {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("read {} (the network.toml of a node of the network to join)", path.display()))?;
+            Some(NetworkConfig::parse(&text).with_context(|| format!("{}", path.display()))?)
+        }
+        None => None,
+    };
+    let suite_name = joining.as_ref().and_then(|n| n.channels.first()).map_or(a.crypto_suite.as_str(), |c| c.crypto_suite.as_str());
     let channel = ChannelId::new(&a.channel).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let suite =
-        CryptoSuite::named(&a.crypto_suite).with_context(|| format!("unknown crypto suite {:?} (known: {})", a.crypto_suite, CryptoSuite::NAMED.join(", ")))?;
+    let suite = CryptoSuite::named(suite_name).with_context(|| format!("unknown crypto suite {suite_name:?} (known: {})", CryptoSuite::NAMED.join(", ")))?;
     joule_support::fs::create_private_dir(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
     let kp = crypto.generate_key(&suite.signature).with_context(|| format!("generate a {} node key", suite.signature))?;
     if let Some(path) = &a.export_key {
@@ -620,6 +641,23 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
             },
             nodes: vec![],
         }],
+    };
+    let network = match joining {
+        None => network,
+        Some(mut joined) => {
+            let address = a.p2p_address.context("--join needs --p2p-address: where this node listens for its peers")?;
+            let ch = joined.channels.first_mut().context("the network to join has no channel")?;
+            let wire = joule_net::WireSuite::from_channel_suite(&ch.crypto_suite)
+                .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", ch.id, ch.crypto_suite))?;
+            let key = crate::p2p::network_key(&a.dir, wire)?;
+            if ch.nodes.iter().any(|n| n.name == a.name && !n.joined) {
+                bail!("node name {:?} is taken by a genesis node of channel {}: pick another with --name", a.name, ch.id);
+            }
+            ch.nodes.retain(|n| n.name != a.name);
+            ch.nodes.push(ChannelNodeConfig { name: a.name.clone(), network_key: key.public().to_hex(), address, joined: true });
+            joined.node_count = joined.node_count.saturating_add(1);
+            joined
+        }
     };
     network.check()?;
     let node = NodeConfig {

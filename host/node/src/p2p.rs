@@ -60,13 +60,15 @@ pub async fn start(
     consensus: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> Result<Option<Network>> {
     let spec = chain.spec();
-    if spec.nodes.is_empty() {
+    // The nodes of the chain's state: the genesis ones, then as votes change them.
+    let current = chain.members();
+    if current.members.nodes.is_empty() {
         return Ok(None);
     }
     let suite = WireSuite::from_channel_suite(&spec.crypto_suite.id)
         .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", spec.channel, spec.crypto_suite.id))?;
     let key = Arc::new(network_key(dir, suite)?);
-    let members: Vec<PeerKey> = spec.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect();
+    let members = |m: &joule_ledger::governance::Members| -> Vec<PeerKey> { m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect() };
     let me = key.public();
     let Some(listen) = addresses.iter().find(|(k, _)| *k == me).map(|(_, a)| *a) else {
         tracing::warn!(channel = %spec.channel, key = %me, "this node's network key is not in the channel's node set: it runs without peers");
@@ -78,9 +80,20 @@ pub async fn start(
     chain_binding.extend_from_slice(&genesis.header.parent_hash.0);
     let mut config = NetConfig::new(suite, key, &chain_binding, listen);
     config.bootstrap = addresses.iter().filter(|(k, _)| *k != me).map(|(_, a)| *a).collect();
-    let set = Arc::new(NodeSet::new(members));
-    let (net, events) = Network::start(config, set, 1024).await.with_context(|| format!("channel {}: peer-to-peer listener", spec.channel))?;
-    tracing::info!(channel = %spec.channel, %listen, key = %me.short(), peers = spec.nodes.len() - 1, "peer-to-peer network started");
+    let set = Arc::new(NodeSet::new(members(&current.members)));
+    let (net, events) = Network::start(config, set.clone(), 1024).await.with_context(|| format!("channel {}: peer-to-peer listener", spec.channel))?;
+    tracing::info!(channel = %spec.channel, %listen, key = %me.short(), members = current.members.nodes.len(), "peer-to-peer network started");
+    // Nodes voted in may connect from the block after the vote, and nodes voted out are
+    // dropped and refused from then on (§5.2.3–5.2.4).
+    let mut watch = chain.watch_members();
+    let follow = net.clone();
+    tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            let keys = members(&watch.borrow_and_update().members);
+            set.replace(keys);
+            follow.enforce_membership();
+        }
+    });
     tokio::spawn(run(chain, net.clone(), events, consensus));
     Ok(Some(net))
 }

@@ -13,10 +13,12 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// A validator of the channel's consensus.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ValidatorSpec {
     /// SubjectPublicKeyInfo, DER.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub public_key: Vec<u8>,
     /// Voting weight; 1 for plain PoA.
     pub weight: u64,
@@ -24,6 +26,7 @@ pub struct ValidatorSpec {
 
 /// A node of the channel (§3.8: a consortium chain's predefined set of nodes): who may
 /// connect to the channel's peer-to-peer network.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct NodeSpec {
     /// A name for people (1-64 characters of [a-z0-9_-]).
@@ -31,6 +34,7 @@ pub struct NodeSpec {
     /// The node's static network key: a compressed SEC1 point (33 bytes) on the suite's
     /// curve (P-256 for `intl`, SM2 for `gm`), as its Noise handshakes present it.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
     pub network_key: Vec<u8>,
 }
 
@@ -103,6 +107,17 @@ impl ChainSpec {
 fn ident(what: &str, s: &str) -> Result<(), DecodeError> {
     let ok = !s.is_empty() && s.len() <= MAX_IDENT_BYTES && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok { Ok(()) } else { Err(DecodeError::Invalid(format!("{what} {s:?} must be 1-{MAX_IDENT_BYTES} characters of [a-z0-9_-]"))) }
+}
+
+pub(crate) fn check_node_name(name: &str) -> Result<(), DecodeError> {
+    ident("node name", name)
+}
+
+pub(crate) fn check_network_key(key: &[u8]) -> Result<(), DecodeError> {
+    if key.len() != NETWORK_KEY_BYTES || !matches!(key.first(), Some(2 | 3)) {
+        return Err(DecodeError::Invalid(format!("a network key is a compressed point of {NETWORK_KEY_BYTES} bytes (02 or 03 first)")));
+    }
+    Ok(())
 }
 
 impl Encode for ChainSpec {

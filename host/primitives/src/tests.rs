@@ -34,6 +34,19 @@ fn arb_ident() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_-]{1,64}"
 }
 
+fn arb_network_key() -> impl Strategy<Value = Vec<u8>> {
+    (2u8..4, proptest::collection::vec(any::<u8>(), 32)).prop_map(|(tag, x)| [vec![tag], x].concat())
+}
+
+fn arb_change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        (arb_bytes(100), 1..u64::MAX).prop_map(|(public_key, weight)| Change::AddValidator { public_key, weight }),
+        arb_bytes(100).prop_map(|public_key| Change::RemoveValidator { public_key }),
+        ("[a-z0-9_-]{1,64}", arb_network_key()).prop_map(|(name, network_key)| Change::AddNode { name, network_key }),
+        arb_network_key().prop_map(|network_key| Change::RemoveNode { network_key }),
+    ]
+}
+
 fn arb_payload() -> impl Strategy<Value = Payload> {
     prop_oneof![
         (arb_bytes(256), arb_bytes(64), any::<bool>()).prop_map(|(code, init_args, upgradable)| Payload::Deploy { code, init_args, upgradable }),
@@ -44,10 +57,10 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
         }),
         (arb_hash(), arb_ident(), arb_bytes(64)).prop_map(|(contract, method, args)| Payload::Call { contract, method, args }),
         ("[ -~]{1,256}", arb_bytes(128)).prop_map(|(key, value)| Payload::Data { key, value }),
-        arb_bytes(100).prop_map(|public_key| Payload::Governance(Governance::AddValidator { public_key })),
-        (any::<u64>(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(|(interval_ms, max_transactions, max_bytes, produce_empty_blocks)| {
-            Payload::Governance(Governance::SetBlockPolicy { policy: BlockPolicy { interval_ms, max_transactions, max_bytes, produce_empty_blocks } })
-        }),
+        (proptest::collection::vec(arb_change(), 1..4), any::<u64>())
+            .prop_map(|(changes, expires_at)| Payload::Governance(Governance::Propose { changes, expires_at })),
+        (arb_hash(), any::<u64>()).prop_map(|(proposal, expires_at)| Payload::Governance(Governance::Vote { proposal, expires_at })),
+        arb_hash().prop_map(|proposal| Payload::Governance(Governance::Withdraw { proposal })),
     ]
 }
 

@@ -161,24 +161,93 @@ pub struct BlockPolicy {
     pub produce_empty_blocks: bool,
 }
 
-/// Changes to a channel that go through the ledger.
+/// A change to a channel's membership that its validators approve by vote (§4.2.2 a–b,
+/// §5.2.3–5.2.4). It takes effect in the block whose transaction brings the votes for it
+/// over half of the voting weight, and applies from the next block on.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Governance {
-    SetBlockPolicy {
-        policy: BlockPolicy,
-    },
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// A validator of the consensus, or a new voting weight for one already in the set.
     AddValidator {
+        /// SubjectPublicKeyInfo, DER, in the channel's signature algorithm.
         #[serde(with = "hex_bytes")]
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         public_key: Vec<u8>,
+        weight: u64,
     },
     RemoveValidator {
         #[serde(with = "hex_bytes")]
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         public_key: Vec<u8>,
     },
+    /// A node that may join the channel's network (§5.2.3).
+    AddNode {
+        /// A name for people (1-64 characters of [a-z0-9_-]).
+        name: String,
+        /// Its static network key (33 bytes, compressed SEC1 on the suite's curve).
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        network_key: Vec<u8>,
+    },
+    /// A node refused by every other from the block after the one that removes it (§5.2.4).
+    RemoveNode {
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        network_key: Vec<u8>,
+    },
+}
+
+/// A validator's part in governing the channel. Only the current validators may send
+/// these (the transaction's sender key is the validator's key); votes live in the chain's
+/// state, so every node counts them alike.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Governance {
+    /// Open a proposal of `changes` (applied together, in order) and vote for it. Its id
+    /// is the suite hash of `joule-proposal/1\n ‖ Borsh(changes)`; proposing what is already
+    /// open is a vote for it.
+    Propose {
+        changes: Vec<Change>,
+        /// The vote counts in blocks below this height.
+        expires_at: u64,
+    },
+    /// Vote for an open proposal (again: a new expiry for one's vote).
+    Vote { proposal: Hash32, expires_at: u64 },
+    /// Take one's vote back; a proposal without votes is closed.
+    Withdraw { proposal: Hash32 },
+}
+
+impl Change {
+    /// Field limits, as for every decoded transaction.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        match self {
+            Change::AddValidator { public_key, weight } => {
+                check_len("validator key", public_key.len(), MAX_KEY_BYTES)?;
+                if *weight == 0 {
+                    return Err(DecodeError::Invalid("a validator's weight must be at least 1 (remove_validator takes one out)".into()));
+                }
+                Ok(())
+            }
+            Change::RemoveValidator { public_key } => check_len("validator key", public_key.len(), MAX_KEY_BYTES),
+            Change::AddNode { name, network_key } => {
+                crate::spec::check_node_name(name)?;
+                crate::spec::check_network_key(network_key)
+            }
+            Change::RemoveNode { network_key } => crate::spec::check_network_key(network_key),
+        }
+    }
+}
+
+/// Most changes in one proposal.
+pub const MAX_PROPOSAL_CHANGES: usize = 16;
+
+/// The bytes whose suite hash is a proposal's id.
+pub fn proposal_preimage(changes: &[Change]) -> Vec<u8> {
+    let mut out = b"joule-proposal/1\n".to_vec();
+    let _ = borsh::to_writer(&mut out, changes);
+    out
 }
 
 /// What a transaction does.
@@ -314,8 +383,11 @@ impl Encode for Transaction {
                 }
                 check_len("data key", key.len(), MAX_DATA_KEY_BYTES)
             }
-            Payload::Governance(Governance::AddValidator { public_key } | Governance::RemoveValidator { public_key }) => {
-                check_len("validator key", public_key.len(), MAX_KEY_BYTES)
+            Payload::Governance(Governance::Propose { changes, .. }) => {
+                if changes.is_empty() || changes.len() > MAX_PROPOSAL_CHANGES {
+                    return Err(DecodeError::Invalid(format!("a proposal has 1-{MAX_PROPOSAL_CHANGES} changes, not {}", changes.len())));
+                }
+                changes.iter().try_for_each(Change::validate)
             }
             _ => Ok(()),
         }

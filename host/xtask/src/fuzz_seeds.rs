@@ -17,11 +17,16 @@ pub fn write(corpus: &std::path::Path) -> anyhow::Result<()> {
         tx(2, Payload::Call { contract: Hash32([7; 32]), method: "transfer".into(), args: vec![9] }),
         tx(
             3,
-            Payload::Governance(Governance::SetBlockPolicy {
-                policy: BlockPolicy { interval_ms: 1000, max_transactions: 10, max_bytes: 4096, produce_empty_blocks: true },
+            Payload::Governance(Governance::Propose {
+                changes: vec![
+                    Change::AddValidator { public_key: vec![4; 65], weight: 1 },
+                    Change::AddNode { name: "node4".into(), network_key: [vec![2], vec![5; 32]].concat() },
+                ],
+                expires_at: 1000,
             }),
         ),
-        tx(4, Payload::Governance(Governance::AddValidator { public_key: vec![4; 65] })),
+        tx(4, Payload::Governance(Governance::Vote { proposal: Hash32([8; 32]), expires_at: 1000 })),
+        tx(5, Payload::Governance(Governance::Withdraw { proposal: Hash32([8; 32]) })),
     ];
     let header = BlockHeader {
         channel: ChannelId::new("grid").expect("channel"),

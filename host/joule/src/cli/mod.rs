@@ -1,6 +1,6 @@
 //! Command-line interface: `joule init`, `joule node`, `joule status`, `joule tx …`,
 //! `joule block …`, `joule contract …`, `joule crypto …`, `joule plugin …`, `joule keys …`,
-//! `joule bench …`, `joule demo`, `joule up`, `joule net key`.
+//! `joule bench …`, `joule demo`, `joule up`, `joule net key`, `joule governance …`.
 //!
 //! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
 //! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
@@ -8,6 +8,7 @@
 pub mod chain_cmd;
 mod contract_cmd;
 mod crypto_cmd;
+mod governance_cmd;
 mod keys_cmd;
 mod net_cmd;
 mod plugin_cmd;
@@ -69,6 +70,9 @@ enum Command {
     /// Peer-to-peer: the node's network key.
     #[command(subcommand)]
     Net(net_cmd::NetCmd),
+    /// The channel's validators and nodes, and the votes that change them.
+    #[command(subcommand)]
+    Governance(governance_cmd::GovernanceCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -115,6 +119,27 @@ fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => {
             let cfg = joule_node::config::init(&ctx.crypto()?, &a)?;
             let ch = &cfg.network.channels[0];
+            if a.join.is_some() {
+                let me = ch.nodes.iter().find(|n| n.name == cfg.node.name && n.joined).context("the joining node is missing from its network.toml")?;
+                println!(
+                    "initialised {} to join network {}: channel {} ({}, {})",
+                    a.dir.display(),
+                    cfg.network.network_id,
+                    ch.id,
+                    ch.crypto_suite,
+                    ch.consensus
+                );
+                println!("validator key {}", cfg.node.keys[0].public_key);
+                println!("network key   {} (listening on {})", me.network_key, me.address);
+                println!(
+                    "next: the channel's validators vote it in, e.g. `joule governance propose --add-node {}={} --add-validator {} --dir VALIDATOR_DIR`, then start it with `joule node --dir {}`",
+                    me.name,
+                    me.network_key,
+                    cfg.node.keys[0].public_key,
+                    a.dir.display()
+                );
+                return Ok(());
+            }
             println!(
                 "initialised {} for network {}: channel {} ({}, {}), this node its validator",
                 a.dir.display(),
@@ -154,6 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => crate::demo::run(&ctx, a),
         Command::Up(a) => crate::up::run(&ctx, a),
         Command::Net(c) => net_cmd::run(c),
+        Command::Governance(c) => governance_cmd::run(c),
     }
 }
 

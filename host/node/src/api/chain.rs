@@ -28,7 +28,7 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct ChannelQuery {
     /// The channel (default: the node's first).
-    channel: Option<String>,
+    pub(super) channel: Option<String>,
 }
 
 pub(super) fn chain(node: &Node, channel: Option<&str>) -> Result<Arc<Chain>, ApiError> {
@@ -175,7 +175,7 @@ pub async fn peers(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>)
         channel: c.channel().clone(),
         network_key: net.as_ref().map(|n| n.key().to_hex()),
         listen: net.as_ref().map(|n| n.local_addr().to_string()),
-        members: c.spec().nodes.len(),
+        members: c.members().members.nodes.len(),
         peers: net
             .map(|n| {
                 n.peers()

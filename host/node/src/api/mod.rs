@@ -16,6 +16,7 @@ mod chain;
 mod contracts;
 mod error;
 mod extract;
+mod governance;
 mod guard;
 mod health;
 mod openapi;
@@ -129,6 +130,7 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(expensive(routes!(chain::import_block)))
         .routes(routes!(chain::get_network_config, chain::put_network_config))
         .routes(routes!(chain::get_node_config, chain::put_node_config))
+        .routes(routes!(governance::act))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
         .layer(body_limit(MAX_PLUGIN_UPLOAD));
     openapi::require_admin_token(admin.get_openapi_mut());
@@ -140,6 +142,7 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(metrics))
         .routes(routes!(chain::status))
         .routes(routes!(chain::peers))
+        .routes(routes!(governance::governance))
         .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
         .routes(expensive(routes!(chain::submit_batch)).layer(body_limit(MAX_BATCH_BODY)))
         .routes(routes!(chain::get_tx))

@@ -1,0 +1,181 @@
+//! `joule governance …`: the channel's validators and nodes, and the votes that change
+//! them (guide §4.2.2 a–b, §5.2.3–5.2.4), over the node's HTTP API. Proposing, voting and
+//! withdrawing are admin requests: the node signs them with its own validator key.
+
+use super::chain_cmd::NodeSel;
+use anyhow::{Context, Result, bail};
+use joule_client::ApiClient;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The node to ask, and its admin token for actions.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AdminSel {
+    #[command(flatten)]
+    pub sel: NodeSel,
+    /// The node's admin token. Default: JOULE_ADMIN_TOKEN, else DIR/admin.token with --dir.
+    #[arg(long, env = "JOULE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Blocks the vote counts for, from the node's head.
+    #[arg(long, default_value_t = 1000)]
+    pub expires_in: u64,
+    /// Return once the node admitted it, without waiting for the block that counts it.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(clap::Subcommand)]
+pub enum GovernanceCmd {
+    /// Members (validators, nodes) and open proposals with their votes.
+    Show(NodeSel),
+    /// Open a proposal and vote for it. Changes apply together, in the order given.
+    Propose {
+        /// A validator's public key (SPKI DER, hex), optionally `:WEIGHT` (default 1).
+        #[arg(long, value_name = "KEY[:WEIGHT]")]
+        add_validator: Vec<String>,
+        #[arg(long, value_name = "KEY")]
+        remove_validator: Vec<String>,
+        /// A node that may join the network: `NAME=NETWORK_KEY` (`joule net key` prints it).
+        #[arg(long, value_name = "NAME=NETWORK_KEY")]
+        add_node: Vec<String>,
+        #[arg(long, value_name = "NETWORK_KEY")]
+        remove_node: Vec<String>,
+        #[command(flatten)]
+        admin: AdminSel,
+    },
+    /// Vote for an open proposal (again: renew the vote's expiry).
+    Vote {
+        proposal: String,
+        #[command(flatten)]
+        admin: AdminSel,
+    },
+    /// Take this node's vote back.
+    Withdraw {
+        proposal: String,
+        #[command(flatten)]
+        admin: AdminSel,
+    },
+}
+
+pub fn run(cmd: GovernanceCmd) -> Result<()> {
+    match cmd {
+        GovernanceCmd::Show(sel) => show(&sel),
+        GovernanceCmd::Propose { add_validator, remove_validator, add_node, remove_node, admin } => {
+            let mut changes = vec![];
+            for v in &add_validator {
+                let (key, weight) = match v.rsplit_once(':') {
+                    Some((k, w)) => (k, w.parse::<u64>().with_context(|| format!("--add-validator {v}: the weight after ':' is not a number"))?),
+                    None => (v.as_str(), 1),
+                };
+                changes.push(json!({"change": "add_validator", "public_key": hex_arg("--add-validator", key)?, "weight": weight}));
+            }
+            for k in &remove_validator {
+                changes.push(json!({"change": "remove_validator", "public_key": hex_arg("--remove-validator", k)?}));
+            }
+            for n in &add_node {
+                let (name, key) = n.split_once('=').with_context(|| format!("--add-node {n}: give NAME=NETWORK_KEY"))?;
+                changes.push(json!({"change": "add_node", "name": name, "network_key": hex_arg("--add-node", key)?}));
+            }
+            for k in &remove_node {
+                changes.push(json!({"change": "remove_node", "network_key": hex_arg("--remove-node", k)?}));
+            }
+            if changes.is_empty() {
+                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node or --remove-node");
+            }
+            act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at}))
+        }
+        GovernanceCmd::Vote { proposal, admin } => {
+            let id = hex_arg("PROPOSAL", &proposal)?;
+            act(&admin, |expires_at| json!({"action": "vote", "proposal": id, "expires_at": expires_at}))
+        }
+        GovernanceCmd::Withdraw { proposal, admin } => {
+            let id = hex_arg("PROPOSAL", &proposal)?;
+            act(&admin, |_| json!({"action": "withdraw", "proposal": id}))
+        }
+    }
+}
+
+/// Hex as the API takes it (no `0x`), checked here so a typo is named before any request.
+fn hex_arg(what: &str, s: &str) -> Result<String> {
+    let s = s.trim().trim_start_matches("0x");
+    hex::decode(s).with_context(|| format!("{what}: {s:?} is not hex"))?;
+    Ok(s.to_ascii_lowercase())
+}
+
+fn show(sel: &NodeSel) -> Result<()> {
+    let q = sel.channel.as_ref().map(|c| format!("?channel={c}")).unwrap_or_default();
+    let v = sel.client()?.get(&format!("/v1/governance{q}"))?;
+    if sel.json {
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!("after block {}: voting weight {}, a proposal needs {}", v["height"], v["voting_weight"], v["weight_needed"]);
+    println!("validators:");
+    for val in v["members"]["validators"].as_array().into_iter().flatten() {
+        println!("  {}  weight {}", val["public_key"].as_str().unwrap_or("?"), val["weight"]);
+    }
+    println!("nodes:");
+    for n in v["members"]["nodes"].as_array().into_iter().flatten() {
+        println!("  {:<12} {}", n["name"].as_str().unwrap_or("?"), n["network_key"].as_str().unwrap_or("?"));
+    }
+    let proposals = v["proposals"].as_array().cloned().unwrap_or_default();
+    if proposals.is_empty() {
+        println!("no open proposals");
+    }
+    for p in proposals {
+        println!("proposal {} (block {}): weight {} of {}", p["id"].as_str().unwrap_or("?"), p["proposed_at"], p["weight_for"], v["weight_needed"]);
+        for c in p["changes"].as_array().into_iter().flatten() {
+            let what = c["public_key"].as_str().or(c["network_key"].as_str()).unwrap_or("?");
+            let name = c["name"].as_str().map(|n| format!(" {n}")).unwrap_or_default();
+            println!("  {}{name} {what}", c["change"].as_str().unwrap_or("?"));
+        }
+        for vote in p["votes"].as_array().into_iter().flatten() {
+            println!("  vote by {} until block {}", vote["voter"].as_str().unwrap_or("?"), vote["expires_at"]);
+        }
+    }
+    Ok(())
+}
+
+fn client(admin: &AdminSel) -> Result<ApiClient> {
+    let mut client = admin.sel.client()?;
+    client.token = match (&admin.admin_token, &admin.sel.dir) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(dir)) => {
+            let p = dir.join(joule_client::wire::ADMIN_TOKEN_FILE);
+            Some(std::fs::read_to_string(&p).with_context(|| format!("read {} (or give --admin-token)", p.display()))?.trim().to_string())
+        }
+        (None, None) => bail!("governance actions need the node's admin token: --admin-token, JOULE_ADMIN_TOKEN, or --dir DIR for DIR/admin.token"),
+    };
+    Ok(client)
+}
+
+/// Send the action `body(expires_at)` and, unless `--no-wait`, wait for its receipt.
+fn act(admin: &AdminSel, body: impl FnOnce(u64) -> Value) -> Result<()> {
+    let client = client(admin)?;
+    let q = admin.sel.channel.as_ref().map(|c| format!("?channel={c}")).unwrap_or_default();
+    let height = client.get(&format!("/v1/status{q}"))?["height"].as_u64().context("the node's status has no height")?;
+    let submitted = client.post_json(&format!("/v1/governance/actions{q}"), &body(height.saturating_add(admin.expires_in)))?;
+    let (hash, proposal) = (submitted["hash"].as_str().unwrap_or_default().to_string(), submitted["proposal"].as_str().unwrap_or("?"));
+    if admin.no_wait {
+        if admin.sel.json {
+            println!("{}", serde_json::to_string_pretty(&submitted).unwrap_or_default());
+        } else {
+            println!("proposal {proposal}: transaction {hash} admitted");
+        }
+        return Ok(());
+    }
+    let r = client.wait_for_tx(&hash, Duration::from_secs(60))?;
+    if admin.sel.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return Ok(());
+    }
+    let receipt = &r["receipt"];
+    match receipt["status"].as_str() {
+        Some("success") => {
+            let passed = receipt["events"].as_array().into_iter().flatten().any(|e| e["topic"] == "passed");
+            println!("proposal {proposal}: counted in block {}{}", r["block_height"], if passed { "; it passed, and applies from the next block" } else { "" });
+            Ok(())
+        }
+        _ => bail!("proposal {proposal}: not counted in block {}: {}", r["block_height"], receipt["reason"].as_str().unwrap_or("see the receipt")),
+    }
+}

@@ -1,0 +1,387 @@
+//! The channel's governance state: who its validators and nodes are, and the proposals to
+//! change that with the validators' votes (guide §4.2.2 a–b, §5.2.3–5.2.4).
+//!
+//! Both live in the state tree, as two storage values of a reserved account
+//! ([`namespace`]): `members` (Borsh [`Members`]) and `proposals` (Borsh list of
+//! [`Proposal`]). So every node counts the same votes, a light client can prove either
+//! against a block's state root, and the state of any height says who validated the next
+//! block. A chain whose state has no `members` value yet has its genesis members.
+//!
+//! The rules ([`Governed::apply`]):
+//! - only a validator with voting weight may propose, vote or withdraw, signing the
+//!   transaction with its validator key;
+//! - a vote counts in blocks below its `expires_at`, which must lie after the block and at
+//!   most [`MAX_VOTE_BLOCKS`] ahead; voting again replaces one's vote;
+//! - after each action, votes that expired or whose voter is no longer a validator are
+//!   dropped, and a proposal without votes is closed;
+//! - a proposal whose voters hold more than half of the voting weight passes at once: its
+//!   changes apply in order, and the votes on the other proposals are counted again under
+//!   the new members (which may pass them too). A proposal that would leave the channel
+//!   without a voting validator fails and is closed.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use joule_primitives::{Change, Governance, Hash32, NodeSpec, ValidatorSpec};
+use serde::Serialize;
+
+/// The account whose storage holds the governance state: the suite hash of this.
+pub const NAMESPACE_PREIMAGE: &[u8] = b"joule-governance/1";
+pub const MEMBERS_KEY: &str = "members";
+pub const PROPOSALS_KEY: &str = "proposals";
+/// Open proposals at most: a new one beyond them is refused until some close.
+pub const MAX_OPEN_PROPOSALS: usize = 64;
+/// How far ahead a vote may expire.
+pub const MAX_VOTE_BLOCKS: u64 = 1_000_000;
+
+/// The validators and nodes of the channel.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Members {
+    pub validators: Vec<ValidatorSpec>,
+    pub nodes: Vec<NodeSpec>,
+}
+
+impl Members {
+    /// Total weight of the validators.
+    pub fn voting_weight(&self) -> u64 {
+        self.validators.iter().fold(0u64, |sum, v| sum.saturating_add(v.weight))
+    }
+
+    fn weight_of(&self, public_key: &[u8]) -> u64 {
+        self.validators.iter().find(|v| v.public_key == public_key).map_or(0, |v| v.weight)
+    }
+
+    /// Apply one change. Adding what is there updates it; removing what is absent does
+    /// nothing.
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::AddValidator { public_key, weight } => match self.validators.iter_mut().find(|v| &v.public_key == public_key) {
+                Some(v) => v.weight = *weight,
+                None => self.validators.push(ValidatorSpec { public_key: public_key.clone(), weight: *weight }),
+            },
+            Change::RemoveValidator { public_key } => self.validators.retain(|v| &v.public_key != public_key),
+            Change::AddNode { name, network_key } => {
+                self.nodes.retain(|n| &n.network_key != network_key && &n.name != name);
+                self.nodes.push(NodeSpec { name: name.clone(), network_key: network_key.clone() });
+            }
+            Change::RemoveNode { network_key } => self.nodes.retain(|n| &n.network_key != network_key),
+        }
+    }
+}
+
+/// One validator's vote.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Vote {
+    /// The validator's public key (SPKI DER).
+    #[serde(with = "joule_primitives::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
+    pub voter: Vec<u8>,
+    /// The vote counts in blocks below this height.
+    pub expires_at: u64,
+}
+
+/// An open proposal and the votes for it.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Proposal {
+    pub id: Hash32,
+    pub changes: Vec<Change>,
+    /// The block that opened it.
+    pub proposed_at: u64,
+    pub votes: Vec<Vote>,
+}
+
+/// What a governance transaction did, for its receipt and events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The proposal acted on.
+    pub proposal: Hash32,
+    /// Proposals that passed (their changes applied), in order.
+    pub passed: Vec<Hash32>,
+    /// Proposals that passed but could not apply, with why; they are closed.
+    pub failed: Vec<(Hash32, String)>,
+}
+
+/// The governance state of a block, being changed by its transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Governed {
+    pub members: Members,
+    pub proposals: Vec<Proposal>,
+}
+
+impl Governed {
+    /// Apply `action`, sent by the validator key `sender` in block `height`; `id` is the
+    /// proposal id of a `Propose`'s changes. `Err`: why nothing changed.
+    /// `usable_key` says whether a public key parses under the channel's signature
+    /// algorithm: a validator that could never seal would halt the chain at its turn.
+    pub fn apply(
+        &mut self,
+        sender: &[u8],
+        height: u64,
+        action: &Governance,
+        id: Option<Hash32>,
+        usable_key: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Outcome, String> {
+        if self.members.weight_of(sender) == 0 {
+            return Err("only the channel's validators govern it, and the sender is not one".into());
+        }
+        let check_expiry = |expires_at: u64| {
+            let latest = height.saturating_add(MAX_VOTE_BLOCKS);
+            if expires_at <= height || expires_at > latest {
+                return Err(format!("a vote must expire after this block ({height}) and at most at {latest}, not at {expires_at}"));
+            }
+            Ok(())
+        };
+        let proposal = match action {
+            Governance::Propose { changes, expires_at } => {
+                check_expiry(*expires_at)?;
+                check_keys(changes, usable_key)?;
+                let id = id.ok_or("a proposal needs its id")?;
+                if !self.proposals.iter().any(|p| p.id == id) {
+                    self.prune(height);
+                    if self.proposals.len() >= MAX_OPEN_PROPOSALS {
+                        return Err(format!("{MAX_OPEN_PROPOSALS} proposals are open already: vote on them or let them expire"));
+                    }
+                    self.proposals.push(Proposal { id, changes: changes.clone(), proposed_at: height, votes: vec![] });
+                }
+                self.cast(id, sender, *expires_at);
+                id
+            }
+            Governance::Vote { proposal, expires_at } => {
+                check_expiry(*expires_at)?;
+                if !self.proposals.iter().any(|p| p.id == *proposal && p.votes.iter().any(|v| v.expires_at > height)) {
+                    return Err(format!("no open proposal {proposal}"));
+                }
+                self.cast(*proposal, sender, *expires_at);
+                *proposal
+            }
+            Governance::Withdraw { proposal } => {
+                let p = self.proposals.iter_mut().find(|p| p.id == *proposal).ok_or_else(|| format!("no open proposal {proposal}"))?;
+                let before = p.votes.len();
+                p.votes.retain(|v| v.voter != sender);
+                if p.votes.len() == before {
+                    return Err(format!("the sender has no vote on proposal {proposal} to withdraw"));
+                }
+                *proposal
+            }
+        };
+        let (passed, failed) = self.settle(height);
+        Ok(Outcome { proposal, passed, failed })
+    }
+
+    fn cast(&mut self, id: Hash32, voter: &[u8], expires_at: u64) {
+        if let Some(p) = self.proposals.iter_mut().find(|p| p.id == id) {
+            p.votes.retain(|v| v.voter != voter);
+            p.votes.push(Vote { voter: voter.to_vec(), expires_at });
+        }
+    }
+
+    /// Drop expired votes and votes of non-validators, then proposals without votes.
+    fn prune(&mut self, height: u64) {
+        let members = &self.members;
+        for p in &mut self.proposals {
+            p.votes.retain(|v| v.expires_at > height && members.weight_of(&v.voter) > 0);
+        }
+        self.proposals.retain(|p| !p.votes.is_empty());
+    }
+
+    /// Weight of the live votes for `p`.
+    pub fn weight_for(&self, p: &Proposal, height: u64) -> u64 {
+        p.votes.iter().filter(|v| v.expires_at > height).fold(0u64, |sum, v| sum.saturating_add(self.members.weight_of(&v.voter)))
+    }
+
+    /// Pass every proposal over half of the weight, counting again after each.
+    fn settle(&mut self, height: u64) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
+        let (mut passed, mut failed) = (vec![], vec![]);
+        loop {
+            self.prune(height);
+            let total = self.members.voting_weight();
+            let Some(i) = self.proposals.iter().position(|p| self.weight_for(p, height).saturating_mul(2) > total) else { break };
+            let p = self.proposals.remove(i);
+            let mut next = self.members.clone();
+            for c in &p.changes {
+                next.apply(c);
+            }
+            if next.voting_weight() == 0 {
+                failed.push((p.id, "it would leave the channel without a voting validator".to_string()));
+            } else {
+                self.members = next;
+                passed.push(p.id);
+            }
+        }
+        (passed, failed)
+    }
+}
+
+/// Refuse a proposal that adds a validator whose key the suite cannot use.
+pub fn check_keys(changes: &[Change], usable_key: &dyn Fn(&[u8]) -> bool) -> Result<(), String> {
+    for (i, c) in changes.iter().enumerate() {
+        if let Change::AddValidator { public_key, .. } = c
+            && !usable_key(public_key)
+        {
+            return Err(format!("change {i}: the validator key is not a public key of the channel's signature algorithm"));
+        }
+    }
+    Ok(())
+}
+
+/// The governance state as the API shows it: at a height, with each proposal's weight.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GovernanceView {
+    /// The block whose state this is; votes count in the blocks after it.
+    pub height: u64,
+    pub members: Members,
+    pub voting_weight: u64,
+    /// Weight a proposal needs to pass: more than half of the voting weight.
+    pub weight_needed: u64,
+    pub proposals: Vec<ProposalView>,
+}
+
+/// An open proposal with the votes that still count.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProposalView {
+    pub id: Hash32,
+    pub changes: Vec<Change>,
+    pub proposed_at: u64,
+    pub votes: Vec<Vote>,
+    pub weight_for: u64,
+}
+
+impl GovernanceView {
+    /// The view of `g`, the state of block `height`: a vote counts in the next block if it
+    /// expires after it.
+    pub fn new(g: &Governed, height: u64) -> GovernanceView {
+        let next = height.saturating_add(1);
+        let voting_weight = g.members.voting_weight();
+        let proposals = g
+            .proposals
+            .iter()
+            .map(|p| {
+                let votes: Vec<Vote> = p.votes.iter().filter(|v| v.expires_at > next && g.members.weight_of(&v.voter) > 0).cloned().collect();
+                ProposalView { id: p.id, changes: p.changes.clone(), proposed_at: p.proposed_at, weight_for: g.weight_for(p, next), votes }
+            })
+            .filter(|p| !p.votes.is_empty())
+            .collect();
+        GovernanceView { height, members: g.members.clone(), voting_weight, weight_needed: voting_weight / 2 + 1, proposals }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`Governed::apply`] where the usable keys are the 4-byte ones.
+    fn act(g: &mut Governed, sender: &[u8], height: u64, action: &Governance, id: Option<Hash32>) -> Result<Outcome, String> {
+        g.apply(sender, height, action, id, &|k: &[u8]| k.len() == 4)
+    }
+
+    fn key(n: u8) -> Vec<u8> {
+        vec![n; 4]
+    }
+
+    fn four() -> Governed {
+        let validators = (1..=4).map(|n| ValidatorSpec { public_key: key(n), weight: 1 }).collect();
+        Governed { members: Members { validators, nodes: vec![] }, proposals: vec![] }
+    }
+
+    fn add(n: u8) -> Governance {
+        Governance::Propose { changes: vec![Change::AddValidator { public_key: key(n), weight: 1 }], expires_at: 100 }
+    }
+
+    fn id(n: u8) -> Option<Hash32> {
+        Some(Hash32([n; 32]))
+    }
+
+    fn vote(n: u8, expires_at: u64) -> Governance {
+        Governance::Vote { proposal: Hash32([n; 32]), expires_at }
+    }
+
+    #[test]
+    fn a_proposal_passes_with_more_than_half_of_the_weight_and_not_before() {
+        let mut g = four();
+        let out = act(&mut g, &key(1), 10, &add(5), id(5)).unwrap();
+        assert_eq!(out.passed, vec![]);
+        assert!(act(&mut g, &key(2), 11, &vote(5, 100), None).unwrap().passed.is_empty(), "2 of 4 is not more than half");
+        let out = act(&mut g, &key(3), 12, &vote(5, 100), None).unwrap();
+        assert_eq!(out.passed, vec![Hash32([5; 32])]);
+        assert_eq!(g.members.validators.len(), 5);
+        assert!(g.proposals.is_empty());
+    }
+
+    #[test]
+    fn a_withdrawn_vote_does_not_count() {
+        let mut g = four();
+        act(&mut g, &key(1), 10, &add(5), id(5)).unwrap();
+        act(&mut g, &key(2), 11, &vote(5, 100), None).unwrap();
+        act(&mut g, &key(2), 12, &Governance::Withdraw { proposal: Hash32([5; 32]) }, None).unwrap();
+        assert!(act(&mut g, &key(3), 13, &vote(5, 100), None).unwrap().passed.is_empty());
+        assert_eq!(g.members.validators.len(), 4);
+        assert!(act(&mut g, &key(2), 14, &Governance::Withdraw { proposal: Hash32([5; 32]) }, None).is_err(), "nothing left to withdraw");
+    }
+
+    #[test]
+    fn an_expired_vote_does_not_count_and_a_proposal_without_live_votes_closes() {
+        let mut g = four();
+        act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 20 }, id(7)).unwrap();
+        act(&mut g, &key(2), 11, &vote(7, 15), None).unwrap();
+        // At 20 both earlier votes have expired: the third is alone.
+        let out = act(&mut g, &key(3), 20, &vote(7, 100), None);
+        assert!(out.is_err(), "the proposal closed when its votes expired: {out:?}");
+        assert_eq!(g.members.validators.len(), 4);
+    }
+
+    #[test]
+    fn only_validators_govern_and_expiries_are_bounded() {
+        let mut g = four();
+        assert!(act(&mut g, &key(9), 10, &add(5), id(5)).unwrap_err().contains("not one"));
+        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10 }, id(5)).is_err(), "expires in the past");
+        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10 + MAX_VOTE_BLOCKS + 1 }, id(5)).is_err());
+        assert!(act(&mut g, &key(1), 10, &vote(6, 100), None).unwrap_err().contains("no open proposal"));
+        assert!(g.proposals.is_empty());
+    }
+
+    #[test]
+    fn a_removal_counts_the_other_proposals_again_under_the_smaller_set() {
+        let mut g = four();
+        // Two of four for adding 5: not yet.
+        act(&mut g, &key(1), 10, &add(5), id(5)).unwrap();
+        act(&mut g, &key(2), 10, &vote(5, 100), None).unwrap();
+        // 1, 2 and 3 remove 4; then 2 of 3 is a majority for adding 5.
+        let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 100 };
+        act(&mut g, &key(1), 11, &remove, id(4)).unwrap();
+        act(&mut g, &key(2), 11, &vote(4, 100), None).unwrap();
+        let out = act(&mut g, &key(3), 12, &vote(4, 100), None).unwrap();
+        assert_eq!(out.passed, vec![Hash32([4; 32]), Hash32([5; 32])]);
+        let keys: Vec<Vec<u8>> = g.members.validators.iter().map(|v| v.public_key.clone()).collect();
+        assert_eq!(keys, vec![key(1), key(2), key(3), key(5)]);
+    }
+
+    #[test]
+    fn removing_every_validator_fails_and_changes_nothing() {
+        let mut g = Governed { members: Members { validators: vec![ValidatorSpec { public_key: key(1), weight: 1 }], nodes: vec![] }, proposals: vec![] };
+        let out =
+            act(&mut g, &key(1), 1, &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(1) }], expires_at: 9 }, id(1)).unwrap();
+        assert_eq!(out.passed, vec![]);
+        assert_eq!(out.failed.len(), 1);
+        assert_eq!(g.members.validators.len(), 1);
+    }
+
+    #[test]
+    fn a_validator_key_the_suite_cannot_use_is_refused() {
+        let mut g = four();
+        let bad = Governance::Propose { changes: vec![Change::AddValidator { public_key: vec![1, 2, 3], weight: 1 }], expires_at: 9 };
+        assert!(act(&mut g, &key(1), 1, &bad, id(1)).unwrap_err().contains("not a public key"));
+        assert!(g.proposals.is_empty());
+    }
+
+    #[test]
+    fn open_proposals_are_bounded() {
+        let mut g = four();
+        for n in 0..MAX_OPEN_PROPOSALS as u8 {
+            act(&mut g, &key(1), 1, &add(100 + n), Some(Hash32([n; 32]))).unwrap();
+        }
+        assert!(act(&mut g, &key(1), 1, &add(99), Some(Hash32([255; 32]))).unwrap_err().contains("open already"));
+    }
+}
