@@ -6,6 +6,7 @@
 mod admin_api;
 mod api_contract;
 mod architecture;
+mod bft;
 mod chain_api;
 mod cli;
 mod cli_contracts;

@@ -33,6 +33,10 @@ pub struct UpArgs {
     /// `gm` (SM2/SM3/SM4 on chain and on the wire) or `intl` (P-256/SHA-256/AES-GCM).
     #[arg(long, default_value = "gm")]
     crypto_suite: String,
+    /// The consensus engine: `poa` (validators take turns) or `bft` (rounds of votes; a
+    /// block is final once committed, and the network goes on with a validator down).
+    #[arg(long, default_value = "poa")]
+    consensus: String,
     #[arg(long, default_value_t = 500)]
     block_interval_ms: u64,
     /// Seconds of sample traffic (signed meter readings, sent to each node in turn); 0: none.
@@ -113,9 +117,9 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
     if dirs[0].join(NETWORK_FILE).exists() {
         println!("restarting the network in {}", base.display());
     } else {
-        let plan = Plan { validators: a.nodes, ..Plan::new(&a.crypto_suite, a.block_interval_ms) };
+        let plan = Plan { validators: a.nodes, consensus: a.consensus.clone(), ..Plan::new(&a.crypto_suite, a.block_interval_ms) };
         create(g, &plan, &dirs).with_context(|| format!("create a {}-node network in {}", a.nodes, base.display()))?;
-        println!("created a {}-node network in {} (channel grid, {} suite, PoA)", a.nodes, base.display(), a.crypto_suite);
+        println!("created a {}-node network in {} (channel grid, {} suite, {})", a.nodes, base.display(), a.crypto_suite, a.consensus.to_uppercase());
     }
     let mut nodes = Nodes::default();
     let apis = start(g, &dirs, &mut nodes)?;
@@ -158,6 +162,8 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
 /// What a local network is made of.
 pub(crate) struct Plan {
     pub crypto_suite: String,
+    /// The engine id (`poa`, `bft`).
+    pub consensus: String,
     pub block_interval_ms: u64,
     /// The first this many nodes are validators; the others follow the chain.
     pub validators: usize,
@@ -170,6 +176,7 @@ impl Plan {
     pub fn new(crypto_suite: &str, block_interval_ms: u64) -> Plan {
         Plan {
             crypto_suite: crypto_suite.into(),
+            consensus: "poa".into(),
             block_interval_ms,
             validators: usize::MAX,
             max_block_transactions: None,
@@ -193,6 +200,7 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
             network_id: "joule-local".into(),
             name: format!("node{i}"),
             crypto_suite: plan.crypto_suite.clone(),
+            consensus: plan.consensus.clone(),
             block_interval_ms: plan.block_interval_ms,
             max_block_transactions: plan.max_block_transactions.unwrap_or(defaults.max_block_transactions),
             max_block_bytes: plan.max_block_bytes.unwrap_or(defaults.max_block_bytes),

@@ -70,6 +70,10 @@ pub enum ChainError {
     /// A block was built on a block that is no longer the head.
     #[error("the head moved on: {0}")]
     HeadMoved(String),
+    /// The block is this node's head already (it committed it itself, or took it from
+    /// another peer first): nobody's fault.
+    #[error("block {height} is committed here already")]
+    Known { height: u64 },
 }
 
 /// A block built here and not sealed yet, with the execution its header commits to.
@@ -82,8 +86,15 @@ struct Candidate {
     started: Instant,
 }
 
-/// Blocks built and awaiting their seal, at most (older ones are dropped).
+/// Blocks built or proposed and awaiting their seal, at most (older ones are dropped).
 const MAX_CANDIDATES: usize = 4;
+
+/// Whether a block's checks include its seal (an import) or leave it for later (a proposal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seal {
+    Verify,
+    Later,
+}
 
 /// The head of the chain.
 #[derive(Debug, Clone)]
@@ -926,19 +937,15 @@ impl Chain {
         let (block, hashes, exec) = self.assemble(&head, signer.public_key(), txs, Some(hashes), now_ms)?;
         let seal_hash = self.suite.hash(&block.header.sealing_bytes())?;
         let header = self.engine_header(&block.header)?;
-        let mut candidates = lock(&self.candidates);
-        candidates.retain(|c| c.parent == head.hash);
-        if candidates.len() >= MAX_CANDIDATES {
-            candidates.remove(0);
-        }
-        candidates.push(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
+        self.keep_candidate(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
         Ok(Some(header))
     }
 
-    /// Seal the block built here under `seal_hash` and commit it. The engine checks the
-    /// sealed header first, as every other node will: a seal its own rules refuse is never
-    /// committed here. Its transactions were executed when it was built and their signatures
-    /// verified at admission, so it is not executed again.
+    /// Seal the block kept under `seal_hash` (built here, or a peer's proposal accepted
+    /// with [`Chain::accept_proposal`]) and commit it. The engine checks the sealed header
+    /// first, as every other node will: a seal its own rules refuse is never committed here.
+    /// Its transactions were executed and their signatures verified when it was kept, so it
+    /// is not executed again.
     pub fn commit_built(&self, seal_hash: &[u8], seal: Vec<u8>) -> Result<Arc<CommittedBlock>, ChainError> {
         let _serial = lock(&self.commit_lock);
         let head = self.head();
@@ -947,7 +954,7 @@ impl Chain {
             let i = candidates
                 .iter()
                 .position(|c| c.seal_hash.0.as_slice() == seal_hash)
-                .ok_or_else(|| ChainError::NotFound(format!("no block built here has the seal hash {}", hex::encode(seal_hash))))?;
+                .ok_or_else(|| ChainError::NotFound(format!("no block built or proposed here has the seal hash {}", hex::encode(seal_hash))))?;
             candidates.remove(i)
         };
         let height = candidate.block.header.height;
@@ -957,12 +964,19 @@ impl Chain {
                 candidate.parent, head.hash, head.height
             )));
         }
-        let mut block = candidate.block;
-        block.header.seal = seal;
-        self.engine()?
-            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(&block.header)?, &self.members().validators)
-            .map_err(|e| ChainError::Invalid { height, reason: e.to_string() })?;
-        self.commit_executed(&head, block, candidate.hashes, candidate.exec, candidate.started)
+        let mut candidate = candidate;
+        let unsealed = std::mem::replace(&mut candidate.block.header.seal, seal);
+        let verdict = self.engine().and_then(|engine| {
+            let (parent, sealed) = (self.engine_header(&head.header)?, self.engine_header(&candidate.block.header)?);
+            engine.verify_header(&parent, &sealed, &self.members().validators).map_err(|e| ChainError::Invalid { height, reason: e.to_string() })
+        });
+        if let Err(e) = verdict {
+            // Kept for a seal that verifies.
+            candidate.block.header.seal = unsealed;
+            self.keep_candidate(candidate);
+            return Err(e);
+        }
+        self.commit_executed(&head, candidate.block, candidate.hashes, candidate.exec, candidate.started)
     }
 
     /// Sign with this node's consensus key (a participant's `sign` action).
@@ -1085,11 +1099,50 @@ impl Chain {
     }
 
     fn import_serialized(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let head = self.head();
+        let (hashes, exec, started) = self.check(&head, &block, Seal::Verify)?;
+        self.commit_executed(&head, block, hashes, exec, started)
+    }
+
+    /// A block a peer proposed on the head, before its seal (BFT: the validators vote on
+    /// it, then seal it together): checked and executed as an import is, all but the seal,
+    /// and kept as blocks built here are, until the participant commits it with a seal
+    /// ([`Chain::commit_built`]) or the head moves. Answers the engine's view of it.
+    pub fn accept_proposal(&self, block: Block) -> Result<EngineHeader, ChainError> {
+        let _serial = lock(&self.commit_lock);
+        let head = self.head();
+        if let Some(known) = lock(&self.candidates).iter().find(|c| c.parent == head.hash && c.block.header == block.header) {
+            return self.engine_header(&known.block.header);
+        }
+        let (hashes, exec, started) = self.check(&head, &block, Seal::Later)?;
+        let seal_hash = self.suite.hash(&block.header.sealing_bytes())?;
+        let header = self.engine_header(&block.header)?;
+        self.keep_candidate(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
+        Ok(header)
+    }
+
+    /// The unsealed block kept under `seal_hash` (built here or accepted from a peer), to
+    /// send as a proposal.
+    pub fn candidate_block(&self, seal_hash: &[u8]) -> Option<Block> {
+        lock(&self.candidates).iter().find(|c| c.seal_hash.0.as_slice() == seal_hash).map(|c| c.block.clone())
+    }
+
+    fn keep_candidate(&self, c: Candidate) {
+        let mut candidates = lock(&self.candidates);
+        candidates.retain(|k| k.parent == c.parent && k.seal_hash != c.seal_hash);
+        if candidates.len() >= MAX_CANDIDATES {
+            candidates.remove(0);
+        }
+        candidates.push(c);
+    }
+
+    /// Everything an import checks of `block` on `head`, the seal when `seal` says so; its
+    /// transaction hashes and execution.
+    fn check(&self, head: &Head, block: &Block, seal: Seal) -> Result<(Vec<Hash32>, execute::Execution, Instant), ChainError> {
         if let Some(f) = self.health.fault() {
             return Err(ChainError::StorageFailed(f.reason));
         }
         let started = Instant::now();
-        let head = self.head();
         let h = &block.header;
         let height = h.height;
         let invalid = |reason: String| ChainError::Invalid { height, reason };
@@ -1100,6 +1153,9 @@ impl Chain {
         if h.crypto_suite != self.suite.suite().id {
             return Err(invalid(format!("crypto suite {} is not the channel's ({})", h.crypto_suite, self.suite.suite().id)));
         }
+        if height == head.height && h.hash(self.suite.as_ref())? == head.hash {
+            return Err(ChainError::Known { height });
+        }
         if height != head.height + 1 || h.parent_hash != head.hash {
             return Err(invalid(format!("it does not extend the head (height {}, hash {})", head.height, head.hash)));
         }
@@ -1107,9 +1163,11 @@ impl Chain {
         if block.transactions.len() > policy.max_transactions as usize {
             return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
         }
-        self.engine()?
-            .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.members().validators)
-            .map_err(|e| invalid(e.to_string()))?;
+        if seal == Seal::Verify {
+            self.engine()?
+                .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.members().validators)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
         let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
         if merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)? != h.tx_root {
             return Err(invalid("the transactions root does not match its transactions".into()));
@@ -1152,7 +1210,7 @@ impl Chain {
         if merkle::root(self.suite.as_ref(), &receipts)? != h.receipts_root {
             return Err(invalid("the receipts root does not match execution".into()));
         }
-        self.commit_executed(&head, block, hashes, exec, started)
+        Ok((hashes, exec, started))
     }
 
     /// Write a block whose execution `exec` is known to match its header, and make it the

@@ -268,3 +268,34 @@ fn votes_change_the_validators_from_the_next_block_on_every_node_and_after_a_res
     assert_eq!(reopened.members().validators.len(), 2, "members come from the chain's state, not the spec");
     assert_eq!(reopened.governance().unwrap().proposals[0].weight_for, 1);
 }
+
+#[test]
+fn a_proposed_block_is_executed_before_its_seal_and_committed_with_the_seal_it_gets_later() {
+    let p = pair();
+    for n in 0..3 {
+        p.producer.submit(data_tx(&p.suite, &p.key, n, &format!("meter/{n}"), b"7 kWh")).unwrap();
+    }
+    let head = p.producer.head();
+    let header = p.producer.build(&head.hash.0, 1_700_000_001_000).unwrap().expect("a block");
+    let block = p.producer.candidate_block(&header.seal_hash).expect("kept");
+    assert!(block.header.seal.is_empty(), "proposed before its seal");
+    // A tampered proposal is refused and not kept.
+    let mut bad = block.clone();
+    bad.header.state_root = Hash32([9; 32]);
+    assert!(matches!(p.follower.accept_proposal(bad.clone()), Err(ChainError::Invalid { .. })));
+    let bad_hash = p.suite.hash(&bad.header.sealing_bytes()).unwrap();
+    assert!(p.follower.candidate_block(&bad_hash.0).is_none());
+    // The follower executes it, without a seal, and says what the engine will judge.
+    let seen = p.follower.accept_proposal(block.clone()).unwrap();
+    assert_eq!(seen.seal_hash, header.seal_hash);
+    assert_eq!(p.follower.head().height, 0, "nothing committed yet");
+    // The seal arrives (in BFT: the validators' commit signatures); both commit the same block.
+    let seal = p.producer.sign_as_node(&header.seal_hash).unwrap();
+    assert!(matches!(p.follower.commit_built(&header.seal_hash, b"not a seal".to_vec()), Err(ChainError::Invalid { .. })), "the engine refuses a bad seal");
+    assert!(p.follower.candidate_block(&header.seal_hash).is_some_and(|b| b.header.seal.is_empty()), "and the block stays, unsealed");
+    let seen = p.follower.accept_proposal(block).unwrap();
+    let mine = p.producer.commit_built(&header.seal_hash, seal.clone()).unwrap();
+    let theirs = p.follower.commit_built(&seen.seal_hash, seal).unwrap();
+    assert_eq!(mine.hash, theirs.hash);
+    assert_eq!(theirs.receipts.len(), 3);
+}

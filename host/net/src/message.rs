@@ -35,8 +35,14 @@ pub enum Message {
         request: u64,
         blocks: Vec<Vec<u8>>,
     },
-    /// A consensus engine's message (proposal, vote, round change), opaque here.
+    /// A consensus engine's message (vote, round change, …), opaque here.
     Consensus(Vec<u8>),
+    /// A block proposed before its seal (a BFT engine's proposal): the unsealed block's
+    /// canonical encoding, and the proposer's consensus message about it.
+    Proposal {
+        block: Vec<u8>,
+        message: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -66,6 +72,7 @@ impl Message {
             Message::GetBlocks { .. } => "get_blocks",
             Message::Blocks { .. } => "blocks",
             Message::Consensus(_) => "consensus",
+            Message::Proposal { .. } => "proposal",
         }
     }
 }

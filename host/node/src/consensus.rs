@@ -11,6 +11,7 @@ use joule_consensus::driver::{Build, Driver, DriverHost};
 use joule_consensus::{ConsensusEngine, Event};
 use joule_ledger::chain::{Chain, ChainError};
 use joule_net::{Message, Network};
+use joule_primitives::Encode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -68,11 +69,15 @@ impl DriverHost for NodeHost {
         }
     }
 
-    fn propose(&self, _seal_hash: &[u8], _message: Vec<u8>) {
-        // No wire message carries a proposed block yet: it comes with the first engine that
-        // proposes before committing (BFT). Said loudly, so such an engine is not silently
-        // stuck.
-        tracing::error!(channel = %self.chain.channel(), "the consensus engine proposed a block, and this node version cannot send proposals");
+    /// The unsealed block, with the participant's message, to every peer.
+    fn propose(&self, seal_hash: &[u8], message: Vec<u8>) {
+        let Some(net) = &self.net else { return };
+        match self.chain.candidate_block(seal_hash) {
+            Some(block) => {
+                net.broadcast(&Message::Proposal { block: block.encode(), message });
+            }
+            None => tracing::warn!(channel = %self.chain.channel(), "the participant proposed a block this node no longer holds ({})", hex::encode(seal_hash)),
+        }
     }
 
     fn work(&self, seal_hash: &[u8], target: &[u8], cancel: &AtomicBool) -> Option<Vec<u8>> {
@@ -103,9 +108,9 @@ fn same(a: &Arc<dyn ConsensusEngine>, b: &Arc<dyn ConsensusEngine>) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
-/// Run the channel's participant until the chain closes. `messages`: consensus messages
-/// from peers.
-pub async fn run(chain: Arc<Chain>, net: Option<Network>, mut messages: mpsc::Receiver<Vec<u8>>) {
+/// Run the channel's participant until the chain closes. `messages`: what peers sent for
+/// it (consensus messages, and proposals the chain has checked).
+pub async fn run(chain: Arc<Chain>, net: Option<Network>, mut messages: mpsc::Receiver<Event>) {
     let host = Arc::new(NodeHost { chain: chain.clone(), net });
     let mut blocks = chain.subscribe();
     let mut messages_open = true;
@@ -159,7 +164,7 @@ pub async fn run(chain: Arc<Chain>, net: Option<Network>, mut messages: mpsc::Re
                 m = messages.recv(), if messages_open => match m {
                     // A full inbox drops a peer's message rather than the node's memory.
                     Some(m) => {
-                        let _ = tx.try_send(Event::Message(m));
+                        let _ = tx.try_send(m);
                     }
                     None => messages_open = false,
                 },

@@ -11,6 +11,7 @@
 //! is reported (`Offence::InvalidBlock`) and soon banned.
 
 use anyhow::{Context, Result};
+use joule_consensus::Event;
 use joule_ledger::chain::{Chain, ChainError};
 use joule_net::{Message, NetConfig, NetEvent, Network, NodeKey, NodeSet, Offence, PeerKey, WireSuite};
 use joule_primitives::{Block, Encode, Transaction};
@@ -57,7 +58,7 @@ pub async fn start(
     dir: &Path,
     chain: Arc<Chain>,
     addresses: &[(PeerKey, std::net::SocketAddr)],
-    consensus: tokio::sync::mpsc::Sender<Vec<u8>>,
+    consensus: tokio::sync::mpsc::Sender<Event>,
 ) -> Result<Option<Network>> {
     let spec = chain.spec();
     // The nodes of the chain's state: the genesis ones, then as votes change them.
@@ -106,7 +107,7 @@ struct Request {
 }
 
 /// Gossip and sync for one channel until the network stops.
-pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc::Receiver<NetEvent>, consensus: tokio::sync::mpsc::Sender<Vec<u8>>) {
+pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc::Receiver<NetEvent>, consensus: tokio::sync::mpsc::Sender<Event>) {
     let mut blocks = chain.subscribe();
     let mut admitted = chain.subscribe_admitted();
     let mut heights: HashMap<PeerKey, u64> = HashMap::new();
@@ -184,10 +185,34 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                         // To the channel's participant; when it is behind by a full inbox,
                         // the message is dropped (engines that need it ask again by rounds).
                         Message::Consensus(m) => {
-                            if consensus.try_send(m).is_err() {
+                            if consensus.try_send(Event::Message(m)).is_err() {
                                 metrics::counter!("p2p_consensus_messages_dropped_total", "channel" => chain.channel().to_string()).increment(1);
                             }
                         }
+                        // A block before its seal: executed on the head here, then the
+                        // participant judges the proposal. One that does not extend the
+                        // head is stale, not wrong; an invalid one is the proposer's fault.
+                        Message::Proposal { block, message } => match Block::decode(&block) {
+                            Ok(block) if block.header.height == chain.head().height + 1 => {
+                                let c = chain.clone();
+                                let checked = tokio::task::spawn_blocking(move || c.accept_proposal(block)).await;
+                                match checked {
+                                    Ok(Ok(header)) => {
+                                        if consensus.try_send(Event::Proposed { header, message }).is_err() {
+                                            metrics::counter!("p2p_consensus_messages_dropped_total", "channel" => chain.channel().to_string()).increment(1);
+                                        }
+                                    }
+                                    Ok(Err(ChainError::Invalid { height, reason })) => {
+                                        tracing::warn!(channel = %chain.channel(), peer = %peer.short(), height, "refused a proposed block: {reason}");
+                                        net.report(&peer, Offence::InvalidBlock);
+                                    }
+                                    Ok(Err(e)) => tracing::debug!(channel = %chain.channel(), "a proposed block was not checked: {e}"),
+                                    Err(e) => tracing::error!(channel = %chain.channel(), "checking a proposed block failed: {e}"),
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => net.report(&peer, Offence::InvalidBlock),
+                        },
                         Message::Ping(_) | Message::Pong(_) => {}
                     },
                 }
@@ -277,6 +302,8 @@ async fn import(chain: &Arc<Chain>, net: &Network, peer: PeerKey, blocks: Vec<Bl
             }
             match c.import(block) {
                 Ok(_) => metrics::counter!("p2p_blocks_imported_total", "channel" => c.channel().to_string()).increment(1),
+                // Committed here meanwhile (a BFT validator commits each block itself).
+                Err(ChainError::Known { .. }) => continue,
                 Err(e @ (ChainError::Invalid { .. } | ChainError::Consensus(_))) => return Err((true, e)),
                 Err(e) => return Err((false, e)),
             }

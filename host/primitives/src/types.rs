@@ -427,9 +427,12 @@ impl BlockHeader {
         out
     }
 
-    /// Block hash: the suite hash of the header's canonical encoding, seal included.
+    /// Block hash: the suite hash of the seal bytes, which is the seal hash. The seal is
+    /// the engine's proof that the block may be committed, not part of what the block is:
+    /// a BFT block's seal holds whichever quorum of commit signatures a node collected, and
+    /// every node must still name the same block by the same hash.
     pub fn hash(&self, h: &dyn Hasher) -> Result<Hash32, HashError> {
-        h.hash(&self.encode())
+        h.hash(&self.sealing_bytes())
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask plugins` builds every plugin for `wasm32-unknown-unknown` (installing the
 //!   target with rustup if it is missing) and packs it (component + manifest) into
-//!   `target/plugins/` (the first-party plugins a node loads by default) and
+//!   `target/plugins/` (the first-party plugins a node loads by default, `consensus-bft`
+//!   from its own workspace among them) and
 //!   `target/test-plugins/` (the vendor example and the test fixtures).
 //! * `cargo xtask contracts` builds the example contracts and the hostile contract fixtures
 //!   (`examples-contracts/`, its own workspace) for `wasm32-unknown-unknown`, one crate at a
@@ -10,10 +11,11 @@
 //!   node prepares and componentizes a module at deployment), printing its size and SHA-256.
 //! * `cargo xtask test [ARGS]` builds the plugins and the contracts, runs
 //!   `cargo test --workspace ARGS`, then (without ARGS) the other workspaces' tests natively
-//!   (`cargo test` in `plugins/`, `plugins/crypto-vendor-example/`, `examples-contracts/` and
+//!   (`cargo test` in `plugins/`, `plugins/crypto-vendor-example/`, `plugins/consensus-bft/`,
+//!   `examples-contracts/` and
 //!   `contracts-std/`) and fuzzes the decoders for `JOULE_FUZZ_SECONDS` each (default 15).
 //!   Each workspace's tests start with a line `xtask: test workspace NAME` (NAME: `host`,
-//!   `plugins`, `vendor-example`, `examples`, `contracts-std`), which `.ci/run` uses to count
+//!   `plugins`, `vendor-example`, `consensus-bft`, `examples`, `contracts-std`), which `.ci/run` uses to count
 //!   them per workspace against `.ci/expected-tests`.
 //! * `cargo xtask demo` builds the plugins, the contracts and a release `joule`, then runs
 //!   `joule up --nodes 4` (a local network with sample traffic and the market; Ctrl-C
@@ -173,6 +175,7 @@ const TEST_WORKSPACES: &[(&str, &str)] = &[
     ("host", "."),
     ("plugins", "plugins"),
     ("vendor-example", "plugins/crypto-vendor-example"),
+    ("consensus-bft", "plugins/consensus-bft"),
     ("examples", "examples-contracts"),
     ("contracts-std", "contracts-std"),
 ];
@@ -217,6 +220,10 @@ fn build_plugins(root: &Path) -> Result<()> {
     // The vendor example is built the way a vendor builds it: its own workspace.
     let vendor = plugins.join("crypto-vendor-example");
     run(&mut wasm_cargo(&vendor))?;
+    // So is the BFT engine, which shows the consensus world fits an engine nobody in the
+    // plugins workspace wrote; it ships with the first-party plugins.
+    let bft = plugins.join("consensus-bft");
+    run(&mut wasm_cargo(&bft))?;
 
     let out = root.join("target/plugins");
     let test_out = root.join("target/test-plugins");
@@ -242,6 +249,7 @@ fn build_plugins(root: &Path) -> Result<()> {
     )?;
     eprintln!("xtask: tagged v2 packed as {}", v2.version);
     pack_crate(&vendor, &vendor.join("target").join(WASM_TARGET).join("release"), &test_out)?;
+    pack_crate(&bft, &bft.join("target").join(WASM_TARGET).join("release"), &out)?;
     eprintln!("xtask: plugins in {} and {}", out.display(), test_out.display());
     Ok(())
 }

@@ -48,6 +48,7 @@ impl From<ChainError> for ApiError {
     fn from(e: ChainError) -> Self {
         match &e {
             ChainError::Invalid { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid_block", e.to_string()),
+            ChainError::Known { .. } => ApiError(StatusCode::CONFLICT, "known_block", e.to_string()),
             ChainError::StorageFailed(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string()),
             // The node keeps the last blocks' state only (`[storage] state-history-blocks`).
             ChainError::Pruned { .. } => ApiError(StatusCode::GONE, "pruned", e.to_string()),
@@ -784,7 +785,7 @@ pub struct Imported {
         (status = 200, description = "Committed", body = Imported),
         (status = 400, description = "Not a block (`malformed`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
         (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
-        (status = 409, description = "The node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`), or the block is its head already (`known_block`)", body = ErrorBody),
         (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
         (status = 422, description = "The block is invalid (`invalid_block`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),

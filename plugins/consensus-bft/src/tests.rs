@@ -1,0 +1,326 @@
+//! Four participants exchanging their messages in-process, as the host would carry them.
+
+use super::*;
+use std::collections::VecDeque;
+
+/// "Signatures" for tests: valid when the signature is the key followed by the message.
+struct Concat;
+impl Crypto for Concat {
+    fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        signature == [public_key, message].concat()
+    }
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key{i}").into_bytes()
+}
+
+/// What arrives at a node.
+enum Input {
+    Head,
+    Message(Vec<u8>),
+    Proposed {
+        seal_hash: Vec<u8>,
+        proposer: Vec<u8>,
+        message: Vec<u8>,
+    },
+    Built(Vec<u8>),
+    Signed(u64, Vec<u8>),
+    Timer(u64),
+}
+
+struct Net {
+    nodes: Vec<Participant>,
+    alive: Vec<bool>,
+    height: u64,
+    /// Who built each block (its seal hash), to fill in the header's proposer.
+    builders: BTreeMap<Vec<u8>, usize>,
+    timers: Vec<Vec<u64>>,
+    committed: Vec<Option<(Vec<u8>, Vec<u8>)>>,
+    queue: VecDeque<(usize, Input)>,
+    built: usize,
+    /// Lose every commit message on the way.
+    drop_commits: bool,
+}
+
+impl Net {
+    fn new(n: usize) -> Net {
+        Net {
+            nodes: (0..n)
+                .map(|i| Participant::new(Config::default(), key(i), &[]))
+                .collect(),
+            alive: vec![true; n],
+            height: 0,
+            builders: BTreeMap::new(),
+            timers: vec![vec![]; n],
+            committed: vec![None; n],
+            queue: VecDeque::new(),
+            built: 0,
+            drop_commits: false,
+        }
+    }
+
+    fn keys(&self) -> Vec<Vec<u8>> {
+        (0..self.nodes.len()).map(key).collect()
+    }
+
+    fn start(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.queue.push_back((i, Input::Head));
+        }
+        self.run();
+    }
+
+    fn run(&mut self) {
+        let keys = self.keys();
+        let validators: Vec<Validator<'_>> = keys
+            .iter()
+            .map(|k| Validator {
+                public_key: k,
+                weight: 1,
+            })
+            .collect();
+        while let Some((i, input)) = self.queue.pop_front() {
+            if !self.alive[i] {
+                continue;
+            }
+            let p = &mut self.nodes[i];
+            let steps = match input {
+                Input::Head => p.new_head(&Concat, self.height, b"parent", &validators),
+                Input::Message(m) => p.message_bytes(&Concat, &m),
+                Input::Proposed {
+                    seal_hash,
+                    proposer,
+                    message,
+                } => p.proposed(&Concat, &seal_hash, &proposer, self.height + 1, &message),
+                Input::Built(seal_hash) => p.built(self.height + 1, b"parent", &seal_hash),
+                Input::Signed(request, signature) => p.signed(request, signature),
+                Input::Timer(id) => p.timer(id),
+            };
+            for step in steps {
+                self.carry(i, step);
+            }
+        }
+    }
+
+    fn others(&self, i: usize) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&j| j != i).collect()
+    }
+
+    fn carry(&mut self, i: usize, step: Step) {
+        match step {
+            Step::SetTimer { id, .. } => self.timers[i].push(id),
+            Step::Build => {
+                self.built += 1;
+                let seal_hash = format!("block {} by {i} #{}", self.height + 1, self.built).into_bytes();
+                self.builders.insert(seal_hash.clone(), i);
+                self.queue.push_back((i, Input::Built(seal_hash)));
+            }
+            Step::Sign { request, message } => self
+                .queue
+                .push_back((i, Input::Signed(request, [key(i), message].concat()))),
+            Step::Broadcast(m) => {
+                if self.drop_commits && Msg::try_from_slice(&m).is_ok_and(|m| matches!(m.body, Body::Commit { .. })) {
+                    return;
+                }
+                for j in self.others(i) {
+                    self.queue.push_back((j, Input::Message(m.clone())));
+                }
+            }
+            Step::Propose { seal_hash, message } => {
+                let proposer = key(self.builders[&seal_hash]);
+                for j in self.others(i) {
+                    self.queue.push_back((
+                        j,
+                        Input::Proposed {
+                            seal_hash: seal_hash.clone(),
+                            proposer: proposer.clone(),
+                            message: message.clone(),
+                        },
+                    ));
+                }
+            }
+            Step::Commit { seal_hash, seal } => {
+                assert!(self.committed[i].is_none(), "node {i} committed twice at one height");
+                self.committed[i] = Some((seal_hash, seal));
+            }
+            Step::Persist(_) => {}
+        }
+    }
+
+    /// Expire every live node's latest timer.
+    fn time_out(&mut self) {
+        for i in 0..self.nodes.len() {
+            if let Some(&id) = self.timers[i].last() {
+                self.queue.push_back((i, Input::Timer(id)));
+            }
+        }
+        self.run();
+    }
+
+    /// The block the live nodes committed, checked as every node checks a header.
+    fn agreed(&self) -> (Vec<u8>, Seal) {
+        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.alive[i]).collect();
+        let (seal_hash, seal) = self.committed[live[0]].clone().expect("the first live node committed");
+        for &i in &live {
+            assert_eq!(
+                self.committed[i].as_ref().map(|c| &c.0),
+                Some(&seal_hash),
+                "node {i} committed another block"
+            );
+        }
+        let keys = self.keys();
+        let validators: Vec<Validator<'_>> = keys
+            .iter()
+            .map(|k| Validator {
+                public_key: k,
+                weight: 1,
+            })
+            .collect();
+        let proposer = key(self.builders[&seal_hash]);
+        let parent = Header {
+            height: self.height,
+            timestamp_ms: 1,
+            seal_hash: b"p",
+            proposer: b"",
+            seal: b"",
+        };
+        let header = Header {
+            height: self.height + 1,
+            timestamp_ms: 2,
+            seal_hash: &seal_hash,
+            proposer: &proposer,
+            seal: &seal,
+        };
+        verify_header(&Concat, &parent, &header, &validators).expect("the committed seal verifies");
+        (seal_hash, Seal::try_from_slice(&seal).expect("a seal"))
+    }
+}
+
+#[test]
+fn four_validators_commit_the_same_block_with_a_quorum_of_commit_seals() {
+    let mut net = Net::new(4);
+    net.start();
+    let (_, seal) = net.agreed();
+    assert_eq!(seal.round, 0);
+    assert!(seal.commits.len() >= 3);
+    assert!(net.committed.iter().all(Option::is_some), "all four committed");
+}
+
+#[test]
+fn a_silent_proposer_is_replaced_by_a_round_change_and_three_of_four_commit() {
+    let mut net = Net::new(4);
+    // Height 1, round 0: validator 1 proposes. It is down.
+    net.alive[1] = false;
+    net.start();
+    assert!(net.committed.iter().all(Option::is_none), "nothing without a proposal");
+    net.time_out();
+    let (seal_hash, seal) = net.agreed();
+    assert_eq!(seal.round, 1, "round 1's proposer built it");
+    assert_eq!(net.builders[&seal_hash], 2);
+    assert_eq!(seal.commits.iter().map(|c| c.0).collect::<Vec<_>>(), vec![0, 2, 3]);
+}
+
+#[test]
+fn a_block_the_validators_locked_on_is_proposed_again_in_the_next_round_not_replaced() {
+    let mut net = Net::new(4);
+    // Everyone prepares validator 1's block and locks on it, but the commits are lost.
+    net.drop_commits = true;
+    net.start();
+    assert!(net.committed.iter().all(Option::is_none));
+    let first = net.builders.keys().next().cloned().expect("validator 1 built");
+    for p in &net.nodes {
+        assert_eq!(
+            p.locked.as_ref().map(|l| (l.seal_hash.clone(), l.proposed_in)),
+            Some((first.clone(), 0))
+        );
+    }
+    // Round 1: validator 2 proposes the locked block again instead of building its own.
+    net.drop_commits = false;
+    net.time_out();
+    let (seal_hash, seal) = net.agreed();
+    assert_eq!(seal_hash, first);
+    assert_eq!(net.built, 1, "no second block was built");
+    assert_eq!(seal.round, 0, "the seal names the round whose proposer built it");
+}
+
+#[test]
+fn a_seal_short_of_a_quorum_or_with_a_repeated_or_forged_vote_is_refused() {
+    let keys: Vec<Vec<u8>> = (0..4).map(key).collect();
+    let validators: Vec<Validator<'_>> = keys
+        .iter()
+        .map(|k| Validator {
+            public_key: k,
+            weight: 1,
+        })
+        .collect();
+    let parent = Header {
+        height: 4,
+        timestamp_ms: 10,
+        seal_hash: b"p",
+        proposer: b"",
+        seal: b"",
+    };
+    let sh = b"block 5";
+    let vote = |i: usize| (i as u16, [key(i), sh.to_vec()].concat());
+    let check = |round: u32, commits: Vec<(u16, Vec<u8>)>, proposer: &[u8]| {
+        let seal = borsh::to_vec(&Seal { round, commits }).unwrap();
+        let header = Header {
+            height: 5,
+            timestamp_ms: 11,
+            seal_hash: sh,
+            proposer,
+            seal: &seal,
+        };
+        verify_header(&Concat, &parent, &header, &validators)
+    };
+    // Height 5, round 0: validator 1 proposes; round 2: validator 3.
+    assert_eq!(check(0, vec![vote(0), vote(1), vote(3)], &key(1)), Ok(()));
+    assert_eq!(check(2, vec![vote(0), vote(1), vote(2)], &key(3)), Ok(()));
+    assert!(
+        check(0, vec![vote(0), vote(1)], &key(1))
+            .unwrap_err()
+            .contains("needs 3")
+    );
+    assert!(
+        check(0, vec![vote(0), vote(1), vote(1)], &key(1))
+            .unwrap_err()
+            .contains("twice")
+    );
+    assert!(
+        check(0, vec![vote(0), vote(1), (2, b"forged".to_vec())], &key(1))
+            .unwrap_err()
+            .contains("does not verify")
+    );
+    assert!(
+        check(1, vec![vote(0), vote(1), vote(3)], &key(1))
+            .unwrap_err()
+            .contains("proposer")
+    );
+    assert!(
+        check(0, vec![vote(0), vote(1), (9, vec![])], &key(1))
+            .unwrap_err()
+            .contains("names validator 9")
+    );
+    let garbage = Header {
+        height: 5,
+        timestamp_ms: 11,
+        seal_hash: sh,
+        proposer: &key(1),
+        seal: b"\xff",
+    };
+    assert!(verify_header(&Concat, &parent, &garbage, &validators).is_err());
+}
+
+#[test]
+fn quorums_are_two_thirds_rounded_up() {
+    assert_eq!((1..=7).map(quorum).collect::<Vec<_>>(), vec![1, 2, 2, 3, 4, 4, 5]);
+}
+
+#[test]
+fn the_configuration_is_checked() {
+    assert_eq!(Config::parse(b"").unwrap().round_timeout_ms, 2000);
+    assert_eq!(Config::parse(b"round-timeout-ms = 500").unwrap().timeout(5), 4000);
+    assert!(Config::parse(b"round-timeout-ms = 0").is_err());
+    assert!(Config::parse(b"nonsense = 1").is_err());
+}
