@@ -96,7 +96,7 @@ fn a_misbehaving_consensus_engine_fails_its_block_and_leaves_the_chain_intact() 
     for (mode, expect) in [
         ("loop-verify", "exceeded its time budget"),
         ("trap-seal", "trapped"),
-        ("commit-unbuilt", "no block built here"),
+        ("commit-unbuilt", "no block built or proposed here"),
         ("reject", "rejects every header"),
         ("grow-memory", "exceeded its memory limit of 64 MiB"),
     ] {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// `joule governance ARGS --dir DIR` as the node in `dir`; its stdout, after asserting it
 /// succeeded and once every node in `all` holds the block that counted it.
-fn governance(dir: &Path, args: &[&str], all: &[&NodeProcess]) -> String {
+pub(crate) fn governance(dir: &Path, args: &[&str], all: &[&NodeProcess]) -> String {
     let (code, out, err) = run(joule().arg("governance").args(args).arg("--dir").arg(dir));
     assert_eq!(code, 0, "joule governance {args:?} failed:\n{out}\n{err}");
     let top = all.iter().map(|n| n.height()).max().unwrap_or(0);
@@ -27,7 +27,7 @@ fn tally(node: &NodeProcess, id: &str) -> Option<(u64, Vec<String>)> {
     Some((p["weight_for"].as_u64().unwrap_or(0), voters))
 }
 
-fn value_after<'a>(text: &'a str, label: &str) -> &'a str {
+pub(crate) fn value_after<'a>(text: &'a str, label: &str) -> &'a str {
     text.lines()
         .find_map(|l| l.strip_prefix(label))
         .map(|r| r.split_whitespace().next().unwrap_or_default())

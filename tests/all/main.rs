@@ -17,6 +17,7 @@ mod contracts;
 mod crash_consistency;
 mod determinism;
 mod disk_full;
+mod engine_switch;
 mod file_modes;
 mod governance;
 mod health;

@@ -59,6 +59,7 @@ fn every_bad_transaction_gets_a_precise_4xx_and_changes_nothing() {
     let governance = signed(Payload::Governance(joule_primitives::Governance::Propose {
         changes: vec![joule_primitives::Change::AddValidator { public_key: kp.public_key.clone(), weight: 1 }],
         expires_at: 100,
+        components: vec![],
     }));
     // Only the channel's validators may deploy (the default policy); this key is not one.
     let deploy = signed(Payload::Deploy { code: b"\0asm".to_vec(), init_args: vec![], upgradable: false });

@@ -317,4 +317,20 @@ impl EngineSource for PluginEngineSource {
         *bound = Some((plugin, engine.clone()));
         Ok(engine)
     }
+
+    /// A component the chain carries: compiled by the kernel's runtime, held to the imports
+    /// the consensus kind grants (as an installed plugin is), linked against the world and
+    /// bound to the channel's suite with `config`.
+    fn load(&self, component: &[u8], config: &[u8]) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
+        let runtime = self.registry.runtime();
+        let unusable = |reason: String| ConsensusError::Engine { engine: "(a component on chain)".into(), reason };
+        let compiled = Component::new(runtime.engine(), component).map_err(|e| unusable(format!("not a WebAssembly component: {e:#}")))?;
+        for (name, _) in compiled.component_type().imports(runtime.engine()) {
+            if !ConsensusKind.granted_imports().contains(&name) {
+                return Err(unusable(format!("it imports {name}, which {} does not grant", ConsensusKind.world())));
+            }
+        }
+        let linked = EngineComponent::link(runtime.clone(), &compiled).map_err(unusable)?;
+        Ok(Arc::new(linked.bind(self.suite.clone(), config.to_vec())?))
+    }
 }

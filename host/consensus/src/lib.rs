@@ -74,6 +74,13 @@ pub trait ConsensusEngine: Send + Sync {
 /// an activated new version takes over at the next block.
 pub trait EngineSource: Send + Sync {
     fn current(&self) -> Result<Arc<dyn ConsensusEngine>, ConsensusError>;
+
+    /// The engine a governed switch names: a component the chain carries (its bytes) and
+    /// its configuration, bound to the channel. Sources that cannot run components refuse.
+    fn load(&self, component: &[u8], config: &[u8]) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
+        let _ = (component, config);
+        Err(ConsensusError::Unavailable("this node cannot run consensus engines the chain carries".into()))
+    }
 }
 
 /// A fixed engine is its own source (tests, tools).

@@ -14,7 +14,7 @@
 //! re-execution, state and receipts roots. Either way the commit is one redb transaction.
 
 use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
-use super::governance::{self, GovernanceView, Governed, Members};
+use super::governance::{self, EngineActivation, GovernanceView, Governed, Members};
 use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
 use super::state::{AccountState, StoredValue};
@@ -256,6 +256,28 @@ pub struct Chain {
     candidates: Mutex<Vec<Candidate>>,
     /// Held while the node signs a transaction of its own, so two get different nonces.
     own_submissions: Mutex<()>,
+    /// Engines the chain switched to, bound.
+    switched: Mutex<Vec<Switched>>,
+}
+
+/// An engine the chain switched to, bound: its component, its configuration, the engine.
+type Switched = (Hash32, String, Arc<dyn ConsensusEngine>);
+
+/// The governance rules' view at admission: keys checked by the suite, components on chain
+/// or brought by the proposal.
+struct AdmissionChecks<'a> {
+    chain: &'a Chain,
+    brought: &'a [(Hash32, &'a Vec<u8>)],
+}
+
+impl governance::Checks for AdmissionChecks<'_> {
+    fn usable_key(&self, public_key: &[u8]) -> bool {
+        self.chain.suite.verify(public_key, b"", b"").is_ok()
+    }
+
+    fn has_component(&self, hash: &Hash32) -> bool {
+        self.brought.iter().any(|(h, _)| h == hash) || self.chain.code(hash).is_ok_and(|c| c.is_some())
+    }
 }
 
 /// The channel's members after the head block, in the forms their users need.
@@ -266,13 +288,15 @@ pub struct CurrentMembers {
     pub validators: Vec<Validator>,
     /// The validators' account ids (for [`joule_primitives::DeployPolicy::Validators`]).
     pub validator_accounts: Vec<Hash32>,
+    /// The engine schedule.
+    pub engines: Vec<EngineActivation>,
 }
 
 impl CurrentMembers {
-    fn new(members: Members, suite: &dyn ChainCrypto) -> Result<CurrentMembers, HashError> {
+    fn new(members: Members, engines: Vec<EngineActivation>, suite: &dyn ChainCrypto) -> Result<CurrentMembers, HashError> {
         let validators = members.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
         let validator_accounts = members.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
-        Ok(CurrentMembers { members, validators, validator_accounts })
+        Ok(CurrentMembers { members, validators, validator_accounts, engines })
     }
 }
 
@@ -329,7 +353,7 @@ impl Chain {
         drop(view);
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
         let genesis_members = Arc::new(Members { validators: spec.validators.clone(), nodes: spec.nodes.clone() });
-        let current = CurrentMembers::new(genesis_members.as_ref().clone(), suite.as_ref())?;
+        let current = CurrentMembers::new(genesis_members.as_ref().clone(), vec![], suite.as_ref())?;
         let (blocks, _) = tokio::sync::broadcast::channel(256);
         let (admitted, _) = tokio::sync::broadcast::channel(1024);
         let chain = Chain {
@@ -350,12 +374,13 @@ impl Chain {
             contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), genesis_members },
             candidates: Mutex::default(),
             own_submissions: Mutex::default(),
+            switched: Mutex::default(),
         };
-        chain.engine()?;
         let view = chain.read()?;
         let governed = chain.governed_at(&view, &chain.head_root(&view)?)?;
         drop(view);
-        chain.set_members(governed.members)?;
+        chain.set_members(governed.members, governed.engines)?;
+        chain.engine()?;
         if chain.compaction_due() {
             // At start-up nothing reads yet; a failure costs disk space only.
             if let Err(e) = chain.compact_store() {
@@ -432,9 +457,8 @@ impl Chain {
                         self.spec.channel
                     ))));
                 }
-                if let Payload::Governance(joule_primitives::Governance::Propose { changes, .. }) = &tx.body.payload {
-                    let usable = |k: &[u8]| self.suite.verify(k, b"", b"").is_ok();
-                    governance::check_keys(changes, &usable).map_err(|e| counted(Rejection::Malformed(e)))?;
+                if let Payload::Governance(joule_primitives::Governance::Propose { changes, components, .. }) = &tx.body.payload {
+                    self.check_proposal(changes, components).map_err(|e| counted(Rejection::Malformed(e)))?;
                 }
                 return Ok(());
             }
@@ -640,10 +664,31 @@ impl Chain {
 
     /// The engine serving this channel now.
     pub fn engine(&self) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
-        self.engines.current().map_err(|e| match e {
+        self.engine_for(self.head().height.saturating_add(1))
+    }
+
+    /// The engine of block `height`: the genesis engine (served by the node's plugins)
+    /// until the schedule of the chain's state switches to an engine the chain carries.
+    fn engine_for(&self, height: u64) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
+        let setup = |e: ConsensusError| match e {
             ConsensusError::Unavailable(reason) => ChainError::Setup { channel: self.spec.channel.to_string(), reason },
             other => other.into(),
-        })
+        };
+        let members = self.members();
+        let Some(a) = governance::engine_at(&members.engines, height) else { return self.engines.current().map_err(setup) };
+        if let Some((_, _, e)) = lock(&self.switched).iter().find(|(c, config, _)| *c == a.component && *config == a.config) {
+            return Ok(e.clone());
+        }
+        let code =
+            self.read()?.code(&a.component)?.ok_or_else(|| StoreError::Corrupt(format!("the engine component {} is not in the code store", a.component)))?;
+        let engine = self.engines.load(&code, a.config.as_bytes()).map_err(setup)?;
+        tracing::info!(channel = %self.spec.channel, engine = engine.name(), from_height = a.from_height, component = %a.component, "consensus engine from the chain bound");
+        let mut switched = lock(&self.switched);
+        if switched.len() >= 4 {
+            switched.remove(0);
+        }
+        switched.push((a.component, a.config.clone(), engine.clone()));
+        Ok(engine)
     }
 
     /// The sender's next nonce in the head state, read now.
@@ -676,6 +721,25 @@ impl Chain {
     fn account_at(&self, view: &StoreView, root: &Root, id: &Hash32) -> Result<Option<AccountState>, ChainError> {
         let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
         Ok(smt.get(root, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?)
+    }
+
+    /// What a proposal must pass before it costs anyone a block: usable validator keys,
+    /// and every engine it switches to on chain (or brought) and loading here with its
+    /// configuration, so a component that is not an engine never reaches a vote.
+    fn check_proposal(&self, changes: &[joule_primitives::Change], components: &[Vec<u8>]) -> Result<(), String> {
+        let brought: Vec<(Hash32, &Vec<u8>)> =
+            components.iter().map(|c| Ok((self.suite.hash(c)?, c))).collect::<Result<_, HashError>>().map_err(|e| e.to_string())?;
+        governance::check_changes(changes, &AdmissionChecks { chain: self, brought: &brought })?;
+        for (i, c) in changes.iter().enumerate() {
+            if let joule_primitives::Change::SwitchEngine { component, config, .. } = c {
+                let code = match brought.iter().find(|(h, _)| h == component) {
+                    Some((_, bytes)) => (*bytes).clone(),
+                    None => self.code(component).ok().flatten().unwrap_or_default(),
+                };
+                self.engines.load(&code, config.as_bytes()).map_err(|e| format!("change {i}: the engine does not load here: {e}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Sign `payload` with this node's key and admit it, with the nonce after the node's
@@ -722,11 +786,15 @@ impl Chain {
             Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
             None => vec![],
         };
-        Ok(Governed { members, proposals })
+        let engines = match read(governance::ENGINES_KEY)? {
+            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::ENGINES_KEY))?,
+            None => vec![],
+        };
+        Ok(Governed { members, proposals, engines })
     }
 
-    fn set_members(&self, members: Members) -> Result<(), ChainError> {
-        self.members.send_replace(Arc::new(CurrentMembers::new(members, self.suite.as_ref())?));
+    fn set_members(&self, members: Members, engines: Vec<EngineActivation>) -> Result<(), ChainError> {
+        self.members.send_replace(Arc::new(CurrentMembers::new(members, engines, self.suite.as_ref())?));
         Ok(())
     }
 
@@ -1243,9 +1311,9 @@ impl Chain {
             })
             .map_err(|e| self.commit_failed(height, e))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "committed");
-        if let Some(members) = exec.members {
-            tracing::info!(channel = %self.spec.channel, height, validators = members.validators.len(), nodes = members.nodes.len(), "the channel's members changed by vote");
-            if let Err(e) = self.set_members(members) {
+        if let Some((members, engines)) = exec.governance {
+            tracing::info!(channel = %self.spec.channel, height, validators = members.validators.len(), nodes = members.nodes.len(), engine_switches = engines.len(), "the channel's governance state changed by vote");
+            if let Err(e) = self.set_members(members, engines) {
                 tracing::error!(channel = %self.spec.channel, "applying the new members failed: {e}");
             }
         }

@@ -227,7 +227,7 @@ fn votes_change_the_validators_from_the_next_block_on_every_node_and_after_a_res
     let second = Key::new(2);
     let gov = |key: &Key, nonce: u64, action: Governance| signed_tx(&p.suite, key, nonce, Payload::Governance(action));
     // One validator of one: its proposal passes in the block that carries it.
-    let add = Governance::Propose { changes: vec![Change::AddValidator { public_key: second.public.clone(), weight: 1 }], expires_at: 50 };
+    let add = Governance::Propose { changes: vec![Change::AddValidator { public_key: second.public.clone(), weight: 1 }], expires_at: 50, components: vec![] };
     p.producer.submit(gov(&p.key, 0, add)).unwrap();
     let b1 = p.producer.produce(1_700_000_001_000).unwrap().expect("block 1");
     assert_eq!(b1.receipts[0].status, ReceiptStatus::Success);
@@ -239,7 +239,7 @@ fn votes_change_the_validators_from_the_next_block_on_every_node_and_after_a_res
 
     // Two validators: one vote of two is not a majority. A vote by a non-validator is
     // refused at admission; a vote on no proposal is executed and reverted.
-    let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: second.public.clone() }], expires_at: 10 };
+    let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: second.public.clone() }], expires_at: 10, components: vec![] };
     p.producer.submit(gov(&p.key, 1, remove)).unwrap();
     let stranger = Key::new(3);
     let refused = p.producer.submit(gov(&stranger, 0, Governance::Vote { proposal: Hash32([1; 32]), expires_at: 10 })).unwrap_err();

@@ -15,7 +15,7 @@
 //! only if the gas used by the block before it plus its own limit fits the channel's block
 //! gas limit: production stops there, import refuses such a block.
 
-use crate::governance::{self, Governed, Members};
+use crate::governance::{self, Checks, EngineActivation, Governed, Members};
 use crate::state::{AccountState, StoredValue};
 use crate::store::{EventRef, StoreView, TxLocation};
 use joule_contract::{ContractHost, ContractRecord, ContractVm, Entries, Entry, Failure, HostFault, Invocation, VmFault};
@@ -102,9 +102,9 @@ pub struct Execution {
     pub contract_kv: Vec<crate::store::KvWrite>,
     /// How many of the transactions went in (production stops at the block gas limit).
     pub included: usize,
-    /// The channel's members after the block, when its transactions changed the
-    /// governance state.
-    pub members: Option<Members>,
+    /// The channel's members and engine schedule after the block, when its transactions
+    /// changed the governance state.
+    pub governance: Option<(Members, Vec<EngineActivation>)>,
 }
 
 /// Whether a block is being produced (stop at the first transaction that does not fit) or
@@ -170,6 +170,24 @@ pub fn supported(p: &Payload, contracts: bool) -> Result<(), &'static str> {
 /// The address of the contract `deployer` deploys with its transaction of nonce `nonce`.
 pub fn contract_address(suite: &dyn ChainCrypto, deployer: &Hash32, nonce: u64) -> Result<Hash32, HashError> {
     suite.hash(&joule_contract::address_preimage(deployer, nonce))
+}
+
+/// The governance rules' view of the chain: keys checked by the suite, components in the
+/// code store (or brought by the block).
+struct StateChecks<'a, S: StateStore> {
+    suite: &'a dyn ChainCrypto,
+    store: &'a S,
+    new_codes: &'a BTreeMap<Hash32, Arc<[u8]>>,
+}
+
+impl<S: StateStore> Checks for StateChecks<'_, S> {
+    fn usable_key(&self, public_key: &[u8]) -> bool {
+        self.suite.verify(public_key, b"", b"").is_ok()
+    }
+
+    fn has_component(&self, hash: &Hash32) -> bool {
+        self.new_codes.contains_key(hash) || self.store.code(hash).is_ok_and(|c| c.is_some())
+    }
 }
 
 /// One open checkpoint's writes and events.
@@ -251,7 +269,11 @@ impl<S: StateStore> BlockState<S> {
                 Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
                 None => vec![],
             };
-            self.governed = Some(Governed { members, proposals });
+            let engines = match read(governance::ENGINES_KEY)? {
+                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::ENGINES_KEY))?,
+                None => vec![],
+            };
+            self.governed = Some(Governed { members, proposals, engines });
         }
         self.governed.as_mut().ok_or_else(|| StateError::Store("governance state vanished".into()))
     }
@@ -259,7 +281,11 @@ impl<S: StateStore> BlockState<S> {
     /// Write the governance state back into the governance account's storage.
     fn store_governed(&mut self) -> Result<(), ExecError> {
         let Some(g) = self.governed.as_ref().filter(|_| self.governed_changed) else { return Ok(()) };
-        let values = [(governance::MEMBERS_KEY, borsh::to_vec(&g.members)), (governance::PROPOSALS_KEY, borsh::to_vec(&g.proposals))];
+        let values = [
+            (governance::MEMBERS_KEY, borsh::to_vec(&g.members)),
+            (governance::PROPOSALS_KEY, borsh::to_vec(&g.proposals)),
+            (governance::ENGINES_KEY, borsh::to_vec(&g.engines)),
+        ];
         let mut writes = vec![];
         for (key, bytes) in values {
             let bytes = bytes.map_err(|e| StateError::Store(format!("encoding the governance value {key:?}: {e}")))?;
@@ -474,12 +500,18 @@ pub fn execute<S: StateStore>(
                         Governance::Propose { changes, .. } => Some(suite.hash(&proposal_preimage(changes))?),
                         _ => None,
                     };
-                    let governed = state.governed(&env.genesis_members)?;
-                    let mut next = governed.clone();
-                    let usable = |k: &[u8]| suite.verify(k, b"", b"").is_ok();
-                    match next.apply(&tx.body.sender, height, action, id, &usable) {
+                    let mut next = state.governed(&env.genesis_members)?.clone();
+                    // Components a proposal brings go to the code store whatever its fate:
+                    // content-addressed, they cost only their bytes.
+                    if let Governance::Propose { components, .. } = action {
+                        for c in components {
+                            state.new_codes.insert(suite.hash(c)?, c.as_slice().into());
+                        }
+                    }
+                    let checks = StateChecks { suite: suite.as_ref(), store: state.store.as_ref(), new_codes: &state.new_codes };
+                    match next.apply(&tx.body.sender, height, action, id, &checks) {
                         Ok(out) => {
-                            *governed = next;
+                            state.governed = Some(next);
                             state.governed_changed = true;
                             let gid = state.governance_id;
                             let mut note = |topic: &str, id: &Hash32, data: Vec<u8>| {
@@ -527,7 +559,7 @@ pub fn execute<S: StateStore>(
         receipts.push(Receipt { tx_hash: *tx_hash, status: outcome.status, gas_used: outcome.gas_used, output: outcome.output, events });
     }
     state.store_governed()?;
-    let members = state.governed.as_ref().filter(|_| state.governed_changed).map(|g| g.members.clone());
+    let governance = state.governed.as_ref().filter(|_| state.governed_changed).map(|g| (g.members.clone(), g.engines.clone()));
     let BlockState { accounts, mut data, kv, new_codes, .. } = *state;
     // Contract storage: into the storage trees (hashed keys) and the flat copy.
     let mut contract_kv = vec![];
@@ -576,7 +608,7 @@ pub fn execute<S: StateStore>(
         codes: new_codes.into_iter().collect(),
         contract_kv,
         included,
-        members,
+        governance,
     })
 }
 

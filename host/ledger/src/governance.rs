@@ -27,6 +27,7 @@ use serde::Serialize;
 pub const NAMESPACE_PREIMAGE: &[u8] = b"joule-governance/1";
 pub const MEMBERS_KEY: &str = "members";
 pub const PROPOSALS_KEY: &str = "proposals";
+pub const ENGINES_KEY: &str = "engines";
 /// Open proposals at most: a new one beyond them is refused until some close.
 pub const MAX_OPEN_PROPOSALS: usize = 64;
 /// How far ahead a vote may expire.
@@ -64,6 +65,8 @@ impl Members {
                 self.nodes.push(NodeSpec { name: name.clone(), network_key: network_key.clone() });
             }
             Change::RemoveNode { network_key } => self.nodes.retain(|n| &n.network_key != network_key),
+            // The engine schedule is not membership: see `Governed::settle`.
+            Change::SwitchEngine { .. } => {}
         }
     }
 }
@@ -102,26 +105,46 @@ pub struct Outcome {
     pub failed: Vec<(Hash32, String)>,
 }
 
+/// An engine switch in force from a height on (the chain's engine schedule).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EngineActivation {
+    pub from_height: u64,
+    pub engine: String,
+    pub config: String,
+    /// The component's hash in the chain's code store.
+    pub component: Hash32,
+}
+
+/// Which switch serves `height`: the latest activation at or below it (`None`: the
+/// genesis engine).
+pub fn engine_at(schedule: &[EngineActivation], height: u64) -> Option<&EngineActivation> {
+    schedule.iter().filter(|a| a.from_height <= height).max_by_key(|a| a.from_height)
+}
+
+/// What the rules need to know of the world around them.
+pub trait Checks {
+    /// Whether a public key parses under the channel's signature algorithm: a validator
+    /// that could never seal would halt the chain at its turn.
+    fn usable_key(&self, public_key: &[u8]) -> bool;
+    /// Whether the chain's code store holds a component of this hash (or the proposal
+    /// brings it).
+    fn has_component(&self, hash: &Hash32) -> bool;
+}
+
 /// The governance state of a block, being changed by its transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Governed {
     pub members: Members,
     pub proposals: Vec<Proposal>,
+    /// Engine switches, ascending by height.
+    pub engines: Vec<EngineActivation>,
 }
 
 impl Governed {
     /// Apply `action`, sent by the validator key `sender` in block `height`; `id` is the
     /// proposal id of a `Propose`'s changes. `Err`: why nothing changed.
-    /// `usable_key` says whether a public key parses under the channel's signature
-    /// algorithm: a validator that could never seal would halt the chain at its turn.
-    pub fn apply(
-        &mut self,
-        sender: &[u8],
-        height: u64,
-        action: &Governance,
-        id: Option<Hash32>,
-        usable_key: &dyn Fn(&[u8]) -> bool,
-    ) -> Result<Outcome, String> {
+    pub fn apply(&mut self, sender: &[u8], height: u64, action: &Governance, id: Option<Hash32>, checks: &dyn Checks) -> Result<Outcome, String> {
         if self.members.weight_of(sender) == 0 {
             return Err("only the channel's validators govern it, and the sender is not one".into());
         }
@@ -133,9 +156,9 @@ impl Governed {
             Ok(())
         };
         let proposal = match action {
-            Governance::Propose { changes, expires_at } => {
+            Governance::Propose { changes, expires_at, .. } => {
                 check_expiry(*expires_at)?;
-                check_keys(changes, usable_key)?;
+                check_changes(changes, checks)?;
                 let id = id.ok_or("a proposal needs its id")?;
                 if !self.proposals.iter().any(|p| p.id == id) {
                     self.prune(height);
@@ -198,28 +221,48 @@ impl Governed {
             let total = self.members.voting_weight();
             let Some(i) = self.proposals.iter().position(|p| self.weight_for(p, height).saturating_mul(2) > total) else { break };
             let p = self.proposals.remove(i);
-            let mut next = self.members.clone();
+            let (mut next, mut engines) = (self.members.clone(), self.engines.clone());
+            let mut problem = None;
             for c in &p.changes {
-                next.apply(c);
+                match c {
+                    Change::SwitchEngine { from_height, engine, config, component } => {
+                        if *from_height <= height {
+                            problem = Some(format!("its engine switch at height {from_height} is not after block {height}, which passes it"));
+                        }
+                        engines.retain(|a| a.from_height < *from_height);
+                        engines.push(EngineActivation { from_height: *from_height, engine: engine.clone(), config: config.clone(), component: *component });
+                    }
+                    other => next.apply(other),
+                }
             }
             if next.voting_weight() == 0 {
-                failed.push((p.id, "it would leave the channel without a voting validator".to_string()));
-            } else {
-                self.members = next;
-                passed.push(p.id);
+                problem = Some("it would leave the channel without a voting validator".to_string());
+            }
+            match problem {
+                Some(why) => failed.push((p.id, why)),
+                None => {
+                    self.members = next;
+                    self.engines = engines;
+                    passed.push(p.id);
+                }
             }
         }
         (passed, failed)
     }
 }
 
-/// Refuse a proposal that adds a validator whose key the suite cannot use.
-pub fn check_keys(changes: &[Change], usable_key: &dyn Fn(&[u8]) -> bool) -> Result<(), String> {
+/// Refuse a proposal that adds a validator whose key the suite cannot use, or switches to
+/// an engine whose component is not on chain.
+pub fn check_changes(changes: &[Change], checks: &dyn Checks) -> Result<(), String> {
     for (i, c) in changes.iter().enumerate() {
-        if let Change::AddValidator { public_key, .. } = c
-            && !usable_key(public_key)
-        {
-            return Err(format!("change {i}: the validator key is not a public key of the channel's signature algorithm"));
+        match c {
+            Change::AddValidator { public_key, .. } if !checks.usable_key(public_key) => {
+                return Err(format!("change {i}: the validator key is not a public key of the channel's signature algorithm"));
+            }
+            Change::SwitchEngine { component, .. } if !checks.has_component(component) => {
+                return Err(format!("change {i}: no component {component} is on chain: send its bytes with the proposal"));
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -236,6 +279,8 @@ pub struct GovernanceView {
     /// Weight a proposal needs to pass: more than half of the voting weight.
     pub weight_needed: u64,
     pub proposals: Vec<ProposalView>,
+    /// Engine switches, ascending by height; before the first, the genesis engine.
+    pub engines: Vec<EngineActivation>,
 }
 
 /// An open proposal with the votes that still count.
@@ -264,7 +309,7 @@ impl GovernanceView {
             })
             .filter(|p| !p.votes.is_empty())
             .collect();
-        GovernanceView { height, members: g.members.clone(), voting_weight, weight_needed: voting_weight / 2 + 1, proposals }
+        GovernanceView { height, members: g.members.clone(), voting_weight, weight_needed: voting_weight / 2 + 1, proposals, engines: g.engines.clone() }
     }
 }
 
@@ -272,9 +317,19 @@ impl GovernanceView {
 mod tests {
     use super::*;
 
-    /// [`Governed::apply`] where the usable keys are the 4-byte ones.
+    /// Usable keys are the 4-byte ones; the code store holds components [7; 32] only.
+    struct TestChecks;
+    impl Checks for TestChecks {
+        fn usable_key(&self, public_key: &[u8]) -> bool {
+            public_key.len() == 4
+        }
+        fn has_component(&self, hash: &Hash32) -> bool {
+            *hash == Hash32([7; 32])
+        }
+    }
+
     fn act(g: &mut Governed, sender: &[u8], height: u64, action: &Governance, id: Option<Hash32>) -> Result<Outcome, String> {
-        g.apply(sender, height, action, id, &|k: &[u8]| k.len() == 4)
+        g.apply(sender, height, action, id, &TestChecks)
     }
 
     fn key(n: u8) -> Vec<u8> {
@@ -283,11 +338,11 @@ mod tests {
 
     fn four() -> Governed {
         let validators = (1..=4).map(|n| ValidatorSpec { public_key: key(n), weight: 1 }).collect();
-        Governed { members: Members { validators, nodes: vec![] }, proposals: vec![] }
+        Governed { members: Members { validators, nodes: vec![] }, proposals: vec![], engines: vec![] }
     }
 
     fn add(n: u8) -> Governance {
-        Governance::Propose { changes: vec![Change::AddValidator { public_key: key(n), weight: 1 }], expires_at: 100 }
+        Governance::Propose { changes: vec![Change::AddValidator { public_key: key(n), weight: 1 }], expires_at: 100, components: vec![] }
     }
 
     fn id(n: u8) -> Option<Hash32> {
@@ -324,7 +379,14 @@ mod tests {
     #[test]
     fn an_expired_vote_does_not_count_and_a_proposal_without_live_votes_closes() {
         let mut g = four();
-        act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 20 }, id(7)).unwrap();
+        act(
+            &mut g,
+            &key(1),
+            10,
+            &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 20, components: vec![] },
+            id(7),
+        )
+        .unwrap();
         act(&mut g, &key(2), 11, &vote(7, 15), None).unwrap();
         // At 20 both earlier votes have expired: the third is alone.
         let out = act(&mut g, &key(3), 20, &vote(7, 100), None);
@@ -336,8 +398,8 @@ mod tests {
     fn only_validators_govern_and_expiries_are_bounded() {
         let mut g = four();
         assert!(act(&mut g, &key(9), 10, &add(5), id(5)).unwrap_err().contains("not one"));
-        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10 }, id(5)).is_err(), "expires in the past");
-        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10 + MAX_VOTE_BLOCKS + 1 }, id(5)).is_err());
+        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10, components: vec![] }, id(5)).is_err(), "expires in the past");
+        assert!(act(&mut g, &key(1), 10, &Governance::Propose { changes: vec![], expires_at: 10 + MAX_VOTE_BLOCKS + 1, components: vec![] }, id(5)).is_err());
         assert!(act(&mut g, &key(1), 10, &vote(6, 100), None).unwrap_err().contains("no open proposal"));
         assert!(g.proposals.is_empty());
     }
@@ -349,7 +411,7 @@ mod tests {
         act(&mut g, &key(1), 10, &add(5), id(5)).unwrap();
         act(&mut g, &key(2), 10, &vote(5, 100), None).unwrap();
         // 1, 2 and 3 remove 4; then 2 of 3 is a majority for adding 5.
-        let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 100 };
+        let remove = Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(4) }], expires_at: 100, components: vec![] };
         act(&mut g, &key(1), 11, &remove, id(4)).unwrap();
         act(&mut g, &key(2), 11, &vote(4, 100), None).unwrap();
         let out = act(&mut g, &key(3), 12, &vote(4, 100), None).unwrap();
@@ -360,9 +422,19 @@ mod tests {
 
     #[test]
     fn removing_every_validator_fails_and_changes_nothing() {
-        let mut g = Governed { members: Members { validators: vec![ValidatorSpec { public_key: key(1), weight: 1 }], nodes: vec![] }, proposals: vec![] };
-        let out =
-            act(&mut g, &key(1), 1, &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(1) }], expires_at: 9 }, id(1)).unwrap();
+        let mut g = Governed {
+            members: Members { validators: vec![ValidatorSpec { public_key: key(1), weight: 1 }], nodes: vec![] },
+            proposals: vec![],
+            engines: vec![],
+        };
+        let out = act(
+            &mut g,
+            &key(1),
+            1,
+            &Governance::Propose { changes: vec![Change::RemoveValidator { public_key: key(1) }], expires_at: 9, components: vec![] },
+            id(1),
+        )
+        .unwrap();
         assert_eq!(out.passed, vec![]);
         assert_eq!(out.failed.len(), 1);
         assert_eq!(g.members.validators.len(), 1);
@@ -371,7 +443,7 @@ mod tests {
     #[test]
     fn a_validator_key_the_suite_cannot_use_is_refused() {
         let mut g = four();
-        let bad = Governance::Propose { changes: vec![Change::AddValidator { public_key: vec![1, 2, 3], weight: 1 }], expires_at: 9 };
+        let bad = Governance::Propose { changes: vec![Change::AddValidator { public_key: vec![1, 2, 3], weight: 1 }], expires_at: 9, components: vec![] };
         assert!(act(&mut g, &key(1), 1, &bad, id(1)).unwrap_err().contains("not a public key"));
         assert!(g.proposals.is_empty());
     }

@@ -44,6 +44,12 @@ fn arb_change() -> impl Strategy<Value = Change> {
         arb_bytes(100).prop_map(|public_key| Change::RemoveValidator { public_key }),
         ("[a-z0-9_-]{1,64}", arb_network_key()).prop_map(|(name, network_key)| Change::AddNode { name, network_key }),
         arb_network_key().prop_map(|network_key| Change::RemoveNode { network_key }),
+        (1..u64::MAX, "[a-z0-9_-]{1,16}", "[ -~]{0,64}", arb_hash()).prop_map(|(from_height, engine, config, component)| Change::SwitchEngine {
+            from_height,
+            engine,
+            config,
+            component
+        }),
     ]
 }
 
@@ -57,8 +63,8 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
         }),
         (arb_hash(), arb_ident(), arb_bytes(64)).prop_map(|(contract, method, args)| Payload::Call { contract, method, args }),
         ("[ -~]{1,256}", arb_bytes(128)).prop_map(|(key, value)| Payload::Data { key, value }),
-        (proptest::collection::vec(arb_change(), 1..4), any::<u64>())
-            .prop_map(|(changes, expires_at)| Payload::Governance(Governance::Propose { changes, expires_at })),
+        (proptest::collection::vec(arb_change(), 1..4), any::<u64>(), proptest::collection::vec(arb_bytes(64), 0..2))
+            .prop_map(|(changes, expires_at, components)| Payload::Governance(Governance::Propose { changes, expires_at, components })),
         (arb_hash(), any::<u64>()).prop_map(|(proposal, expires_at)| Payload::Governance(Governance::Vote { proposal, expires_at })),
         arb_hash().prop_map(|proposal| Payload::Governance(Governance::Withdraw { proposal })),
     ]

@@ -196,6 +196,17 @@ pub enum Change {
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         network_key: Vec<u8>,
     },
+    /// From block `from_height` on, blocks are made and checked by the consensus engine
+    /// whose component (a `joule:consensus/engine-plugin` component, in the chain's code
+    /// store under this hash) is `component`, configured with `config` (its TOML). Every
+    /// node runs exactly these bytes; blocks before stay under the engine of their height.
+    SwitchEngine {
+        from_height: u64,
+        /// The engine's id, for people (`bft`); the component names itself.
+        engine: String,
+        config: String,
+        component: Hash32,
+    },
 }
 
 /// A validator's part in governing the channel. Only the current validators may send
@@ -212,6 +223,11 @@ pub enum Governance {
         changes: Vec<Change>,
         /// The vote counts in blocks below this height.
         expires_at: u64,
+        /// Component bytes the changes name by hash, for the chain's code store (not part
+        /// of the proposal's id).
+        #[serde(default, with = "hex_list")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::Hex>))]
+        components: Vec<Vec<u8>>,
     },
     /// Vote for an open proposal (again: a new expiry for one's vote).
     Vote { proposal: Hash32, expires_at: u64 },
@@ -236,6 +252,14 @@ impl Change {
                 crate::spec::check_network_key(network_key)
             }
             Change::RemoveNode { network_key } => crate::spec::check_network_key(network_key),
+            Change::SwitchEngine { from_height, engine, config, .. } => {
+                check_ident("engine", engine)?;
+                check_len("engine configuration", config.len(), crate::spec::MAX_CONSENSUS_CONFIG_BYTES)?;
+                if *from_height == 0 {
+                    return Err(DecodeError::Invalid("an engine switch takes effect from a height above 0".into()));
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub fn write(corpus: &std::path::Path) -> anyhow::Result<()> {
                     Change::AddNode { name: "node4".into(), network_key: [vec![2], vec![5; 32]].concat() },
                 ],
                 expires_at: 1000,
+                components: vec![],
             }),
         ),
         tx(4, Payload::Governance(Governance::Vote { proposal: Hash32([8; 32]), expires_at: 1000 })),

@@ -40,6 +40,21 @@ pub enum GovernanceCmd {
         add_node: Vec<String>,
         #[arg(long, value_name = "NETWORK_KEY")]
         remove_node: Vec<String>,
+        /// Switch the chain to the consensus engine in this component (a packaged
+        /// consensus plugin's `.wasm`, e.g. target/plugins/consensus-bft.wasm); its bytes go
+        /// on chain with the proposal.
+        #[arg(long, value_name = "COMPONENT.wasm", requires = "from_height")]
+        switch_engine: Option<std::path::PathBuf>,
+        /// With --switch-engine: the engine's id, for people (default: the file's stem
+        /// without `consensus-`).
+        #[arg(long, requires = "switch_engine")]
+        engine: Option<String>,
+        /// With --switch-engine: the engine's configuration (TOML text).
+        #[arg(long, default_value = "", requires = "switch_engine")]
+        engine_config: String,
+        /// With --switch-engine: the first block the new engine makes.
+        #[arg(long, requires = "switch_engine")]
+        from_height: Option<u64>,
         #[command(flatten)]
         admin: AdminSel,
     },
@@ -57,11 +72,28 @@ pub enum GovernanceCmd {
     },
 }
 
-pub fn run(cmd: GovernanceCmd) -> Result<()> {
+pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
     match cmd {
         GovernanceCmd::Show(sel) => show(&sel),
-        GovernanceCmd::Propose { add_validator, remove_validator, add_node, remove_node, admin } => {
+        GovernanceCmd::Propose { add_validator, remove_validator, add_node, remove_node, switch_engine, engine, engine_config, from_height, admin } => {
             let mut changes = vec![];
+            let mut components = vec![];
+            if let (Some(path), Some(from_height)) = (&switch_engine, from_height) {
+                let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+                let status =
+                    admin.sel.client()?.get(&format!("/v1/status{}", admin.sel.channel.as_ref().map(|c| format!("?channel={c}")).unwrap_or_default()))?;
+                let suite_id = status["crypto_suite"].as_str().context("the node's status names no crypto suite")?;
+                let suite = joule_primitives::CryptoSuite::named(suite_id).with_context(|| format!("unknown crypto suite {suite_id:?}"))?;
+                let hash = ctx.crypto()?.digest(&suite.hash, &bytes).with_context(|| format!("hash the component with {}", suite.hash))?;
+                let id = engine.clone().unwrap_or_else(|| {
+                    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    stem.strip_prefix("consensus-").unwrap_or(&stem).to_string()
+                });
+                changes.push(
+                    json!({"change": "switch_engine", "from_height": from_height, "engine": id, "config": engine_config, "component": hex::encode(hash)}),
+                );
+                components.push(hex::encode(&bytes));
+            }
             for v in &add_validator {
                 let (key, weight) = match v.rsplit_once(':') {
                     Some((k, w)) => (k, w.parse::<u64>().with_context(|| format!("--add-validator {v}: the weight after ':' is not a number"))?),
@@ -80,9 +112,9 @@ pub fn run(cmd: GovernanceCmd) -> Result<()> {
                 changes.push(json!({"change": "remove_node", "network_key": hex_arg("--remove-node", k)?}));
             }
             if changes.is_empty() {
-                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node or --remove-node");
+                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node or --switch-engine");
             }
-            act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at}))
+            act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at, "components": components}))
         }
         GovernanceCmd::Vote { proposal, admin } => {
             let id = hex_arg("PROPOSAL", &proposal)?;

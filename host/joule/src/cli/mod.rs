@@ -179,7 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => crate::demo::run(&ctx, a),
         Command::Up(a) => crate::up::run(&ctx, a),
         Command::Net(c) => net_cmd::run(c),
-        Command::Governance(c) => governance_cmd::run(c),
+        Command::Governance(c) => governance_cmd::run(&ctx, c),
     }
 }
 

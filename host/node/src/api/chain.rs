@@ -82,8 +82,11 @@ pub struct Status {
     head_hash: Hash32,
     /// Unix milliseconds.
     head_timestamp_ms: u64,
-    /// The consensus engine, e.g. `poa`.
+    /// The channel's genesis consensus engine, e.g. `poa`.
     consensus: String,
+    /// The engine that makes and checks the next block, name and version (`bft/0.1.0`):
+    /// the genesis one until a governed switch; absent when none can run here.
+    engine: Option<String>,
     /// The crypto suite, e.g. `gm`.
     crypto_suite: String,
     /// Network keys (hex) of the peers connected on this channel (`GET /v1/peers` for more).
@@ -115,6 +118,7 @@ pub async fn status(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>
         head_hash: head.hash,
         head_timestamp_ms: head.header.timestamp_ms,
         consensus: c.spec().consensus.clone(),
+        engine: c.engine().ok().map(|e| e.name().to_string()),
         crypto_suite: c.spec().crypto_suite.id.clone(),
         peers: network(&node, c.channel()).map(|n| n.peers().iter().map(|p| p.key.to_hex()).collect()).unwrap_or_default(),
         pending_transactions: c.pool_len(),
