@@ -46,6 +46,9 @@ pub struct NetworkArgs {
     /// `gm` or `intl`.
     #[arg(long, default_value = "gm")]
     pub crypto_suite: String,
+    /// The consensus engine of both networks and of the sync measurement: `poa` or `bft`.
+    #[arg(long, default_value = "poa")]
+    pub consensus: String,
     /// Blocks of the chain a joining node syncs (0: skip the sync measurement).
     #[arg(long, default_value_t = 10_000)]
     pub sync_blocks: u64,
@@ -81,6 +84,7 @@ pub struct SyncRow {
 pub struct NetworkReport {
     pub transactions: usize,
     pub crypto_suite: String,
+    pub consensus: String,
     pub cores: usize,
     pub load: Vec<LoadRow>,
     /// TPS of `nodes` validators / TPS of one.
@@ -115,6 +119,7 @@ pub fn run(g: &GlobalOpts, a: NetworkArgs) -> Result<()> {
     let report = NetworkReport {
         transactions: by_sender.iter().map(Vec::len).sum(),
         crypto_suite: a.crypto_suite.clone(),
+        consensus: a.consensus.clone(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load: rows,
         tps_ratio,
@@ -126,8 +131,13 @@ pub fn run(g: &GlobalOpts, a: NetworkArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} transactions, {} suite, {} clients, {} per request, PoA, {} cores",
-        report.transactions, report.crypto_suite, a.load.clients, a.load.batch, report.cores
+        "{} transactions, {} suite, {} clients, {} per request, {}, {} cores",
+        report.transactions,
+        report.crypto_suite,
+        a.load.clients,
+        a.load.batch,
+        report.consensus.to_uppercase(),
+        report.cores
     );
     println!("| validators | committed TPS | blocks | block interval (target / measured) | submit→commit p50 / p99 |");
     println!("|---:|---:|---:|---:|---:|");
@@ -176,6 +186,7 @@ fn load(g: &GlobalOpts, a: &NetworkArgs, n: usize, by_sender: &[Vec<Transaction>
         validators: n,
         max_block_transactions: Some(a.load.max_block_transactions),
         max_block_bytes: Some(32 << 20),
+        consensus: a.consensus.clone(),
         ..Plan::new(&a.crypto_suite, a.load.block_interval_ms)
     };
     up::create(g, &plan, &dirs)?;
@@ -219,7 +230,7 @@ fn load(g: &GlobalOpts, a: &NetworkArgs, n: usize, by_sender: &[Vec<Transaction>
 fn sync(g: &GlobalOpts, a: &NetworkArgs) -> Result<SyncRow> {
     let (_cleanup, dirs) = network_dirs("sync", 3);
     // One validator making empty blocks as fast as it can; node1 follows, node2 joins later.
-    let plan = Plan { validators: 1, empty_blocks: true, ..Plan::new(&a.crypto_suite, 1) };
+    let plan = Plan { validators: 1, empty_blocks: true, consensus: a.consensus.clone(), ..Plan::new(&a.crypto_suite, 1) };
     up::create(g, &plan, &dirs)?;
     let mut nodes = Nodes::default();
     let apis = up::start(g, &dirs[..2], &mut nodes)?;
