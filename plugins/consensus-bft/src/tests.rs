@@ -41,6 +41,9 @@ struct Net {
     built: usize,
     /// Lose every commit message on the way.
     drop_commits: bool,
+    /// An equivocating validator: it proposes its block to the first nodes listed, and a
+    /// second block of its own to the others, and votes for each where it sent it.
+    equivocator: Option<(usize, Vec<usize>)>,
 }
 
 impl Net {
@@ -57,6 +60,7 @@ impl Net {
             queue: VecDeque::new(),
             built: 0,
             drop_commits: false,
+            equivocator: None,
         }
     }
 
@@ -125,6 +129,64 @@ impl Net {
                 }
                 for j in self.others(i) {
                     self.queue.push_back((j, Input::Message(m.clone())));
+                }
+            }
+            Step::Propose { seal_hash, message } if self.equivocator.as_ref().is_some_and(|(e, _)| *e == i) => {
+                let (_, first) = self.equivocator.clone().unwrap_or_default();
+                let m = Msg::try_from_slice(&message).expect("its own proposal");
+                let other = format!("another block {} by {i}", self.height + 1).into_bytes();
+                self.builders.insert(other.clone(), i);
+                let signed = |body: Body| {
+                    let bytes = Msg::signing_bytes(m.height, m.round, m.from, &body);
+                    Msg {
+                        height: m.height,
+                        round: m.round,
+                        from: m.from,
+                        body,
+                        signature: [key(i), bytes].concat(),
+                    }
+                    .encode()
+                };
+                let second = signed(Body::Proposal {
+                    seal_hash: other.clone(),
+                    proposed_in: m.round,
+                });
+                let prepare = signed(Body::Prepare {
+                    seal_hash: other.clone(),
+                });
+                let commit = Msg {
+                    height: m.height,
+                    round: m.round,
+                    from: m.from,
+                    body: Body::Commit {
+                        seal_hash: other.clone(),
+                        seal: [key(i), other.clone()].concat(),
+                    },
+                    signature: vec![],
+                }
+                .encode();
+                for j in self.others(i) {
+                    if first.contains(&j) {
+                        self.queue.push_back((
+                            j,
+                            Input::Proposed {
+                                seal_hash: seal_hash.clone(),
+                                proposer: key(i),
+                                message: message.clone(),
+                            },
+                        ));
+                    } else {
+                        self.queue.push_back((
+                            j,
+                            Input::Proposed {
+                                seal_hash: other.clone(),
+                                proposer: key(i),
+                                message: second.clone(),
+                            },
+                        ));
+                        self.queue.push_back((j, Input::Message(prepare.clone())));
+                        self.queue.push_back((j, Input::Message(commit.clone())));
+                    }
                 }
             }
             Step::Propose { seal_hash, message } => {
@@ -242,6 +304,55 @@ fn a_block_the_validators_locked_on_is_proposed_again_in_the_next_round_not_repl
     assert_eq!(seal_hash, first);
     assert_eq!(net.built, 1, "no second block was built");
     assert_eq!(seal.round, 0, "the seal names the round whose proposer built it");
+}
+
+#[test]
+fn an_equivocating_proposer_gets_at_most_one_of_its_blocks_committed_by_honest_nodes() {
+    for first in [vec![0, 2], vec![0], vec![]] {
+        let mut net = Net::new(4);
+        // Height 1: validator 1 proposes; it sends one block to `first`, another to the rest.
+        net.equivocator = Some((1, first.clone()));
+        net.start();
+        net.time_out();
+        net.time_out();
+        let honest: Vec<&Vec<u8>> = [0, 2, 3]
+            .iter()
+            .filter_map(|&i| net.committed[i].as_ref().map(|c| &c.0))
+            .collect();
+        assert!(
+            honest.windows(2).all(|w| w[0] == w[1]),
+            "honest nodes committed different blocks ({first:?}): {honest:?}"
+        );
+        assert!(!honest.is_empty(), "the honest three still decide ({first:?})");
+        for (i, c) in net.committed.iter().enumerate() {
+            if let Some((seal_hash, seal)) = c.as_ref().filter(|_| i != 1) {
+                let keys = net.keys();
+                let validators: Vec<Validator<'_>> = keys
+                    .iter()
+                    .map(|k| Validator {
+                        public_key: k,
+                        weight: 1,
+                    })
+                    .collect();
+                let proposer = key(net.builders[seal_hash]);
+                let parent = Header {
+                    height: 0,
+                    timestamp_ms: 1,
+                    seal_hash: b"p",
+                    proposer: b"",
+                    seal: b"",
+                };
+                let header = Header {
+                    height: 1,
+                    timestamp_ms: 2,
+                    seal_hash,
+                    proposer: &proposer,
+                    seal,
+                };
+                verify_header(&Concat, &parent, &header, &validators).expect("what an honest node commits verifies");
+            }
+        }
+    }
 }
 
 #[test]
