@@ -751,6 +751,22 @@ impl Chain {
             counted(Rejection::NotPermitted(format!("this node has no signing key for channel {}: it can only follow the chain", self.spec.channel)))
         })?;
         let sender = signer.public_key().to_vec();
+        // A validator votes for an engine switch only if its node runs the engine: loaded
+        // from the chain's code store and configured here (a proposal is checked so at
+        // admission already), so a broken engine cannot gather a majority.
+        if let Payload::Governance(joule_primitives::Governance::Vote { proposal, .. }) = &payload {
+            let open = self.governance().map_err(|e| internal(&e))?.proposals.into_iter().find(|p| p.id == *proposal);
+            for change in open.map(|p| p.changes).unwrap_or_default() {
+                if let joule_primitives::Change::SwitchEngine { component, config, .. } = change {
+                    let code = self.code(&component).map_err(|e| internal(&e))?.unwrap_or_default();
+                    self.engines.load(&code, config.as_bytes()).map_err(|e| {
+                        counted(Rejection::NotPermitted(format!(
+                            "this node does not vote for proposal {proposal}: its engine {component} does not run here: {e}"
+                        )))
+                    })?;
+                }
+            }
+        }
         let _one_at_a_time = lock(&self.own_submissions);
         let settled = self.current_next_nonce(&sender).map_err(|e| internal(&e))?;
         let nonce = lock(&self.pool).pending_end(&sender).map_or(settled, |n| n.max(settled));

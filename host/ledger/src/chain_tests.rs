@@ -299,3 +299,76 @@ fn a_proposed_block_is_executed_before_its_seal_and_committed_with_the_seal_it_g
     assert_eq!(mine.hash, theirs.hash);
     assert_eq!(theirs.receipts.len(), 3);
 }
+
+/// The test engine under another name, to tell which one serves a height.
+struct Renamed(TestEngine, &'static str);
+
+impl ConsensusEngine for Renamed {
+    fn name(&self) -> &str {
+        self.1
+    }
+    fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError> {
+        self.0.verify_header(parent, header, validators)
+    }
+    fn weight(&self, header: &EngineHeader, validators: &[Validator]) -> Result<u64, ConsensusError> {
+        self.0.weight(header, validators)
+    }
+    fn finality_depth(&self, validators: &[Validator]) -> Result<u64, ConsensusError> {
+        self.0.finality_depth(validators)
+    }
+    fn participant(&self, me: &[u8], head: &joule_consensus::Head, saved: &[u8]) -> Result<Box<dyn joule_consensus::Participant>, ConsensusError> {
+        self.0.participant(me, head, saved)
+    }
+}
+
+/// The genesis engine, and one "component" it can load: the bytes `second engine`.
+struct Switchable(Arc<TestCrypto>);
+
+impl EngineSource for Switchable {
+    fn current(&self) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
+        Ok(Arc::new(Renamed(TestEngine { suite: self.0.clone() }, "first/1")))
+    }
+    fn load(&self, component: &[u8], config: &[u8]) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
+        match (component, config) {
+            (b"second engine", b"") => Ok(Arc::new(Renamed(TestEngine { suite: self.0.clone() }, "second/1"))),
+            _ => Err(ConsensusError::Rejected("not a consensus engine".into())),
+        }
+    }
+}
+
+#[test]
+fn an_engine_switch_takes_over_at_its_height_on_every_node_and_a_broken_engine_is_refused() {
+    use joule_primitives::{Change, Governance};
+    let key = Key::new(1);
+    let suite = TestCrypto::new();
+    let s = spec(&[&key]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let source = || -> Arc<dyn EngineSource> { Arc::new(Switchable(suite.clone())) };
+    let signer: Arc<dyn BlockSigner> = Arc::new(LocalSigner::new(Zeroizing::new(key.private.clone()), key.public.clone(), suite.clone()));
+    let producer = Chain::open(a.path(), &s, policy(), suite.clone(), source(), Some(signer)).unwrap();
+    let follower = Chain::open(b.path(), &s, policy(), suite.clone(), source(), None).unwrap();
+    let propose = |nonce: u64, bytes: &[u8], config: &str| {
+        let component = suite.hash(bytes).unwrap();
+        let change = Change::SwitchEngine { from_height: 3, engine: "second".into(), config: config.into(), component };
+        signed_tx(&suite, &key, nonce, Payload::Governance(Governance::Propose { changes: vec![change], expires_at: 50, components: vec![bytes.to_vec()] }))
+    };
+    // What does not load here never reaches a block.
+    assert!(producer.submit(propose(0, b"junk", "")).unwrap_err().to_string().contains("does not load here"));
+    assert!(producer.submit(propose(0, b"second engine", "bad = 1")).unwrap_err().to_string().contains("does not load here"));
+    // One validator of one: it passes in block 1 and takes over at 3.
+    producer.submit(propose(0, b"second engine", "")).unwrap();
+    let mut blocks = vec![producer.produce(1_700_000_001_000).unwrap().expect("block 1")];
+    assert_eq!(producer.governance().unwrap().engines.len(), 1);
+    assert_eq!(producer.engine().unwrap().name(), "first/1", "block 2 is still the genesis engine's");
+    producer.submit(data_tx(&suite, &key, 1, "k", b"v")).unwrap();
+    blocks.push(producer.produce(1_700_000_002_000).unwrap().expect("block 2"));
+    assert_eq!(producer.engine().unwrap().name(), "second/1", "block 3 is the new engine's");
+    producer.submit(data_tx(&suite, &key, 2, "k", b"w")).unwrap();
+    blocks.push(producer.produce(1_700_000_003_000).unwrap().expect("block 3"));
+    // A follower meets the switch in the state as it imports, and ends on the same head.
+    for b in &blocks {
+        follower.import(b.block.clone()).unwrap();
+    }
+    assert_eq!(follower.head().hash, producer.head().hash);
+    assert_eq!(follower.engine().unwrap().name(), "second/1");
+}

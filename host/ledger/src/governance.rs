@@ -449,6 +449,36 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_switch_joins_the_schedule_if_it_is_ahead_and_its_component_is_on_chain() {
+        let mut g = four();
+        let switch = |from_height: u64, component: u8| Governance::Propose {
+            changes: vec![Change::SwitchEngine { from_height, engine: "bft".into(), config: String::new(), component: Hash32([component; 32]) }],
+            expires_at: 100,
+            components: vec![],
+        };
+        assert!(act(&mut g, &key(1), 10, &switch(20, 8), id(1)).unwrap_err().contains("no component"), "not on chain");
+        for voter in 1..=3 {
+            act(&mut g, &key(voter), 10, &switch(20, 7), id(2)).unwrap();
+        }
+        assert_eq!(g.engines.len(), 1);
+        assert_eq!((g.engines[0].from_height, g.engines[0].component), (20, Hash32([7; 32])));
+        assert_eq!(engine_at(&g.engines, 19), None, "the genesis engine below it");
+        assert_eq!(engine_at(&g.engines, 20).map(|a| a.from_height), Some(20));
+        // A switch voted through at or after its height fails and changes nothing.
+        act(&mut g, &key(1), 30, &switch(30, 7), id(3)).unwrap();
+        act(&mut g, &key(2), 30, &switch(30, 7), id(3)).unwrap();
+        let out = act(&mut g, &key(3), 30, &switch(30, 7), id(3)).unwrap();
+        assert!(out.failed.iter().any(|(_, why)| why.contains("not after block 30")), "{out:?}");
+        assert_eq!(g.engines.len(), 1);
+        // A later switch back keeps the earlier one for the history below it.
+        for voter in 1..=3 {
+            act(&mut g, &key(voter), 31, &switch(40, 7), id(4)).unwrap();
+        }
+        assert_eq!(g.engines.iter().map(|a| a.from_height).collect::<Vec<_>>(), vec![20, 40]);
+        assert_eq!(engine_at(&g.engines, 39).map(|a| a.from_height), Some(20));
+    }
+
+    #[test]
     fn open_proposals_are_bounded() {
         let mut g = four();
         for n in 0..MAX_OPEN_PROPOSALS as u8 {
