@@ -794,19 +794,7 @@ impl Chain {
                 _ => Err(corrupt(key).into()),
             }
         };
-        let members = match read(governance::MEMBERS_KEY)? {
-            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::MEMBERS_KEY))?,
-            None => self.contracts.genesis_members.as_ref().clone(),
-        };
-        let proposals = match read(governance::PROPOSALS_KEY)? {
-            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
-            None => vec![],
-        };
-        let engines = match read(governance::ENGINES_KEY)? {
-            Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(governance::ENGINES_KEY))?,
-            None => vec![],
-        };
-        Ok(Governed { members, proposals, engines })
+        Governed::load(&self.contracts.genesis_members, read, |key| corrupt(key).into())
     }
 
     fn set_members(&self, members: Members, engines: Vec<EngineActivation>) -> Result<(), ChainError> {

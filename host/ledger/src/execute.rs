@@ -261,19 +261,7 @@ impl<S: StateStore> BlockState<S> {
                 }
             };
             let corrupt = |key: &str| StateError::Store(format!("the governance value {key:?} does not decode"));
-            let members = match read(governance::MEMBERS_KEY)? {
-                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::MEMBERS_KEY))?,
-                None => genesis.clone(),
-            };
-            let proposals = match read(governance::PROPOSALS_KEY)? {
-                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::PROPOSALS_KEY))?,
-                None => vec![],
-            };
-            let engines = match read(governance::ENGINES_KEY)? {
-                Some(bytes) => borsh::from_slice(&bytes).map_err(|_| corrupt(governance::ENGINES_KEY))?,
-                None => vec![],
-            };
-            self.governed = Some(Governed { members, proposals, engines });
+            self.governed = Some(Governed::load(genesis, read, corrupt)?);
         }
         self.governed.as_mut().ok_or_else(|| StateError::Store("governance state vanished".into()))
     }

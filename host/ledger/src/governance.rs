@@ -142,6 +142,23 @@ pub struct Governed {
 }
 
 impl Governed {
+    /// The state from its stored values: `read(key)` gives a value's bytes, if there is
+    /// one; a state without `members` has `genesis`. `corrupt(key)`: the error for a value
+    /// that does not decode.
+    pub fn load<E>(genesis: &Members, read: impl Fn(&str) -> Result<Option<Vec<u8>>, E>, corrupt: impl Fn(&str) -> E) -> Result<Governed, E> {
+        fn value<T: BorshDeserialize, E>(key: &str, bytes: Option<Vec<u8>>, default: T, corrupt: &impl Fn(&str) -> E) -> Result<T, E> {
+            match bytes {
+                Some(b) => borsh::from_slice(&b).map_err(|_| corrupt(key)),
+                None => Ok(default),
+            }
+        }
+        Ok(Governed {
+            members: value(MEMBERS_KEY, read(MEMBERS_KEY)?, genesis.clone(), &corrupt)?,
+            proposals: value(PROPOSALS_KEY, read(PROPOSALS_KEY)?, vec![], &corrupt)?,
+            engines: value(ENGINES_KEY, read(ENGINES_KEY)?, vec![], &corrupt)?,
+        })
+    }
+
     /// Apply `action`, sent by the validator key `sender` in block `height`; `id` is the
     /// proposal id of a `Propose`'s changes. `Err`: why nothing changed.
     pub fn apply(&mut self, sender: &[u8], height: u64, action: &Governance, id: Option<Hash32>, checks: &dyn Checks) -> Result<Outcome, String> {
