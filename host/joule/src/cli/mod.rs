@@ -121,6 +121,7 @@ fn run(cli: Cli) -> Result<()> {
             let ch = &cfg.network.channels[0];
             if a.join.is_some() {
                 let me = ch.nodes.iter().find(|n| n.name == cfg.node.name && n.joined).context("the joining node is missing from its network.toml")?;
+                let key = cfg.node.keys.first().context("joule init made no node key")?;
                 println!(
                     "initialised {} to join network {}: channel {} ({}, {})",
                     a.dir.display(),
@@ -129,13 +130,13 @@ fn run(cli: Cli) -> Result<()> {
                     ch.crypto_suite,
                     ch.consensus
                 );
-                println!("validator key {}", cfg.node.keys[0].public_key);
+                println!("validator key {}", key.public_key);
                 println!("network key   {} (listening on {})", me.network_key, me.address);
                 println!(
                     "next: the channel's validators vote it in, e.g. `joule governance propose --add-node {}={} --add-validator {} --dir VALIDATOR_DIR`, then start it with `joule node --dir {}`",
                     me.name,
                     me.network_key,
-                    cfg.node.keys[0].public_key,
+                    key.public_key,
                     a.dir.display()
                 );
                 return Ok(());
