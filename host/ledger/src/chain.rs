@@ -1030,6 +1030,11 @@ impl Chain {
             candidates.remove(i)
         };
         let height = candidate.block.header.height;
+        // The same block came in from a peer first (a BFT proposer broadcasts it once
+        // committed): it is the head already, under whichever seal arrived.
+        if head.hash == candidate.seal_hash {
+            return Err(ChainError::Known { height });
+        }
         if candidate.parent != head.hash {
             return Err(ChainError::HeadMoved(format!(
                 "block {height} was built on {}, the head is {} at height {}",

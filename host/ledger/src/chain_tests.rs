@@ -372,3 +372,19 @@ fn an_engine_switch_takes_over_at_its_height_on_every_node_and_a_broken_engine_i
     assert_eq!(follower.head().hash, producer.head().hash);
     assert_eq!(follower.engine().unwrap().name(), "second/1");
 }
+
+#[test]
+fn committing_a_proposal_that_arrived_sealed_from_a_peer_first_says_it_is_known() {
+    let p = pair();
+    p.producer.submit(data_tx(&p.suite, &p.key, 0, "k", b"v")).unwrap();
+    let head = p.producer.head();
+    let header = p.producer.build(&head.hash.0, 1_700_000_001_000).unwrap().expect("a block");
+    p.follower.accept_proposal(p.producer.candidate_block(&header.seal_hash).unwrap()).unwrap();
+    let seal = p.producer.sign_as_node(&header.seal_hash).unwrap();
+    let committed = p.producer.commit_built(&header.seal_hash, seal.clone()).unwrap();
+    // The sealed block reaches the follower before its own quorum does.
+    p.follower.import(committed.block.clone()).unwrap();
+    assert!(matches!(p.follower.commit_built(&header.seal_hash, seal), Err(ChainError::Known { height: 1 })));
+    assert!(matches!(p.follower.import(committed.block.clone()), Err(ChainError::Known { height: 1 })), "and again from another peer");
+    assert_eq!(p.follower.head().hash, committed.hash);
+}

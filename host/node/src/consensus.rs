@@ -92,6 +92,8 @@ impl DriverHost for NodeHost {
                 Ok(())
             }
             Err(ChainError::HeadMoved(reason)) => Err(reason),
+            // Committed already, from a peer: what the participant wanted.
+            Err(ChainError::Known { .. }) => Ok(()),
             Err(e) => {
                 self.chain.production_attempted(Some(&e.to_string()));
                 Err(e.to_string())
