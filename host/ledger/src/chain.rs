@@ -676,18 +676,33 @@ impl Chain {
         };
         let members = self.members();
         let Some(a) = governance::engine_at(&members.engines, height) else { return self.engines.current().map_err(setup) };
-        if let Some((_, _, e)) = lock(&self.switched).iter().find(|(c, config, _)| *c == a.component && *config == a.config) {
+        self.component_engine(&a.component, &a.config, None).map_err(|e| match e {
+            ChainError::Consensus(c) => setup(c),
+            other => other,
+        })
+    }
+
+    /// The engine in component `hash` (its bytes given, or read from the code store) bound
+    /// with `config`: loaded once, then kept, whether a proposal, a vote or a block asked.
+    fn component_engine(&self, hash: &Hash32, config: &str, bytes: Option<&[u8]>) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
+        if let Some((_, _, e)) = lock(&self.switched).iter().find(|(c, k, _)| c == hash && k == config) {
             return Ok(e.clone());
         }
-        let code =
-            self.read()?.code(&a.component)?.ok_or_else(|| StoreError::Corrupt(format!("the engine component {} is not in the code store", a.component)))?;
-        let engine = self.engines.load(&code, a.config.as_bytes()).map_err(setup)?;
-        tracing::info!(channel = %self.spec.channel, engine = engine.name(), from_height = a.from_height, component = %a.component, "consensus engine from the chain bound");
+        let stored;
+        let code = match bytes {
+            Some(b) => b,
+            None => {
+                stored = self.code(hash)?.ok_or_else(|| StoreError::Corrupt(format!("the engine component {hash} is not in the code store")))?;
+                stored.as_slice()
+            }
+        };
+        let engine = self.engines.load(code, config.as_bytes())?;
+        tracing::info!(channel = %self.spec.channel, engine = engine.name(), component = %hash, "consensus engine from a component on chain bound");
         let mut switched = lock(&self.switched);
         if switched.len() >= 4 {
             switched.remove(0);
         }
-        switched.push((a.component, a.config.clone(), engine.clone()));
+        switched.push((*hash, config.to_string(), engine.clone()));
         Ok(engine)
     }
 
@@ -732,11 +747,8 @@ impl Chain {
         governance::check_changes(changes, &AdmissionChecks { chain: self, brought: &brought })?;
         for (i, c) in changes.iter().enumerate() {
             if let joule_primitives::Change::SwitchEngine { component, config, .. } = c {
-                let code = match brought.iter().find(|(h, _)| h == component) {
-                    Some((_, bytes)) => (*bytes).clone(),
-                    None => self.code(component).ok().flatten().unwrap_or_default(),
-                };
-                self.engines.load(&code, config.as_bytes()).map_err(|e| format!("change {i}: the engine does not load here: {e}"))?;
+                let bytes = brought.iter().find(|(h, _)| h == component).map(|(_, b)| b.as_slice());
+                self.component_engine(component, config, bytes).map_err(|e| format!("change {i}: the engine does not load here: {e}"))?;
             }
         }
         Ok(())
@@ -758,8 +770,7 @@ impl Chain {
             let open = self.governance().map_err(|e| internal(&e))?.proposals.into_iter().find(|p| p.id == *proposal);
             for change in open.map(|p| p.changes).unwrap_or_default() {
                 if let joule_primitives::Change::SwitchEngine { component, config, .. } = change {
-                    let code = self.code(&component).map_err(|e| internal(&e))?.unwrap_or_default();
-                    self.engines.load(&code, config.as_bytes()).map_err(|e| {
+                    self.component_engine(&component, &config, None).map_err(|e| {
                         counted(Rejection::NotPermitted(format!(
                             "this node does not vote for proposal {proposal}: its engine {component} does not run here: {e}"
                         )))

@@ -3,9 +3,10 @@
 //! nonces, commits and keeps the participant's state; the peer-to-peer network carries its
 //! messages). Every committed block, this node's or a peer's, is a new head for it.
 //!
-//! The participant comes from the engine serving the channel now; when an operator
-//! activates another engine version, the participant of the new one takes over at the next
-//! block (the old one is dropped with whatever it was doing).
+//! The participant comes from the engine of the next height: when the chain's engine
+//! schedule switches engines at a height the validators voted, or an operator activates
+//! another version of the genesis engine, the participant of the new one takes over at the
+//! next block (the old one is dropped with whatever it was doing).
 
 use joule_consensus::driver::{Build, Driver, DriverHost};
 use joule_consensus::{ConsensusEngine, Event};

@@ -220,6 +220,34 @@ impl Net {
         self.run();
     }
 
+    /// A committed block's seal, checked as every node checks the header of the next height.
+    fn check_seal(&self, seal_hash: &[u8], seal: &[u8]) -> Result<(), String> {
+        let keys = self.keys();
+        let validators: Vec<Validator<'_>> = keys
+            .iter()
+            .map(|k| Validator {
+                public_key: k,
+                weight: 1,
+            })
+            .collect();
+        let proposer = key(self.builders[seal_hash]);
+        let parent = Header {
+            height: self.height,
+            timestamp_ms: 1,
+            seal_hash: b"p",
+            proposer: b"",
+            seal: b"",
+        };
+        let header = Header {
+            height: self.height + 1,
+            timestamp_ms: 2,
+            seal_hash,
+            proposer: &proposer,
+            seal,
+        };
+        verify_header(&Concat, &parent, &header, &validators)
+    }
+
     /// The block the live nodes committed, checked as every node checks a header.
     fn agreed(&self) -> (Vec<u8>, Seal) {
         let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.alive[i]).collect();
@@ -231,30 +259,7 @@ impl Net {
                 "node {i} committed another block"
             );
         }
-        let keys = self.keys();
-        let validators: Vec<Validator<'_>> = keys
-            .iter()
-            .map(|k| Validator {
-                public_key: k,
-                weight: 1,
-            })
-            .collect();
-        let proposer = key(self.builders[&seal_hash]);
-        let parent = Header {
-            height: self.height,
-            timestamp_ms: 1,
-            seal_hash: b"p",
-            proposer: b"",
-            seal: b"",
-        };
-        let header = Header {
-            height: self.height + 1,
-            timestamp_ms: 2,
-            seal_hash: &seal_hash,
-            proposer: &proposer,
-            seal: &seal,
-        };
-        verify_header(&Concat, &parent, &header, &validators).expect("the committed seal verifies");
+        self.check_seal(&seal_hash, &seal).expect("the committed seal verifies");
         (seal_hash, Seal::try_from_slice(&seal).expect("a seal"))
     }
 }
@@ -326,30 +331,8 @@ fn an_equivocating_proposer_gets_at_most_one_of_its_blocks_committed_by_honest_n
         assert!(!honest.is_empty(), "the honest three still decide ({first:?})");
         for (i, c) in net.committed.iter().enumerate() {
             if let Some((seal_hash, seal)) = c.as_ref().filter(|_| i != 1) {
-                let keys = net.keys();
-                let validators: Vec<Validator<'_>> = keys
-                    .iter()
-                    .map(|k| Validator {
-                        public_key: k,
-                        weight: 1,
-                    })
-                    .collect();
-                let proposer = key(net.builders[seal_hash]);
-                let parent = Header {
-                    height: 0,
-                    timestamp_ms: 1,
-                    seal_hash: b"p",
-                    proposer: b"",
-                    seal: b"",
-                };
-                let header = Header {
-                    height: 1,
-                    timestamp_ms: 2,
-                    seal_hash,
-                    proposer: &proposer,
-                    seal,
-                };
-                verify_header(&Concat, &parent, &header, &validators).expect("what an honest node commits verifies");
+                net.check_seal(seal_hash, seal)
+                    .expect("what an honest node commits verifies");
             }
         }
     }

@@ -150,6 +150,9 @@ fn show(sel: &NodeSel) -> Result<()> {
     for n in v["members"]["nodes"].as_array().into_iter().flatten() {
         println!("  {:<12} {}", n["name"].as_str().unwrap_or("?"), n["network_key"].as_str().unwrap_or("?"));
     }
+    for a in v["engines"].as_array().into_iter().flatten() {
+        println!("engine from block {}: {} (component {})", a["from_height"], a["engine"].as_str().unwrap_or("?"), a["component"].as_str().unwrap_or("?"));
+    }
     let proposals = v["proposals"].as_array().cloned().unwrap_or_default();
     if proposals.is_empty() {
         println!("no open proposals");
@@ -196,7 +199,11 @@ fn act(admin: &AdminSel, body: impl FnOnce(u64) -> Value) -> Result<()> {
         }
         return Ok(());
     }
-    let r = client.wait_for_tx(&hash, Duration::from_secs(60))?;
+    let r = client.wait_for_tx(&hash, Duration::from_secs(60)).with_context(|| {
+        format!(
+            "proposal {proposal}: the node admitted transaction {hash}; no block has counted it yet (is the validator whose turn it is running? `joule status`)"
+        )
+    })?;
     if admin.sel.json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Ok(());
