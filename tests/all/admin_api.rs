@@ -16,7 +16,7 @@ fn vendor_plugin_uploaded_used_and_swapped_out_of_a_running_node() {
     let node = NodeProcess::start(d.path(), &[]);
     let (s, health) = node.call("GET", "/v1/health", None);
     assert_eq!((s, health["status"].as_str()), (200, Some("ok")));
-    assert_eq!(health["plugins_active"], 5, "first-party plugins (3 crypto, 2 consensus) seeded from the plugin dir");
+    assert_eq!(health["plugins_active"], 6, "first-party plugins (3 crypto, 3 consensus) seeded from the plugin dir");
 
     let hash = json!({"alg": "acme-blake2s-256", "data": "abc"});
     let (s, body) = node.call("POST", "/v1/crypto/hash", Some(hash.clone()));
@@ -98,7 +98,7 @@ fn bad_uploads_get_precise_errors_and_change_nothing() {
     let (s, body) = node.call("POST", "/v1/crypto/hash", Some(json!({"algo": "sm3"})));
     assert_eq!(s, 400, "{body}");
     let (_, list) = node.call("GET", "/v1/plugins", None);
-    assert_eq!(list.as_array().unwrap().len(), 5, "nothing was installed");
+    assert_eq!(list.as_array().unwrap().len(), 6, "nothing was installed");
     // SM3 still answers the standard vector.
     let (s, body) = node.call("POST", "/v1/crypto/hash", Some(json!({"alg": "sm3", "data": "abc"})));
     assert_eq!((s, body["digest_hex"].as_str()), (200, Some("66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")));
@@ -114,7 +114,7 @@ fn admin_endpoints_need_the_token() {
     let r = a.post(&format!("{}/v1/plugins/crypto-gm/deactivate", node.base)).header("Authorization", "Bearer wrong-token-wrong-token").send_empty().unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let (_, health) = node.call("GET", "/v1/health", None);
-    assert_eq!(health["plugins_active"], 5, "the refused request changed nothing");
+    assert_eq!(health["plugins_active"], 6, "the refused request changed nothing");
     for open in ["/v1/health", "/v1/openapi.json", "/metrics"] {
         assert_eq!(a.get(&format!("{}{open}", node.base)).call().unwrap().status().as_u16(), 200, "{open}");
     }
@@ -166,7 +166,7 @@ fn metrics_are_exported_each_with_its_help() {
     let a = NodeProcess::agent();
     let metrics = a.get(&format!("{}/metrics", node.base)).call().unwrap().into_body().read_to_string().unwrap();
     assert!(metrics.contains("joule_plugin_calls_total{plugin=\"crypto-gm\""), "{metrics}");
-    assert!(metrics.contains("joule_plugins_active 5"), "{metrics}");
+    assert!(metrics.contains("joule_plugins_active 6"), "{metrics}");
     assert!(metrics.contains("joule_api_errors_total{code=\"no_route\"} 1"), "{metrics}");
     crate::support::assert_every_metric_has_help(&metrics);
 }

@@ -33,8 +33,9 @@ pub struct UpArgs {
     /// `gm` (SM2/SM3/SM4 on chain and on the wire) or `intl` (P-256/SHA-256/AES-GCM).
     #[arg(long, default_value = "gm")]
     crypto_suite: String,
-    /// The consensus engine: `poa` (validators take turns) or `bft` (rounds of votes; a
-    /// block is final once committed, and the network goes on with a validator down).
+    /// The consensus engine: `poa` (validators take turns), `bft` (rounds of votes; a
+    /// block is final once committed, and the network goes on with a validator down) or
+    /// `pow` (every validator mines; the heaviest chain wins).
     #[arg(long, default_value = "poa")]
     consensus: String,
     #[arg(long, default_value_t = 500)]
@@ -201,6 +202,7 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
             name: format!("node{i}"),
             crypto_suite: plan.crypto_suite.clone(),
             consensus: plan.consensus.clone(),
+            consensus_config: consensus_config(&plan.consensus, plan.block_interval_ms),
             block_interval_ms: plan.block_interval_ms,
             max_block_transactions: plan.max_block_transactions.unwrap_or(defaults.max_block_transactions),
             max_block_bytes: plan.max_block_bytes.unwrap_or(defaults.max_block_bytes),
@@ -229,6 +231,17 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
         joule_support::fs::write_atomic(&dir.join(NETWORK_FILE), network.to_toml().as_bytes(), Mode::Private)?;
     }
     Ok(())
+}
+
+/// The engine configuration of a local network: PoW retargets to the block interval, from
+/// a difficulty a few loopback nodes on a laptop find in about that time.
+fn consensus_config(engine: &str, block_interval_ms: u64) -> String {
+    match engine {
+        "pow" => {
+            format!("block-time-ms = {block_interval_ms}\ninitial-difficulty = {}\nmin-difficulty = 1000\nfinality-depth = 6\n", block_interval_ms.max(1) * 200)
+        }
+        _ => String::new(),
+    }
 }
 
 /// A loopback address with a port free now, below the kernel's ephemeral range: the node

@@ -14,6 +14,7 @@
 //! re-execution, state and receipts roots. Either way the commit is one redb transaction.
 
 use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
+use super::fork::{Executed, ForkState, SideBlock, SideBlocks};
 use super::governance::{self, EngineActivation, GovernanceView, Governed, Members};
 use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
@@ -22,7 +23,7 @@ use super::store::{BlockCommit, StoreError, StoreView};
 use joule_consensus::{Action, ConsensusEngine, ConsensusError, EngineHeader, EngineSource, Event, Validator};
 use joule_contract::ContractVm;
 use joule_primitives::merkle::{self, HashError};
-use joule_primitives::smt::{EMPTY, GLOBAL_TREE, Root, Smt, StateError, StateProof};
+use joule_primitives::smt::{EMPTY, GLOBAL_TREE, NodeStore, Root, Smt, StateError, StateProof};
 use joule_primitives::{
     Account, Block, BlockHeader, BlockPolicy, ChainCrypto, ChainSpec, ChannelId, Encode, Hash32, Payload, Receipt, SuiteError, Transaction, UnsignedTransaction,
 };
@@ -74,6 +75,13 @@ pub enum ChainError {
     /// another peer first): nobody's fault.
     #[error("block {height} is committed here already")]
     Known { height: u64 },
+    /// A valid block off the head's chain, kept: its chain weighs no more than the head's.
+    #[error("block {height} is kept on a side chain from block {fork}: the head's chain weighs as much or more")]
+    Side { height: u64, fork: u64 },
+    /// The block's parent is neither on the chain nor a side block kept here: the blocks
+    /// between are missing (ask the peer for earlier ones).
+    #[error("block {height}: its parent {parent} is not known here")]
+    UnknownParent { height: u64, parent: Hash32 },
 }
 
 /// A block built here and not sealed yet, with the execution its header commits to.
@@ -258,6 +266,8 @@ pub struct Chain {
     own_submissions: Mutex<()>,
     /// Engines the chain switched to, bound.
     switched: Mutex<Vec<Switched>>,
+    /// Valid blocks off the head's chain, for fork choice.
+    side: Mutex<SideBlocks>,
 }
 
 /// An engine the chain switched to, bound: its component, its configuration, the engine.
@@ -375,6 +385,7 @@ impl Chain {
             candidates: Mutex::default(),
             own_submissions: Mutex::default(),
             switched: Mutex::default(),
+            side: Mutex::default(),
         };
         let view = chain.read()?;
         let governed = chain.governed_at(&view, &chain.head_root(&view)?)?;
@@ -670,12 +681,16 @@ impl Chain {
     /// The engine of block `height`: the genesis engine (served by the node's plugins)
     /// until the schedule of the chain's state switches to an engine the chain carries.
     fn engine_for(&self, height: u64) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
+        self.engine_in(&self.members().engines, height)
+    }
+
+    /// The engine of block `height` under the engine schedule `engines`.
+    fn engine_in(&self, engines: &[EngineActivation], height: u64) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
         let setup = |e: ConsensusError| match e {
             ConsensusError::Unavailable(reason) => ChainError::Setup { channel: self.spec.channel.to_string(), reason },
             other => other.into(),
         };
-        let members = self.members();
-        let Some(a) = governance::engine_at(&members.engines, height) else { return self.engines.current().map_err(setup) };
+        let Some(a) = governance::engine_at(engines, height) else { return self.engines.current().map_err(setup) };
         self.component_engine(&a.component, &a.config, None).map_err(|e| match e {
             ChainError::Consensus(c) => setup(c),
             other => other,
@@ -733,7 +748,7 @@ impl Chain {
         Ok(id)
     }
 
-    fn account_at(&self, view: &StoreView, root: &Root, id: &Hash32) -> Result<Option<AccountState>, ChainError> {
+    fn account_at<S: NodeStore>(&self, view: &S, root: &Root, id: &Hash32) -> Result<Option<AccountState>, ChainError> {
         let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
         Ok(smt.get(root, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?)
     }
@@ -792,7 +807,7 @@ impl Chain {
     }
 
     /// The governance state at `root` (a block's state).
-    fn governed_at(&self, view: &StoreView, root: &Root) -> Result<Governed, ChainError> {
+    fn governed_at<S: NodeStore>(&self, view: &S, root: &Root) -> Result<Governed, ChainError> {
         let id = self.suite.hash(governance::NAMESPACE_PREIMAGE)?;
         let storage = self.account_at(view, root, &id)?.as_ref().and_then(AccountState::storage_root);
         let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
@@ -1188,8 +1203,229 @@ impl Chain {
 
     fn import_serialized(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
         let head = self.head();
+        if block.header.parent_hash != head.hash
+            && block.header.height > 0
+            && !(block.header.height == head.height && block.header.hash(self.suite.as_ref())? == head.hash)
+        {
+            return self.import_fork(block);
+        }
         let (hashes, exec, started) = self.check(&head, &block, Seal::Verify)?;
         self.commit_executed(&head, block, hashes, exec, started)
+    }
+
+    /// A block whose parent is not the head: checked in full on its parent's state and kept
+    /// as a side block; when its chain then outweighs the head's, the chain reorganises
+    /// onto it (see [`crate::fork`]). A fork deeper than the head's final blocks, the undo
+    /// records or the kept state is refused.
+    fn import_fork(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
+        let height = block.header.height;
+        let hash = block.header.hash(self.suite.as_ref())?;
+        let head = self.head();
+        let view = Arc::new(self.read()?);
+        if view.height_of(&hash)?.is_some() || lock(&self.side).contains(&hash) {
+            return Err(ChainError::Known { height });
+        }
+        let (fork, path) = self.side_path(&view, block.header.parent_hash, height)?;
+        let limit = self.reorg_limit(&view, &head)?;
+        if head.height - fork > limit {
+            return Err(ChainError::Invalid {
+                height,
+                reason: format!(
+                    "it forks from block {fork}, {} below the head {}: blocks more than {limit} deep are final here",
+                    head.height - fork,
+                    head.height
+                ),
+            });
+        }
+        let (state, parent) = self.fork_state(&view, fork, &path)?;
+        let (rules, validators) = self.rules_at(state.as_ref(), &parent, height)?;
+        let (hashes, exec, _) = self.check_on(&parent, &block, Some((rules.clone(), validators.clone())), || Ok(state))?;
+        let weight = rules.weight(&self.engine_header(&block.header)?, &validators)?;
+        let side_weight: u128 = path.iter().filter_map(|h| lock(&self.side).get(h).map(|s| u128::from(s.weight))).sum::<u128>() + u128::from(weight);
+        lock(&self.side).insert(SideBlock { block, hash, weight, exec: Some(Arc::new((hashes, exec))) });
+        let ours = self.chain_weight(&view, fork, head.height)?;
+        if side_weight <= ours {
+            tracing::info!(channel = %self.spec.channel, height, fork, side_weight, ours, "a block on a side chain kept (the head's chain weighs as much or more)");
+            return Err(ChainError::Side { height, fork });
+        }
+        let mut path = path;
+        path.push(hash);
+        drop(view);
+        self.reorganise(&head, fork, &path)
+    }
+
+    /// From `parent` back to the chain: the fork point's height and the side blocks from
+    /// there up to `parent`, lowest first.
+    fn side_path(&self, view: &StoreView, parent: Hash32, height: u64) -> Result<(u64, Vec<Hash32>), ChainError> {
+        let side = lock(&self.side);
+        let mut path = vec![];
+        let mut cursor = parent;
+        loop {
+            if let Some(h) = view.height_of(&cursor)? {
+                if h + 1 + path.len() as u64 != height {
+                    return Err(ChainError::Invalid {
+                        height,
+                        reason: format!("its parent is at height {}, not {}", h + path.len() as u64, height.saturating_sub(1)),
+                    });
+                }
+                path.reverse();
+                return Ok((h, path));
+            }
+            let Some(s) = side.get(&cursor) else { return Err(ChainError::UnknownParent { height, parent }) };
+            path.push(cursor);
+            cursor = s.block.header.parent_hash;
+        }
+    }
+
+    /// How deep a reorganisation may go from `head`: not below a final block (the engine's
+    /// finality depth), nor past the undo records or the state the store keeps.
+    fn reorg_limit(&self, view: &StoreView, head: &Head) -> Result<u64, ChainError> {
+        let depth = self.engine()?.finality_depth(&self.members().validators).unwrap_or(0);
+        Ok(depth.min(super::store::UNDO_BLOCKS).min(head.height.saturating_sub(view.state_from()?)))
+    }
+
+    /// The state after side block `path.last()` (or after block `fork` when `path` is
+    /// empty), and that block as a head. Side blocks a reorganisation took off the chain
+    /// are executed again on the way.
+    fn fork_state(&self, view: &Arc<StoreView>, fork: u64, path: &[Hash32]) -> Result<(Arc<ForkState>, Head), ChainError> {
+        let fork_header = view.header(fork)?.ok_or_else(|| StoreError::Corrupt(format!("header {fork} missing")))?;
+        let fork_hash = match view.header(fork + 1)? {
+            Some(h) => h.parent_hash,
+            None => self.head().hash,
+        };
+        let mut parent = Head { height: fork, hash: fork_hash, header: fork_header };
+        let mut execs = Vec::with_capacity(path.len());
+        for hash in path {
+            let (block, exec) = {
+                let side = lock(&self.side);
+                let s = side.get(hash).ok_or_else(|| ChainError::NotFound(format!("side block {hash} was dropped")))?;
+                (s.block.clone(), s.exec.clone())
+            };
+            let exec = match exec {
+                Some(e) => e,
+                None => {
+                    let state = Arc::new(ForkState::new(view.clone(), fork, execs.clone())?);
+                    let (hashes, exec, _) = self.check_on(&parent, &block, None, || Ok(state))?;
+                    let e = Arc::new((hashes, exec));
+                    lock(&self.side).set_exec(hash, e.clone());
+                    e
+                }
+            };
+            execs.push(exec);
+            parent = Head { height: block.header.height, hash: *hash, header: block.header };
+        }
+        Ok((Arc::new(ForkState::new(view.clone(), fork, execs)?), parent))
+    }
+
+    /// The engine and validators of block `height`, from its parent's state.
+    fn rules_at<S: NodeStore>(&self, state: &S, parent: &Head, height: u64) -> Result<(Arc<dyn ConsensusEngine>, Vec<Validator>), ChainError> {
+        let governed = self.governed_at(state, &block_state(&parent.header))?;
+        let members = CurrentMembers::new(governed.members, governed.engines, self.suite.as_ref())?;
+        Ok((self.engine_in(&members.engines, height)?, members.validators))
+    }
+
+    /// The weight blocks `fork + 1 ..= top` of the chain add, by the engines of their heights.
+    fn chain_weight(&self, view: &StoreView, fork: u64, top: u64) -> Result<u128, ChainError> {
+        let validators = self.members().validators.clone();
+        let mut total = 0u128;
+        for h in fork + 1..=top {
+            let header = view.header(h)?.ok_or_else(|| StoreError::Corrupt(format!("header {h} missing")))?;
+            total += u128::from(self.engine_for(h)?.weight(&self.engine_header(&header)?, &validators)?);
+        }
+        Ok(total)
+    }
+
+    /// Replace the blocks above `fork` with the side blocks `path` (executed), in one store
+    /// transaction; the blocks taken off become side blocks, and their transactions that
+    /// the new chain lacks go back to the pool.
+    fn reorganise(&self, head: &Head, fork: u64, path: &[Hash32]) -> Result<Arc<CommittedBlock>, ChainError> {
+        let started = Instant::now();
+        let view = Arc::new(self.read()?);
+        // Executions for every block of the path (a block moved off earlier has none yet).
+        let (_, tip) = self.fork_state(&view, fork, path)?;
+        let new: Vec<(Block, Hash32, Executed)> = {
+            let side = lock(&self.side);
+            path.iter()
+                .map(|h| {
+                    let s = side.get(h).ok_or_else(|| ChainError::NotFound(format!("side block {h} was dropped")))?;
+                    let e = s.exec.clone().ok_or_else(|| ChainError::NotFound(format!("side block {h} is not executed")))?;
+                    Ok((s.block.clone(), *h, e))
+                })
+                .collect::<Result<_, ChainError>>()?
+        };
+        let mut old = Vec::with_capacity((head.height - fork) as usize);
+        for h in fork + 1..=head.height {
+            let block = view.block(h)?.ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
+            let hash = match view.header(h + 1)? {
+                Some(next) if h < head.height => next.parent_hash,
+                _ => head.hash,
+            };
+            old.push((block, hash));
+        }
+        let old_weights: Vec<u64> = old
+            .iter()
+            .map(|(b, _)| Ok(self.engine_for(b.header.height)?.weight(&self.engine_header(&b.header)?, &self.members().validators)?))
+            .collect::<Result<_, ChainError>>()?;
+        let fork_header = view.header(fork)?.ok_or_else(|| StoreError::Corrupt(format!("header {fork} missing")))?;
+        drop(view);
+        let commits: Vec<BlockCommit<'_>> = new
+            .iter()
+            .map(|(b, hash, e)| BlockCommit {
+                block: b,
+                hash: *hash,
+                tx_hashes: &e.0,
+                receipts: &e.1.receipts,
+                nodes: &e.1.nodes,
+                stale: &e.1.stale,
+                next_tree: e.1.next_tree,
+                events: &e.1.events,
+                codes: &e.1.codes,
+                contract_kv: &e.1.contract_kv,
+            })
+            .collect();
+        match self.store.reorganise(fork, &commits) {
+            Ok(()) => {}
+            Err(e @ StoreError::Reorg(_)) => return Err(e.into()),
+            Err(e) => return Err(self.commit_failed(tip.height, e)),
+        }
+        drop(commits);
+        {
+            let mut side = lock(&self.side);
+            for h in path {
+                side.remove(h);
+            }
+            for ((block, hash), weight) in old.iter().cloned().zip(old_weights) {
+                side.insert(SideBlock { block, hash, weight, exec: None });
+            }
+        }
+        lock(&self.candidates).clear();
+        let view = self.read()?;
+        let governed = self.governed_at(&view, &block_state(&tip.header))?;
+        drop(view);
+        self.set_members(governed.members, governed.engines)?;
+        let mut parent = Head { height: fork, hash: old.first().map_or(head.hash, |(b, _)| b.header.parent_hash), header: fork_header };
+        let mut last = None;
+        let mut included = std::collections::HashSet::new();
+        for (block, hash, e) in new {
+            included.extend(e.0.iter().copied());
+            let next = Head { height: block.header.height, hash, header: block.header.clone() };
+            let c = Arc::new(CommittedBlock { hash, block, receipts: e.1.receipts.clone() });
+            self.after_commit(&parent, &c, started);
+            parent = next;
+            last = Some(c);
+        }
+        let back: Vec<Transaction> =
+            old.into_iter().flat_map(|(b, _)| b.transactions).filter(|t| t.hash(self.suite.as_ref()).is_ok_and(|h| !included.contains(&h))).collect();
+        let returned = back.len();
+        let readmitted = self.admit_batch(back).iter().filter(|r| r.is_ok()).count();
+        let ch = self.spec.channel.to_string();
+        metrics::counter!("chain_reorgs_total", "channel" => ch.clone()).increment(1);
+        metrics::histogram!("chain_reorg_depth_blocks", "channel" => ch).record((head.height - fork) as f64);
+        tracing::warn!(
+            channel = %self.spec.channel, fork, old_head = head.height, new_head = parent.height, returned, readmitted,
+            "reorganised onto a heavier chain"
+        );
+        last.ok_or_else(|| ChainError::NotFound("an empty reorganisation".into()))
     }
 
     /// A block a peer proposed on the head, before its seal (BFT: the validators vote on
@@ -1227,6 +1463,23 @@ impl Chain {
     /// Everything an import checks of `block` on `head`, the seal when `seal` says so; its
     /// transaction hashes and execution.
     fn check(&self, head: &Head, block: &Block, seal: Seal) -> Result<(Vec<Hash32>, execute::Execution, Instant), ChainError> {
+        let rules = match seal {
+            Seal::Verify => Some((self.engine()?, self.members().validators.clone())),
+            Seal::Later => None,
+        };
+        self.check_on(head, block, rules, || Ok(Arc::new(self.read()?)))
+    }
+
+    /// [`Self::check`] on any parent: `head` is the parent, `rules` the engine and
+    /// validators of the block's height (`None`: the seal is checked later), `state` the
+    /// parent's state.
+    fn check_on<S: execute::StateStore>(
+        &self,
+        head: &Head,
+        block: &Block,
+        rules: Option<(Arc<dyn ConsensusEngine>, Vec<Validator>)>,
+        state: impl FnOnce() -> Result<Arc<S>, ChainError>,
+    ) -> Result<(Vec<Hash32>, execute::Execution, Instant), ChainError> {
         if let Some(f) = self.health.fault() {
             return Err(ChainError::StorageFailed(f.reason));
         }
@@ -1251,10 +1504,8 @@ impl Chain {
         if block.transactions.len() > policy.max_transactions as usize {
             return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
         }
-        if seal == Seal::Verify {
-            self.engine()?
-                .verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, &self.members().validators)
-                .map_err(|e| invalid(e.to_string()))?;
+        if let Some((engine, validators)) = &rules {
+            engine.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, validators).map_err(|e| invalid(e.to_string()))?;
         }
         let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
         if merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)? != h.tx_root {
@@ -1280,7 +1531,7 @@ impl Chain {
                 return Err(invalid(format!("transaction {i} declares gas {} over the channel's limit {}", tx.body.gas_limit, self.spec.gas_limit)));
             }
         }
-        let view = Arc::new(self.read()?);
+        let view = state()?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
         let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms: h.timestamp_ms, mode: Mode::Import };
         let exec = match execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &block.transactions, &hashes) {
@@ -1345,6 +1596,10 @@ impl Chain {
     fn after_commit(&self, parent: &Head, c: &Arc<CommittedBlock>, started: Instant) {
         let header = c.block.header.clone();
         *write(&self.head) = Head { height: header.height, hash: c.hash, header: header.clone() };
+        // A fork below the undo records can no longer be taken.
+        if header.height > super::store::UNDO_BLOCKS && !lock(&self.side).is_empty() {
+            lock(&self.side).prune_to(header.height - super::store::UNDO_BLOCKS);
+        }
         // The pool hears of the block's senders only, their nonces read before its lock.
         if let Ok(view) = self.read() {
             let mut senders: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
@@ -1646,3 +1901,7 @@ pub async fn run_maintenance(chain: Arc<Chain>) {
 #[cfg(test)]
 #[path = "chain_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "fork_tests.rs"]
+mod fork_tests;

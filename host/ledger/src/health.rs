@@ -48,6 +48,15 @@ impl StoreSlot {
         self.with(|db| db.commit(c))
     }
 
+    pub(crate) fn reorganise(&self, ancestor: u64, blocks: &[BlockCommit<'_>]) -> Result<(), StoreError> {
+        self.with(|db| db.reorganise(ancestor, blocks))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn chain_tables(&self) -> Result<Vec<super::store::TableRow>, StoreError> {
+        self.with(ChainStore::chain_tables)
+    }
+
     pub(crate) fn usage(&self) -> Result<Vec<super::store::TableUsage>, StoreError> {
         self.with(ChainStore::usage)
     }

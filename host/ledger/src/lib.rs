@@ -19,6 +19,7 @@
 pub mod chain;
 mod codec;
 pub mod execute;
+pub mod fork;
 pub mod governance;
 pub mod health;
 pub mod pool;

@@ -68,6 +68,8 @@ const CONTRACTS: TableDefinition<u32, &[u8; 32]> = TableDefinition::new("contrac
 const CONTRACT_NUMBERS: TableDefinition<&[u8; 32], u32> = TableDefinition::new("contract_numbers");
 const NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("nodes");
 const STALE: TableDefinition<&[u8], ()> = TableDefinition::new("stale");
+/// Height → Borsh([`UndoRecord`]) of each of the last [`UNDO_BLOCKS`] blocks.
+const UNDO: TableDefinition<u64, &[u8]> = TableDefinition::new("undo");
 /// Deployed contract code by code hash.
 const CODES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("codes");
 /// Contracts' storage at the head, flat: contract id ‖ key → value. The storage trees
@@ -87,6 +89,9 @@ pub enum StoreError {
     Format(String),
     #[error("the store is busy ({0}); try again when no read is open")]
     Busy(String),
+    /// A reorganisation the store cannot make (too deep, or below the kept state).
+    #[error("cannot reorganise: {0}")]
+    Reorg(String),
 }
 
 fn db_err<E: std::fmt::Display>(e: E) -> StoreError {
@@ -206,6 +211,7 @@ impl ChainStore {
             tx.open_table(CONTRACT_NUMBERS).map_err(db_err)?;
             tx.open_table(NODES).map_err(db_err)?;
             tx.open_table(STALE).map_err(db_err)?;
+            tx.open_table(UNDO).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(ChainStore { db })
@@ -250,6 +256,46 @@ impl ChainStore {
         }
     }
 
+    /// The contents of the tables a reorganisation rewrites, and the meta values it
+    /// restores: equal for two stores that hold the same chain, however they got there.
+    #[cfg(test)]
+    pub(crate) fn chain_tables(&self) -> Result<Vec<TableRow>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let mut out = vec![];
+        macro_rules! dump {
+            ($def:expr, $k:expr, $v:expr) => {{
+                let t = tx.open_table($def).map_err(db_err)?;
+                for r in t.iter().map_err(db_err)? {
+                    let (k, v) = r.map_err(db_err)?;
+                    out.push((redb::TableHandle::name(&$def).to_string(), $k(k.value()), $v(v.value())));
+                }
+            }};
+        }
+        let bytes = |b: &[u8]| b.to_vec();
+        dump!(HEADERS, |k: u64| k.to_be_bytes().to_vec(), bytes);
+        dump!(BLOCK_HASHES, |k: &[u8; 32]| k.to_vec(), |v: u64| v.to_be_bytes().to_vec());
+        dump!(TXS, |k: &[u8; 12]| k.to_vec(), bytes);
+        dump!(TX_INDEX, |k: &[u8; 8]| k.to_vec(), bytes);
+        dump!(EVENTS, |k: &[u8; 20]| k.to_vec(), bytes);
+        dump!(CONTRACTS, |k: u32| k.to_be_bytes().to_vec(), |v: &[u8; 32]| v.to_vec());
+        dump!(CONTRACT_NUMBERS, |k: &[u8; 32]| k.to_vec(), |v: u32| v.to_be_bytes().to_vec());
+        dump!(NODES, bytes, bytes);
+        dump!(STALE, bytes, |_: ()| vec![]);
+        if let Ok(t) = tx.open_table(CONTRACT_KV) {
+            for r in t.iter().map_err(db_err)? {
+                let (k, v) = r.map_err(db_err)?;
+                out.push(("contract_kv".into(), k.value().to_vec(), v.value().to_vec()));
+            }
+        }
+        let meta = tx.open_table(META).map_err(db_err)?;
+        for key in ["head", "next_tree", "state_from"] {
+            if let Some(v) = meta.get(key).map_err(db_err)? {
+                out.push(("meta".into(), key.as_bytes().to_vec(), v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
     /// What each table takes (for measurements: `joule bench tps`, the storage tests).
     pub fn usage(&self) -> Result<Vec<TableUsage>, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
@@ -267,149 +313,315 @@ impl ChainStore {
                 });
             })*};
         }
-        usage!(META, HEADERS, BLOCK_HASHES, TXS, TX_INDEX, EVENTS, CONTRACTS, CONTRACT_NUMBERS, NODES, STALE);
+        usage!(META, HEADERS, BLOCK_HASHES, TXS, TX_INDEX, EVENTS, CONTRACTS, CONTRACT_NUMBERS, NODES, STALE, UNDO);
         Ok(out)
     }
 
     /// Append a block with everything it produced, atomically. The block must be the
     /// successor of the current head.
     pub fn commit(&self, c: BlockCommit<'_>) -> Result<(), StoreError> {
-        let height = c.block.header.height;
-        let n = c.block.transactions.len();
-        if c.tx_hashes.len() != n || c.receipts.len() != n {
-            return Err(StoreError::Db(format!("block {height}: {n} transactions, {} hashes, {} receipts", c.tx_hashes.len(), c.receipts.len())));
-        }
         let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut meta = tx.open_table(META).map_err(db_err)?;
-            let history = match meta.get(STATE_HISTORY).map_err(db_err)? {
-                Some(v) => u64::from_le_bytes(v.value().try_into().map_err(|_| corrupt("meta state_history"))?),
-                None => 0,
-            };
-            let head = match meta.get("head").map_err(db_err)? {
-                Some(v) => Some(u64::from_le_bytes(v.value().get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("head record"))?)),
-                None => None,
-            };
-            if head.map_or(height != 0, |h| height != h + 1) {
-                return Err(StoreError::NotNext { height, head });
+        write_block(&tx, &c)?;
+        tx.commit().map_err(db_err)
+    }
+
+    /// Replace the blocks above `ancestor` with `blocks` (its successors, in order), in one
+    /// write transaction: after a crash the store holds the old chain or the new one. Each
+    /// block above `ancestor` is undone from its undo record (see [`UNDO_BLOCKS`]); its
+    /// state must still be kept (`ancestor` ≥ [`StoreView::state_from`]).
+    pub fn reorganise(&self, ancestor: u64, blocks: &[BlockCommit<'_>]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let head = {
+            let meta = tx.open_table(META).map_err(db_err)?;
+            let head = meta_head(&meta)?.ok_or_else(|| StoreError::Db("an empty store has nothing to reorganise".into()))?;
+            let state_from = meta_u64_in(&meta, "state_from")?.unwrap_or(0);
+            if ancestor > head || ancestor < state_from {
+                return Err(StoreError::Reorg(format!("the fork point {ancestor} is not between the oldest kept state {state_from} and the head {head}")));
             }
-            // Receipts and the events index name a contract by its number, given once.
-            let mut contract_index: BTreeMap<Hash32, u32> = BTreeMap::new();
-            {
-                let mut numbers = tx.open_table(CONTRACT_NUMBERS).map_err(db_err)?;
-                let mut contracts = tx.open_table(CONTRACTS).map_err(db_err)?;
-                let mut next = match contracts.last().map_err(db_err)? {
-                    Some((n, _)) => n.value().checked_add(1).ok_or_else(|| StoreError::Db("every contract number is used".into()))?,
-                    None => 0,
-                };
-                for e in c.receipts.iter().flat_map(|r| &r.events) {
-                    if contract_index.contains_key(&e.contract) {
-                        continue;
-                    }
-                    let known = numbers.get(&e.contract.0).map_err(db_err)?.map(|v| v.value());
-                    let n = match known {
-                        Some(n) => n,
-                        None => {
-                            let n = next;
-                            next = next.checked_add(1).ok_or_else(|| StoreError::Db("every contract number is used".into()))?;
-                            numbers.insert(&e.contract.0, n).map_err(db_err)?;
-                            contracts.insert(n, &e.contract.0).map_err(db_err)?;
-                            n
-                        }
-                    };
-                    contract_index.insert(e.contract, n);
-                }
-            }
-            tx.open_table(HEADERS).map_err(db_err)?.insert(height, c.block.header.encode().as_slice()).map_err(db_err)?;
-            tx.open_table(BLOCK_HASHES).map_err(db_err)?.insert(&c.hash.0, height).map_err(db_err)?;
-            let mut rows = tx.open_table(TXS).map_err(db_err)?;
-            let mut by_prefix: BTreeMap<[u8; 8], Vec<u8>> = BTreeMap::new();
-            for (i, ((t, hash), receipt)) in c.block.transactions.iter().zip(c.tx_hashes).zip(c.receipts).enumerate() {
-                let loc = TxLocation { height, index: u32::try_from(i).map_err(db_err)? };
-                rows.insert(&loc.key(), tx_row(hash, receipt, &contract_index, t).as_slice()).map_err(db_err)?;
-                let entry = by_prefix.entry(prefix8(hash)).or_default();
-                put_varint(entry, height);
-                put_varint(entry, u64::from(loc.index));
-            }
-            drop(rows);
-            let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
-            for (prefix, mut locations) in by_prefix {
-                if let Some(earlier) = index.get(&prefix).map_err(db_err)? {
-                    let mut all = earlier.value().to_vec();
-                    all.append(&mut locations);
-                    locations = all;
-                }
-                index.insert(&prefix, locations.as_slice()).map_err(db_err)?;
-            }
-            drop(index);
-            let mut grouped: BTreeMap<[u8; 20], BTreeSet<u32>> = BTreeMap::new();
-            for e in c.events {
-                let n = *contract_index.get(&e.contract).ok_or_else(|| StoreError::Db(format!("an indexed event of {} is in no receipt", e.contract)))?;
-                grouped.entry(event_key(n, &e.topic, height)).or_default().insert(e.index);
-            }
-            let mut events = tx.open_table(EVENTS).map_err(db_err)?;
-            for (key, indexes) in grouped {
-                let mut v = vec![];
-                let mut last = 0u64;
-                for (n, i) in indexes.into_iter().enumerate() {
-                    let i = u64::from(i);
-                    put_varint(&mut v, if n == 0 { i } else { i - last });
-                    last = i;
-                }
-                events.insert(&key, v.as_slice()).map_err(db_err)?;
-            }
-            drop(events);
-            let mut nodes = tx.open_table(NODES).map_err(db_err)?;
-            if let Some(at) = c.nodes.keys().find(|at| at.version != height) {
-                return Err(StoreError::Db(format!("block {height} writes a state node at version {}", at.version)));
-            }
-            write_pages(&mut nodes, c.nodes)?;
-            if history > 0 {
-                let mut stale = tx.open_table(STALE).map_err(db_err)?;
-                for at in c.stale {
-                    stale.insert(stale_key(height, at).as_slice(), ()).map_err(db_err)?;
-                }
-                // Nodes replaced at `since` belong to states up to since - 1: delete those
-                // no kept state (kept_from..=height) needs.
-                let kept_from = (height + 1).saturating_sub(history);
-                let end = (kept_from + 1).to_be_bytes();
-                let doomed = stale
-                    .range::<&[u8]>(..end.as_slice())
-                    .map_err(db_err)?
-                    .map(|r| r.map(|(k, _)| k.value().to_vec()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(db_err)?;
-                let mut gone = Vec::with_capacity(doomed.len());
-                for k in doomed {
-                    gone.push(stale_node(&k).ok_or_else(|| corrupt("stale node key"))?);
-                    stale.remove(k.as_slice()).map_err(db_err)?;
-                }
-                delete_nodes(&mut nodes, &gone)?;
-                meta.insert("state_from", kept_from.to_le_bytes().as_slice()).map_err(db_err)?;
-            }
-            if !c.codes.is_empty() {
-                let mut codes = tx.open_table(CODES).map_err(db_err)?;
-                for (hash, code) in c.codes {
-                    codes.insert(&hash.0, &code[..]).map_err(db_err)?;
-                }
-            }
-            if !c.contract_kv.is_empty() {
-                let mut kv = tx.open_table(CONTRACT_KV).map_err(db_err)?;
-                for (contract, key, value) in c.contract_kv {
-                    let k = kv_key(contract, key);
-                    match value {
-                        Some(v) => kv.insert(k.as_slice(), v.as_slice()).map_err(db_err)?,
-                        None => kv.remove(k.as_slice()).map_err(db_err)?,
-                    };
-                }
-            }
-            meta.insert("next_tree", c.next_tree.to_le_bytes().as_slice()).map_err(db_err)?;
-            let mut head_value = height.to_le_bytes().to_vec();
-            head_value.extend(c.hash.0);
-            meta.insert("head", head_value.as_slice()).map_err(db_err)?;
+            head
+        };
+        for height in (ancestor + 1..=head).rev() {
+            undo_block(&tx, height)?;
+        }
+        for c in blocks {
+            write_block(&tx, c)?;
         }
         tx.commit().map_err(db_err)
     }
+}
+
+/// A row of a table, for comparing stores in tests: table, key, value.
+#[cfg(test)]
+pub(crate) type TableRow = (String, Vec<u8>, Vec<u8>);
+
+/// Blocks whose undo records are kept: the deepest reorganisation the store can make.
+pub const UNDO_BLOCKS: u64 = 1024;
+
+/// What undoing a block needs that the store would otherwise lose (table `undo`).
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+struct UndoRecord {
+    hash: [u8; 32],
+    /// `next_tree` before the block.
+    next_tree: u32,
+    /// `contract_kv` rows the block wrote, with their values before it (`None`: absent).
+    kv: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// `events` keys the block wrote.
+    events: Vec<[u8; 20]>,
+    /// Contract numbers the block gave (the highest, so undoing them in reverse order
+    /// lets the next block give them again, as a store that never saw them would).
+    contracts: Vec<u32>,
+}
+
+fn meta_head(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<u64>, StoreError> {
+    match meta.get("head").map_err(db_err)? {
+        Some(v) => Ok(Some(u64::from_le_bytes(v.value().get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| corrupt("head record"))?))),
+        None => Ok(None),
+    }
+}
+
+fn meta_u64_in(meta: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<Option<u64>, StoreError> {
+    match meta.get(key).map_err(db_err)? {
+        Some(v) => Ok(Some(u64::from_le_bytes(v.value().try_into().map_err(|_| corrupt(format!("meta {key}")))?))),
+        None => Ok(None),
+    }
+}
+
+/// Append one block in `tx`: everything it produced, its undo record, and the new head.
+fn write_block(tx: &redb::WriteTransaction, c: &BlockCommit<'_>) -> Result<(), StoreError> {
+    let height = c.block.header.height;
+    let n = c.block.transactions.len();
+    if c.tx_hashes.len() != n || c.receipts.len() != n {
+        return Err(StoreError::Db(format!("block {height}: {n} transactions, {} hashes, {} receipts", c.tx_hashes.len(), c.receipts.len())));
+    }
+    let mut meta = tx.open_table(META).map_err(db_err)?;
+    let history = meta_u64_in(&meta, STATE_HISTORY)?.unwrap_or(0);
+    let head = meta_head(&meta)?;
+    if head.map_or(height != 0, |h| height != h + 1) {
+        return Err(StoreError::NotNext { height, head });
+    }
+    let mut record = UndoRecord {
+        hash: c.hash.0,
+        next_tree: match meta.get("next_tree").map_err(db_err)? {
+            Some(v) => u32::from_le_bytes(v.value().try_into().map_err(|_| corrupt("meta next_tree"))?),
+            None => 1,
+        },
+        kv: Vec::with_capacity(c.contract_kv.len()),
+        events: vec![],
+        contracts: vec![],
+    };
+    // Receipts and the events index name a contract by its number, given once.
+    let mut contract_index: BTreeMap<Hash32, u32> = BTreeMap::new();
+    {
+        let mut numbers = tx.open_table(CONTRACT_NUMBERS).map_err(db_err)?;
+        let mut contracts = tx.open_table(CONTRACTS).map_err(db_err)?;
+        let mut next = match contracts.last().map_err(db_err)? {
+            Some((n, _)) => n.value().checked_add(1).ok_or_else(|| StoreError::Db("every contract number is used".into()))?,
+            None => 0,
+        };
+        for e in c.receipts.iter().flat_map(|r| &r.events) {
+            if contract_index.contains_key(&e.contract) {
+                continue;
+            }
+            let known = numbers.get(&e.contract.0).map_err(db_err)?.map(|v| v.value());
+            let n = match known {
+                Some(n) => n,
+                None => {
+                    let n = next;
+                    next = next.checked_add(1).ok_or_else(|| StoreError::Db("every contract number is used".into()))?;
+                    record.contracts.push(n);
+                    numbers.insert(&e.contract.0, n).map_err(db_err)?;
+                    contracts.insert(n, &e.contract.0).map_err(db_err)?;
+                    n
+                }
+            };
+            contract_index.insert(e.contract, n);
+        }
+    }
+    tx.open_table(HEADERS).map_err(db_err)?.insert(height, c.block.header.encode().as_slice()).map_err(db_err)?;
+    tx.open_table(BLOCK_HASHES).map_err(db_err)?.insert(&c.hash.0, height).map_err(db_err)?;
+    let mut rows = tx.open_table(TXS).map_err(db_err)?;
+    let mut by_prefix: BTreeMap<[u8; 8], Vec<u8>> = BTreeMap::new();
+    for (i, ((t, hash), receipt)) in c.block.transactions.iter().zip(c.tx_hashes).zip(c.receipts).enumerate() {
+        let loc = TxLocation { height, index: u32::try_from(i).map_err(db_err)? };
+        rows.insert(&loc.key(), tx_row(hash, receipt, &contract_index, t).as_slice()).map_err(db_err)?;
+        let entry = by_prefix.entry(prefix8(hash)).or_default();
+        put_varint(entry, height);
+        put_varint(entry, u64::from(loc.index));
+    }
+    drop(rows);
+    let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+    for (prefix, mut locations) in by_prefix {
+        if let Some(earlier) = index.get(&prefix).map_err(db_err)? {
+            let mut all = earlier.value().to_vec();
+            all.append(&mut locations);
+            locations = all;
+        }
+        index.insert(&prefix, locations.as_slice()).map_err(db_err)?;
+    }
+    drop(index);
+    let mut grouped: BTreeMap<[u8; 20], BTreeSet<u32>> = BTreeMap::new();
+    for e in c.events {
+        let n = *contract_index.get(&e.contract).ok_or_else(|| StoreError::Db(format!("an indexed event of {} is in no receipt", e.contract)))?;
+        grouped.entry(event_key(n, &e.topic, height)).or_default().insert(e.index);
+    }
+    let mut events = tx.open_table(EVENTS).map_err(db_err)?;
+    for (key, indexes) in grouped {
+        let mut v = vec![];
+        let mut last = 0u64;
+        for (n, i) in indexes.into_iter().enumerate() {
+            let i = u64::from(i);
+            put_varint(&mut v, if n == 0 { i } else { i - last });
+            last = i;
+        }
+        events.insert(&key, v.as_slice()).map_err(db_err)?;
+        record.events.push(key);
+    }
+    drop(events);
+    let mut nodes = tx.open_table(NODES).map_err(db_err)?;
+    if let Some(at) = c.nodes.keys().find(|at| at.version != height) {
+        return Err(StoreError::Db(format!("block {height} writes a state node at version {}", at.version)));
+    }
+    write_pages(&mut nodes, c.nodes)?;
+    if history > 0 {
+        let mut stale = tx.open_table(STALE).map_err(db_err)?;
+        for at in c.stale {
+            stale.insert(stale_key(height, at).as_slice(), ()).map_err(db_err)?;
+        }
+        // Nodes replaced at `since` belong to states up to since - 1: delete those
+        // no kept state (kept_from..=height) needs.
+        let kept_from = (height + 1).saturating_sub(history);
+        let end = (kept_from + 1).to_be_bytes();
+        let doomed = stale
+            .range::<&[u8]>(..end.as_slice())
+            .map_err(db_err)?
+            .map(|r| r.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        let mut gone = Vec::with_capacity(doomed.len());
+        for k in doomed {
+            gone.push(stale_node(&k).ok_or_else(|| corrupt("stale node key"))?);
+            stale.remove(k.as_slice()).map_err(db_err)?;
+        }
+        delete_nodes(&mut nodes, &gone)?;
+        // After a reorganisation the new chain is lower: what was pruned stays pruned.
+        let kept_from = kept_from.max(meta_u64_in(&meta, "state_from")?.unwrap_or(0));
+        meta.insert("state_from", kept_from.to_le_bytes().as_slice()).map_err(db_err)?;
+    }
+    if !c.codes.is_empty() {
+        let mut codes = tx.open_table(CODES).map_err(db_err)?;
+        for (hash, code) in c.codes {
+            codes.insert(&hash.0, &code[..]).map_err(db_err)?;
+        }
+    }
+    if !c.contract_kv.is_empty() {
+        let mut kv = tx.open_table(CONTRACT_KV).map_err(db_err)?;
+        for (contract, key, value) in c.contract_kv {
+            let k = kv_key(contract, key);
+            let before = kv.get(k.as_slice()).map_err(db_err)?.map(|v| v.value().to_vec());
+            record.kv.push((k.clone(), before));
+            match value {
+                Some(v) => kv.insert(k.as_slice(), v.as_slice()).map_err(db_err)?,
+                None => kv.remove(k.as_slice()).map_err(db_err)?,
+            };
+        }
+    }
+    meta.insert("next_tree", c.next_tree.to_le_bytes().as_slice()).map_err(db_err)?;
+    let mut head_value = height.to_le_bytes().to_vec();
+    head_value.extend(c.hash.0);
+    meta.insert("head", head_value.as_slice()).map_err(db_err)?;
+    drop(meta);
+    let mut undo = tx.open_table(UNDO).map_err(db_err)?;
+    undo.insert(height, borsh::to_vec(&record).map_err(db_err)?.as_slice()).map_err(db_err)?;
+    if let Some(old) = height.checked_sub(UNDO_BLOCKS) {
+        undo.retain_in(..=old, |_, _| false).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Take the head block `height` off in `tx`, from its undo record: the parent becomes the
+/// head, with the `contract_kv` rows and `next_tree` it had.
+fn undo_block(tx: &redb::WriteTransaction, height: u64) -> Result<(), StoreError> {
+    let record = {
+        let mut undo = tx.open_table(UNDO).map_err(db_err)?;
+        let bytes = undo.remove(height).map_err(db_err)?.map(|v| v.value().to_vec());
+        let bytes = bytes.ok_or_else(|| StoreError::Reorg(format!("block {height} has no undo record (older than the last {UNDO_BLOCKS} blocks)")))?;
+        borsh::from_slice::<UndoRecord>(&bytes).map_err(|e| corrupt(format!("undo record {height}: {e}")))?
+    };
+    let header = {
+        let mut headers = tx.open_table(HEADERS).map_err(db_err)?;
+        let v = headers.remove(height).map_err(db_err)?.map(|v| v.value().to_vec());
+        let v = v.ok_or_else(|| corrupt(format!("header {height} missing")))?;
+        BlockHeader::decode(&v).map_err(|e| corrupt(format!("header {height}: {e}")))?
+    };
+    tx.open_table(BLOCK_HASHES).map_err(db_err)?.remove(&record.hash).map_err(db_err)?;
+    // Rows, and their index entries (a block's are the last of each list).
+    let from = TxLocation { height, index: 0 }.key();
+    let to = TxLocation { height: height + 1, index: 0 }.key();
+    let mut prefixes = BTreeSet::new();
+    {
+        let mut rows = tx.open_table(TXS).map_err(db_err)?;
+        let doomed = rows
+            .range::<&[u8; 12]>(&from..&to)
+            .map_err(db_err)?
+            .map(|r| r.map(|(k, v)| (*k.value(), v.value().get(..8).and_then(|p| <[u8; 8]>::try_from(p).ok()))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?;
+        for (k, prefix) in doomed {
+            prefixes.insert(prefix.ok_or_else(|| corrupt("transaction row"))?);
+            rows.remove(&k).map_err(db_err)?;
+        }
+    }
+    let mut index = tx.open_table(TX_INDEX).map_err(db_err)?;
+    for prefix in prefixes {
+        let Some(list) = index.get(&prefix).map_err(db_err)?.map(|v| v.value().to_vec()) else { continue };
+        let mut kept = vec![];
+        let mut r = Reader::new(&list);
+        while !r.end() {
+            let (h, i) = (r.varint().ok_or_else(|| corrupt("tx index"))?, r.varint().ok_or_else(|| corrupt("tx index"))?);
+            if h != height {
+                put_varint(&mut kept, h);
+                put_varint(&mut kept, i);
+            }
+        }
+        if kept.is_empty() {
+            index.remove(&prefix).map_err(db_err)?;
+        } else {
+            index.insert(&prefix, kept.as_slice()).map_err(db_err)?;
+        }
+    }
+    drop(index);
+    let mut events = tx.open_table(EVENTS).map_err(db_err)?;
+    for k in &record.events {
+        events.remove(k).map_err(db_err)?;
+    }
+    drop(events);
+    let (mut contracts, mut numbers) = (tx.open_table(CONTRACTS).map_err(db_err)?, tx.open_table(CONTRACT_NUMBERS).map_err(db_err)?);
+    for n in &record.contracts {
+        if let Some(id) = contracts.remove(*n).map_err(db_err)?.map(|v| *v.value()) {
+            numbers.remove(&id).map_err(db_err)?;
+        }
+    }
+    drop((contracts, numbers));
+    // State pages of version `height`, and the stale entries since `height`.
+    let (lo, hi) = (height.to_be_bytes(), (height + 1).to_be_bytes());
+    tx.open_table(NODES).map_err(db_err)?.retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false).map_err(db_err)?;
+    tx.open_table(STALE).map_err(db_err)?.retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false).map_err(db_err)?;
+    if !record.kv.is_empty() {
+        let mut kv = tx.open_table(CONTRACT_KV).map_err(db_err)?;
+        for (k, before) in &record.kv {
+            match before {
+                Some(v) => kv.insert(k.as_slice(), v.as_slice()).map_err(db_err)?,
+                None => kv.remove(k.as_slice()).map_err(db_err)?,
+            };
+        }
+    }
+    let mut meta = tx.open_table(META).map_err(db_err)?;
+    meta.insert("next_tree", record.next_tree.to_le_bytes().as_slice()).map_err(db_err)?;
+    let parent = height.checked_sub(1).ok_or_else(|| StoreError::Reorg("the genesis block cannot be undone".into()))?;
+    let mut head_value = parent.to_le_bytes().to_vec();
+    head_value.extend(header.parent_hash.0);
+    meta.insert("head", head_value.as_slice()).map_err(db_err)?;
+    Ok(())
 }
 
 fn prefix8(h: &Hash32) -> [u8; 8] {
@@ -733,6 +945,46 @@ impl StoreView {
         }
         let height = u64::from_le_bytes(v[..8].try_into().map_err(|_| corrupt("head"))?);
         Ok(Some((height, Hash32::from_slice(&v[8..]).ok_or_else(|| corrupt("head hash"))?)))
+    }
+
+    /// `contract_kv` as it was after block `height`, where it differs from the head's: the
+    /// rows the blocks above `height` wrote, with their values then (`None`: absent). From
+    /// the undo records, so `height` must be within the last [`UNDO_BLOCKS`] blocks.
+    pub fn kv_after(&self, height: u64) -> Result<BTreeMap<Vec<u8>, Option<Vec<u8>>>, StoreError> {
+        let mut out = BTreeMap::new();
+        // Deepest last: the value before the lowest block that wrote a row wins.
+        for (_, r) in self.undo_records(height + 1)?.into_iter().rev() {
+            for (k, before) in r.kv {
+                out.insert(k, before);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `next_tree` as it was after block `height` (below the head: from the undo records).
+    pub fn next_tree_after(&self, height: u64) -> Result<TreeId, StoreError> {
+        match self.undo_records(height + 1)?.into_iter().next() {
+            Some((_, r)) => Ok(r.next_tree),
+            None => self.next_tree(),
+        }
+    }
+
+    /// The undo records of blocks `from` to the head, ascending; an error if one is missing.
+    fn undo_records(&self, from: u64) -> Result<Vec<(u64, UndoRecord)>, StoreError> {
+        let Some((head, _)) = self.head()? else { return Ok(vec![]) };
+        if from > head {
+            return Ok(vec![]);
+        }
+        let t = self.tx.open_table(UNDO).map_err(db_err)?;
+        let mut out = Vec::new();
+        for h in from..=head {
+            let v = t
+                .get(h)
+                .map_err(db_err)?
+                .ok_or_else(|| StoreError::Reorg(format!("block {h} has no undo record (older than the last {UNDO_BLOCKS} blocks)")))?;
+            out.push((h, borsh::from_slice::<UndoRecord>(v.value()).map_err(|e| corrupt(format!("undo record {h}: {e}")))?));
+        }
+        Ok(out)
     }
 
     /// The oldest height whose state is kept (0 unless the store prunes).

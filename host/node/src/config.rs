@@ -517,8 +517,13 @@ pub struct InitArgs {
     /// `gm` (SM3 + SM2) or `intl` (SHA-256 + ECDSA P-256).
     #[arg(long, default_value = "gm")]
     pub crypto_suite: String,
+    /// The consensus engine: `poa`, `pow` or `bft` (a plugin providing `consensus:<id>`).
     #[arg(long, default_value = "poa")]
     pub consensus: String,
+    /// The engine's configuration (TOML), e.g. `block-time-ms = 1000` for `pow`; see the
+    /// engine plugin's documentation. A genesis field.
+    #[arg(long, default_value = "")]
+    pub consensus_config: String,
     /// Largest gas limit a transaction may declare.
     #[arg(long, default_value_t = 10_000_000)]
     pub gas_limit: u64,
@@ -620,7 +625,7 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
             id: channel,
             crypto_suite: suite.id.clone(),
             consensus: a.consensus.clone(),
-            consensus_config: String::new(),
+            consensus_config: a.consensus_config.clone(),
             gas_limit: a.gas_limit,
             block_gas_limit: a.block_gas_limit,
             gas_schedule: joule_contract::gas::V1.version,

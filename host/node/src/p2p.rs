@@ -9,6 +9,12 @@
 //! [`SYNC_BATCH`] at a time, which are imported in order: each is checked in full (seal,
 //! transactions, execution, roots) as any block is. A peer whose block fails that check
 //! is reported (`Offence::InvalidBlock`) and soon banned.
+//!
+//! Forks (PoW; see `joule_ledger::fork`): a block whose parent is not the head is kept as a
+//! side block, and the chain reorganises when a side chain outweighs it. When a peer's
+//! blocks do not connect (their parent is unknown here), the next request to that peer
+//! starts further back, doubling up to the reorganisation limit, until they meet this
+//! node's chain.
 
 use anyhow::{Context, Result};
 use joule_consensus::Event;
@@ -112,6 +118,8 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
     let mut admitted = chain.subscribe_admitted();
     let mut heights: HashMap<PeerKey, u64> = HashMap::new();
     let mut request: Option<Request> = None;
+    // Per peer on another branch: how far below the head the next request starts.
+    let mut back: HashMap<PeerKey, u64> = HashMap::new();
     let mut next_id = 1u64;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -133,6 +141,7 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                     }
                     NetEvent::Disconnected { peer, .. } => {
                         heights.remove(&peer);
+                        back.remove(&peer);
                         if request.as_ref().is_some_and(|r| r.peer == peer) {
                             request = None;
                         }
@@ -147,8 +156,9 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                                 Ok(block) => {
                                     let height = block.header.height;
                                     heights.entry(peer).and_modify(|h| *h = (*h).max(height)).or_insert(height);
-                                    if height == chain.head().height + 1 {
-                                        import(&chain, &net, peer, vec![block]).await;
+                                    // The next block, or one of a fork (further ahead: sync asks).
+                                    if height <= chain.head().height + 1 && let Imported::Unconnected = import(&chain, &net, peer, vec![block]).await {
+                                        back.entry(peer).or_insert(u64::from(SYNC_BATCH));
                                     }
                                 }
                                 Err(_) => net.report(&peer, Offence::InvalidBlock),
@@ -179,7 +189,17 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                                         }
                                     }
                                 }
-                                import(&chain, &net, peer, decoded).await;
+                                match import(&chain, &net, peer, decoded).await {
+                                    Imported::Unconnected => {
+                                        let b = back.get(&peer).map_or(u64::from(SYNC_BATCH), |b| b.saturating_mul(2)).min(joule_ledger::store::UNDO_BLOCKS);
+                                        tracing::info!(channel = %chain.channel(), peer = %peer.short(), back = b, "the peer's blocks are on another branch: asking from further back");
+                                        back.insert(peer, b);
+                                    }
+                                    Imported::Done => {
+                                        back.remove(&peer);
+                                    }
+                                    Imported::Failed => {}
+                                }
                             }
                         }
                         // To the channel's participant; when it is behind by a full inbox,
@@ -247,11 +267,12 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
         }
         let head = chain.head().height;
         if request.is_none()
-            && let Some((&peer, _)) = heights.iter().filter(|(_, h)| **h > head).max_by_key(|(_, h)| **h)
+            && let Some((&peer, _)) = heights.iter().filter(|(p, h)| **h > head || back.contains_key(p)).max_by_key(|(_, h)| **h)
         {
             let id = next_id;
             next_id += 1;
-            if net.send(&peer, &Message::GetBlocks { request: id, from: head + 1, max: SYNC_BATCH }).is_ok() {
+            let from = (head + 1).saturating_sub(back.get(&peer).copied().unwrap_or(0)).max(1);
+            if net.send(&peer, &Message::GetBlocks { request: id, from, max: SYNC_BATCH }).is_ok() {
                 metrics::counter!("p2p_sync_requests_total", "channel" => chain.channel().to_string()).increment(1);
                 request = Some(Request { id, peer, sent: Instant::now() });
             }
@@ -290,36 +311,47 @@ fn blocks_from(chain: &Chain, from: u64, max: u32) -> Vec<Vec<u8>> {
     out
 }
 
+/// How a peer's blocks went in.
+enum Imported {
+    /// Every block is on the chain or kept on a side chain.
+    Done,
+    /// A block's parent is unknown here: the peer is on another branch further back.
+    Unconnected,
+    Failed,
+}
+
 /// Import blocks in order; a block the chain refuses as invalid is the sender's offence.
-async fn import(chain: &Arc<Chain>, net: &Network, peer: PeerKey, blocks: Vec<Block>) {
+async fn import(chain: &Arc<Chain>, net: &Network, peer: PeerKey, blocks: Vec<Block>) -> Imported {
     let c = chain.clone();
     let result = tokio::task::spawn_blocking(move || {
         for block in blocks {
-            let height = block.header.height;
-            // Already here (through gossip or this node's own production): skip.
-            if height <= c.head().height {
-                continue;
-            }
             match c.import(block) {
                 Ok(_) => metrics::counter!("p2p_blocks_imported_total", "channel" => c.channel().to_string()).increment(1),
-                // Committed here meanwhile (a BFT validator commits each block itself).
-                Err(ChainError::Known { .. }) => continue,
+                // Here already (gossip, this node's own production, a BFT validator's own
+                // commit), or kept on a side chain: nobody's fault.
+                Err(ChainError::Known { .. } | ChainError::Side { .. }) => continue,
+                Err(ChainError::UnknownParent { .. }) => return Ok(false),
                 Err(e @ (ChainError::Invalid { .. } | ChainError::Consensus(_))) => return Err((true, e)),
                 Err(e) => return Err((false, e)),
             }
         }
-        Ok(())
+        Ok(true)
     })
     .await;
     match result {
-        Ok(Ok(())) => {}
+        Ok(Ok(true)) => Imported::Done,
+        Ok(Ok(false)) => Imported::Unconnected,
         Ok(Err((peers_fault, e))) => {
             tracing::warn!(channel = %chain.channel(), peer = %peer.short(), "block from a peer not imported: {e}");
             if peers_fault {
                 net.report(&peer, Offence::InvalidBlock);
             }
+            Imported::Failed
         }
-        Err(e) => tracing::error!(channel = %chain.channel(), "the import task failed: {e}"),
+        Err(e) => {
+            tracing::error!(channel = %chain.channel(), "the import task failed: {e}");
+            Imported::Failed
+        }
     }
 }
 

@@ -35,7 +35,7 @@ use std::process::Command;
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Plugins a node loads by default.
-const FIRST_PARTY: &[&str] = &["crypto-gm", "crypto-intl", "crypto-extra", "consensus-poa"];
+const FIRST_PARTY: &[&str] = &["crypto-gm", "crypto-intl", "crypto-extra", "consensus-poa", "consensus-pow"];
 /// Fixtures for the host's tests (hostile and deliberately wrong plugins).
 const FIXTURES: &[&str] = &["fake-sm3", "hostile", "hostile-consensus", "empty-cipher"];
 

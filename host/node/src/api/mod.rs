@@ -76,6 +76,8 @@ fn describe_metrics() {
     describe_histogram!("chain_block_transactions", Unit::Count, "Transactions in each committed block");
     describe_counter!("chain_transactions_total", "Transactions committed");
     describe_histogram!("chain_commit_seconds", Unit::Seconds, "Time to commit a block (produced or imported)");
+    describe_counter!("chain_reorgs_total", "Reorganisations onto a heavier chain (proof of work: another miner's branch won)");
+    describe_histogram!("chain_reorg_depth_blocks", "Blocks taken off the chain by a reorganisation");
     describe_counter!("chain_production_failures_total", "Block production attempts that failed");
     describe_counter!("chain_storage_failures_total", "Commits that failed in the store (a full disk, say); the chain reopens its store and resumes");
     describe_counter!("txpool_rejections_total", "Transactions refused (pool admission, batch framing, JSON), by reason");
