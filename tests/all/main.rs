@@ -30,6 +30,7 @@ mod ledger;
 mod network;
 mod openssl_interop;
 mod pool_flood;
+mod pow;
 mod request_limits;
 mod storage;
 mod support;
