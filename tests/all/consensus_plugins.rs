@@ -30,13 +30,16 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
     for suite_id in ["gm", "intl"] {
         let s = SuiteCrypto::new(CryptoSuite::named(suite_id).unwrap(), c.clone());
         let engine = plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s.clone()), b"min-block-interval-ms = 10".to_vec()).unwrap();
-        assert_eq!(engine.name(), "poa/0.2.0");
+        assert_eq!(engine.name(), "poa/0.3.0");
         let (a, b) = (c.generate_key(&s.suite().signature).unwrap(), c.generate_key(&s.suite().signature).unwrap());
         let vals = vec![Validator { public_key: a.public_key.clone(), weight: 1 }, Validator { public_key: b.public_key.clone(), weight: 1 }];
         let parent = header(&s, 6, 1000, &a.public_key, Some(&a.private_key));
         let good = header(&s, 7, 1010, &b.public_key, Some(&b.private_key));
         // The participants, each in its own instance: height 7 is b's turn (7 mod 2), so b
-        // builds, signs the built block's seal hash and commits with that signature; a waits.
+        // builds, signs the built block's seal hash and commits with that signature and the
+        // window of recent proposers (a, who sealed the head); a sealed the head, and with
+        // two validators seals one block of any two, so it does not even wait to seal out of
+        // turn.
         let head = Head { header: parent.clone(), hash: vec![6; 32], validators: vals.clone() };
         let mut pa = engine.participant(&a.public_key, &head, &[]).unwrap();
         let mut pb = engine.participant(&b.public_key, &head, &[]).unwrap();
@@ -44,11 +47,18 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
         assert_eq!(pb.handle(Event::NewHead(head.clone())).unwrap(), vec![Action::Build]);
         let built = EngineHeader { parent_hash: head.hash.clone(), seal: vec![], ..good.clone() };
         assert_eq!(pb.handle(Event::Built(built)).unwrap(), vec![Action::Sign { request: 7, message: good.seal_hash.clone() }]);
+        let window = a.public_key[a.public_key.len() - 4..].to_vec();
+        let poa3 = [b"poa3".as_slice(), &[1], &window, &good.seal].concat();
         assert_eq!(
             pb.handle(Event::Signed { request: 7, signature: good.seal.clone() }).unwrap(),
-            vec![Action::Commit { seal_hash: good.seal_hash.clone(), seal: good.seal.clone() }]
+            vec![Action::Commit { seal_hash: good.seal_hash.clone(), seal: poa3.clone() }]
         );
-        assert_eq!(engine.weight(&good, &vals).unwrap(), 1);
+        let committed = EngineHeader { seal: poa3, ..good.clone() };
+        engine.verify_header(&parent, &committed, &vals).unwrap_or_else(|e| panic!("{suite_id}: the committed seal: {e}"));
+        assert_eq!(engine.weight(&good, &vals).unwrap(), 2, "in turn");
+        let late = header(&s, 7, 2000, &a.public_key, Some(&a.private_key));
+        engine.verify_header(&parent, &late, &vals).unwrap_or_else(|e| panic!("{suite_id}: out of turn after the delay: {e}"));
+        assert_eq!(engine.weight(&late, &vals).unwrap(), 1, "out of turn");
         assert_eq!(engine.finality_depth(&vals).unwrap(), 2, "a majority of two validators");
         engine.verify_header(&parent, &good, &vals).unwrap_or_else(|e| panic!("{suite_id}: {e}"));
         let reject = |h: &EngineHeader| match engine.verify_header(&parent, h, &vals) {
@@ -62,6 +72,9 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
         assert!(reject(&garbage).contains("seal"), "an unparsable seal is a rejection, not an engine failure");
         assert!(reject(&header(&s, 7, 1009, &b.public_key, Some(&b.private_key))).contains("timestamp"), "configured minimum interval");
         assert!(reject(&header(&s, 7, 1010, &b.public_key, None)).contains("not sealed"));
+        // With its window, a's late block is refused: it sealed the parent.
+        let late3 = EngineHeader { seal: [b"poa3".as_slice(), &[1], &window, &late.seal].concat(), ..late.clone() };
+        assert!(reject(&late3).contains("one of the last 1"), "{suite_id}");
     }
     let s = SuiteCrypto::new(CryptoSuite::named("gm").unwrap(), c.clone());
     match plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s), b"min-block-interval = 1".to_vec()) {

@@ -277,7 +277,8 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
         assert!(node.height() < height, "{} accepted a block with {what}", node.base);
     };
 
-    // Out of turn: a well-formed block, properly sealed by a validator whose turn it is not.
+    // Out of turn too early: a well-formed block, properly sealed by a validator whose turn
+    // it is not.
     // Get a height that is not node2's turn, with node2's turn right after it: an honest
     // validator's turn is taken with a transaction, node2's with a good block of its own.
     let meter = byz.suite.crypto().generate_key(&joule_primitives::ChainCrypto::suite(&byz.suite).signature).expect("a meter key");
@@ -301,10 +302,13 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
         }
         advance(&byz);
     }
+    // Sealing out of turn is allowed only after the back-off (`out-of-turn-delay-ms` × its
+    // place after the validator in turn); this one is a millisecond after its parent.
     let parent = head_block(&nodes[0]);
     let next = nodes[0].height() + 1;
-    byz.send(0, &byz.block_on(&parent, |_| {}));
-    refused(&nodes[0], next, "a proposer out of turn");
+    let parent_ts = parent["header"]["timestamp_ms"].as_u64().expect("timestamp");
+    byz.send(0, &byz.block_on(&parent, |h| h.timestamp_ms = parent_ts + 1));
+    refused(&nodes[0], next, "a proposer out of turn before its back-off");
     wait_for("node0 to score node2 down", || score_of(&nodes[0], &key) == Some(-50));
 
     // node2's turn, after one honest block: a wrong seal, then a wrong state root (sealed

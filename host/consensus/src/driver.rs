@@ -72,6 +72,8 @@ pub struct Driver<H: DriverHost> {
     work: Option<Arc<AtomicBool>>,
     found: (mpsc::Sender<Found>, mpsc::Receiver<Found>),
     queue: VecDeque<Event>,
+    /// When the current head arrived (for the time each height takes).
+    head_at: Option<Instant>,
 }
 
 impl<H: DriverHost> Driver<H> {
@@ -88,6 +90,7 @@ impl<H: DriverHost> Driver<H> {
             work: None,
             found: mpsc::channel(4),
             queue: VecDeque::new(),
+            head_at: None,
         }
     }
 
@@ -129,7 +132,14 @@ impl<H: DriverHost> Driver<H> {
             if matches!(event, Event::NewHead(_)) && self.queue.iter().any(|e| matches!(e, Event::NewHead(_))) {
                 continue;
             }
+            metrics::counter!("consensus_events_total", "channel" => self.channel.clone(), "event" => event.kind()).increment(1);
             if let Event::NewHead(h) = &event {
+                let now = Instant::now();
+                if let Some(at) = self.head_at.replace(now)
+                    && h.hash != self.head
+                {
+                    metrics::histogram!("consensus_height_seconds", "channel" => self.channel.clone()).record((now - at).as_secs_f64());
+                }
                 self.head = h.hash.clone();
                 self.last_head = Some(h.clone());
                 self.restart_at = None;
@@ -167,6 +177,7 @@ impl<H: DriverHost> Driver<H> {
     }
 
     async fn apply(&mut self, action: Action) {
+        metrics::counter!("consensus_actions_total", "channel" => self.channel.clone(), "action" => action.kind()).increment(1);
         match action {
             Action::SetTimer { id, after_ms } => {
                 self.timers.insert(id, Instant::now() + Duration::from_millis(after_ms));
@@ -188,9 +199,11 @@ impl<H: DriverHost> Driver<H> {
                 self.cancel_work();
                 let cancel = Arc::new(AtomicBool::new(false));
                 self.work = Some(cancel.clone());
-                let (host, tx, head) = (self.host.clone(), self.found.0.clone(), self.head.clone());
+                let (host, tx, head, channel) = (self.host.clone(), self.found.0.clone(), self.head.clone(), self.channel.clone());
                 tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
                     if let Some(nonce) = host.work(&seal_hash, &target, &cancel) {
+                        metrics::histogram!("consensus_work_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
                         let _ = tx.blocking_send((head, seal_hash, nonce));
                     }
                 });

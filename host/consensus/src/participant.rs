@@ -56,6 +56,37 @@ pub enum Action {
 }
 
 /// A node's participant: one per channel, fed one event at a time.
+impl Event {
+    /// A short name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::NewHead(_) => "new_head",
+            Event::Timer(_) => "timer",
+            Event::Message(_) => "message",
+            Event::Built(_) => "built",
+            Event::Proposed { .. } => "proposed",
+            Event::Signed { .. } => "signed",
+            Event::Worked { .. } => "worked",
+        }
+    }
+}
+
+impl Action {
+    /// A short name, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::SetTimer { .. } => "set_timer",
+            Action::Build => "build",
+            Action::Sign { .. } => "sign",
+            Action::Broadcast(_) => "broadcast",
+            Action::Propose { .. } => "propose",
+            Action::Work { .. } => "work",
+            Action::Commit { .. } => "commit",
+            Action::Persist(_) => "persist",
+        }
+    }
+}
+
 pub trait Participant: Send {
     fn handle(&mut self, event: Event) -> Result<Vec<Action>, ConsensusError>;
 }

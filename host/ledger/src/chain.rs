@@ -75,8 +75,9 @@ pub enum ChainError {
     /// another peer first): nobody's fault.
     #[error("block {height} is committed here already")]
     Known { height: u64 },
-    /// A valid block off the head's chain, kept: its chain weighs no more than the head's.
-    #[error("block {height} is kept on a side chain from block {fork}: the head's chain weighs as much or more")]
+    /// A valid block off the head's chain, kept: its chain weighs less than the head's, or
+    /// as much with a higher tip hash.
+    #[error("block {height} is kept on a side chain from block {fork}: the head's chain weighs more, or as much with a lower tip hash")]
     Side { height: u64, fork: u64 },
     /// The block's parent is neither on the chain nor a side block kept here: the blocks
     /// between are missing (ask the peer for earlier ones).
@@ -266,6 +267,8 @@ pub struct Chain {
     own_submissions: Mutex<()>,
     /// Engines the chain switched to, bound.
     switched: Mutex<Vec<Switched>>,
+    /// Dry runs of candidate engines: head, component, configuration, result.
+    dry_runs: Mutex<Vec<(Hash32, Hash32, String, governance::DryRun)>>,
     /// Valid blocks off the head's chain, for fork choice.
     side: Mutex<SideBlocks>,
 }
@@ -385,6 +388,7 @@ impl Chain {
             candidates: Mutex::default(),
             own_submissions: Mutex::default(),
             switched: Mutex::default(),
+            dry_runs: Mutex::default(),
             side: Mutex::default(),
         };
         let view = chain.read()?;
@@ -434,7 +438,14 @@ impl Chain {
         let vm = self.contracts.vm.as_ref().ok_or_else(|| ChainError::Query("this node does not run contracts".into()))?;
         let head = self.head();
         let view = Arc::new(self.read()?);
-        let block = BlockInfo { channel: self.spec.channel.to_string(), height: head.height, timestamp_ms: head.header.timestamp_ms, mode: Mode::Import };
+        // A query changes nothing: no governance settles in it.
+        let block = BlockInfo {
+            channel: self.spec.channel.to_string(),
+            height: head.height,
+            timestamp_ms: head.header.timestamp_ms,
+            mode: Mode::Import,
+            finality_depth: 0,
+        };
         let q = execute::QueryCall { caller, contract: *contract, method, args, gas_limit: gas_limit.min(self.spec.gas_limit) };
         execute::query(&view, &self.suite, vm.as_ref(), &block, block_state(&head.header), &q).map_err(|e| match e {
             QueryError::NoContract(c) => ChainError::NotFound(format!("no contract at {c}")),
@@ -785,11 +796,13 @@ impl Chain {
             let open = self.governance().map_err(|e| internal(&e))?.proposals.into_iter().find(|p| p.id == *proposal);
             for change in open.map(|p| p.changes).unwrap_or_default() {
                 if let joule_primitives::Change::SwitchEngine { component, config, .. } = change {
-                    self.component_engine(&component, &config, None).map_err(|e| {
-                        counted(Rejection::NotPermitted(format!(
-                            "this node does not vote for proposal {proposal}: its engine {component} does not run here: {e}"
-                        )))
-                    })?;
+                    let d = self.dry_run(*proposal, &component, &config);
+                    if !d.passed {
+                        return Err(counted(Rejection::NotPermitted(format!(
+                            "this node does not vote for proposal {proposal}: its engine {component} failed the dry run here: {} (GET /v1/governance shows the run)",
+                            d.failure.unwrap_or_default()
+                        ))));
+                    }
                 }
             }
         }
@@ -844,7 +857,83 @@ impl Chain {
         let view = self.read()?;
         let (root, _) = self.head_state(&view)?;
         let governed = self.governed_at(&view, &root)?;
-        Ok(GovernanceView::new(&governed, root.version))
+        drop(view);
+        let mut out = GovernanceView::new(&governed, root.version);
+        for p in &out.proposals {
+            for c in &p.changes {
+                if let joule_primitives::Change::SwitchEngine { component, config, .. } = c {
+                    out.dry_runs.push(self.dry_run(p.id, component, config));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// This node's dry run of the engine in `component` with `config` (see
+    /// [`governance::DryRun`]); kept per head, component and configuration.
+    pub fn dry_run(&self, proposal: Hash32, component: &Hash32, config: &str) -> governance::DryRun {
+        let head = self.head();
+        if let Some(d) = lock(&self.dry_runs).iter().find(|(h, c, k, _)| *h == head.hash && c == component && k == config).map(|(_, _, _, d)| d.clone()) {
+            return governance::DryRun { proposal, ..d };
+        }
+        let mut d = governance::DryRun {
+            proposal,
+            component: *component,
+            engine: None,
+            height: head.height,
+            blocks: 0,
+            accepted: 0,
+            finality_depth: None,
+            actions: vec![],
+            passed: false,
+            failure: None,
+        };
+        if let Err(e) = self.try_dry_run(&mut d, component, config) {
+            d.failure = Some(e);
+        } else {
+            d.passed = true;
+        }
+        let mut runs = lock(&self.dry_runs);
+        if runs.len() >= 8 {
+            runs.remove(0);
+        }
+        runs.push((head.hash, *component, config.to_string(), d.clone()));
+        d
+    }
+
+    fn try_dry_run(&self, d: &mut governance::DryRun, component: &Hash32, config: &str) -> Result<(), String> {
+        const RECENT: u64 = 16;
+        let engine = self.component_engine(component, config, None).map_err(|e| format!("it does not load here: {e}"))?;
+        d.engine = Some(engine.name().to_string());
+        let validators = self.members().validators.clone();
+        let failed = |what: &str, e: ConsensusError| format!("{what}: {e}");
+        let view = self.read().map_err(|e| e.to_string())?;
+        let head = self.head();
+        let mut parent: Option<EngineHeader> = None;
+        for h in head.height.saturating_sub(RECENT)..=head.height {
+            let Some(header) = view.header(h).map_err(|e| e.to_string())? else { continue };
+            let header = self.engine_header(&header).map_err(|e| e.to_string())?;
+            if let Some(p) = &parent {
+                d.blocks += 1;
+                match engine.verify_header(p, &header, &validators) {
+                    Ok(()) => d.accepted += 1,
+                    Err(ConsensusError::Rejected(_)) => {}
+                    Err(e) => return Err(failed(&format!("judging block {h}"), e)),
+                }
+                engine.weight(&header, &validators).map_err(|e| failed(&format!("weighing block {h}"), e))?;
+            }
+            parent = Some(header);
+        }
+        drop(view);
+        d.finality_depth = Some(engine.finality_depth(&validators).map_err(|e| failed("its finality depth", e))?);
+        let me = self.signer.as_ref().map(|s| s.public_key().to_vec()).unwrap_or_default();
+        let at = self.engine_head().map_err(|e| e.to_string())?;
+        let mut participant = engine.participant(&me, &at, &[]).map_err(|e| failed("starting its participant", e))?;
+        for event in [Event::NewHead(at), Event::Timer(u64::MAX), Event::Message(b"not a consensus message".to_vec())] {
+            let actions = participant.handle(event).map_err(|e| failed("its participant", e))?;
+            d.actions.extend(actions.iter().map(|a| a.kind().to_string()));
+        }
+        Ok(())
     }
 
     /// The head's state as `view` holds it: the head in memory, or the view's own when a
@@ -856,10 +945,12 @@ impl Chain {
     /// [`Self::head_root`] and the hash of its block.
     fn head_state(&self, view: &StoreView) -> Result<(Root, Hash32), ChainError> {
         let head = self.head();
-        if head.height >= view.state_from()? {
+        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head".into()))?;
+        // The head in memory, when the view holds its state: not when a reorganisation took
+        // it off since (its nodes are gone), nor when pruning did.
+        if hash == head.hash || (head.height < height && head.height >= view.state_from()? && view.height_of(&head.hash)? == Some(head.height)) {
             return Ok((block_state(&head.header), head.hash));
         }
-        let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head".into()))?;
         let header = view.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?;
         Ok((block_state(&header), hash))
     }
@@ -1172,7 +1263,8 @@ impl Chain {
         let view = Arc::new(self.read()?);
         let t_exec = Instant::now();
         let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
-        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms, mode: Mode::Produce };
+        let finality_depth = self.engine_for(height)?.finality_depth(&self.members().validators)?;
+        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms, mode: Mode::Produce, finality_depth };
         let exec = execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &txs, &hashes)?;
         tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
         drop(view);
@@ -1226,7 +1318,7 @@ impl Chain {
             return Err(ChainError::Known { height });
         }
         let (fork, path) = self.side_path(&view, block.header.parent_hash, height)?;
-        let limit = self.reorg_limit(&view, &head)?;
+        let limit = self.reorg_limit(&view, &head, fork)?;
         if head.height - fork > limit {
             return Err(ChainError::Invalid {
                 height,
@@ -1239,19 +1331,27 @@ impl Chain {
         }
         let (state, parent) = self.fork_state(&view, fork, &path)?;
         let (rules, validators) = self.rules_at(state.as_ref(), &parent, height)?;
-        let (hashes, exec, _) = self.check_on(&parent, &block, Some((rules.clone(), validators.clone())), || Ok(state))?;
+        let (hashes, exec, _) = self.check_on(&parent, &block, (rules.clone(), validators.clone()), Seal::Verify, || Ok(state))?;
         let weight = rules.weight(&self.engine_header(&block.header)?, &validators)?;
         let side_weight: u128 = path.iter().filter_map(|h| lock(&self.side).get(h).map(|s| u128::from(s.weight))).sum::<u128>() + u128::from(weight);
         lock(&self.side).insert(SideBlock { block, hash, weight, exec: Some(Arc::new((hashes, exec))) });
         let ours = self.chain_weight(&view, fork, head.height)?;
-        if side_weight <= ours {
-            tracing::info!(channel = %self.spec.channel, height, fork, side_weight, ours, "a block on a side chain kept (the head's chain weighs as much or more)");
+        // Heaviest wins; between equals the lower tip hash, so that every node that sees
+        // both picks the same one (keeping one's own head would leave a tie split for ever
+        // when no further block comes, as at the last block before an engine switch).
+        if side_weight < ours || (side_weight == ours && hash.0 >= head.hash.0) {
+            tracing::info!(channel = %self.spec.channel, height, fork, side_weight, ours, "a block on a side chain kept (the head's chain weighs more, or as much with a lower tip hash)");
             return Err(ChainError::Side { height, fork });
         }
         let mut path = path;
         path.push(hash);
         drop(view);
         self.reorganise(&head, fork, &path)
+    }
+
+    /// Whether a block of this hash is on the chain or kept as a side block.
+    pub fn knows_block(&self, hash: &Hash32) -> bool {
+        lock(&self.side).contains(hash) || self.read().is_ok_and(|v| v.height_of(hash).is_ok_and(|h| h.is_some()))
     }
 
     /// From `parent` back to the chain: the fork point's height and the side blocks from
@@ -1277,10 +1377,13 @@ impl Chain {
         }
     }
 
-    /// How deep a reorganisation may go from `head`: not below a final block (the engine's
-    /// finality depth), nor past the undo records or the state the store keeps.
-    fn reorg_limit(&self, view: &StoreView, head: &Head) -> Result<u64, ChainError> {
-        let depth = self.engine()?.finality_depth(&self.members().validators).unwrap_or(0);
+    /// Whether a fork from block `fork` may be taken from `head`: the lowest block it takes
+    /// off is not final (fewer blocks on it than the finality depth of its own engine, so
+    /// an engine switch keeps the old engine's rule for the old blocks), and it is within
+    /// the undo records and the state the store keeps. Answers the depth allowed.
+    fn reorg_limit(&self, view: &StoreView, head: &Head, fork: u64) -> Result<u64, ChainError> {
+        let lowest = fork.saturating_add(1).min(head.height);
+        let depth = self.engine_for(lowest)?.finality_depth(&self.members().validators).unwrap_or(0);
         Ok(depth.min(super::store::UNDO_BLOCKS).min(head.height.saturating_sub(view.state_from()?)))
     }
 
@@ -1305,7 +1408,8 @@ impl Chain {
                 Some(e) => e,
                 None => {
                     let state = Arc::new(ForkState::new(view.clone(), fork, execs.clone())?);
-                    let (hashes, exec, _) = self.check_on(&parent, &block, None, || Ok(state))?;
+                    let rules = self.rules_at(state.as_ref(), &parent, block.header.height)?;
+                    let (hashes, exec, _) = self.check_on(&parent, &block, rules, Seal::Later, || Ok(state))?;
                     let e = Arc::new((hashes, exec));
                     lock(&self.side).set_exec(hash, e.clone());
                     e
@@ -1414,15 +1518,38 @@ impl Chain {
             parent = next;
             last = Some(c);
         }
+        // The pool learns the nonces of the new chain for every sender of the blocks taken
+        // off (lower than it thought: what it holds of theirs waits for the gap to fill),
+        // then takes back their transactions the new chain lacks, and gossips them.
+        if let Ok(view) = self.read() {
+            let root = block_state(&parent.header);
+            let mut senders: std::collections::HashMap<&[u8], u64> = std::collections::HashMap::new();
+            for tx in old.iter().flat_map(|(b, _)| &b.transactions) {
+                let sender = tx.body.sender.as_slice();
+                if !senders.contains_key(sender)
+                    && let Ok(next) = self.next_nonce(&view, &root, sender)
+                {
+                    senders.insert(sender, next);
+                }
+            }
+            drop(view);
+            lock(&self.pool).prune(senders, &std::collections::HashSet::new(), joule_support::now_ms());
+        }
         let back: Vec<Transaction> =
             old.into_iter().flat_map(|(b, _)| b.transactions).filter(|t| t.hash(self.suite.as_ref()).is_ok_and(|h| !included.contains(&h))).collect();
         let returned = back.len();
-        let readmitted = self.admit_batch(back).iter().filter(|r| r.is_ok()).count();
+        let verdicts = self.admit_batch(back.clone());
+        let readmitted: Vec<Transaction> = back.into_iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(t, _)| t).collect();
+        let readmitted_count = readmitted.len();
+        if !readmitted.is_empty() {
+            // No subscribers is fine.
+            let _ = self.admitted.send(Arc::new(readmitted));
+        }
         let ch = self.spec.channel.to_string();
         metrics::counter!("chain_reorgs_total", "channel" => ch.clone()).increment(1);
         metrics::histogram!("chain_reorg_depth_blocks", "channel" => ch).record((head.height - fork) as f64);
         tracing::warn!(
-            channel = %self.spec.channel, fork, old_head = head.height, new_head = parent.height, returned, readmitted,
+            channel = %self.spec.channel, fork, old_head = head.height, new_head = parent.height, returned, readmitted = readmitted_count,
             "reorganised onto a heavier chain"
         );
         last.ok_or_else(|| ChainError::NotFound("an empty reorganisation".into()))
@@ -1463,21 +1590,19 @@ impl Chain {
     /// Everything an import checks of `block` on `head`, the seal when `seal` says so; its
     /// transaction hashes and execution.
     fn check(&self, head: &Head, block: &Block, seal: Seal) -> Result<(Vec<Hash32>, execute::Execution, Instant), ChainError> {
-        let rules = match seal {
-            Seal::Verify => Some((self.engine()?, self.members().validators.clone())),
-            Seal::Later => None,
-        };
-        self.check_on(head, block, rules, || Ok(Arc::new(self.read()?)))
+        let rules = (self.engine()?, self.members().validators.clone());
+        self.check_on(head, block, rules, seal, || Ok(Arc::new(self.read()?)))
     }
 
     /// [`Self::check`] on any parent: `head` is the parent, `rules` the engine and
-    /// validators of the block's height (`None`: the seal is checked later), `state` the
-    /// parent's state.
+    /// validators of the block's height, `seal` whether its seal is checked now, `state`
+    /// the parent's state.
     fn check_on<S: execute::StateStore>(
         &self,
         head: &Head,
         block: &Block,
-        rules: Option<(Arc<dyn ConsensusEngine>, Vec<Validator>)>,
+        rules: (Arc<dyn ConsensusEngine>, Vec<Validator>),
+        seal: Seal,
         state: impl FnOnce() -> Result<Arc<S>, ChainError>,
     ) -> Result<(Vec<Hash32>, execute::Execution, Instant), ChainError> {
         if let Some(f) = self.health.fault() {
@@ -1504,7 +1629,8 @@ impl Chain {
         if block.transactions.len() > policy.max_transactions as usize {
             return Err(invalid(format!("{} transactions, over the policy's {}", block.transactions.len(), policy.max_transactions)));
         }
-        if let Some((engine, validators)) = &rules {
+        let (engine, validators) = &rules;
+        if seal == Seal::Verify {
             engine.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, validators).map_err(|e| invalid(e.to_string()))?;
         }
         let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
@@ -1533,7 +1659,8 @@ impl Chain {
         }
         let view = state()?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
-        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms: h.timestamp_ms, mode: Mode::Import };
+        let finality_depth = engine.finality_depth(validators)?;
+        let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms: h.timestamp_ms, mode: Mode::Import, finality_depth };
         let exec = match execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &block.transactions, &hashes) {
             Ok(e) => e,
             // This node failed, not the block: say so rather than call the block invalid.

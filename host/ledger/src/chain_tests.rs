@@ -308,6 +308,10 @@ impl ConsensusEngine for Renamed {
         self.1
     }
     fn verify_header(&self, parent: &EngineHeader, header: &EngineHeader, validators: &[Validator]) -> Result<(), ConsensusError> {
+        if self.1 == "broken/1" {
+            // Loads and configures, then traps on its first real call.
+            return Err(ConsensusError::Engine { engine: self.1.into(), reason: "wasm trap: unreachable".into() });
+        }
         self.0.verify_header(parent, header, validators)
     }
     fn weight(&self, header: &EngineHeader, validators: &[Validator]) -> Result<u64, ConsensusError> {
@@ -331,6 +335,7 @@ impl EngineSource for Switchable {
     fn load(&self, component: &[u8], config: &[u8]) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
         match (component, config) {
             (b"second engine", b"") => Ok(Arc::new(Renamed(TestEngine { suite: self.0.clone() }, "second/1"))),
+            (b"broken engine", b"") => Ok(Arc::new(Renamed(TestEngine { suite: self.0.clone() }, "broken/1"))),
             _ => Err(ConsensusError::Rejected("not a consensus engine".into())),
         }
     }
@@ -387,4 +392,57 @@ fn committing_a_proposal_that_arrived_sealed_from_a_peer_first_says_it_is_known(
     assert!(matches!(p.follower.commit_built(&header.seal_hash, seal), Err(ChainError::Known { height: 1 })));
     assert!(matches!(p.follower.import(committed.block.clone()), Err(ChainError::Known { height: 1 })), "and again from another peer");
     assert_eq!(p.follower.head().hash, committed.hash);
+}
+
+#[test]
+fn a_validator_dry_runs_a_candidate_engine_on_its_recent_blocks_and_votes_only_when_it_passes() {
+    use joule_primitives::{Change, Governance};
+    let (k1, k2) = (Key::new(1), Key::new(2));
+    let suite = TestCrypto::new();
+    let s = spec(&[&k1, &k2]);
+    let dir = tempfile::tempdir().unwrap();
+    let signer: Arc<dyn BlockSigner> = Arc::new(LocalSigner::new(Zeroizing::new(k1.private.clone()), k1.public.clone(), suite.clone()));
+    let node = Chain::open(dir.path(), &s, policy(), suite.clone(), Arc::new(Switchable(suite.clone())), Some(signer)).unwrap();
+    let propose = |nonce: u64, bytes: &[u8]| {
+        let component = suite.hash(bytes).unwrap();
+        let change = Change::SwitchEngine { from_height: 40, engine: "next".into(), config: String::new(), component };
+        (
+            component,
+            signed_tx(&suite, &k1, nonce, Payload::Governance(Governance::Propose { changes: vec![change], expires_at: 50, components: vec![bytes.to_vec()] })),
+        )
+    };
+    // Validator 1 proposes both; validator 2 seals block 1 (1 mod 2); validator 1's node
+    // imports it.
+    let (good, p1) = propose(0, b"second engine");
+    let (broken, p2) = propose(1, b"broken engine");
+    let producer_dir = tempfile::tempdir().unwrap();
+    let s2: Arc<dyn BlockSigner> = Arc::new(LocalSigner::new(Zeroizing::new(k2.private.clone()), k2.public.clone(), suite.clone()));
+    let producer = Chain::open(producer_dir.path(), &s, policy(), suite.clone(), Arc::new(Switchable(suite.clone())), Some(s2)).unwrap();
+    producer.submit(p1).unwrap();
+    producer.submit(p2).unwrap();
+    let b1 = producer.produce(1_700_000_001_000).unwrap().expect("block 1");
+    node.import(b1.block.clone()).unwrap();
+    let view = node.governance().unwrap();
+    assert_eq!(view.proposals.len(), 2, "{view:?}");
+    let run = |c: Hash32| view.dry_runs.iter().find(|d| d.component == c).cloned().expect("a dry run");
+    let ok = run(good);
+    assert!(ok.passed, "{ok:?}");
+    assert_eq!((ok.engine.as_deref(), ok.blocks, ok.height), (Some("second/1"), 1, 1));
+    assert_eq!(ok.accepted, 1, "block 1 is valid under the candidate too (same rules, another name)");
+    assert_eq!(ok.actions, vec!["build".to_string()], "height 2 is this node's turn (2 mod 2)");
+    let bad = run(broken);
+    assert!(!bad.passed && bad.failure.as_deref().is_some_and(|f| f.contains("trap")), "{bad:?}");
+    // The node votes for the one that passed, not for the broken one.
+    let vote = |id| Payload::Governance(Governance::Vote { proposal: id, expires_at: 50 });
+    let ids: Vec<Hash32> = view.proposals.iter().map(|p| p.id).collect();
+    let voted: Vec<bool> = ids.iter().map(|id| node.submit_as_node(vote(*id)).is_ok()).collect();
+    let refused = ids
+        .iter()
+        .position(|id| {
+            view.proposals.iter().any(|p| p.id == *id && p.changes.iter().any(|c| matches!(c, Change::SwitchEngine { component, .. } if *component == broken)))
+        })
+        .unwrap();
+    assert!(!voted[refused] && voted[1 - refused], "{voted:?}");
+    let err = node.submit_as_node(vote(ids[refused])).unwrap_err().to_string();
+    assert!(err.contains("failed the dry run"), "{err}");
 }

@@ -146,6 +146,9 @@ pub struct BlockInfo {
     pub height: u64,
     pub timestamp_ms: u64,
     pub mode: Mode,
+    /// The finality depth of the block's engine with its validators: an engine switch a
+    /// vote passes must start at least this far after the block that passes it.
+    pub finality_depth: u64,
 }
 
 /// Gas a transaction costs before it runs.
@@ -178,6 +181,7 @@ struct StateChecks<'a, S: StateStore> {
     suite: &'a dyn ChainCrypto,
     store: &'a S,
     new_codes: &'a BTreeMap<Hash32, Arc<[u8]>>,
+    finality_depth: u64,
 }
 
 impl<S: StateStore> Checks for StateChecks<'_, S> {
@@ -187,6 +191,10 @@ impl<S: StateStore> Checks for StateChecks<'_, S> {
 
     fn has_component(&self, hash: &Hash32) -> bool {
         self.new_codes.contains_key(hash) || self.store.code(hash).is_ok_and(|c| c.is_some())
+    }
+
+    fn finality_depth(&self) -> u64 {
+        self.finality_depth
     }
 }
 
@@ -496,7 +504,8 @@ pub fn execute<S: StateStore>(
                             state.new_codes.insert(suite.hash(c)?, c.as_slice().into());
                         }
                     }
-                    let checks = StateChecks { suite: suite.as_ref(), store: state.store.as_ref(), new_codes: &state.new_codes };
+                    let checks =
+                        StateChecks { suite: suite.as_ref(), store: state.store.as_ref(), new_codes: &state.new_codes, finality_depth: block.finality_depth };
                     match next.apply(&tx.body.sender, height, action, id, &checks) {
                         Ok(out) => {
                             state.governed = Some(next);
@@ -933,7 +942,7 @@ mod tests {
         // Each declares 100 000 gas and uses about 1 200. The rule is gas used so far plus
         // the transaction's limit: the first fits 100 500, the second (1 200 + 100 000) not.
         let env = ContractEnv { block_gas_limit: 100_500, ..ContractEnv::none() };
-        let at = |mode| BlockInfo { channel: "grid".into(), height: 1, timestamp_ms: 1, mode };
+        let at = |mode| BlockInfo { channel: "grid".into(), height: 1, timestamp_ms: 1, mode, finality_depth: 0 };
         let produced = execute(&store, &suite, &env, &at(Mode::Produce), Root::empty(GLOBAL_TREE, 0), &txs, &hashes).unwrap();
         assert_eq!(produced.included, 1);
         assert_eq!(produced.receipts.len(), 1);

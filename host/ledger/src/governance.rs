@@ -130,6 +130,11 @@ pub trait Checks {
     /// Whether the chain's code store holds a component of this hash (or the proposal
     /// brings it).
     fn has_component(&self, hash: &Hash32) -> bool;
+    /// The finality depth of the block being executed (its engine, its validators): an
+    /// engine switch must start after the block that passes it is final. 0 at admission.
+    fn finality_depth(&self) -> u64 {
+        0
+    }
 }
 
 /// The governance state of a block, being changed by its transactions.
@@ -205,7 +210,7 @@ impl Governed {
                 *proposal
             }
         };
-        let (passed, failed) = self.settle(height);
+        let (passed, failed) = self.settle(height, checks.finality_depth());
         Ok(Outcome { proposal, passed, failed })
     }
 
@@ -231,7 +236,7 @@ impl Governed {
     }
 
     /// Pass every proposal over half of the weight, counting again after each.
-    fn settle(&mut self, height: u64) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
+    fn settle(&mut self, height: u64, finality_depth: u64) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
         let (mut passed, mut failed) = (vec![], vec![]);
         loop {
             self.prune(height);
@@ -243,8 +248,13 @@ impl Governed {
             for c in &p.changes {
                 match c {
                     Change::SwitchEngine { from_height, engine, config, component } => {
-                        if *from_height <= height {
-                            problem = Some(format!("its engine switch at height {from_height} is not after block {height}, which passes it"));
+                        // The block that passes it, and so the switch itself, must be final
+                        // under the old engine before the new one starts.
+                        let earliest = height.saturating_add(finality_depth).saturating_add(1);
+                        if *from_height < earliest {
+                            problem = Some(format!(
+                                "its engine switch at height {from_height} comes before {earliest}: block {height}, which passes it, is final only {finality_depth} blocks later"
+                            ));
                         }
                         engines.retain(|a| a.from_height < *from_height);
                         engines.push(EngineActivation { from_height: *from_height, engine: engine.clone(), config: config.clone(), component: *component });
@@ -298,6 +308,35 @@ pub struct GovernanceView {
     pub proposals: Vec<ProposalView>,
     /// Engine switches, ascending by height; before the first, the genesis engine.
     pub engines: Vec<EngineActivation>,
+    /// This node's dry runs of the engines open proposals switch to (see [`DryRun`]).
+    pub dry_runs: Vec<DryRun>,
+}
+
+/// A node's trial of a candidate engine against its own recent blocks, before it votes for
+/// the switch (the node votes only when it passed): the component loads with its
+/// configuration; its rules judge each recent header (a rejection is expected, since
+/// another engine sealed them, but a trap, a timeout or a wrong answer is not); it names
+/// a finality depth and a weight; and a participant started at the head takes a new head,
+/// a timer and a garbage message without failing.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DryRun {
+    pub proposal: Hash32,
+    pub component: Hash32,
+    /// The engine's name, when it loaded.
+    pub engine: Option<String>,
+    /// The head it ran at.
+    pub height: u64,
+    /// Recent headers it judged.
+    pub blocks: u64,
+    /// How many of them its rules accepted (the others were refused, not failed).
+    pub accepted: u64,
+    pub finality_depth: Option<u64>,
+    /// The actions its participant answered the head with, by kind.
+    pub actions: Vec<String>,
+    pub passed: bool,
+    /// What failed, when it did.
+    pub failure: Option<String>,
 }
 
 /// An open proposal with the votes that still count.
@@ -326,7 +365,15 @@ impl GovernanceView {
             })
             .filter(|p| !p.votes.is_empty())
             .collect();
-        GovernanceView { height, members: g.members.clone(), voting_weight, weight_needed: voting_weight / 2 + 1, proposals, engines: g.engines.clone() }
+        GovernanceView {
+            height,
+            members: g.members.clone(),
+            voting_weight,
+            weight_needed: voting_weight / 2 + 1,
+            proposals,
+            engines: g.engines.clone(),
+            dry_runs: vec![],
+        }
     }
 }
 
@@ -485,7 +532,7 @@ mod tests {
         act(&mut g, &key(1), 30, &switch(30, 7), id(3)).unwrap();
         act(&mut g, &key(2), 30, &switch(30, 7), id(3)).unwrap();
         let out = act(&mut g, &key(3), 30, &switch(30, 7), id(3)).unwrap();
-        assert!(out.failed.iter().any(|(_, why)| why.contains("not after block 30")), "{out:?}");
+        assert!(out.failed.iter().any(|(_, why)| why.contains("comes before 31")), "{out:?}");
         assert_eq!(g.engines.len(), 1);
         // A later switch back keeps the earlier one for the history below it.
         for voter in 1..=3 {
@@ -493,6 +540,33 @@ mod tests {
         }
         assert_eq!(g.engines.iter().map(|a| a.from_height).collect::<Vec<_>>(), vec![20, 40]);
         assert_eq!(engine_at(&g.engines, 39).map(|a| a.from_height), Some(20));
+        // Under an engine whose blocks are final 6 deep, a switch passed at 41 starts at 48
+        // at the earliest: the block that passes it must be final first.
+        struct Deep;
+        impl Checks for Deep {
+            fn usable_key(&self, _: &[u8]) -> bool {
+                true
+            }
+            fn has_component(&self, _: &Hash32) -> bool {
+                true
+            }
+            fn finality_depth(&self) -> u64 {
+                6
+            }
+        }
+        for (target, voted, outcome) in [(47, 5, "comes before 48"), (48, 6, "")] {
+            let mut out = None;
+            for voter in 1..=3 {
+                out = Some(g.apply(&key(voter), 41, &switch(target, 7), id(voted), &Deep).unwrap());
+            }
+            let out = out.unwrap();
+            if outcome.is_empty() {
+                assert_eq!(out.passed.len(), 1, "{out:?}");
+            } else {
+                assert!(out.failed.iter().any(|(_, why)| why.contains(outcome)), "{out:?}");
+            }
+        }
+        assert_eq!(g.engines.iter().map(|a| a.from_height).collect::<Vec<_>>(), vec![20, 40, 48]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ const SYNC_BYTES: usize = 8 << 20;
 /// Pool transactions handed to a peer when it connects, and per message.
 const POOL_HANDOVER: usize = 20_000;
 const POOL_BATCH: usize = 1_000;
+/// Ticks (500 ms) between announcements of the head to every peer.
+const STATUS_EVERY_TICKS: u64 = 4;
 /// A sync request unanswered for this long goes to another peer.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -122,6 +124,7 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
     let mut back: HashMap<PeerKey, u64> = HashMap::new();
     let mut next_id = 1u64;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -147,8 +150,18 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                         }
                     }
                     NetEvent::Message { peer, message } => match message {
-                        Message::Status { height, .. } => {
+                        Message::Status { height, hash } => {
                             heights.insert(peer, height);
+                            // A head as high as ours that is not ours: a fork whose blocks
+                            // did not reach us (or came before their parent). Ask for it.
+                            let head = chain.head();
+                            if height == head.height && hash != head.hash.0 && !back.contains_key(&peer) {
+                                let c = chain.clone();
+                                let known = tokio::task::spawn_blocking(move || c.knows_block(&joule_primitives::Hash32(hash))).await.unwrap_or(true);
+                                if !known {
+                                    back.insert(peer, 1);
+                                }
+                            }
                         }
                         Message::Transactions(txs) => gossiped(&chain, &net, peer, txs).await,
                         Message::Block(bytes) => {
@@ -259,7 +272,17 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                     Err(RecvError::Closed) => return,
                 }
             }
-            _ = tick.tick() => publish_metrics(&chain, &net),
+            _ = tick.tick() => {
+                publish_metrics(&chain, &net);
+                // The head again now and then: a Status sent on a connection that a
+                // simultaneous dial closed, or lost in a partition, would otherwise leave a
+                // peer unaware of blocks it lacks until the next commit, which may not come.
+                ticks += 1;
+                if ticks.is_multiple_of(STATUS_EVERY_TICKS) {
+                    let head = chain.head();
+                    net.broadcast(&Message::Status { height: head.height, hash: head.hash.0 });
+                }
+            }
         }
         // Catch up: ask the highest peer for what follows our head.
         if request.as_ref().is_some_and(|r| r.sent.elapsed() > SYNC_TIMEOUT) {

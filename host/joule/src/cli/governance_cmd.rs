@@ -167,6 +167,20 @@ fn show(sel: &NodeSel) -> Result<()> {
         for vote in p["votes"].as_array().into_iter().flatten() {
             println!("  vote by {} until block {}", vote["voter"].as_str().unwrap_or("?"), vote["expires_at"]);
         }
+        for d in v["dry_runs"].as_array().into_iter().flatten().filter(|d| d["proposal"] == p["id"]) {
+            let engine = d["engine"].as_str().unwrap_or("(did not load)");
+            match d["passed"].as_bool() {
+                Some(true) => println!(
+                    "  dry run here at block {}: {engine} passed ({} of {} recent blocks accepted by its rules; finality depth {}; answers the head with {})",
+                    d["height"], d["accepted"], d["blocks"], d["finality_depth"], d["actions"]
+                ),
+                _ => println!(
+                    "  dry run here at block {}: {engine} FAILED: {} (this node will not vote for it)",
+                    d["height"],
+                    d["failure"].as_str().unwrap_or("?")
+                ),
+            }
+        }
     }
     Ok(())
 }

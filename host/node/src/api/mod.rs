@@ -76,6 +76,20 @@ fn describe_metrics() {
     describe_histogram!("chain_block_transactions", Unit::Count, "Transactions in each committed block");
     describe_counter!("chain_transactions_total", "Transactions committed");
     describe_histogram!("chain_commit_seconds", Unit::Seconds, "Time to commit a block (produced or imported)");
+    describe_counter!(
+        "consensus_events_total",
+        "Events the channel's consensus participant handled (new heads, timers, peers' messages and proposals, answers), by kind"
+    );
+    describe_counter!(
+        "consensus_actions_total",
+        "Actions the channel's consensus participant asked for (build, sign, broadcast, propose, work, commit, timers), by kind"
+    );
+    describe_histogram!("consensus_height_seconds", Unit::Seconds, "Time the network took to decide each height: from one new head to the next");
+    describe_histogram!(
+        "consensus_work_seconds",
+        Unit::Seconds,
+        "Time a proof-of-work search took to find a nonce (searches cancelled by a new head are not counted)"
+    );
     describe_counter!("chain_reorgs_total", "Reorganisations onto a heavier chain (proof of work: another miner's branch won)");
     describe_histogram!("chain_reorg_depth_blocks", "Blocks taken off the chain by a reorganisation");
     describe_counter!("chain_production_failures_total", "Block production attempts that failed");
