@@ -56,7 +56,7 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
         let committed = EngineHeader { seal: poa3, ..good.clone() };
         engine.verify_header(&parent, &committed, &vals).unwrap_or_else(|e| panic!("{suite_id}: the committed seal: {e}"));
         assert_eq!(engine.weight(&good, &vals).unwrap(), 2, "in turn");
-        let late = header(&s, 7, 2000, &a.public_key, Some(&a.private_key));
+        let late = header(&s, 7, 4000, &a.public_key, Some(&a.private_key));
         engine.verify_header(&parent, &late, &vals).unwrap_or_else(|e| panic!("{suite_id}: out of turn after the delay: {e}"));
         assert_eq!(engine.weight(&late, &vals).unwrap(), 1, "out of turn");
         assert_eq!(engine.finality_depth(&vals).unwrap(), 2, "a majority of two validators");

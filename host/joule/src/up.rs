@@ -238,7 +238,11 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
 fn consensus_config(engine: &str, block_interval_ms: u64) -> String {
     match engine {
         "pow" => {
-            format!("block-time-ms = {block_interval_ms}\ninitial-difficulty = {}\nmin-difficulty = 1000\nfinality-depth = 6\n", block_interval_ms.max(1) * 200)
+            format!(
+                "block-time-ms = {}\ninitial-difficulty = {}\nmin-difficulty = 1000\nfinality-depth = 6\n",
+                block_interval_ms.max(1),
+                block_interval_ms.saturating_mul(200).max(1000)
+            )
         }
         _ => String::new(),
     }

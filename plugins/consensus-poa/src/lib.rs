@@ -1,7 +1,8 @@
 //! Proof of authority (guide §4.2.2 c–d) as a `joule:consensus/engine-plugin@0.2.0`
 //! component.
 //!
-//! Validators with a non-zero weight take turns by height (`height mod n`); the proposer
+//! Validators with a non-zero weight take turns: the rotation goes on from the validator
+//! after the parent's proposer (from `height mod n` at the start); the proposer
 //! seals a block by signing its seal hash with the channel's signature algorithm, and the
 //! seal is that signature. A header is valid when it extends its parent by one, its
 //! timestamp is later than the parent's by at least `min-block-interval-ms` (and by at
@@ -50,7 +51,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             min_block_interval_ms: 0,
-            out_of_turn_delay_ms: 1000,
+            out_of_turn_delay_ms: 3000,
         }
     }
 }
@@ -183,18 +184,6 @@ pub fn verify_header(
             header.timestamp_ms, parent.timestamp_ms
         ));
     }
-    let position = position(header.height, header.proposer, validators)?;
-    if position > 0 {
-        let earliest = parent
-            .timestamp_ms
-            .saturating_add(config.out_of_turn_delay_ms.saturating_mul(position));
-        if header.timestamp_ms < earliest {
-            return Err(format!(
-                "the proposer is {position} after the validator whose turn it is at height {}, and may seal out of turn from {earliest} on, not at {}",
-                header.height, header.timestamp_ms
-            ));
-        }
-    }
     if header.seal.is_empty() {
         return Err("the block is not sealed".into());
     }
@@ -212,31 +201,62 @@ pub fn verify_header(
             ));
         }
     }
+    let position = position(header.height, header.proposer, validators, &seal.recent)?;
+    if position > 0 {
+        let earliest = parent
+            .timestamp_ms
+            .saturating_add(config.out_of_turn_delay_ms.saturating_mul(position));
+        if header.timestamp_ms < earliest {
+            return Err(format!(
+                "the proposer is {position} after the validator whose turn it is at height {}, and may seal out of turn from {earliest} on, not at {}",
+                header.height, header.timestamp_ms
+            ));
+        }
+    }
     if !crypto.verify(header.proposer, header.seal_hash, seal.signature) {
         return Err("the seal is not the proposer's signature over the seal hash".into());
     }
     Ok(())
 }
 
-/// Where `proposer` stands in the rotation at `height`: 0 in turn, k the k-th voting
-/// validator after the one in turn; an error when it is not a voting validator.
-pub fn position(height: u64, proposer: &[u8], validators: &[Validator<'_>]) -> Result<u64, String> {
+/// Where `proposer` stands in the rotation of the block at `height` whose window of recent
+/// proposers is `window`: 0 in turn, k the k-th after the one in turn. The rotation goes
+/// round the voting validators from the one after the parent's proposer (the window's
+/// last; without a window, from `height mod n`), leaving out those in the window: so when a
+/// validator is down only its own turns wait, and the turns after it go on as before.
+/// An error when it is not a voting validator, or is in the window.
+pub fn position(height: u64, proposer: &[u8], validators: &[Validator<'_>], window: &[[u8; 4]]) -> Result<u64, String> {
     let voting: Vec<&Validator<'_>> = validators.iter().filter(|v| v.weight > 0).collect();
     if voting.is_empty() {
         return Err("the channel has no voting validators".into());
     }
-    let n = voting.len() as u64;
-    let turn = height % n;
-    let at = voting
-        .iter()
-        .position(|v| v.public_key == proposer)
-        .ok_or("the proposer is not a voting validator")? as u64;
-    Ok((at + n - turn) % n)
+    let n = voting.len();
+    let start = window
+        .last()
+        .and_then(|last| voting.iter().position(|v| fingerprint(v.public_key) == *last))
+        .map_or((height % n as u64) as usize, |i| (i + 1) % n);
+    let mut k = 0;
+    for step in 0..n {
+        let v = voting[(start + step) % n];
+        if window.contains(&fingerprint(v.public_key)) {
+            continue;
+        }
+        if v.public_key == proposer {
+            return Ok(k);
+        }
+        k += 1;
+    }
+    Err(if voting.iter().any(|v| v.public_key == proposer) {
+        "the proposer sealed one of the recent blocks".into()
+    } else {
+        "the proposer is not a voting validator".into()
+    })
 }
 
 /// Fork choice: an in-turn block weighs 2, an out-of-turn one 1.
 pub fn weight(header: &Header<'_>, validators: &[Validator<'_>]) -> u64 {
-    match position(header.height, header.proposer, validators) {
+    let window = Seal::parse(header.seal).map(|s| s.recent).unwrap_or_default();
+    match position(header.height, header.proposer, validators, &window) {
         Ok(0) => 2,
         _ => 1,
     }
@@ -305,7 +325,7 @@ impl Participant {
         let position = if self.me.is_empty() || self.window.contains(&fingerprint(&self.me)) {
             None
         } else {
-            position(next, &self.me, validators).ok()
+            position(next, &self.me, validators, &self.window).ok()
         };
         self.head = Some((height, hash.to_vec(), position));
         self.sealing = None;
@@ -562,13 +582,13 @@ mod tests {
             Ok(())
         );
         let early = verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"a", b"ah"), &v).unwrap_err();
-        assert!(early.contains("out of turn from 2000"), "{early}");
+        assert!(early.contains("out of turn from 4000"), "{early}");
         // Out of turn after the delay: valid, and lighter than the in-turn block.
         assert_eq!(
-            verify_header(&c, &Concat, &parent, &sealed(5, 2000, b"a", b"ah"), &v),
+            verify_header(&c, &Concat, &parent, &sealed(5, 4000, b"a", b"ah"), &v),
             Ok(())
         );
-        assert_eq!(weight(&sealed(5, 2000, b"a", b"ah"), &v), 1);
+        assert_eq!(weight(&sealed(5, 4000, b"a", b"ah"), &v), 1);
         assert_eq!(weight(&sealed(5, 1001, b"b", b"bh"), &v), 2);
         let stranger = verify_header(&c, &Concat, &parent, &sealed(5, 9000, b"z", b"zh"), &v).unwrap_err();
         assert!(stranger.contains("not a voting validator"), "{stranger}");
@@ -637,10 +657,10 @@ mod tests {
         // Out of turn, a waits its delay, builds, and holds the block back for the delay again.
         assert_eq!(
             a.new_head(&sealed(4, 1000, b"a", b""), b"h4", &v),
-            vec![Step::Timer { id: 5, after_ms: 1000 }]
+            vec![Step::Timer { id: 5, after_ms: 3000 }]
         );
         assert_eq!(a.timer(5), vec![Step::Build]);
-        assert_eq!(a.built(5, b"h4", b"a5"), vec![Step::Timer { id: 5, after_ms: 1000 }]);
+        assert_eq!(a.built(5, b"h4", b"a5"), vec![Step::Timer { id: 5, after_ms: 3000 }]);
         assert_eq!(a.timer(4), vec![], "another height's timer");
         assert_eq!(
             a.timer(5),
@@ -722,7 +742,7 @@ mod tests {
         // c may, out of turn: its block 2 left the window.
         let by_c = seal(&[b"d", b"a"], b"ch");
         assert_eq!(
-            verify_header(&c, &Concat, &parent, &sealed(5, 3000, b"c", &by_c), &v),
+            verify_header(&c, &Concat, &parent, &sealed(5, 4000, b"c", &by_c), &v),
             Ok(())
         );
         // The participants agree: d does not even try; c waits its delay.
@@ -731,7 +751,7 @@ mod tests {
         let mut cp = Participant::new(c.clone(), b"c".to_vec());
         assert_eq!(
             cp.new_head(&parent, b"h4", &v),
-            vec![Step::Timer { id: 5, after_ms: 1000 }]
+            vec![Step::Timer { id: 5, after_ms: 3000 }]
         );
         // Parsing: a bare signature is an empty window; a truncated window is malformed.
         assert_eq!(Seal::parse(b"\x30\x44sig").map(|s| s.recent.len()), Some(0));
@@ -741,6 +761,35 @@ mod tests {
                 .unwrap_err()
                 .contains("malformed")
         );
+    }
+
+    #[test]
+    fn when_a_validator_is_down_only_its_own_turns_wait() {
+        let keys: [&[u8]; 4] = [b"a", b"b", b"c", b"d"];
+        let v = set(&keys);
+        let window = |w: &[&[u8]]| w.iter().map(|k| fingerprint(k)).collect::<Vec<_>>();
+        // After d (and c before it): a is in turn, b next.
+        assert_eq!(position(9, b"a", &v, &window(&[b"c", b"d"])), Ok(0));
+        assert_eq!(position(9, b"b", &v, &window(&[b"c", b"d"])), Ok(1));
+        // a is down; b seals 9 out of turn. The rotation goes on from b: c is in turn at 10
+        // and weighs as an in-turn block; a comes after it.
+        let w10 = window(&[b"d", b"b"]);
+        assert_eq!(position(10, b"c", &v, &w10), Ok(0));
+        assert_eq!(position(10, b"a", &v, &w10), Ok(1));
+        assert!(position(10, b"d", &v, &w10).unwrap_err().contains("recent"));
+        assert!(
+            position(10, b"z", &v, &w10)
+                .unwrap_err()
+                .contains("not a voting validator")
+        );
+        let c10 = Seal {
+            recent: w10,
+            signature: b"ch",
+        }
+        .encode();
+        assert_eq!(weight(&sealed(10, 5000, b"c", &c10), &v), 2);
+        // Without a window (genesis, a bare-signature seal): by height, as before.
+        assert_eq!(position(9, b"b", &v, &[]), Ok(0));
     }
 
     #[test]
