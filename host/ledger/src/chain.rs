@@ -83,6 +83,11 @@ pub enum ChainError {
     /// between are missing (ask the peer for earlier ones).
     #[error("block {height}: its parent {parent} is not known here")]
     UnknownParent { height: u64, parent: Hash32 },
+    /// A block on a branch that left this chain below a block final here: a split this
+    /// node will not follow (not proof that the sender misbehaves: under proof of work an
+    /// honest miner cut off long enough ends up so).
+    #[error("block {height} forks from block {fork}, {depth} below the head: blocks more than {limit} deep are final here")]
+    BelowFinal { height: u64, fork: u64, depth: u64, limit: u64 },
 }
 
 /// A block built here and not sealed yet, with the execution its header commits to.
@@ -1320,14 +1325,7 @@ impl Chain {
         let (fork, path) = self.side_path(&view, block.header.parent_hash, height)?;
         let limit = self.reorg_limit(&view, &head, fork)?;
         if head.height - fork > limit {
-            return Err(ChainError::Invalid {
-                height,
-                reason: format!(
-                    "it forks from block {fork}, {} below the head {}: blocks more than {limit} deep are final here",
-                    head.height - fork,
-                    head.height
-                ),
-            });
+            return Err(ChainError::BelowFinal { height, fork, depth: head.height - fork, limit });
         }
         let (state, parent) = self.fork_state(&view, fork, &path)?;
         let (rules, validators) = self.rules_at(state.as_ref(), &parent, height)?;

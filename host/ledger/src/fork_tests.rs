@@ -147,7 +147,7 @@ fn a_fork_below_a_final_block_or_from_an_unknown_parent_is_refused() {
     }
     // Block 1 is 3 deep, past the engine's 2.
     match follower.import(theirs[0].block.clone()) {
-        Err(ChainError::Invalid { height: 1, reason }) => assert!(reason.contains("final"), "{reason}"),
+        Err(e @ ChainError::BelowFinal { height: 1, fork: 0, depth: 4, limit: 2 }) => assert!(e.to_string().contains("final"), "{e}"),
         other => panic!("expected a refusal, got {:?}", other.map(|c| c.hash)),
     }
     assert!(matches!(follower.import(theirs[4].block.clone()), Err(ChainError::UnknownParent { height: 5, .. })));

@@ -353,6 +353,9 @@ async fn import(chain: &Arc<Chain>, net: &Network, peer: PeerKey, blocks: Vec<Bl
                 // Here already (gossip, this node's own production, a BFT validator's own
                 // commit), or kept on a side chain: nobody's fault.
                 Err(ChainError::Known { .. } | ChainError::Side { .. }) => continue,
+                // A branch split off below our final blocks: not ours to follow, and not
+                // proof of misbehaviour (a miner cut off long enough ends up so).
+                Err(e @ ChainError::BelowFinal { .. }) => return Err((false, e)),
                 Err(ChainError::UnknownParent { .. }) => return Ok(false),
                 Err(e @ (ChainError::Invalid { .. } | ChainError::Consensus(_))) => return Err((true, e)),
                 Err(e) => return Err((false, e)),

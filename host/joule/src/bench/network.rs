@@ -203,10 +203,21 @@ fn load(g: &GlobalOpts, a: &NetworkArgs, n: usize, by_sender: &[Vec<Transaction>
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let reference = header_field(&apis[0], last, "hash")?;
-    for (i, api) in apis.iter().enumerate().skip(1) {
-        let hash = header_field(api, last, "hash")?;
-        ensure!(hash == reference, "node{i} holds {hash} at height {last}, node0 {reference}");
+    // Under an engine with forks (PoW) the tip may differ for a moment: wait for it to resolve.
+    loop {
+        let reference = header_field(&apis[0], last, "hash")?;
+        let mut differ = None;
+        for (i, api) in apis.iter().enumerate().skip(1) {
+            let hash = header_field(api, last, "hash")?;
+            if hash != reference {
+                differ = Some(format!("node{i} holds {hash} at height {last}, node0 {reference}"));
+            }
+        }
+        match differ {
+            None => break,
+            Some(why) => ensure!(Instant::now() < deadline, "{why}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     let interval = if last > first {
         let t0 = header_field(&apis[0], first, "timestamp_ms")?.as_u64().context("timestamp")?;

@@ -52,6 +52,7 @@ impl From<ChainError> for ApiError {
             // Valid, and kept: its chain does not outweigh the head's (yet).
             ChainError::Side { .. } => ApiError(StatusCode::CONFLICT, "side_block", e.to_string()),
             ChainError::UnknownParent { .. } => ApiError(StatusCode::CONFLICT, "unknown_parent", e.to_string()),
+            ChainError::BelowFinal { .. } => ApiError(StatusCode::CONFLICT, "below_final", e.to_string()),
             ChainError::StorageFailed(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "storage_failed", e.to_string()),
             // The node keeps the last blocks' state only (`[storage] state-history-blocks`).
             ChainError::Pruned { .. } => ApiError(StatusCode::GONE, "pruned", e.to_string()),
@@ -792,7 +793,7 @@ pub struct Imported {
         (status = 200, description = "Committed", body = Imported),
         (status = 400, description = "Not a block (`malformed`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
         (status = 404, description = "The node does not serve the channel (`no_such_channel`)", body = ErrorBody),
-        (status = 409, description = "The node has no channels (`not_initialised`); the block is committed here already (`known_block`); it is valid and kept on a side chain that weighs no more than the head's (`side_block`); or its parent is not known here: import the blocks before it first (`unknown_parent`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels (`not_initialised`); the block is committed here already (`known_block`); it is valid and kept on a side chain that weighs no more than the head's (`side_block`); or its parent is not known here: import the blocks before it first (`unknown_parent`); or its branch leaves this chain below a block final here (`below_final`)", body = ErrorBody),
         (status = 413, description = "Over the body limit (`too_large`)", body = ErrorBody),
         (status = 422, description = "The block is invalid (`invalid_block`)", body = ErrorBody),
         (status = 500, description = "The node failed (`chain`, `internal`)", body = ErrorBody),
