@@ -157,3 +157,148 @@ fn check_seen(node: &NodeProcess, seen: &Seen, sampled: &HashMap<String, Value>)
         assert_eq!(&now, r, "the receipt of {hash} changed after the restart");
     }
 }
+
+/// Copy a node directory (its keys, configuration and chain), file by file.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if entry.file_name() != "api.addr" {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// POST each block to `base` in order (admin), until one fails to arrive (the node died).
+fn post_blocks(base: String, token: String, blocks: Arc<Vec<Vec<u8>>>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+    for b in blocks.iter() {
+        let sent = agent
+            .post(&format!("{base}/v1/blocks"))
+            .header("Content-Type", "application/octet-stream")
+            .header("Authorization", &format!("Bearer {token}"))
+            .send(&b[..]);
+        match sent {
+            Ok(mut r) => {
+                let status = r.status().as_u16();
+                let body = r.body_mut().read_to_string().unwrap_or_default();
+                assert!(status == 200 || status == 409, "import: {status} {body}");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// A node killed at points across its import of a heavier branch (two PoW miners that
+/// never saw each other; the node holds the lighter one), the reorganisation among them,
+/// restarts on one whole branch, never a mix of the two, and then takes the heavier
+/// branch when it is given it again.
+#[test]
+fn sigkill_during_a_reorganisation_leaves_one_whole_branch() {
+    let pow = "block-time-ms = 1000\ninitial-difficulty = 1000\nmin-difficulty = 1000\nfinality-depth = 100\n";
+    let (miner_a, miner_b, base) = (tempdir(), tempdir(), tempdir());
+    init_node(miner_a.path(), &["--consensus", "pow", "--consensus-config", pow, "--block-interval-ms", "20", "--max-block-transactions", "300"]);
+    // Two copies of one validator mine apart; the node under test is a follower of the
+    // same network (its own key, the same genesis), so it only imports.
+    copy_dir(miner_a.path(), miner_b.path());
+    init_node(base.path(), &[]);
+    std::fs::copy(miner_a.path().join("network.toml"), base.path().join("network.toml")).unwrap();
+    let s = suite("gm");
+    let mine = |dir: &std::path::Path, blocks: u64, tag: &str| -> Vec<Vec<u8>> {
+        let node = NodeProcess::start(dir, &[]);
+        let kp = s.crypto().generate_key("sm2").unwrap();
+        let mut nonce = 0u64;
+        while node.height() < blocks {
+            let mut last = String::new();
+            for _ in 0..300 {
+                let (status, v) = node.submit(&data_tx(&s, &kp, "grid", nonce, &format!("{tag}/{}", nonce % 50), format!("{tag}{nonce}").as_bytes()));
+                assert_eq!(status, 202, "{v}");
+                last = v["hash"].as_str().unwrap().to_string();
+                nonce += 1;
+            }
+            node.wait_tx(&last);
+        }
+        let out = (1..=node.height()).map(|h| node.get_bytes(&format!("/v1/blocks/{h}?format=bytes"))).collect();
+        node.kill();
+        out
+    };
+    let (a, b) = (mine(miner_a.path(), 6, "a"), mine(miner_b.path(), 12, "b"));
+    let hashes = |bs: &[Vec<u8>]| bs.iter().map(|b| Block::decode(b).unwrap().header.hash(&s).unwrap()).collect::<Vec<Hash32>>();
+    // Which weighs more (the sum of difficulties) is for a node to say: give one both.
+    let probe = tempdir();
+    copy_dir(base.path(), probe.path());
+    let heavier_is_b = {
+        let node = NodeProcess::start(probe.path(), &[]);
+        post_blocks(node.base.clone(), node.token.clone(), Arc::new(a.clone()));
+        post_blocks(node.base.clone(), node.token.clone(), Arc::new(b.clone()));
+        let (_, status) = node.get("/v1/status");
+        let head = status["head_hash"].as_str().unwrap_or_default().to_string();
+        node.kill();
+        head == hashes(&b).last().unwrap().to_string()
+    };
+    let (light, heavy) = if heavier_is_b { (a, b) } else { (b, a) };
+    let heavy = Arc::new(heavy);
+    let (ha, hb) = (hashes(&light), hashes(&heavy));
+    assert_ne!(ha, hb);
+    let whole_branch = |node: &NodeProcess| -> Vec<Hash32> {
+        let head = node.height() as usize;
+        let chain: Vec<Hash32> =
+            (1..=head).map(|h| Block::decode(&node.get_bytes(&format!("/v1/blocks/{h}?format=bytes"))).unwrap().header.hash(&s).unwrap()).collect();
+        let agree = |branch: &[Hash32]| chain.iter().zip(branch).take_while(|(x, y)| x == y).count();
+        assert!(
+            ha.get(..head) == Some(&chain[..]) || hb.get(..head) == Some(&chain[..]),
+            "a mix of the two branches: {head} blocks, the first {} of the lighter branch ({} long), the first {} of the heavier ({} long)",
+            agree(&ha),
+            ha.len(),
+            agree(&hb),
+            hb.len()
+        );
+        chain
+    };
+    // The node under test holds the lighter branch.
+    {
+        let node = NodeProcess::start(base.path(), &[]);
+        post_blocks(node.base.clone(), node.token.clone(), Arc::new(light.clone()));
+        assert_eq!(whole_branch(&node), ha);
+        node.kill();
+    }
+    // Round 0 times the whole import of the heavier branch; then kill at points across it.
+    let mut took = Duration::ZERO;
+    let mut reorganised_at_restart = 0;
+    for fraction in [None, Some(0.3), Some(0.5), Some(0.65), Some(0.75), Some(0.85), Some(0.95)] {
+        let round = tempdir();
+        copy_dir(base.path(), round.path());
+        let node = NodeProcess::start(round.path(), &[]);
+        let started = std::time::Instant::now();
+        let poster = {
+            let (b, t, blocks) = (node.base.clone(), node.token.clone(), heavy.clone());
+            std::thread::spawn(move || post_blocks(b, t, blocks))
+        };
+        match fraction {
+            None => {
+                poster.join().unwrap();
+                took = started.elapsed();
+                assert_eq!(whole_branch(&node), hb, "the heavier branch wins");
+                node.kill();
+                continue;
+            }
+            Some(f) => {
+                std::thread::sleep(took.mul_f64(f));
+                node.kill();
+                let _ = poster.join();
+            }
+        }
+        // Restarted: one whole branch; then given the heavier one again, it ends on it.
+        let node = NodeProcess::start(round.path(), &[]);
+        let held = whole_branch(&node);
+        if hb.starts_with(&held) && held.len() > ha.len() {
+            reorganised_at_restart += 1;
+        }
+        post_blocks(node.base.clone(), node.token.clone(), heavy.clone());
+        assert_eq!(whole_branch(&node), hb);
+    }
+    eprintln!("reorganisation done before the kill in {reorganised_at_restart} of 6 rounds (import of the heavier branch: {took:?})");
+}
