@@ -1331,9 +1331,13 @@ impl Chain {
         let (rules, validators) = self.rules_at(state.as_ref(), &parent, height)?;
         let (hashes, exec, _) = self.check_on(&parent, &block, (rules.clone(), validators.clone()), Seal::Verify, || Ok(state))?;
         let weight = rules.weight(&self.engine_header(&block.header)?, &validators)?;
-        let side_weight: u128 = path.iter().filter_map(|h| lock(&self.side).get(h).map(|s| u128::from(s.weight))).sum::<u128>() + u128::from(weight);
+        let side_weight: u128 = {
+            let side = lock(&self.side);
+            path.iter().filter_map(|h| side.get(h).map(|s| u128::from(s.weight))).sum::<u128>() + u128::from(weight)
+        };
         lock(&self.side).insert(SideBlock { block, hash, weight, exec: Some(Arc::new((hashes, exec))) });
-        let ours = self.chain_weight(&view, fork, head.height)?;
+        let weights = self.chain_weights(&view, fork, head.height)?;
+        let ours: u128 = weights.iter().map(|w| u128::from(*w)).sum();
         // Heaviest wins; between equals the lower tip hash, so that every node that sees
         // both picks the same one (keeping one's own head would leave a tie split for ever
         // when no further block comes, as at the last block before an engine switch).
@@ -1344,7 +1348,7 @@ impl Chain {
         let mut path = path;
         path.push(hash);
         drop(view);
-        self.reorganise(&head, fork, &path)
+        self.reorganise(&head, fork, &path, weights)
     }
 
     /// Whether a block of this hash is on the chain or kept as a side block.
@@ -1426,21 +1430,21 @@ impl Chain {
         Ok((self.engine_in(&members.engines, height)?, members.validators))
     }
 
-    /// The weight blocks `fork + 1 ..= top` of the chain add, by the engines of their heights.
-    fn chain_weight(&self, view: &StoreView, fork: u64, top: u64) -> Result<u128, ChainError> {
+    /// What each of blocks `fork + 1 ..= top` of the chain weighs, by the engine of its height.
+    fn chain_weights(&self, view: &StoreView, fork: u64, top: u64) -> Result<Vec<u64>, ChainError> {
         let validators = self.members().validators.clone();
-        let mut total = 0u128;
-        for h in fork + 1..=top {
-            let header = view.header(h)?.ok_or_else(|| StoreError::Corrupt(format!("header {h} missing")))?;
-            total += u128::from(self.engine_for(h)?.weight(&self.engine_header(&header)?, &validators)?);
-        }
-        Ok(total)
+        (fork + 1..=top)
+            .map(|h| {
+                let header = view.header(h)?.ok_or_else(|| StoreError::Corrupt(format!("header {h} missing")))?;
+                Ok(self.engine_for(h)?.weight(&self.engine_header(&header)?, &validators)?)
+            })
+            .collect()
     }
 
     /// Replace the blocks above `fork` with the side blocks `path` (executed), in one store
-    /// transaction; the blocks taken off become side blocks, and their transactions that
-    /// the new chain lacks go back to the pool.
-    fn reorganise(&self, head: &Head, fork: u64, path: &[Hash32]) -> Result<Arc<CommittedBlock>, ChainError> {
+    /// transaction; the blocks taken off (weighing `old_weights`) become side blocks, and
+    /// their transactions that the new chain lacks go back to the pool.
+    fn reorganise(&self, head: &Head, fork: u64, path: &[Hash32], old_weights: Vec<u64>) -> Result<Arc<CommittedBlock>, ChainError> {
         let started = Instant::now();
         let view = Arc::new(self.read()?);
         // Executions for every block of the path (a block moved off earlier has none yet).
@@ -1464,10 +1468,6 @@ impl Chain {
             };
             old.push((block, hash));
         }
-        let old_weights: Vec<u64> = old
-            .iter()
-            .map(|(b, _)| Ok(self.engine_for(b.header.height)?.weight(&self.engine_header(&b.header)?, &self.members().validators)?))
-            .collect::<Result<_, ChainError>>()?;
         let fork_header = view.header(fork)?.ok_or_else(|| StoreError::Corrupt(format!("header {fork} missing")))?;
         drop(view);
         let commits: Vec<BlockCommit<'_>> = new

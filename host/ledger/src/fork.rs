@@ -90,6 +90,8 @@ pub struct ForkState {
     next_tree_at_fork: TreeId,
     /// Executions of the side blocks at heights fork + 1, fork + 2, …
     side: Vec<Executed>,
+    /// Their `contract_kv` writes, the last of each row, by row key (contract ‖ key).
+    side_kv: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 fn store_err(e: StoreError) -> StateError {
@@ -107,17 +109,27 @@ impl ForkState {
     pub fn new(base: Arc<StoreView>, fork: u64, side: Vec<Executed>) -> Result<ForkState, StoreError> {
         let kv_at_fork = base.kv_after(fork)?;
         let next_tree_at_fork = base.next_tree_after(fork)?;
-        Ok(ForkState { base, fork, kv_at_fork, next_tree_at_fork, side })
+        let side_kv = side.iter().flat_map(|s| &s.1.contract_kv).map(|(c, key, v)| (kv_key(c, key), v.clone())).collect();
+        Ok(ForkState { base, fork, kv_at_fork, next_tree_at_fork, side, side_kv })
     }
 
-    /// A side block's write to a storage row, the latest first; `None`: none wrote it.
-    fn side_value(&self, k: &[u8]) -> Option<Option<Vec<u8>>> {
-        for s in self.side.iter().rev() {
-            if let Some((_, _, v)) = s.1.contract_kv.iter().find(|(c, key, _)| k.len() == 32 + key.len() && k[..32] == c.0 && &k[32..] == key.as_slice()) {
-                return Some(v.clone());
+    /// Rows of `contract` in `prefix` after `after` that differ from the head's: as at the
+    /// fork point, then as the side blocks wrote them.
+    fn changed(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        let start = kv_key(contract, prefix);
+        let mut out = BTreeMap::new();
+        for rows in [&self.kv_at_fork, &self.side_kv] {
+            for (k, v) in rows.range(start.clone()..) {
+                let Some(key) = k.strip_prefix(&contract.0[..]) else { break };
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                if after.is_none_or(|a| key > a) {
+                    out.insert(key.to_vec(), v.clone());
+                }
             }
         }
-        None
+        out
     }
 }
 
@@ -148,36 +160,15 @@ impl StateStore for ForkState {
 
     fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let k = kv_key(contract, key);
-        if let Some(v) = self.side_value(&k) {
-            return Ok(v);
-        }
-        if let Some(v) = self.kv_at_fork.get(&k) {
+        if let Some(v) = self.side_kv.get(&k).or_else(|| self.kv_at_fork.get(&k)) {
             return Ok(v.clone());
         }
         self.base.contract_value(contract, key).map_err(store_err)
     }
 
     fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
-        let in_range = |k: &[u8]| k.starts_with(prefix) && after.is_none_or(|a| k > a);
-        // Rows that differ from the head's: as at the fork, then as the side blocks wrote them.
-        let mut changed: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let start = kv_key(contract, prefix);
-        for (k, v) in self.kv_at_fork.range(start.clone()..) {
-            let Some(key) = k.strip_prefix(&contract.0[..]) else { break };
-            if !key.starts_with(prefix) {
-                break;
-            }
-            if in_range(key) {
-                changed.insert(key.to_vec(), v.clone());
-            }
-        }
-        for s in &self.side {
-            for (c, key, v) in &s.1.contract_kv {
-                if c == contract && in_range(key) {
-                    changed.insert(key.clone(), v.clone());
-                }
-            }
-        }
+        // Rows that differ from the head's.
+        let changed = self.changed(contract, prefix, after);
         // At most this many of the head's rows are hidden, so this many cover `limit`.
         let hidden = changed.len();
         let stored = self.base.contract_scan(contract, prefix, after, limit.saturating_add(hidden)).map_err(store_err)?;
