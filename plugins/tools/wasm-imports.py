@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""List the imports of wasm core modules and fail if any is not from the crypto entropy interface.
+"""List the imports of wasm core modules and fail if any is not from the crypto world's own imports
+(`entropy`, `accel`).
 
 Usage: tools/wasm-imports.py FILE.wasm...   (no wasm-tools needed)
 """
 import sys
 
-ALLOWED_MODULES = {"joule:crypto/entropy@0.1.0"}
+ALLOWED_MODULES = {
+    f"joule:crypto/{interface}@{version}" for interface in ("entropy", "accel") for version in ("0.1.0", "0.1.1")
+}
 
 
 def leb(data, pos):

@@ -30,7 +30,7 @@ fn the_poa_component_judges_headers_with_the_channel_suite() {
     for suite_id in ["gm", "intl"] {
         let s = SuiteCrypto::new(CryptoSuite::named(suite_id).unwrap(), c.clone());
         let engine = plugin.linked::<EngineComponent>().unwrap().bind(Arc::new(s.clone()), b"min-block-interval-ms = 10".to_vec()).unwrap();
-        assert_eq!(engine.name(), "poa/0.3.0");
+        assert_eq!(engine.name(), "poa/0.3.1");
         let (a, b) = (c.generate_key(&s.suite().signature).unwrap(), c.generate_key(&s.suite().signature).unwrap());
         let vals = vec![Validator { public_key: a.public_key.clone(), weight: 1 }, Validator { public_key: b.public_key.clone(), weight: 1 }];
         let parent = header(&s, 6, 1000, &a.public_key, Some(&a.private_key));

@@ -16,6 +16,7 @@ fn every_first_party_algorithm_is_active() {
         (AlgorithmKind::Signature, &["ecdsa-p256", "ed25519", "sm2"][..]),
         (AlgorithmKind::PublicKeyEncryption, &["ecies-p256", "sm2"][..]),
         (AlgorithmKind::SymmetricCipher, &["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "sm4-cbc", "sm4-ctr", "sm4-ecb", "sm4-gcm"][..]),
+        (AlgorithmKind::KeyAgreement, &["ecdh-p256", "ecdh-sm2"][..]),
     ] {
         assert_eq!(c.algorithms(kind), ids, "{kind}");
     }

@@ -37,3 +37,4 @@ mod storage;
 mod support;
 mod tx_rejections;
 mod vendor_readme;
+mod wire;

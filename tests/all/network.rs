@@ -148,9 +148,11 @@ struct Byzantine {
     events: tokio::sync::mpsc::Receiver<joule_net::NetEvent>,
     signer: joule_node::keystore::KeystoreSigner,
     suite: joule_crypto::SuiteCrypto,
-    /// node2's index among the validators (PoA: its turn is `height % n == index`).
+    /// node2's index among the voting validators.
     index: u64,
     validators: u64,
+    /// The voting validators' public keys (hex), in order.
+    voting: Vec<String>,
     /// The honest nodes' network keys and addresses, in node order.
     honest: Vec<(joule_net::PeerKey, std::net::SocketAddr)>,
 }
@@ -162,13 +164,13 @@ impl Byzantine {
         let channel = &config.network.channels[0];
         let suite_id = channel.crypto_suite.clone();
         let wire = joule_net::WireSuite::from_channel_suite(&suite_id).expect("wire suite");
-        let key = std::sync::Arc::new(joule_node::p2p::network_key(network_dir, wire).expect("node2's network key"));
+        let crypto = crate::support::crypto();
+        let key = std::sync::Arc::new(joule_node::p2p::network_key(network_dir, &crypto, wire).expect("node2's network key"));
         let nodes: Vec<(joule_net::PeerKey, std::net::SocketAddr)> =
             channel.nodes.iter().map(|n| (joule_net::PeerKey::from_slice(&hex::decode(&n.network_key).expect("hex")).expect("key"), n.address)).collect();
         let me = key.public();
         let listen = nodes.iter().find(|(k, _)| *k == me).expect("node2 is in the node set").1;
         let honest: Vec<_> = nodes.iter().filter(|(k, _)| *k != me).cloned().collect();
-        let crypto = crate::support::crypto();
         let pass = joule_node::keystore::passphrase(None, Some(network_dir)).expect("passphrase").expect("keystore.pass");
         let keystore = joule_node::keystore::Keystore::open(&network_dir.join(joule_node::keystore::KEYSTORE_FILE), pass.as_bytes(), crypto.clone())
             .expect("node2's keystore");
@@ -185,7 +187,8 @@ impl Byzantine {
         cfg.bootstrap = honest.iter().map(|(_, a)| *a).collect();
         let set = std::sync::Arc::new(joule_net::NodeSet::new(nodes.iter().map(|(k, _)| *k)));
         let (net, events) = rt.block_on(joule_net::Network::start(cfg, set, 1024)).expect("node2's listener");
-        Byzantine { rt, net, events, signer, suite: crate::support::suite(&suite_id), index, validators: voting.len() as u64, honest }
+        let validators = voting.len() as u64;
+        Byzantine { rt, net, events, signer, suite: crate::support::suite(&suite_id), index, validators, voting, honest }
     }
 
     /// Wait until both honest nodes are connected to it.
@@ -202,8 +205,44 @@ impl Byzantine {
         }
     }
 
-    fn is_turn(&self, height: u64) -> bool {
-        height % self.validators == self.index
+    /// The voting validator index of a block's proposer (`None` for genesis).
+    fn proposer_index(&self, block: &serde_json::Value) -> Option<u64> {
+        let proposer = block["header"]["proposer"].as_str().expect("proposer hex");
+        self.voting.iter().position(|v| v == proposer).map(|i| i as u64)
+    }
+
+    /// Whether node2 is in turn for the block after `parent` (PoA 0.3: the rotation starts
+    /// after the parent's proposer; with three validators the window holds just that one).
+    fn in_turn_after(&self, parent: &serde_json::Value) -> bool {
+        match self.proposer_index(parent) {
+            Some(p) => (p + 1) % self.validators == self.index,
+            None => (parent["header"]["height"].as_u64().expect("height") + 1) % self.validators == self.index,
+        }
+    }
+
+    /// The `poa3` seal of a block after `parent`: the parent's window and its proposer's
+    /// last 4 bytes, keeping ⌊n/2⌋, then the signature.
+    fn seal(&self, parent: &serde_json::Value, signature: Vec<u8>) -> Vec<u8> {
+        let h = &parent["header"];
+        let parent_seal = hex::decode(h["seal"].as_str().expect("seal hex")).expect("seal");
+        let proposer = hex::decode(h["proposer"].as_str().expect("proposer hex")).expect("proposer");
+        let mut window: Vec<Vec<u8>> = match parent_seal.strip_prefix(b"poa3") {
+            Some(rest) => {
+                let k = usize::from(rest[0]);
+                rest[1..1 + 4 * k].chunks(4).map(<[u8]>::to_vec).collect()
+            }
+            None => vec![],
+        };
+        if !proposer.is_empty() && !parent_seal.is_empty() {
+            window.push(proposer[proposer.len() - 4..].to_vec());
+        }
+        let keep = (self.validators / 2) as usize;
+        let window = window[window.len().saturating_sub(keep)..].to_vec();
+        let mut seal = b"poa3".to_vec();
+        seal.push(window.len() as u8);
+        seal.extend(window.concat());
+        seal.extend(signature);
+        seal
     }
 
     /// An empty block on top of `parent` (the node's `/v1/blocks/H` JSON), sealed with
@@ -229,7 +268,7 @@ impl Byzantine {
         };
         tamper(&mut header);
         let seal_hash = suite.hash(&header.sealing_bytes()).expect("hash");
-        header.seal = self.signer.sign(&seal_hash.0).expect("sign");
+        header.seal = self.seal(parent, self.signer.sign(&seal_hash.0).expect("sign"));
         joule_primitives::Block { header, transactions: vec![] }
     }
 
@@ -285,8 +324,9 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
     let mut nonce = 0;
     let mut advance = |byz: &Byzantine| {
         let before = nodes[0].height();
-        if byz.is_turn(before + 1) {
-            byz.send(0, &byz.block_on(&head_block(&nodes[0]), |_| {}));
+        let head = head_block(&nodes[0]);
+        if byz.in_turn_after(&head) {
+            byz.send(0, &byz.block_on(&head, |_| {}));
         } else {
             let tx = crate::support::data_tx(&byz.suite, &meter, "grid", nonce, &format!("meter/x/{nonce}"), b"1 kWh");
             nonce += 1;
@@ -295,9 +335,11 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
         }
         wait_for("the next block", || nodes[0].height() > before && nodes[1].height() > before);
     };
+    // node2 is in turn two blocks after the head when the head's proposer is the one after
+    // node2 (the honest validator in between is in turn for the next block).
     loop {
-        let head = nodes[0].height();
-        if byz.is_turn(head + 2) && !byz.is_turn(head + 1) {
+        let head = head_block(&nodes[0]);
+        if byz.proposer_index(&head) == Some((byz.index + 1) % byz.validators) {
             break;
         }
         advance(&byz);
@@ -316,9 +358,10 @@ fn blocks_from_a_byzantine_validator_are_refused_and_it_is_scored_down_then_bann
     advance(&byz);
     let parent = head_block(&nodes[1]);
     let next = nodes[1].height() + 1;
-    assert!(byz.is_turn(next));
+    assert!(byz.in_turn_after(&parent));
     let mut forged = byz.block_on(&parent, |_| {});
-    forged.header.seal[10] ^= 1;
+    let n = forged.header.seal.len();
+    forged.header.seal[n - 3] ^= 1;
     byz.send(1, &forged);
     refused(&nodes[1], next, "a seal that does not verify");
     wait_for("node1 to score node2 down", || score_of(&nodes[1], &key) == Some(-50));

@@ -1,11 +1,12 @@
 //! Typed calls into one crypto plugin, with per-plugin metrics.
 
 use super::{CryptoError, KeyPair};
-use crate::bindings::Plugin as Bindings;
+use crate::bindings::Baseline as Bindings;
 use crate::bindings::exports::joule::crypto::signature::SignOptions;
 use crate::bindings::joule::crypto::types::CryptoError as WitError;
+use crate::bindings::key_agreement::KeyAgreementProvider as KeyAgreementExports;
 use crate::host::HostState;
-use crate::kind::CryptoPlugin;
+use crate::kind::{CryptoPlugin, Exports};
 use joule_kernel::PluginError;
 use std::time::Instant;
 
@@ -22,11 +23,25 @@ pub enum Op {
     PkeDecrypt,
     Encrypt,
     Decrypt,
+    AgreementPublicKey,
+    Agree,
 }
 
 impl Op {
-    pub const ALL: [Op; 10] =
-        [Op::Algorithms, Op::Digest, Op::Generate, Op::PublicKey, Op::Sign, Op::Verify, Op::PkeEncrypt, Op::PkeDecrypt, Op::Encrypt, Op::Decrypt];
+    pub const ALL: [Op; 12] = [
+        Op::Algorithms,
+        Op::Digest,
+        Op::Generate,
+        Op::PublicKey,
+        Op::Sign,
+        Op::Verify,
+        Op::PkeEncrypt,
+        Op::PkeDecrypt,
+        Op::Encrypt,
+        Op::Decrypt,
+        Op::AgreementPublicKey,
+        Op::Agree,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +55,8 @@ impl Op {
             Op::PkeDecrypt => "pke_decrypt",
             Op::Encrypt => "encrypt",
             Op::Decrypt => "decrypt",
+            Op::AgreementPublicKey => "agreement_public_key",
+            Op::Agree => "agree",
         }
     }
 }
@@ -65,6 +82,28 @@ impl CallMetrics {
 impl CryptoPlugin {
     /// One call: pooled instance, deadline, metrics, and errors mapped to [`CryptoError`].
     fn invoke<R>(&self, op: Op, f: impl FnOnce(&Bindings, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, WitError>>) -> Result<R, CryptoError> {
+        self.invoke_exports(op, |e, s| f(&e.baseline, s))
+    }
+
+    /// A call to the `key-agreement` export; a plugin built without it has no algorithms
+    /// there, so nothing is routed to it and this answers `Unsupported`.
+    fn invoke_key_agreement<R>(
+        &self,
+        op: Op,
+        alg: &str,
+        f: impl FnOnce(&KeyAgreementExports, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<R, CryptoError> {
+        self.invoke_exports(op, |e, s| match &e.key_agreement {
+            Some(k) => f(k, s),
+            None => Ok(Err(WitError::UnsupportedAlgorithm(alg.to_string()))),
+        })
+    }
+
+    fn invoke_exports<R>(
+        &self,
+        op: Op,
+        f: impl FnOnce(&Exports, &mut wasmtime::Store<HostState>) -> wasmtime::Result<Result<R, WitError>>,
+    ) -> Result<R, CryptoError> {
         let i = op as usize;
         let start = Instant::now();
         let out = self.instances.call(f);
@@ -96,6 +135,10 @@ pub trait PluginCrypto {
     fn pke_decrypt(&self, alg: &str, private_key: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError>;
     fn encrypt(&self, alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError>;
     fn decrypt(&self, alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// The compressed public key of a raw key-agreement scalar.
+    fn agreement_public_key(&self, alg: &str, private_key: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// The ECDH shared secret (x-coordinate) of a raw scalar and a compressed peer key.
+    fn agree(&self, alg: &str, private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>, CryptoError>;
 }
 
 impl PluginCrypto for CryptoPlugin {
@@ -137,6 +180,14 @@ impl PluginCrypto for CryptoPlugin {
     fn decrypt(&self, alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.invoke(Op::Decrypt, |p, s| p.joule_crypto_cipher().call_decrypt(s, alg, key, nonce, aad, ciphertext))
     }
+
+    fn agreement_public_key(&self, alg: &str, private_key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.invoke_key_agreement(Op::AgreementPublicKey, alg, |p, s| p.joule_crypto_key_agreement().call_public_key(s, alg, private_key))
+    }
+
+    fn agree(&self, alg: &str, private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.invoke_key_agreement(Op::Agree, alg, |p, s| p.joule_crypto_key_agreement().call_agree(s, alg, private_key, peer_public_key))
+    }
 }
 
 impl CryptoPlugin {
@@ -144,5 +195,34 @@ impl CryptoPlugin {
     pub(crate) fn describe(&self) -> Result<Vec<super::AlgorithmInfo>, CryptoError> {
         let v = self.invoke(Op::Algorithms, |p, s| p.joule_crypto_provider().call_algorithms(s).map(Ok))?;
         Ok(v.into_iter().map(Into::into).collect())
+    }
+
+    /// The plugin's key-agreement algorithms, described by the sizes the interface fixes
+    /// (raw 32-byte scalars, 33-byte compressed points, 32-byte secrets).
+    pub(crate) fn describe_key_agreements(&self) -> Result<Vec<super::AlgorithmInfo>, CryptoError> {
+        let ids = self.invoke_key_agreement(Op::Algorithms, "key-agreement", |p, s| p.joule_crypto_key_agreement().call_algorithms(s).map(Ok));
+        let ids = match ids {
+            Err(CryptoError::Unsupported(_)) => vec![],
+            other => other?,
+        };
+        Ok(ids
+            .into_iter()
+            .map(|id| super::AlgorithmInfo {
+                standard: match id.as_str() {
+                    "ecdh-p256" => "NIST SP 800-56A (P-256)",
+                    "ecdh-sm2" => "NIST SP 800-56A primitive on the GB/T 32918.1 curve",
+                    _ => "",
+                }
+                .to_string(),
+                id,
+                kind: super::AlgorithmKind::KeyAgreement,
+                oid: String::new(),
+                key_size: 32,
+                public_key_size: 33,
+                output_size: 32,
+                nonce_size: 0,
+                block_size: 0,
+            })
+            .collect())
     }
 }

@@ -59,6 +59,42 @@ impl wit::joule::crypto::accel::Host for HostState {
         core.update_blocks(blocks);
         Ok(core.serialize()[..32].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
+
+    fn aes_gctr(&mut self, key: Vec<u8>, counter: Vec<u8>, mut data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        use ctr::cipher::{KeyIvInit, StreamCipher};
+        let counter: [u8; 16] = counter.try_into().map_err(|c: Vec<u8>| wasmtime::format_err!("aes-gctr: counter has {} bytes, not 16", c.len()))?;
+        match key.len() {
+            16 => ctr::Ctr32BE::<aes::Aes128>::new_from_slices(&key, &counter).map(|mut c| c.apply_keystream(&mut data)),
+            32 => ctr::Ctr32BE::<aes::Aes256>::new_from_slices(&key, &counter).map(|mut c| c.apply_keystream(&mut data)),
+            n => wasmtime::bail!("aes-gctr: key has {n} bytes, not 16 or 32"),
+        }
+        .map_err(|_| wasmtime::format_err!("aes-gctr: key or counter of the wrong length"))?;
+        Ok(data)
+    }
+
+    fn ghash(&mut self, h: Vec<u8>, state: Vec<u8>, blocks: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
+        use ghash::universal_hash::{KeyInit, UniversalHash};
+        let h: [u8; 16] = h.try_into().map_err(|h: Vec<u8>| wasmtime::format_err!("ghash: h has {} bytes, not 16", h.len()))?;
+        let state: [u8; 16] = state.try_into().map_err(|s: Vec<u8>| wasmtime::format_err!("ghash: state has {} bytes, not 16", s.len()))?;
+        let (whole, rest) = blocks.as_chunks::<16>();
+        if !rest.is_empty() {
+            wasmtime::bail!("ghash: {} bytes is not a whole number of 16-byte blocks", blocks.len());
+        }
+        let Some((first, others)) = whole.split_first() else {
+            return Ok(state.to_vec());
+        };
+        // GHASH is Horner's rule in GF(2^128): continuing from a state is hashing from zero
+        // with the state XORed into the first block.
+        let mut g = ghash::GHash::new_from_slice(&h).map_err(|_| wasmtime::format_err!("ghash: bad h"))?;
+        let mut head = *first;
+        for (b, s) in head.iter_mut().zip(state) {
+            *b ^= s;
+        }
+        g.update(&[head.into()]);
+        let (others, _) = ghash::universal_hash::array::Array::slice_as_chunks(others.as_flattened());
+        g.update(others);
+        Ok(g.finalize().to_vec())
+    }
 }
 
 impl Limited for HostState {

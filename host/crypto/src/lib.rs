@@ -29,7 +29,7 @@ pub use suite::SuiteCrypto;
 /// SM2's default distinguishing identifier (GB/T 35276-2017 §5.2.2).
 pub const SM2_DEFAULT_ID: &str = joule_kernel::trust::SM2_DEFAULT_ID;
 
-/// The four kinds of algorithm a crypto plugin provides.
+/// The kinds of algorithm a crypto plugin provides (key agreement since `joule:crypto@0.1.1`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -38,10 +38,12 @@ pub enum AlgorithmKind {
     Signature,
     PublicKeyEncryption,
     SymmetricCipher,
+    KeyAgreement,
 }
 
 impl AlgorithmKind {
-    pub const ALL: [AlgorithmKind; 4] = [AlgorithmKind::Hash, AlgorithmKind::Signature, AlgorithmKind::PublicKeyEncryption, AlgorithmKind::SymmetricCipher];
+    pub const ALL: [AlgorithmKind; 5] =
+        [AlgorithmKind::Hash, AlgorithmKind::Signature, AlgorithmKind::PublicKeyEncryption, AlgorithmKind::SymmetricCipher, AlgorithmKind::KeyAgreement];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +51,7 @@ impl AlgorithmKind {
             AlgorithmKind::Signature => "signature",
             AlgorithmKind::PublicKeyEncryption => "public-key-encryption",
             AlgorithmKind::SymmetricCipher => "symmetric-cipher",
+            AlgorithmKind::KeyAgreement => "key-agreement",
         }
     }
 
@@ -254,5 +257,15 @@ impl CryptoService {
 
     pub fn decrypt(&self, alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.route(AlgorithmKind::SymmetricCipher, alg)?.plugin()?.decrypt(alg, key, nonce, aad, ciphertext)
+    }
+
+    /// The compressed public key of a raw key-agreement scalar (`ecdh-p256`, `ecdh-sm2`).
+    pub fn agreement_public_key(&self, alg: &str, private_key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.route(AlgorithmKind::KeyAgreement, alg)?.plugin()?.agreement_public_key(alg, private_key)
+    }
+
+    /// The ECDH shared secret of a raw scalar and a peer's compressed public key.
+    pub fn agree(&self, alg: &str, private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.route(AlgorithmKind::KeyAgreement, alg)?.plugin()?.agree(alg, private_key, peer_public_key)
     }
 }

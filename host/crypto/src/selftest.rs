@@ -41,6 +41,12 @@ enum Vector {
         ciphertext: &'static str,
         plaintext: &'static str,
     },
+    /// Raw scalar, compressed peer point, shared x-coordinate.
+    Agree {
+        private_key: &'static str,
+        peer_public_key: &'static str,
+        shared: &'static str,
+    },
 }
 
 /// `(kind, id, source, vector)`.
@@ -214,6 +220,31 @@ const VECTORS: &[(AlgorithmKind, &str, &str, Vector)] = {
                 signature: "3046022100975bab79e2373c19cdfaa4ac7e5e57ce3c05e92ab61f773d648bfbfdb2295854022100b34b33e07ed1d80ef63b7ffa4544f87309d94840106cb2ae40855af393bffe55",
             },
         ),
+        // NIST CAVS 14.1 KAS ECC CDH primitive, P-256, COUNT = 0 (also checked with Python
+        // `cryptography`); the peer key compressed.
+        (
+            KeyAgreement,
+            "ecdh-p256",
+            "NIST CAVS ECC CDH P-256 #0",
+            Agree {
+                private_key: "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534",
+                peer_public_key: "02700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287",
+                shared: "46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b",
+            },
+        ),
+        // No standard publishes plain ECDH on the SM2 curve: computed with a textbook affine
+        // double-and-add in Python over the GB/T 32918.5 parameters (scalar 01..20; the peer
+        // is the SM2 key of the OpenSSL vectors above), both ways round.
+        (
+            KeyAgreement,
+            "ecdh-sm2",
+            "independent Python computation",
+            Agree {
+                private_key: "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20",
+                peer_public_key: "02847bd52b3c8ec918b8ad214928d962842032127c7cbebea18e0f91bd20ad7d0c",
+                shared: "9008e898139e036e8d6dbef6e2f9aac82e39ff8d4e42ee5d5ec2a231c502be78",
+            },
+        ),
     ]
 };
 
@@ -239,7 +270,7 @@ pub fn run(plugin: &CryptoPlugin, manifest: &Manifest) -> Result<usize, String> 
             check_vendor_vector(plugin, info, k).map_err(|d| fail(&format!("manifest known-answer #{}", n + 1), d))?;
             vectors_run += 1;
         }
-        if vectors_run == 0 && matches!(info.kind, AlgorithmKind::Hash | AlgorithmKind::SymmetricCipher) {
+        if vectors_run == 0 && matches!(info.kind, AlgorithmKind::Hash | AlgorithmKind::SymmetricCipher | AlgorithmKind::KeyAgreement) {
             return Err(fail("known answers", "no published vector is known for this identifier and the manifest gives none".into()));
         }
         cases += vectors_run + properties(plugin, info).map_err(|d| fail("properties", d))?;
@@ -279,6 +310,9 @@ fn check_vector(p: &CryptoPlugin, info: &AlgorithmInfo, v: &Vector) -> Result<()
         Vector::PkeDecrypt { private_key, ciphertext, plaintext } => {
             eq_hex("decryption", &p.pke_decrypt(alg, &h(private_key), &h(ciphertext)).map_err(err)?, &h(plaintext))
         }
+        Vector::Agree { private_key, peer_public_key, shared } => {
+            eq_hex("shared secret", &p.agree(alg, &h(private_key), &h(peer_public_key)).map_err(err)?, &h(shared))
+        }
     }
 }
 
@@ -295,6 +329,8 @@ fn check_vendor_vector(p: &CryptoPlugin, info: &AlgorithmInfo, k: &KnownAnswer) 
             false => Err("the vendor's signature vector does not verify".into()),
         },
         AlgorithmKind::PublicKeyEncryption => eq_hex("decryption", &p.pke_decrypt(alg, &h(&k.key), &h(&k.input)).map_err(err)?, &h(&k.output)),
+        // key: the raw scalar; input: the peer's compressed point; output: the secret.
+        AlgorithmKind::KeyAgreement => eq_hex("shared secret", &p.agree(alg, &h(&k.key), &h(&k.input)).map_err(err)?, &h(&k.output)),
     }
 }
 
@@ -391,6 +427,27 @@ fn properties(p: &CryptoPlugin, info: &AlgorithmInfo) -> Result<usize, String> {
                 }
             }
             Ok(2 + aead as usize)
+        }
+        AlgorithmKind::KeyAgreement => {
+            let (a, b) = (probe_bytes(32, 3), probe_bytes(32, 5));
+            let (pa, pb) = (p.agreement_public_key(alg, &a).map_err(err)?, p.agreement_public_key(alg, &b).map_err(err)?);
+            if pa.len() != info.public_key_size as usize {
+                return Err(format!("public key is {} bytes, not the {} of a compressed point", pa.len(), info.public_key_size));
+            }
+            let (ab, ba) = (p.agree(alg, &a, &pb).map_err(err)?, p.agree(alg, &b, &pa).map_err(err)?);
+            if ab != ba {
+                return Err("the two sides of an agreement disagree".into());
+            }
+            if ab.len() != info.output_size as usize || ab == p.agree(alg, &a, &pa).map_err(err)? {
+                return Err("the shared secret does not depend on the peer's key, or has the wrong size".into());
+            }
+            // A compressed x-coordinate of all ones lies above the field prime of both curves.
+            let mut off_curve = vec![0xffu8; 33];
+            off_curve[0] = 2;
+            if p.agree(alg, &a, &off_curve).is_ok() {
+                return Err("a peer key that is not a point of the curve was accepted".into());
+            }
+            Ok(4)
         }
     }
 }

@@ -222,7 +222,7 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
         .iter()
         .enumerate()
         .map(|(i, dir)| {
-            let key = joule_node::p2p::network_key(dir, suite)?;
+            let key = joule_node::p2p::network_key(dir, &crypto, suite)?;
             Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address: free_port()?, joined: false })
         })
         .collect::<Result<_>>()?;

@@ -10,6 +10,10 @@
 //! peers that send garbage, oversized or too many messages, or that the node reports, lose
 //! score and are banned ([`Offence`]); pings keep liveness (§10.1).
 //!
+//! The handshake and every frame run on [`WirePrimitives`]: a node serves them from its
+//! crypto plugins; [`NativePrimitives`] (RustCrypto, in process) is the reference they are
+//! tested and benchmarked against.
+//!
 //! [`Network`] is the one implementation: a TLCP (GB/T 38636) backend would replace
 //! [`secure::handshake`] and the framing below [`Network`], with the same events.
 
@@ -20,7 +24,7 @@ mod score;
 pub mod secure;
 mod suite;
 
-pub use crypto::{PUBLIC_KEY_LEN, SCALAR_LEN};
+pub use crypto::{HASH_LEN, NativePrimitives, PUBLIC_KEY_LEN, SCALAR_LEN, TAG_LEN, WirePrimitives};
 pub use message::{DecodeError, Message, WIRE_VERSION};
 pub use network::{NetConfig, NetCounters, NetError, NetEvent, Network, NodeSet, PeerAuthorizer, PeerInfo, SendError};
 pub use score::{BAN_SCORE, Offence, Scores};

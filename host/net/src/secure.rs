@@ -82,7 +82,10 @@ pub async fn handshake(
     let mut reader = FramedRead::new(r, codec());
     let mut writer = FramedWrite::new(w, codec());
     let noise_error = |e: snow::Error| HandshakeError::Noise(e.to_string());
-    let builder = snow::Builder::with_resolver(suite.params(), suite.resolver())
+    if key.suite() != suite {
+        return Err(HandshakeError::Noise(format!("the node key is a {} key, the channel's wire is {suite}", key.suite())));
+    }
+    let builder = snow::Builder::with_resolver(suite.params(), crate::suite::resolver(key.primitives().clone()))
         .local_private_key(key.private().as_slice())
         .map_err(noise_error)?
         .prologue(prologue)

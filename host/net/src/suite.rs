@@ -1,9 +1,10 @@
 //! Which Noise protocol a channel's wire speaks, and the node's static key for it.
 
-use crate::crypto::{self, Aes256Gcm, EcDh, OsRandom, PUBLIC_KEY_LEN, SCALAR_LEN, Sm4Gcm, SuiteHash};
+use crate::crypto::{self, OsRandom, PUBLIC_KEY_LEN, SCALAR_LEN, WireCipher, WireDh, WireHash, WirePrimitives};
 use snow::params::{CipherChoice, DHChoice, HashChoice, NoiseParams};
 use snow::resolvers::CryptoResolver;
 use snow::types::{Cipher, Dh, Hash, Random};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The wire's crypto, following the channel's suite: a channel bound to national
@@ -46,16 +47,19 @@ impl WireSuite {
         params
     }
 
-    pub(crate) fn resolver(self) -> Box<dyn CryptoResolver + Send + Sync> {
-        Box::new(SuiteResolver(self))
-    }
-
-    fn dh(self) -> Box<dyn Dh> {
+    /// Noise's names for the suite's DH, cipher and hash (in the protocol name).
+    fn slot_names(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            WireSuite::Intl => Box::new(EcDh::<p256::NistP256>::new("P256")),
-            WireSuite::Gm => Box::new(EcDh::<sm2::Sm2>::new("SM2")),
+            WireSuite::Intl => ("P256", "AESGCM", "SHA256"),
+            WireSuite::Gm => ("SM2", "SM4GCM", "SM3"),
         }
     }
+}
+
+/// Snow's resolver for a suite's primitives: they fill the template's slots, and nothing
+/// else resolves.
+pub(crate) fn resolver(primitives: Arc<dyn WirePrimitives>) -> Box<dyn CryptoResolver + Send + Sync> {
+    Box::new(SuiteResolver(primitives))
 }
 
 impl std::fmt::Display for WireSuite {
@@ -68,7 +72,7 @@ impl std::fmt::Display for WireSuite {
 }
 
 /// Answers snow with the suite's primitives for the template's slots, and nothing else.
-struct SuiteResolver(WireSuite);
+struct SuiteResolver(Arc<dyn WirePrimitives>);
 
 impl CryptoResolver for SuiteResolver {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
@@ -76,27 +80,18 @@ impl CryptoResolver for SuiteResolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        matches!(choice, DHChoice::Curve448).then(|| self.0.dh())
+        let (name, _, _) = self.0.suite().slot_names();
+        matches!(choice, DHChoice::Curve448).then(|| Box::new(WireDh::new(self.0.clone(), name)) as Box<dyn Dh>)
     }
 
     fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        if !matches!(choice, HashChoice::SHA256) {
-            return None;
-        }
-        Some(match self.0 {
-            WireSuite::Intl => Box::new(SuiteHash::<sha2::Sha256>::new("SHA256")),
-            WireSuite::Gm => Box::new(SuiteHash::<sm3::Sm3>::new("SM3")),
-        })
+        let (_, _, name) = self.0.suite().slot_names();
+        matches!(choice, HashChoice::SHA256).then(|| Box::new(WireHash::new(self.0.clone(), name)) as Box<dyn Hash>)
     }
 
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        if !matches!(choice, CipherChoice::AESGCM) {
-            return None;
-        }
-        Some(match self.0 {
-            WireSuite::Intl => Box::new(Aes256Gcm::new()),
-            WireSuite::Gm => Box::new(Sm4Gcm::new()),
-        })
+        let (_, name, _) = self.0.suite().slot_names();
+        matches!(choice, CipherChoice::AESGCM).then(|| Box::new(WireCipher::new(self.0.clone(), name)) as Box<dyn Cipher>)
     }
 }
 
@@ -110,41 +105,40 @@ pub enum KeyError {
 }
 
 /// A node's static network key: the DH key its peers know it by (its public half is what
-/// the channel's node set lists). Separate from the node's signing key.
+/// the channel's node set lists). Separate from the node's signing key. It carries the
+/// primitives its handshakes run on.
 pub struct NodeKey {
-    suite: WireSuite,
+    primitives: Arc<dyn WirePrimitives>,
     private: Zeroizing<[u8; SCALAR_LEN]>,
     public: [u8; PUBLIC_KEY_LEN],
 }
 
 impl std::fmt::Debug for NodeKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeKey").field("suite", &self.suite).field("public", &PeerKey(self.public)).finish_non_exhaustive()
+        f.debug_struct("NodeKey").field("suite", &self.suite()).field("public", &PeerKey(self.public)).finish_non_exhaustive()
     }
 }
 
 impl NodeKey {
-    pub fn generate(suite: WireSuite) -> Result<Self, KeyError> {
-        let k = match suite {
-            WireSuite::Intl => crypto::generate::<p256::NistP256>(&mut OsRandom),
-            WireSuite::Gm => crypto::generate::<sm2::Sm2>(&mut OsRandom),
-        }
-        .map_err(|_| KeyError::Entropy)?;
-        Self::from_private(suite, &k)
+    /// A fresh key from the operating system's entropy, on the primitives' curve.
+    pub fn generate(primitives: Arc<dyn WirePrimitives>) -> Result<Self, KeyError> {
+        let k = crypto::generate(primitives.as_ref(), &mut OsRandom).map_err(|_| KeyError::Entropy)?;
+        Self::from_private(primitives, k.as_slice())
     }
 
-    pub fn from_private(suite: WireSuite, private: &[u8]) -> Result<Self, KeyError> {
-        let public = match suite {
-            WireSuite::Intl => crypto::public_key::<p256::NistP256>(private),
-            WireSuite::Gm => crypto::public_key::<sm2::Sm2>(private),
-        }
-        .ok_or(KeyError::InvalidPrivateKey)?;
+    pub fn from_private(primitives: Arc<dyn WirePrimitives>, private: &[u8]) -> Result<Self, KeyError> {
+        let public = primitives.public_key(private).ok_or(KeyError::InvalidPrivateKey)?;
         let private: [u8; SCALAR_LEN] = private.try_into().map_err(|_| KeyError::InvalidPrivateKey)?;
-        Ok(NodeKey { suite, private: Zeroizing::new(private), public })
+        Ok(NodeKey { primitives, private: Zeroizing::new(private), public })
     }
 
     pub fn suite(&self) -> WireSuite {
-        self.suite
+        self.primitives.suite()
+    }
+
+    /// The primitives the key's handshakes and sessions run on.
+    pub fn primitives(&self) -> &Arc<dyn WirePrimitives> {
+        &self.primitives
     }
 
     pub fn public(&self) -> PeerKey {

@@ -28,7 +28,7 @@ async fn start(c: NetConfig, set: &Arc<NodeSet>) -> (Network, Receiver<NetEvent>
 }
 
 fn keys(suite: WireSuite, n: usize) -> Vec<Arc<NodeKey>> {
-    (0..n).map(|_| Arc::new(NodeKey::generate(suite).expect("entropy"))).collect()
+    (0..n).map(|_| Arc::new(NodeKey::generate(NativePrimitives::shared(suite)).expect("entropy"))).collect()
 }
 
 fn set_of(keys: &[Arc<NodeKey>]) -> Arc<NodeSet> {
@@ -321,9 +321,9 @@ async fn simultaneous_dials_settle_on_one_connection_each_way() {
 
 #[test]
 fn keys_are_checked_and_the_suites_name_their_protocols() {
-    assert_eq!(NodeKey::from_private(WireSuite::Gm, &[0; 32]).err(), Some(KeyError::InvalidPrivateKey));
-    assert_eq!(NodeKey::from_private(WireSuite::Intl, &[0xff; 32]).err(), Some(KeyError::InvalidPrivateKey), "above the order");
-    let k = NodeKey::from_private(WireSuite::Intl, &[1; 32]).unwrap();
+    assert_eq!(NodeKey::from_private(NativePrimitives::shared(WireSuite::Gm), &[0; 32]).err(), Some(KeyError::InvalidPrivateKey));
+    assert_eq!(NodeKey::from_private(NativePrimitives::shared(WireSuite::Intl), &[0xff; 32]).err(), Some(KeyError::InvalidPrivateKey), "above the order");
+    let k = NodeKey::from_private(NativePrimitives::shared(WireSuite::Intl), &[1; 32]).unwrap();
     assert_eq!(k.public().as_bytes().len(), 33);
     assert!(matches!(k.public().as_bytes()[0], 2 | 3), "compressed SEC1");
     assert_eq!(WireSuite::Gm.protocol_name(), "Noise_XX_SM2_SM4GCM_SM3");

@@ -654,7 +654,7 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
             let ch = joined.channels.first_mut().context("the network to join has no channel")?;
             let wire = joule_net::WireSuite::from_channel_suite(&ch.crypto_suite)
                 .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", ch.id, ch.crypto_suite))?;
-            let key = crate::p2p::network_key(&a.dir, wire)?;
+            let key = crate::p2p::network_key(&a.dir, crypto, wire)?;
             if ch.nodes.iter().any(|n| n.name == a.name && !n.joined) {
                 bail!("node name {:?} is taken by a genesis node of channel {}: pick another with --name", a.name, ch.id);
             }

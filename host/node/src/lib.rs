@@ -18,6 +18,7 @@ pub mod keystore;
 pub mod p2p;
 pub mod plugins;
 pub mod server;
+pub mod wire;
 
 use anyhow::{Context, Result};
 use config::Config;
@@ -343,7 +344,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Arc<Node>) -> Result
         let addresses = peer_addresses(&node, chain.channel())?;
         // Peers' consensus messages, for the channel's participant.
         let (consensus_tx, consensus_rx) = tokio::sync::mpsc::channel(1024);
-        let net = p2p::start(&node.dir, chain.clone(), &addresses, consensus_tx).await?;
+        let net = p2p::start(&node.dir, &node.crypto, chain.clone(), &addresses, consensus_tx).await?;
         if let Some(net) = &net {
             println!("channel {} peer-to-peer on {} as {}", chain.channel(), net.local_addr(), net.key());
             lock(&node.networks).push((chain.channel().clone(), net.clone()));

@@ -18,6 +18,7 @@
 
 use anyhow::{Context, Result};
 use joule_consensus::Event;
+use joule_crypto::CryptoService;
 use joule_ledger::chain::{Chain, ChainError};
 use joule_net::{Message, NetConfig, NetEvent, Network, NodeKey, NodeSet, Offence, PeerKey, WireSuite};
 use joule_primitives::{Block, Encode, Transaction};
@@ -45,17 +46,18 @@ pub fn network_key_file(dir: &Path, suite: WireSuite) -> std::path::PathBuf {
     dir.join(format!("network-{suite}.key"))
 }
 
-/// The node's network key for `suite`, created on first use (§5.2.3: a node generates its
-/// keys before it joins).
-pub fn network_key(dir: &Path, suite: WireSuite) -> Result<NodeKey> {
+/// The node's network key for a suite, created on first use (§5.2.3: a node generates its
+/// keys before it joins), on the wire primitives of the node's crypto plugins.
+pub fn network_key(dir: &Path, crypto: &CryptoService, suite: WireSuite) -> Result<NodeKey> {
+    let primitives = crate::wire::PluginWire::shared(crypto.clone(), suite)?;
     let path = network_key_file(dir, suite);
     if path.exists() {
         let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         let bytes = hex::decode(text.trim()).with_context(|| format!("{} is not hex", path.display()))?;
-        return NodeKey::from_private(suite, &bytes)
+        return NodeKey::from_private(primitives, &bytes)
             .with_context(|| format!("{}: not a {suite} network key; delete it to have a new one made", path.display()));
     }
-    let key = NodeKey::generate(suite)?;
+    let key = NodeKey::generate(primitives)?;
     joule_support::fs::write_atomic(&path, hex::encode(key.private()).as_bytes(), Mode::Private).with_context(|| format!("write {}", path.display()))?;
     Ok(key)
 }
@@ -64,6 +66,7 @@ pub fn network_key(dir: &Path, suite: WireSuite) -> Result<NodeKey> {
 /// them: listen where the channel's configuration says this node is, dial the others.
 pub async fn start(
     dir: &Path,
+    crypto: &CryptoService,
     chain: Arc<Chain>,
     addresses: &[(PeerKey, std::net::SocketAddr)],
     consensus: tokio::sync::mpsc::Sender<Event>,
@@ -76,7 +79,7 @@ pub async fn start(
     }
     let suite = WireSuite::from_channel_suite(&spec.crypto_suite.id)
         .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", spec.channel, spec.crypto_suite.id))?;
-    let key = Arc::new(network_key(dir, suite)?);
+    let key = Arc::new(network_key(dir, crypto, suite)?);
     let members = |m: &joule_ledger::governance::Members| -> Vec<PeerKey> { m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect() };
     let me = key.public();
     let Some(listen) = addresses.iter().find(|(k, _)| *k == me).map(|(_, a)| *a) else {

@@ -34,7 +34,7 @@
 
 use serde::Deserialize;
 
-pub const NAME: &str = "poa/0.3.0";
+pub const NAME: &str = "poa/0.3.1";
 
 /// The engine's configuration (`[consensus.config]` of a channel, as TOML).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -188,6 +188,12 @@ pub fn verify_header(
         return Err("the block is not sealed".into());
     }
     let seal = Seal::parse(header.seal).ok_or("the seal is malformed (poa3 ‖ k ‖ k × 4 bytes ‖ signature)")?;
+    // Bare signatures are the seals of chains begun before 0.3.0, accepted so their history
+    // still verifies. Once a block carries a window every later one must: a bare seal
+    // there would restart the window and let a validator seal blocks in a row.
+    if !header.seal.starts_with(MAGIC) && parent.seal.starts_with(MAGIC) {
+        return Err("a bare-signature seal after a poa3 seal: since 0.3.0 every seal carries its window (poa3 ‖ k ‖ window ‖ signature)".into());
+    }
     if header.seal.starts_with(MAGIC) {
         let window = next_window(parent, validators);
         if seal.recent != window {
@@ -755,6 +761,16 @@ mod tests {
         );
         // Parsing: a bare signature is an empty window; a truncated window is malformed.
         assert_eq!(Seal::parse(b"\x30\x44sig").map(|s| s.recent.len()), Some(0));
+        // A bare seal cannot follow a windowed one (it would empty the window: d, which
+        // sealed 4, could seal 5 in turn order again), but may follow a bare one (a chain
+        // begun before 0.3.0).
+        let e = verify_header(&c, &Concat, &parent, &sealed(5, 9000, b"d", b"dh"), &v).unwrap_err();
+        assert!(e.contains("bare-signature seal after a poa3 seal"), "{e}");
+        let bare_parent = sealed(4, 1000, b"d", b"dh");
+        assert_eq!(
+            verify_header(&c, &Concat, &bare_parent, &sealed(5, 2000, b"b", b"bh"), &v),
+            Ok(())
+        );
         assert_eq!(Seal::parse(b"poa3\x02abcd"), None);
         assert!(
             verify_header(&c, &Concat, &parent, &sealed(5, 1001, b"b", b"poa3\x09"), &v)

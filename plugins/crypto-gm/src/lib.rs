@@ -3,12 +3,16 @@
 //! - hash `sm3` (GB/T 32905-2016)
 //! - signature `sm2`: SM2 with SM3 and the Z value, DER signatures (GB/T 32918.2-2016)
 //! - public-key-encryption `sm2`: C1C3C2, DER per GM/T 0009-2012 (GB/T 32918.4-2016)
-//! - symmetric-cipher `sm4-ecb`, `sm4-cbc`, `sm4-ctr`, `sm4-gcm` (GB/T 32907-2016)
+//! - symmetric-cipher `sm4-ecb`, `sm4-cbc`, `sm4-ctr`, `sm4-gcm` (GB/T 32907-2016; GCM per
+//!   RFC 8998, GHASH on the host)
+//! - key-agreement `ecdh-sm2` (see [`ecdh`]): ECDH over the SM2 curve on raw keys (32-byte
+//!   scalar, 33-byte compressed point), the peer-to-peer wire's Noise DH
 //!
 //! Keys interoperate with OpenSSL 3: PKCS#8 / SPKI with id-ecPublicKey and the SM2 curve OID.
 
 use joule_crypto_sdk::{AlgorithmInfo, Entropy, Error, KeyPair, Kind, Plugin, Result};
 
+pub mod ecdh;
 mod sm2_ops;
 mod sm4_modes;
 
@@ -123,6 +127,22 @@ impl Plugin for Gm {
 
     fn cipher_decrypt(alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
         sm4_modes::decrypt(alg, key, nonce, aad, ciphertext)
+    }
+
+    const KEY_AGREEMENTS: &'static [&'static str] = &[ecdh::ID];
+
+    fn agreement_public_key(alg: &str, private_key: &[u8]) -> Result<Vec<u8>> {
+        match alg {
+            ecdh::ID => ecdh::public_key(private_key),
+            _ => Err(Error::unsupported(alg)),
+        }
+    }
+
+    fn agree(alg: &str, private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>> {
+        match alg {
+            ecdh::ID => ecdh::agree(private_key, peer_public_key),
+            _ => Err(Error::unsupported(alg)),
+        }
     }
 }
 

@@ -18,9 +18,9 @@
 //! not an uncompressed point on the curve (`invalid-input`); a wrong key or any tampering fails
 //! the tag check (`decryption-failed`).
 
-use aes_gcm::Aes256Gcm;
 use hkdf::Hkdf;
-use joule_crypto_sdk::{Entropy, Error, Result, aead_decrypt, aead_encrypt};
+use joule_crypto_sdk::gcm::{AesGctr, Gcm};
+use joule_crypto_sdk::{Entropy, Error, Result};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use p256::{PublicKey, SecretKey, ecdh};
 use sha2::Sha256;
@@ -50,7 +50,7 @@ pub fn encrypt(recipient: &PublicKey, plaintext: &[u8], rng: &mut Entropy) -> Re
     let shared = ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), recipient.as_affine());
     let (key, nonce) = derive(&shared, point.as_bytes());
     let mut out = point.as_bytes().to_vec();
-    out.extend(aead_encrypt::<Aes256Gcm>(&key, &nonce, &[], plaintext)?);
+    out.extend(Gcm::new(AesGctr::one_time(&key)?).encrypt(&nonce, &[], plaintext)?);
     Ok(out)
 }
 
@@ -66,7 +66,7 @@ pub fn decrypt(recipient: &SecretKey, ciphertext: &[u8]) -> Result<Vec<u8>> {
         PublicKey::from_sec1_bytes(point).map_err(|_| Error::input("ecies-p256 ephemeral key is not on P-256"))?;
     let shared = ecdh::diffie_hellman(recipient.to_nonzero_scalar(), ephemeral.as_affine());
     let (key, nonce) = derive(&shared, point);
-    aead_decrypt::<Aes256Gcm>(&key, &nonce, &[], sealed)
+    Gcm::new(AesGctr::one_time(&key)?).decrypt(&nonce, &[], sealed)
 }
 
 #[cfg(test)]
@@ -105,6 +105,7 @@ mod tests {
     /// Recomputes the documented key schedule by hand from a fixed ephemeral key.
     #[test]
     fn documented_format() {
+        use aes_gcm::Aes256Gcm;
         use aes_gcm::aead::{Aead, KeyInit};
         fn fixed(len: u32) -> Vec<u8> {
             vec![0x11; len as usize]

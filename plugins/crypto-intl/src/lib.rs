@@ -4,19 +4,24 @@
 //! - signature `ecdsa-p256`: ECDSA over P-256 with SHA-256 of the whole message, DER signatures,
 //!   deterministic nonces (RFC 6979); interoperates with `openssl dgst -sha256 -sign/-verify`
 //! - public-key-encryption `ecies-p256` (see [`ecies`])
-//! - symmetric-cipher `aes-128-gcm`, `aes-256-gcm` (12-byte nonce, ciphertext || 16-byte tag)
+//! - symmetric-cipher `aes-128-gcm`, `aes-256-gcm` (12-byte nonce, ciphertext || 16-byte tag):
+//!   the SDK's GCM ([`joule_crypto_sdk::gcm`]) with AES-GCTR and GHASH on the host
+//!   (`joule:crypto/accel`), since WebAssembly has no AES or carry-less multiply instructions
+//! - key-agreement `ecdh-p256` (see [`ecdh`]): NIST SP 800-56A ECC CDH over P-256 on raw keys
+//!   (32-byte scalar, 33-byte compressed point), the peer-to-peer wire's Noise DH
 //!
 //! Both `ecdsa-p256` and `ecies-p256` use P-256 keys: PKCS#8 (RFC 5915 inside) and SPKI, as OpenSSL.
 
-use aes_gcm::{Aes128Gcm, Aes256Gcm};
+use joule_crypto_sdk::gcm::{AesGctr, Gcm};
 use joule_crypto_sdk::key_cache::SharedCache;
-use joule_crypto_sdk::{AlgorithmInfo, Entropy, Error, KeyPair, Kind, Plugin, Result, aead_decrypt, aead_encrypt};
+use joule_crypto_sdk::{AlgorithmInfo, Entropy, Error, KeyPair, Kind, Plugin, Result};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use p256::{PublicKey, SecretKey};
 use sha2::Digest;
 
+pub mod ecdh;
 pub mod ecies;
 
 pub struct Intl;
@@ -135,19 +140,44 @@ impl Plugin for Intl {
     }
 
     fn cipher_encrypt(alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        match alg {
-            "aes-128-gcm" => aead_encrypt::<Aes128Gcm>(key, nonce, aad, plaintext),
-            "aes-256-gcm" => aead_encrypt::<Aes256Gcm>(key, nonce, aad, plaintext),
-            _ => Err(Error::unsupported(alg)),
-        }
+        keyed_aes_gcm(alg, key)?.encrypt(nonce, aad, plaintext)
     }
 
     fn cipher_decrypt(alg: &str, key: &[u8], nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>> {
-        match alg {
-            "aes-128-gcm" => aead_decrypt::<Aes128Gcm>(key, nonce, aad, ciphertext),
-            "aes-256-gcm" => aead_decrypt::<Aes256Gcm>(key, nonce, aad, ciphertext),
-            _ => Err(Error::unsupported(alg)),
-        }
+        keyed_aes_gcm(alg, key)?.decrypt(nonce, aad, ciphertext)
+    }
+
+    const KEY_AGREEMENTS: &'static [&'static str] = &[ecdh::ID];
+
+    fn agreement_public_key(alg: &str, private_key: &[u8]) -> Result<Vec<u8>> {
+        ecdh_alg(alg)?;
+        ecdh::public_key(private_key)
+    }
+
+    fn agree(alg: &str, private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>> {
+        ecdh_alg(alg)?;
+        ecdh::agree(private_key, peer_public_key)
+    }
+}
+
+/// AES-GCM keyed for `alg`: the key must have the identifier's size (16 or 32 bytes).
+fn keyed_aes_gcm<'k>(alg: &str, key: &'k [u8]) -> Result<Gcm<AesGctr<'k>>> {
+    let size = match alg {
+        "aes-128-gcm" => 16,
+        "aes-256-gcm" => 32,
+        _ => return Err(Error::unsupported(alg)),
+    };
+    if key.len() != size {
+        return Err(Error::key(format!("key must be {size} bytes")));
+    }
+    Ok(Gcm::new(AesGctr::new(key)?))
+}
+
+fn ecdh_alg(alg: &str) -> Result<()> {
+    if alg == ecdh::ID {
+        Ok(())
+    } else {
+        Err(Error::unsupported(alg))
     }
 }
 

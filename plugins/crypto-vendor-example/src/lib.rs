@@ -1,5 +1,5 @@
 //! Example vendor plugin for Joule: one hash, `acme-blake2s-256` (BLAKE2s with a 256-bit digest,
-//! RFC 7693), shipped as a WebAssembly component targeting `joule:crypto/plugin@0.1.0`.
+//! RFC 7693), shipped as a WebAssembly component targeting `joule:crypto/plugin@0.1.1`.
 //!
 //! The algorithm is a plain function so that `cargo test` checks it natively; the component glue
 //! below is compiled only for `wasm32`.
@@ -19,7 +19,7 @@ mod component {
     // Bindings for the world in the WIT package (a vendor keeps a copy of Joule's crypto.wit).
     wit_bindgen::generate!({ path: "../../wit/crypto", world: "plugin" });
 
-    use exports::joule::crypto::{cipher, hash, keys, provider, public_key_encryption, signature};
+    use exports::joule::crypto::{cipher, hash, key_agreement, keys, provider, public_key_encryption, signature};
     use joule::crypto::types::{AlgorithmInfo, AlgorithmKind, CryptoError};
 
     struct AcmePlugin;
@@ -94,6 +94,19 @@ mod component {
             Err(unsupported(alg))
         }
         fn decrypt(alg: String, _: Vec<u8>, _: Vec<u8>, _: Vec<u8>, _: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+            Err(unsupported(alg))
+        }
+    }
+
+    // Key agreement (since 0.1.1): a plugin that serves none lists no algorithms.
+    impl key_agreement::Guest for AcmePlugin {
+        fn algorithms() -> Vec<String> {
+            Vec::new()
+        }
+        fn public_key(alg: String, _: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
+            Err(unsupported(alg))
+        }
+        fn agree(alg: String, _: Vec<u8>, _: Vec<u8>) -> Result<Vec<u8>, CryptoError> {
             Err(unsupported(alg))
         }
     }

@@ -216,7 +216,7 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
         BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),
         BenchCmd::Tps(a) => return tps::run(g, a),
         BenchCmd::Contracts(a) => return contracts::run(g, a),
-        BenchCmd::Net(a) => return net::run(a),
+        BenchCmd::Net(a) => return net::run(g, a),
         BenchCmd::Network(a) => return network::run(g, a),
     };
     if !(seconds.is_finite() && seconds > 0.0) {

@@ -1,12 +1,16 @@
-//! `joule bench net`: the peer transport per suite, side by side in one run: the Noise XX
-//! handshake (both sides on this machine, over loopback TCP) and the encrypted throughput
-//! of 1 MiB messages through a connection, against the same bytes sent through a plain
-//! loopback socket (the ratio is what the encryption and framing cost).
+//! `joule bench net`: the peer transport per suite, side by side in one run, on the crypto
+//! plugins (what a node runs) and on the same algorithms natively (RustCrypto in this
+//! process, `joule_net::NativePrimitives`): the Noise XX handshake (both sides on this
+//! machine, over loopback TCP), the encrypted throughput of 1 MiB messages through a
+//! connection against the same bytes through a plain loopback socket, and the wire's AEAD
+//! alone on 64 KiB frames (the size the transport encrypts).
 
+use super::GlobalOpts;
 use anyhow::{Context, Result};
 use joule_net::secure::{self, Secured};
-use joule_net::{NodeKey, WireSuite};
+use joule_net::{NativePrimitives, NodeKey, WirePrimitives, WireSuite};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +23,9 @@ pub struct NetArgs {
     /// MiB sent through each connection.
     #[arg(long, default_value_t = 256)]
     pub mib: usize,
+    /// MiB sealed and opened by the AEAD alone, per route.
+    #[arg(long, default_value_t = 256)]
+    pub aead_mib: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -27,11 +34,59 @@ pub struct NetArgs {
 #[derive(Debug, Serialize)]
 struct Row {
     suite: String,
+    /// `plugins` or `native`.
+    route: &'static str,
     protocol: String,
     handshake_p50_us: f64,
     handshake_p99_us: f64,
     encrypted_mib_s: f64,
     plain_mib_s: f64,
+    aead_seal_mib_s: f64,
+    aead_open_mib_s: f64,
+}
+
+/// The frame size the transport encrypts (`joule_net::secure`'s chunks).
+const FRAME: usize = 64 << 10;
+
+/// Seal then open `mib` MiB in 64 KiB frames; MiB/s of each. Every frame opened is checked
+/// against the plaintext, so a failed operation cannot count.
+fn aead(p: &dyn WirePrimitives, mib: usize) -> Result<(f64, f64)> {
+    let key = [0x42u8; 32];
+    let plain = vec![0x5au8; FRAME];
+    let frames = (mib.max(1) << 20) / FRAME;
+    // Warm-up, untimed.
+    for n in 0..16u64 {
+        let nonce = nonce(n);
+        let sealed = p.seal(&key, &nonce, b"", &plain).context("seal failed")?;
+        anyhow::ensure!(p.open(&key, &nonce, b"", &sealed).as_deref() == Some(&plain[..]), "open failed");
+    }
+    let t = Instant::now();
+    let mut sealed = Vec::with_capacity(frames);
+    for n in 0..frames as u64 {
+        sealed.push(p.seal(&key, &nonce(n), b"", &plain).context("seal failed")?);
+        if sealed.len() == 64 {
+            break;
+        }
+    }
+    for n in sealed.len() as u64..frames as u64 {
+        std::hint::black_box(p.seal(&key, &nonce(n), b"", &plain).context("seal failed")?);
+    }
+    let seal_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for n in 0..frames {
+        let frame = sealed.get(n % sealed.len()).context("no frames")?;
+        let opened = p.open(&key, &nonce((n % sealed.len()) as u64), b"", frame).context("open failed")?;
+        anyhow::ensure!(opened == plain, "a frame opened to other bytes");
+    }
+    let open_s = t.elapsed().as_secs_f64();
+    let total = (frames * FRAME) as f64 / f64::from(1 << 20);
+    Ok((total / seal_s, total / open_s))
+}
+
+fn nonce(n: u64) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[4..].copy_from_slice(&n.to_be_bytes());
+    b
 }
 
 async fn pair(suite: WireSuite, a: &NodeKey, b: &NodeKey) -> Result<(Secured, Secured)> {
@@ -51,8 +106,10 @@ async fn pair(suite: WireSuite, a: &NodeKey, b: &NodeKey) -> Result<(Secured, Se
     Ok((dialled?, accepted?))
 }
 
-async fn suite_row(suite: WireSuite, a: &NetArgs) -> Result<Row> {
-    let (ka, kb) = (NodeKey::generate(suite)?, NodeKey::generate(suite)?);
+async fn suite_row(route: &'static str, primitives: Arc<dyn WirePrimitives>, a: &NetArgs) -> Result<Row> {
+    let suite = primitives.suite();
+    let (aead_seal_mib_s, aead_open_mib_s) = aead(primitives.as_ref(), a.aead_mib)?;
+    let (ka, kb) = (NodeKey::generate(primitives.clone())?, NodeKey::generate(primitives)?);
     // Warm-up, untimed.
     for _ in 0..5 {
         pair(suite, &ka, &kb).await?;
@@ -88,6 +145,9 @@ async fn suite_row(suite: WireSuite, a: &NetArgs) -> Result<Row> {
     let encrypted = total as f64 / t.elapsed().as_secs_f64();
     Ok(Row {
         suite: suite.to_string(),
+        route,
+        aead_seal_mib_s,
+        aead_open_mib_s,
         protocol: suite.protocol_name().into(),
         handshake_p50_us: pct(0.5),
         handshake_p99_us: pct(0.99),
@@ -124,13 +184,20 @@ async fn plain(total: usize) -> Result<f64> {
     Ok(total as f64 / t.elapsed().as_secs_f64().max(Duration::from_micros(1).as_secs_f64()))
 }
 
-pub fn run(a: NetArgs) -> Result<()> {
+pub fn run(g: &GlobalOpts, a: NetArgs) -> Result<()> {
+    let crypto = g.crypto().context("the crypto plugins (cargo xtask plugins)")?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let rows = rt.block_on(async {
         let mut rows = Vec::new();
         for suite in [WireSuite::Intl, WireSuite::Gm] {
-            eprintln!("bench net: {suite}…");
-            rows.push(suite_row(suite, &a).await?);
+            for route in ["plugins", "native"] {
+                eprintln!("bench net: {suite} on {route}…");
+                let primitives = match route {
+                    "plugins" => joule_node::wire::PluginWire::shared(crypto.clone(), suite)?,
+                    _ => NativePrimitives::shared(suite),
+                };
+                rows.push(suite_row(route, primitives, &a).await?);
+            }
         }
         anyhow::Ok(rows)
     })?;
@@ -138,18 +205,36 @@ pub fn run(a: NetArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("| suite | protocol | handshake p50 / p99 | 1 MiB messages, encrypted | same bytes, plain TCP | encrypted / plain |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| suite | route | handshake p50 / p99 | 1 MiB messages, encrypted | same bytes, plain TCP | encrypted / plain | AEAD seal / open, 64 KiB frames |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| `{}` | `{}` | {:.0} µs / {:.0} µs | {:.0} MiB/s | {:.0} MiB/s | {:.2} |",
+            "| `{}` | {} | {:.0} µs / {:.0} µs | {:.0} MiB/s | {:.0} MiB/s | {:.2} | {:.0} / {:.0} MiB/s |",
             r.suite,
-            r.protocol,
+            r.route,
             r.handshake_p50_us,
             r.handshake_p99_us,
             r.encrypted_mib_s,
             r.plain_mib_s,
-            r.encrypted_mib_s / r.plain_mib_s
+            r.encrypted_mib_s / r.plain_mib_s,
+            r.aead_seal_mib_s,
+            r.aead_open_mib_s
+        );
+    }
+    println!();
+    println!("| suite | AEAD | plugins / native, seal | plugins / native, open | handshake p50, native / plugins |");
+    println!("|---|---|---:|---:|---:|");
+    for pair in rows.chunks_exact(2) {
+        let (p, n) = (&pair[0], &pair[1]);
+        let aead = if p.suite == "gm" { "SM4-GCM" } else { "AES-256-GCM" };
+        println!(
+            "| `{}` | {aead} | {:.2} | {:.2} | {:.2} |",
+            p.suite,
+            p.aead_seal_mib_s / n.aead_seal_mib_s,
+            p.aead_open_mib_s / n.aead_open_mib_s,
+            n.handshake_p50_us / p.handshake_p50_us
         );
     }
     Ok(())

@@ -179,7 +179,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(c) => crate::bench::run(&ctx, c),
         Command::Demo(a) => crate::demo::run(&ctx, a),
         Command::Up(a) => crate::up::run(&ctx, a),
-        Command::Net(c) => net_cmd::run(c),
+        Command::Net(c) => net_cmd::run(&ctx, c),
         Command::Governance(c) => governance_cmd::run(&ctx, c),
     }
 }

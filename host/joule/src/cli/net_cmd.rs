@@ -18,13 +18,13 @@ pub enum NetCmd {
     },
 }
 
-pub fn run(c: NetCmd) -> Result<()> {
+pub fn run(g: &super::GlobalOpts, c: NetCmd) -> Result<()> {
     match c {
         NetCmd::Key { dir, crypto_suite } => {
             let suite =
                 joule_net::WireSuite::from_channel_suite(&crypto_suite).with_context(|| format!("unknown crypto suite {crypto_suite:?} (gm or intl)"))?;
             joule_support::fs::create_private_dir(&dir).with_context(|| format!("create {}", dir.display()))?;
-            let key = joule_node::p2p::network_key(&dir, suite)?;
+            let key = joule_node::p2p::network_key(&dir, &g.crypto()?, suite)?;
             println!("{}", key.public());
             Ok(())
         }
