@@ -12,11 +12,15 @@
 //! is locked on if it holds it, so a block that may have been committed is never replaced.
 //!
 //! Safety rests on quorum intersection and on locks: a validator locked on a block prepares
-//! no other at that height, and any two quorums share an honest validator while at most
-//! `f` are faulty. The lock is persisted, so a restarted validator keeps it. (QBFT's
-//! justification certificates, which let a locked validator move to a newer block, are not
-//! implemented: a locked validator waits for a proposer that holds its block, which costs
-//! rounds, not safety.)
+//! no other at that height unless shown a newer *prepared certificate* for it (a quorum's
+//! signed prepares of that block in a later round than its lock), and any two quorums share
+//! an honest validator while at most `f` are faulty. So once a block may have been committed
+//! in round r, no other block can gather a certificate in a round after r, and no honest
+//! validator unlocks from it. Locks carry their certificate: round changes report them, and
+//! a proposer re-proposing the latest locked block attaches it as the proposal's
+//! justification, so validators locked on older blocks can follow (QBFT's justification;
+//! without it, locks split between two blocks with one validator down would stall the
+//! height forever). The lock is persisted, so a restarted validator keeps it.
 //!
 //! The rules are plain Rust over the [`Crypto`] trait, so they are unit-tested natively
 //! (four participants exchanging messages in-process); the wasm32 build adds the glue.
@@ -25,7 +29,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const NAME: &str = "bft/0.1.0";
+pub const NAME: &str = "bft/0.2.0";
 
 /// Domain of every signed consensus message.
 const MESSAGE_DOMAIN: &[u8] = b"joule-bft/1\n";
@@ -183,22 +187,26 @@ pub fn finality_depth() -> u64 {
 }
 
 /// A validator's lock: the round in which it saw a quorum prepare the block, its seal hash,
-/// and the round whose proposer built it.
+/// the round whose proposer built it, and the certificate: the quorum's prepare signatures
+/// (by voting-validator index, ascending), each over the `Prepare` message of that round.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Lock {
     pub round: u32,
     pub seal_hash: Vec<u8>,
     pub proposed_in: u32,
+    pub certificate: Vec<(u16, Vec<u8>)>,
 }
 
 /// What a message says.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub enum Body {
     /// Sent with the proposed block: it is proposed in this round; `proposed_in` is the
-    /// round whose proposer built it (earlier when a locked block is proposed again).
+    /// round whose proposer built it (earlier when a locked block is proposed again), and
+    /// `justification` the lock on it, with its certificate, that made the proposer pick it.
     Proposal {
         seal_hash: Vec<u8>,
         proposed_in: u32,
+        justification: Option<Lock>,
     },
     Prepare {
         seal_hash: Vec<u8>,
@@ -290,13 +298,15 @@ pub struct Participant {
     /// Blocks the host holds for this height (built here or accepted), with the round whose
     /// proposer built them.
     known: BTreeMap<Vec<u8>, u32>,
-    /// Proposals by round (this round's and later ones'), with `proposed_in`.
-    proposals: BTreeMap<u32, (Vec<u8>, u32)>,
+    /// Proposals by round (this round's and later ones'), with `proposed_in` and their
+    /// justification (checked).
+    proposals: BTreeMap<u32, (Vec<u8>, u32, Option<Lock>)>,
     /// The block this node prepared in the current round.
     prepared: Option<Vec<u8>>,
     building: bool,
     proposed: bool,
-    prepares: BTreeMap<(u32, Vec<u8>), BTreeSet<u16>>,
+    /// Prepares by round and block: each sender's signature (ours is empty until signed).
+    prepares: BTreeMap<(u32, Vec<u8>), BTreeMap<u16, Vec<u8>>>,
     commit_sent: BTreeSet<u32>,
     commits: BTreeMap<Vec<u8>, BTreeMap<u16, Vec<u8>>>,
     round_changes: BTreeMap<u32, BTreeMap<u16, Option<Lock>>>,
@@ -407,10 +417,36 @@ impl Participant {
         let mut steps = self.enter_round(self.round);
         for m in future {
             if m.height == self.height && self.authentic(crypto, &m) {
-                steps.extend(self.message(m));
+                steps.extend(self.message(crypto, m));
             }
         }
         steps
+    }
+
+    /// Whether `lock` holds a quorum of distinct validators' signed prepares of its block
+    /// in its round at this height.
+    fn certified(&self, crypto: &dyn Crypto, lock: &Lock) -> bool {
+        let mut last: Option<u16> = None;
+        for (i, signature) in &lock.certificate {
+            if last.is_some_and(|l| l >= *i) {
+                return false;
+            }
+            last = Some(*i);
+            let Some(key) = self.voting.get(usize::from(*i)) else {
+                return false;
+            };
+            let prepare = Body::Prepare {
+                seal_hash: lock.seal_hash.clone(),
+            };
+            if !crypto.verify(
+                key,
+                &Msg::signing_bytes(self.height, lock.round, *i, &prepare),
+                signature,
+            ) {
+                return false;
+            }
+        }
+        lock.certificate.len() >= self.quorum()
     }
 
     /// Start `round`: its timer, a proposal if it is ours, and what already arrived for it.
@@ -427,8 +463,8 @@ impl Participant {
             steps.push(self.persist());
         }
         steps.extend(self.maybe_propose());
-        if let Some((seal_hash, proposed_in)) = self.proposals.get(&round).cloned() {
-            steps.extend(self.consider(round, seal_hash, proposed_in));
+        if let Some((seal_hash, _, justification)) = self.proposals.get(&round).cloned() {
+            steps.extend(self.consider(round, seal_hash, justification));
         }
         steps.extend(self.maybe_commit());
         steps
@@ -457,7 +493,10 @@ impl Participant {
             .max_by_key(|l| l.round)
             .cloned();
         match latest {
-            Some(lock) if self.known.contains_key(&lock.seal_hash) => self.propose(lock.seal_hash, lock.proposed_in),
+            Some(lock) if self.known.contains_key(&lock.seal_hash) => {
+                let (seal_hash, proposed_in) = (lock.seal_hash.clone(), lock.proposed_in);
+                self.propose(seal_hash, proposed_in, Some(lock))
+            }
             Some(_) if self.locked.is_some() => vec![],
             _ => {
                 self.building = true;
@@ -466,13 +505,14 @@ impl Participant {
         }
     }
 
-    fn propose(&mut self, seal_hash: Vec<u8>, proposed_in: u32) -> Vec<Step> {
+    fn propose(&mut self, seal_hash: Vec<u8>, proposed_in: u32, justification: Option<Lock>) -> Vec<Step> {
         self.proposed = true;
         let mut steps = self.send(Body::Proposal {
             seal_hash: seal_hash.clone(),
             proposed_in,
+            justification: justification.clone(),
         });
-        steps.extend(self.consider(self.round, seal_hash, proposed_in));
+        steps.extend(self.consider(self.round, seal_hash, justification));
         steps
     }
 
@@ -483,7 +523,7 @@ impl Participant {
         }
         self.building = false;
         self.known.insert(seal_hash.to_vec(), self.round);
-        self.propose(seal_hash.to_vec(), self.round)
+        self.propose(seal_hash.to_vec(), self.round, None)
     }
 
     /// A peer's proposal the host has executed and holds.
@@ -501,6 +541,7 @@ impl Participant {
         let Body::Proposal {
             seal_hash: said,
             proposed_in,
+            justification,
         } = &m.body
         else {
             return vec![];
@@ -526,11 +567,15 @@ impl Participant {
         if m.round < self.round || m.round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
             return self.maybe_commit();
         }
+        // A justification counts only for this block, from an earlier round, certified.
+        let justification = justification
+            .clone()
+            .filter(|j| j.seal_hash == seal_hash && j.round < m.round && self.certified(crypto, j));
         self.proposals
             .entry(m.round)
-            .or_insert((seal_hash.to_vec(), *proposed_in));
+            .or_insert((seal_hash.to_vec(), *proposed_in, justification.clone()));
         let mut steps = if m.round == self.round {
-            self.consider(m.round, seal_hash.to_vec(), *proposed_in)
+            self.consider(m.round, seal_hash.to_vec(), justification)
         } else {
             vec![]
         };
@@ -538,21 +583,44 @@ impl Participant {
         steps
     }
 
-    /// Prepare this round's proposal unless locked on another block.
-    fn consider(&mut self, round: u32, seal_hash: Vec<u8>, _proposed_in: u32) -> Vec<Step> {
+    /// Prepare this round's proposal unless locked on another block; a lock gives way to a
+    /// justification (checked before it gets here) from a later round than its own.
+    fn consider(&mut self, round: u32, seal_hash: Vec<u8>, justification: Option<Lock>) -> Vec<Step> {
         if round != self.round || self.prepared.is_some() || self.done || !self.known.contains_key(&seal_hash) {
             return vec![];
         }
-        if self.locked.as_ref().is_some_and(|l| l.seal_hash != seal_hash) {
-            return vec![];
+        let mut steps = vec![];
+        if let Some(locked) = self.locked.as_ref().filter(|l| l.seal_hash != seal_hash) {
+            match justification {
+                Some(j) if j.seal_hash == seal_hash && j.round > locked.round => {
+                    self.locked = Some(j);
+                    steps.push(self.persist());
+                }
+                _ => return vec![],
+            }
         }
         self.prepared = Some(seal_hash.clone());
         if let Some(i) = self.index {
-            self.prepares.entry((round, seal_hash.clone())).or_default().insert(i);
+            self.prepares
+                .entry((round, seal_hash.clone()))
+                .or_default()
+                .entry(i)
+                .or_default();
         }
-        let mut steps = self.send(Body::Prepare { seal_hash });
+        steps.extend(self.send(Body::Prepare { seal_hash }));
         steps.extend(self.maybe_lock());
         steps
+    }
+
+    /// The signed prepares of `seal_hash` in `round`, by validator, ascending.
+    fn certificate(&self, round: u32, seal_hash: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        self.prepares
+            .get(&(round, seal_hash.to_vec()))
+            .into_iter()
+            .flatten()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(i, s)| (*i, s.clone()))
+            .collect()
     }
 
     /// A quorum prepared our round's block: lock on it and send our commit seal.
@@ -562,14 +630,16 @@ impl Participant {
         };
         let round = self.round;
         if self.commit_sent.contains(&round)
-            || self.prepares.get(&(round, seal_hash.clone())).map_or(0, BTreeSet::len) < self.quorum()
+            || self.prepares.get(&(round, seal_hash.clone())).map_or(0, BTreeMap::len) < self.quorum()
         {
             return vec![];
         }
         self.commit_sent.insert(round);
         let proposed_in = self.known.get(&seal_hash).copied().unwrap_or(round);
+        // Our own prepare's signature joins the certificate when it is made (`signed`).
         self.locked = Some(Lock {
             round,
+            certificate: self.certificate(round, &seal_hash),
             seal_hash: seal_hash.clone(),
             proposed_in,
         });
@@ -632,17 +702,20 @@ impl Participant {
         if m.height < self.height || self.index.is_none() || !self.authentic(crypto, &m) {
             return vec![];
         }
-        self.message(m)
+        self.message(crypto, m)
     }
 
     /// An authentic message of this height (or one kept for it).
-    fn message(&mut self, m: Msg) -> Vec<Step> {
+    fn message(&mut self, crypto: &dyn Crypto, m: Msg) -> Vec<Step> {
         if m.height != self.height || m.round > self.round.saturating_add(MAX_ROUNDS_AHEAD) {
             return vec![];
         }
         match m.body {
             Body::Prepare { seal_hash } => {
-                self.prepares.entry((m.round, seal_hash)).or_default().insert(m.from);
+                self.prepares
+                    .entry((m.round, seal_hash))
+                    .or_default()
+                    .insert(m.from, m.signature);
                 if m.round == self.round {
                     self.maybe_lock()
                 } else {
@@ -657,6 +730,8 @@ impl Participant {
                 if m.round <= self.round && !(m.round == self.round && self.round > 0) {
                     return vec![];
                 }
+                // A lock without its certificate, or from the future, says nothing.
+                let locked = locked.filter(|l| l.round < m.round && self.certified(crypto, l));
                 self.round_changes.entry(m.round).or_default().insert(m.from, locked);
                 let moved = self.round_changes.get(&m.round).map_or(0, BTreeMap::len);
                 let f = self.n().saturating_sub(1) / 3;
@@ -708,6 +783,24 @@ impl Participant {
                     Body::Proposal { seal_hash, .. } => Some(seal_hash.clone()),
                     _ => None,
                 };
+                let mut steps = vec![];
+                if let Body::Prepare { seal_hash } = &body {
+                    self.prepares
+                        .entry((round, seal_hash.clone()))
+                        .or_default()
+                        .insert(from, signature.clone());
+                    // A lock made before our signature was gets it now.
+                    if let Some(l) = self
+                        .locked
+                        .as_mut()
+                        .filter(|l| l.round == round && &l.seal_hash == seal_hash)
+                        && !l.certificate.iter().any(|(i, _)| *i == from)
+                    {
+                        l.certificate.push((from, signature.clone()));
+                        l.certificate.sort_by_key(|(i, _)| *i);
+                        steps.push(self.persist());
+                    }
+                }
                 let message = Msg {
                     height,
                     round,
@@ -716,10 +809,11 @@ impl Participant {
                     signature,
                 }
                 .encode();
-                match proposal {
-                    Some(seal_hash) => vec![Step::Propose { seal_hash, message }],
-                    None => vec![Step::Broadcast(message)],
-                }
+                steps.push(match proposal {
+                    Some(seal_hash) => Step::Propose { seal_hash, message },
+                    None => Step::Broadcast(message),
+                });
+                steps
             }
             Pending::CommitSeal {
                 height,

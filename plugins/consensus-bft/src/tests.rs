@@ -29,6 +29,9 @@ enum Input {
     Timer(u64),
 }
 
+/// Which messages are lost: `(from, to, what)` → lost.
+type Loss = Box<dyn Fn(usize, usize, &Body) -> bool>;
+
 struct Net {
     nodes: Vec<Participant>,
     alive: Vec<bool>,
@@ -44,6 +47,8 @@ struct Net {
     /// An equivocating validator: it proposes its block to the first nodes listed, and a
     /// second block of its own to the others, and votes for each where it sent it.
     equivocator: Option<(usize, Vec<usize>)>,
+    /// Messages lost on the way: `(from, to, what)` for which it answers true.
+    lose: Option<Loss>,
 }
 
 impl Net {
@@ -61,6 +66,7 @@ impl Net {
             built: 0,
             drop_commits: false,
             equivocator: None,
+            lose: None,
         }
     }
 
@@ -127,7 +133,13 @@ impl Net {
                 if self.drop_commits && Msg::try_from_slice(&m).is_ok_and(|m| matches!(m.body, Body::Commit { .. })) {
                     return;
                 }
+                let body = Msg::try_from_slice(&m).map(|m| m.body).ok();
                 for j in self.others(i) {
+                    if let (Some(lose), Some(body)) = (&self.lose, &body)
+                        && lose(i, j, body)
+                    {
+                        continue;
+                    }
                     self.queue.push_back((j, Input::Message(m.clone())));
                 }
             }
@@ -150,6 +162,7 @@ impl Net {
                 let second = signed(Body::Proposal {
                     seal_hash: other.clone(),
                     proposed_in: m.round,
+                    justification: None,
                 });
                 let prepare = signed(Body::Prepare {
                     seal_hash: other.clone(),
@@ -191,7 +204,13 @@ impl Net {
             }
             Step::Propose { seal_hash, message } => {
                 let proposer = key(self.builders[&seal_hash]);
+                let body = Msg::try_from_slice(&message).map(|m| m.body).ok();
                 for j in self.others(i) {
+                    if let (Some(lose), Some(body)) = (&self.lose, &body)
+                        && lose(i, j, body)
+                    {
+                        continue;
+                    }
                     self.queue.push_back((
                         j,
                         Input::Proposed {
@@ -309,6 +328,119 @@ fn a_block_the_validators_locked_on_is_proposed_again_in_the_next_round_not_repl
     assert_eq!(seal_hash, first);
     assert_eq!(net.built, 1, "no second block was built");
     assert_eq!(seal.round, 0, "the seal names the round whose proposer built it");
+}
+
+/// Locks split between two blocks with one validator down: 0 locked on round 0's block A,
+/// 1 and 2 on round 1's block B, 3 silent. Only a quorum with 0 in it can decide, and 0
+/// prepares B only when shown B's prepared certificate from round 1, later than its lock.
+#[test]
+fn a_validator_locked_on_an_older_block_follows_a_newer_prepared_certificate() {
+    let mut net = Net::new(4);
+    // Round 0 (proposer 1): everyone prepares A, but only 0 hears a quorum of prepares; no
+    // commit arrives. 2 never gets A at all.
+    net.drop_commits = true;
+    net.lose = Some(Box::new(|from, to, body| match body {
+        Body::Proposal { .. } => to == 2,
+        Body::Prepare { .. } => to != 0 && from != 2,
+        _ => false,
+    }));
+    net.start();
+    let a = net.builders.keys().next().cloned().expect("1 built A");
+    assert_eq!(net.nodes[0].locked.as_ref().map(|l| &l.seal_hash), Some(&a));
+    assert!(net.nodes[1..].iter().all(|p| p.locked.is_none()));
+    // Round 1 (proposer 2): 0's round change does not reach 2, which holds no A and builds
+    // B; 1, 2, 3 prepare and lock on B, 0 refuses (locked on A); commits are lost again.
+    net.lose = Some(Box::new(|from, to, body| {
+        matches!(body, Body::RoundChange { .. }) && from == 0 && to == 2
+    }));
+    net.time_out();
+    let b = net.builders.keys().find(|k| **k != a).cloned().expect("2 built B");
+    for i in 1..4 {
+        assert_eq!(
+            net.nodes[i].locked.as_ref().map(|l| (&l.seal_hash, l.round)),
+            Some((&b, 1)),
+            "node {i}"
+        );
+    }
+    assert_eq!(net.nodes[0].locked.as_ref().map(|l| &l.seal_hash), Some(&a));
+    // 3 goes down; round 2's proposer is 3, so round 3's (0) must decide with 1 and 2.
+    net.alive[3] = false;
+    net.drop_commits = false;
+    net.lose = None;
+    net.time_out();
+    net.time_out();
+    let (seal_hash, _) = net.agreed();
+    assert_eq!(seal_hash, b, "B, the block with the newer certificate");
+    assert_eq!(
+        net.nodes[0].locked.as_ref().map(|l| &l.seal_hash),
+        Some(&b),
+        "0 moved its lock"
+    );
+}
+
+/// A justification whose certificate is short of a quorum, or forged, or names another
+/// block, moves no lock.
+#[test]
+fn a_forged_or_short_certificate_moves_no_lock() {
+    let mut p = Participant::new(Config::default(), key(0), &[]);
+    let keys: Vec<Vec<u8>> = (0..4).map(key).collect();
+    let validators: Vec<Validator<'_>> = keys
+        .iter()
+        .map(|k| Validator {
+            public_key: k,
+            weight: 1,
+        })
+        .collect();
+    p.new_head(&Concat, 0, b"parent", &validators);
+    let prepare = |i: usize, round: u32, sh: &[u8]| {
+        let body = Body::Prepare { seal_hash: sh.to_vec() };
+        (
+            i as u16,
+            [key(i), Msg::signing_bytes(1, round, i as u16, &body)].concat(),
+        )
+    };
+    let lock = |certificate| Lock {
+        round: 1,
+        seal_hash: b"B".to_vec(),
+        proposed_in: 1,
+        certificate,
+    };
+    assert!(p.certified(
+        &Concat,
+        &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B"), prepare(3, 1, b"B")])
+    ));
+    assert!(
+        !p.certified(&Concat, &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B")])),
+        "short of a quorum"
+    );
+    assert!(
+        !p.certified(
+            &Concat,
+            &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B"), prepare(2, 1, b"B")])
+        ),
+        "a vote twice"
+    );
+    assert!(
+        !p.certified(
+            &Concat,
+            &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B"), prepare(3, 0, b"B")])
+        ),
+        "another round"
+    );
+    assert!(
+        !p.certified(
+            &Concat,
+            &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B"), prepare(3, 1, b"A")])
+        ),
+        "another block"
+    );
+    assert!(
+        !p.certified(
+            &Concat,
+            &lock(vec![prepare(1, 1, b"B"), prepare(2, 1, b"B"), (3, b"forged".to_vec())])
+        ),
+        "forged"
+    );
 }
 
 #[test]
