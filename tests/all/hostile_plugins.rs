@@ -97,13 +97,13 @@ fn wrong_world_is_refused() {
     let wasm = wat::parse_str("(component)").unwrap();
     let e = c.registry().install(raw_package("empty", wasm)).unwrap_err();
     assert!(matches!(e, PluginError::WrongWorld { .. }), "{e}");
-    assert!(e.to_string().contains("joule:crypto/plugin@0.1.0"), "{e}");
+    assert!(e.to_string().contains("joule:crypto/plugin@0.1.1"), "{e}");
     // A core module without wit-bindgen's type section becomes a component that exports
     // nothing the world needs.
     let core = wat::parse_str("(module (func (export \"digest\")))").unwrap();
     let e = c.registry().install(raw_package("core", core)).unwrap_err();
     assert!(matches!(e, PluginError::WrongWorld { .. }), "{e}");
-    assert!(e.to_string().contains("joule:crypto/provider@0.1.0"), "names what is missing: {e}");
+    assert!(e.to_string().contains("joule:crypto/provider@0.1.1"), "names what is missing: {e}");
     healthy(&c);
 }
 
@@ -201,6 +201,8 @@ fn entropy_is_granted_to_crypto_plugins_and_refused_to_consensus_engines() {
     // …and the first-party crypto plugins, which generate keys with it, import it and install.
     let gm = package(&plugin_dir().join("crypto-gm.toml"));
     let component = wasmtime::component::Component::new(reg.runtime().engine(), &gm.wasm).unwrap();
-    assert!(component.component_type().imports(reg.runtime().engine()).any(|(name, _)| name == ENTROPY), "crypto-gm imports {ENTROPY}");
+    // (They are built against joule:crypto@0.1.1; a 0.1.0 import, above, is granted too.)
+    const ENTROPY_NOW: &str = "joule:crypto/entropy@0.1.1";
+    assert!(component.component_type().imports(reg.runtime().engine()).any(|(name, _)| name == ENTROPY_NOW), "crypto-gm imports {ENTROPY_NOW}");
     reg.install(gm).expect("crypto-gm, importing entropy, installs");
 }

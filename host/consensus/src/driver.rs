@@ -200,13 +200,20 @@ impl<H: DriverHost> Driver<H> {
                 let cancel = Arc::new(AtomicBool::new(false));
                 self.work = Some(cancel.clone());
                 let (host, tx, head, channel) = (self.host.clone(), self.found.0.clone(), self.head.clone(), self.channel.clone());
-                tokio::task::spawn_blocking(move || {
+                // A thread of its own at idle priority: the search takes only the CPU that
+                // validating peers' blocks and admitting transactions leave, so a miner
+                // never falls behind its peers' blocks for mining on a stale head.
+                let spawned = std::thread::Builder::new().name("pow-search".into()).spawn(move || {
+                    idle_priority();
                     let started = Instant::now();
                     if let Some(nonce) = host.work(&seal_hash, &target, &cancel) {
                         metrics::histogram!("consensus_work_seconds", "channel" => channel).record(started.elapsed().as_secs_f64());
                         let _ = tx.blocking_send((head, seal_hash, nonce));
                     }
                 });
+                if let Err(e) = spawned {
+                    tracing::error!(channel = %self.channel, "consensus: no thread for the proof-of-work search: {e}");
+                }
             }
             Action::Commit { seal_hash, seal } => {
                 let host = self.host.clone();
@@ -243,6 +250,21 @@ impl<H: DriverHost> Driver<H> {
     fn cancel_work(&mut self) {
         if let Some(flag) = self.work.take() {
             flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Run the calling thread under `SCHED_IDLE` (Linux): it gets a CPU only when nothing else
+/// wants it. Elsewhere, or if the kernel refuses, it runs at normal priority.
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` with pid 0 changes only the calling thread's policy
+        // and reads `param`, a valid value on the stack for the duration of the call.
+        let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if r != 0 {
+            tracing::debug!("SCHED_IDLE refused for the proof-of-work search: {}", std::io::Error::last_os_error());
         }
     }
 }

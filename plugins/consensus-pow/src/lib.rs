@@ -17,7 +17,7 @@
 
 use serde::Deserialize;
 
-pub const NAME: &str = "pow/0.1.0";
+pub const NAME: &str = "pow/0.2.0";
 
 /// The seal's first bytes.
 pub const MAGIC: &[u8; 4] = b"pow1";
@@ -120,21 +120,19 @@ impl<'a> Seal<'a> {
 }
 
 /// The difficulty of a block whose parent has `parent_difficulty` (`None`: the parent is
-/// not a PoW block) and came `interval_ms` before it: a sixteenth more when the block came
-/// faster than the block time; a sixteenth less for each block time it took beyond the
-/// first (at most eight sixteenths); never below the minimum.
+/// not a PoW block) and came `interval_ms` before it: the parent's scaled by block time ÷
+/// interval, so the next block is expected one block time away at the hash rate the last
+/// interval showed, but at most doubled or halved per block (one lucky or unlucky search
+/// moves it only so far); never below the minimum. (0.1.0 moved a sixteenth per block, and
+/// took dozens of blocks to find the network's hash rate: meanwhile miners outran their
+/// peers' blocks.)
 pub fn next_difficulty(config: &Config, parent_difficulty: Option<u64>, interval_ms: u64) -> u64 {
     let Some(d) = parent_difficulty else {
         return config.initial_difficulty;
     };
-    let step = (d / 16).max(1);
-    let next = if interval_ms < config.block_time_ms {
-        d.saturating_add(step)
-    } else {
-        let slow = (interval_ms / config.block_time_ms).min(8);
-        d.saturating_sub(step.saturating_mul(slow - 1))
-    };
-    next.max(config.min_difficulty)
+    let scaled = u128::from(d) * u128::from(config.block_time_ms) / u128::from(interval_ms.max(1));
+    let bounded = scaled.clamp(u128::from(d / 2), u128::from(d) * 2);
+    u64::try_from(bounded).unwrap_or(u64::MAX).max(config.min_difficulty)
 }
 
 /// `⌊(2²⁵⁶ − 1) / difficulty⌋`, 32 bytes big-endian.
@@ -509,23 +507,22 @@ mod tests {
     }
 
     #[test]
-    fn difficulty_rises_when_blocks_come_fast_and_falls_when_slow_but_not_below_the_minimum() {
+    fn difficulty_follows_the_block_time_at_most_doubling_or_halving_and_not_below_the_minimum() {
         let c = config();
+        assert_eq!(c.block_time_ms, 1000);
         assert_eq!(next_difficulty(&c, None, 5), 64, "after genesis or another engine");
-        assert_eq!(next_difficulty(&c, Some(160), 500), 170);
         assert_eq!(
-            next_difficulty(&c, Some(160), 1500),
-            160,
-            "between one and two block times: unchanged"
+            next_difficulty(&c, Some(160), 800),
+            200,
+            "a fifth faster: a quarter harder"
         );
-        assert_eq!(next_difficulty(&c, Some(160), 3000), 140);
-        assert_eq!(
-            next_difficulty(&c, Some(160), 60_000),
-            160 - 7 * 10,
-            "at most eight sixteenths"
-        );
-        assert_eq!(next_difficulty(&c, Some(17), 60_000), 16);
-        assert_eq!(next_difficulty(&c, Some(u64::MAX), 1), u64::MAX);
+        assert_eq!(next_difficulty(&c, Some(160), 1000), 160, "on time: unchanged");
+        assert_eq!(next_difficulty(&c, Some(160), 1600), 100);
+        assert_eq!(next_difficulty(&c, Some(160), 1), 320, "at most doubled");
+        assert_eq!(next_difficulty(&c, Some(160), 0), 320, "a zero interval too");
+        assert_eq!(next_difficulty(&c, Some(160), 60_000), 80, "at most halved");
+        assert_eq!(next_difficulty(&c, Some(20), 60_000), 16, "never below the minimum");
+        assert_eq!(next_difficulty(&c, Some(u64::MAX), 1), u64::MAX, "no overflow");
     }
 
     #[test]
