@@ -13,60 +13,25 @@
 //! but the identity, which has no 33-byte encoding, is in the group); the product is checked
 //! not to be the identity all the same.
 
-use joule_crypto_sdk::{Error, Result};
-use sm2::elliptic_curve::point::AffineCoordinates;
-use sm2::elliptic_curve::sec1::ToSec1Point;
-use sm2::{ProjectivePoint, PublicKey, SecretKey};
+use joule_crypto_sdk::Result;
+use joule_crypto_sdk::ecdh::{self as sdk, Curve};
 
 /// The algorithm identifier.
 pub const ID: &str = "ecdh-sm2";
 
-/// Bytes of a private scalar and of the shared secret.
-pub const SCALAR_SIZE: usize = 32;
-/// Bytes of a compressed public key.
-pub const PUBLIC_KEY_SIZE: usize = 33;
+const CURVE: Curve = Curve {
+    id: ID,
+    name: "the SM2 curve",
+};
 
-/// d from its 32 big-endian bytes: zero and values ≥ n are `invalid-key`.
-fn secret(private_key: &[u8]) -> Result<SecretKey> {
-    if private_key.len() != SCALAR_SIZE {
-        return Err(Error::key(format!(
-            "{ID} private keys are {SCALAR_SIZE}-byte scalars, got {} bytes",
-            private_key.len()
-        )));
-    }
-    SecretKey::from_slice(private_key)
-        .map_err(|_| Error::key(format!("{ID} private key is zero or not below the group order")))
-}
-
-/// Q from its compressed encoding, validated to lie on the SM2 curve.
-fn peer(public_key: &[u8]) -> Result<PublicKey> {
-    match public_key {
-        [0x02 | 0x03, ..] if public_key.len() == PUBLIC_KEY_SIZE => PublicKey::from_sec1_bytes(public_key)
-            .map_err(|_| Error::key(format!("{ID} public key is not a point of the SM2 curve"))),
-        _ => Err(Error::key(format!(
-            "{ID} public keys are {PUBLIC_KEY_SIZE}-byte compressed SEC1 points"
-        ))),
-    }
-}
-
-/// The compressed public key d·G of a private scalar.
+/// The compressed public key d·G of a private scalar (the SDK's checks: 1 ≤ d < n).
 pub fn public_key(private_key: &[u8]) -> Result<Vec<u8>> {
-    Ok(secret(private_key)?
-        .public_key()
-        .to_sec1_point(true)
-        .as_bytes()
-        .to_vec())
+    sdk::public_key::<sm2::Sm2>(&CURVE, private_key)
 }
 
-/// x(d·Q), by the constant-time scalar multiplication of the `sm2` crate (primeorder).
+/// x(d·Q) (the SDK's checks: Q a point of the curve, d·Q not the identity).
 pub fn agree(private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>> {
-    let d = secret(private_key)?;
-    let q = peer(peer_public_key)?;
-    let shared = (ProjectivePoint::from(*q.as_affine()) * *d.to_nonzero_scalar()).to_affine();
-    if bool::from(shared.is_identity()) {
-        return Err(Error::key(format!("{ID}: the shared point is the identity")));
-    }
-    Ok(shared.x().to_vec())
+    sdk::agree::<sm2::Sm2>(&CURVE, private_key, peer_public_key)
 }
 
 #[cfg(test)]
@@ -74,8 +39,12 @@ mod tests {
     use super::*;
     use crate::Gm;
     use hex_literal::hex;
+    use joule_crypto_sdk::Error;
     use joule_crypto_sdk::Plugin;
+    use joule_crypto_sdk::ecdh::{PUBLIC_KEY_SIZE, SCALAR_SIZE};
+    use sm2::SecretKey;
     use sm2::elliptic_curve::Curve;
+    use sm2::elliptic_curve::sec1::ToSec1Point;
 
     /// Computed independently of any crypto library: a pure-Python affine double-and-add over
     /// the GB/T 32918.5 curve parameters (p, a, b, n, G), which checks n·G = O, that both

@@ -10,60 +10,22 @@
 //! prime order, so every point but the identity, which has no 33-byte encoding, is in the
 //! group); the product is checked not to be the identity all the same, as §5.7.1.2 requires.
 
-use joule_crypto_sdk::{Error, Result};
-use p256::elliptic_curve::point::AffineCoordinates;
-use p256::elliptic_curve::sec1::ToSec1Point;
-use p256::{ProjectivePoint, PublicKey, SecretKey};
+use joule_crypto_sdk::Result;
+use joule_crypto_sdk::ecdh::{self as sdk, Curve};
 
 /// The algorithm identifier.
 pub const ID: &str = "ecdh-p256";
 
-/// Bytes of a private scalar and of the shared secret.
-pub const SCALAR_SIZE: usize = 32;
-/// Bytes of a compressed public key.
-pub const PUBLIC_KEY_SIZE: usize = 33;
+const CURVE: Curve = Curve { id: ID, name: "P-256" };
 
-/// d from its 32 big-endian bytes: zero and values ≥ n are `invalid-key`.
-fn secret(private_key: &[u8]) -> Result<SecretKey> {
-    if private_key.len() != SCALAR_SIZE {
-        return Err(Error::key(format!(
-            "{ID} private keys are {SCALAR_SIZE}-byte scalars, got {} bytes",
-            private_key.len()
-        )));
-    }
-    SecretKey::from_slice(private_key)
-        .map_err(|_| Error::key(format!("{ID} private key is zero or not below the group order")))
-}
-
-/// Q from its compressed encoding, validated to lie on P-256.
-fn peer(public_key: &[u8]) -> Result<PublicKey> {
-    match public_key {
-        [0x02 | 0x03, ..] if public_key.len() == PUBLIC_KEY_SIZE => PublicKey::from_sec1_bytes(public_key)
-            .map_err(|_| Error::key(format!("{ID} public key is not a point of P-256"))),
-        _ => Err(Error::key(format!(
-            "{ID} public keys are {PUBLIC_KEY_SIZE}-byte compressed SEC1 points"
-        ))),
-    }
-}
-
-/// The compressed public key d·G of a private scalar.
+/// The compressed public key d·G of a private scalar (the SDK's checks: 1 ≤ d < n).
 pub fn public_key(private_key: &[u8]) -> Result<Vec<u8>> {
-    Ok(secret(private_key)?
-        .public_key()
-        .to_sec1_point(true)
-        .as_bytes()
-        .to_vec())
+    sdk::public_key::<p256::NistP256>(&CURVE, private_key)
 }
 
-/// x(d·Q).
+/// x(d·Q) (the SDK's checks: Q a point of the curve, d·Q not the identity).
 pub fn agree(private_key: &[u8], peer_public_key: &[u8]) -> Result<Vec<u8>> {
-    let d = secret(private_key)?;
-    let q = peer(peer_public_key)?;
-    let shared = (ProjectivePoint::from(*q.as_affine()) * *d.to_nonzero_scalar()).to_affine();
-    if bool::from(shared.is_identity()) {
-        return Err(Error::key(format!("{ID}: the shared point is the identity")));
-    }
-    Ok(shared.x().to_vec())
+    sdk::agree::<p256::NistP256>(&CURVE, private_key, peer_public_key)
 }
 
 #[cfg(test)]
@@ -71,8 +33,12 @@ mod tests {
     use super::*;
     use crate::Intl;
     use hex_literal::hex;
+    use joule_crypto_sdk::Error;
     use joule_crypto_sdk::Plugin;
+    use joule_crypto_sdk::ecdh::{PUBLIC_KEY_SIZE, SCALAR_SIZE};
+    use p256::PublicKey;
     use p256::elliptic_curve::Curve;
+    use p256::elliptic_curve::sec1::ToSec1Point;
 
     /// NIST CAVS 14.1 "KAS ECC CDH primitive" test vectors (KAS_ECC_CDH_PrimitiveTest.txt),
     /// [P-256] COUNT = 0: dIUT, QCAVS (y = ...a4ac is even: prefix 02), ZIUT; QIUT

@@ -9,6 +9,7 @@
 
 use core::fmt;
 
+pub mod ecdh;
 pub mod gcm;
 pub mod key_cache;
 
