@@ -113,3 +113,26 @@ fn the_wire_does_not_start_without_the_suites_plugins() {
     assert!(e.contains("ecdh-sm2") && e.contains("no active crypto plugin"), "{e}");
     assert!(PluginWire::shared(crypto, WireSuite::Intl).is_ok(), "the intl wire has its plugin");
 }
+
+/// `joule:crypto@0.1.1` only adds: a plugin built against 0.1.0 (the fixture keeps that WIT)
+/// still installs, passes its self-test and serves its hash, and simply has no key agreement,
+/// so it can serve no wire.
+#[test]
+fn a_plugin_built_against_joule_crypto_0_1_0_still_loads_and_serves_no_key_agreement() {
+    use joule_crypto::AlgorithmKind;
+    let registry = registry_with(joule_wasm::Limits::default(), joule_kernel::trust::TrustPolicy::default());
+    let legacy = crate::support::package(&crate::support::test_plugin_dir().join("crypto-0-1-0.toml"));
+    let component = wasmtime::component::Component::new(registry.runtime().engine(), &legacy.wasm).expect("a component");
+    let exports: Vec<String> = component.component_type().exports(registry.runtime().engine()).map(|(n, _)| n.to_string()).collect();
+    assert!(exports.iter().any(|e| e == "joule:crypto/hash@0.1.0"), "built against 0.1.0: {exports:?}");
+    assert!(!exports.iter().any(|e| e.contains("key-agreement")), "{exports:?}");
+    registry.install(legacy).expect("a 0.1.0 plugin installs (links, passes its self-test) on a 0.1.1 host");
+    registry.activate("crypto-0-1-0", None).expect("and activates");
+    let crypto = joule_crypto::CryptoService::new(registry);
+    assert_eq!(
+        hex::encode(crypto.digest("legacy-sha256", b"abc").expect("its hash is routed to it")),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert!(crypto.algorithms(AlgorithmKind::KeyAgreement).is_empty());
+    assert!(PluginWire::shared(crypto, WireSuite::Intl).is_err(), "no wire on it");
+}

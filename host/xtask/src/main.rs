@@ -37,7 +37,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Plugins a node loads by default.
 const FIRST_PARTY: &[&str] = &["crypto-gm", "crypto-intl", "crypto-extra", "consensus-poa", "consensus-pow"];
 /// Fixtures for the host's tests (hostile and deliberately wrong plugins).
-const FIXTURES: &[&str] = &["fake-sm3", "hostile", "hostile-consensus", "empty-cipher"];
+const FIXTURES: &[&str] = &["fake-sm3", "hostile", "hostile-consensus", "empty-cipher", "crypto-0-1-0"];
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
