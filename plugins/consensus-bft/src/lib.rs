@@ -426,6 +426,9 @@ impl Participant {
     /// Whether `lock` holds a quorum of distinct validators' signed prepares of its block
     /// in its round at this height.
     fn certified(&self, crypto: &dyn Crypto, lock: &Lock) -> bool {
+        let prepare = Body::Prepare {
+            seal_hash: lock.seal_hash.clone(),
+        };
         let mut last: Option<u16> = None;
         for (i, signature) in &lock.certificate {
             if last.is_some_and(|l| l >= *i) {
@@ -434,9 +437,6 @@ impl Participant {
             last = Some(*i);
             let Some(key) = self.voting.get(usize::from(*i)) else {
                 return false;
-            };
-            let prepare = Body::Prepare {
-                seal_hash: lock.seal_hash.clone(),
             };
             if !crypto.verify(
                 key,
