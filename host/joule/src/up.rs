@@ -218,12 +218,14 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
     let channel = &mut network.channels[0];
     channel.validators =
         configs.iter().take(plan.validators.max(1)).map(|c| ValidatorConfig { public_key: c.node.keys[0].public_key.clone(), weight: 1 }).collect();
+    let addresses = free_ports(dirs.len())?;
     channel.nodes = dirs
         .iter()
+        .zip(addresses)
         .enumerate()
-        .map(|(i, dir)| {
+        .map(|(i, (dir, address))| {
             let key = joule_node::p2p::network_key(dir, &crypto, suite)?;
-            Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address: free_port()?, joined: false })
+            Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address, joined: false })
         })
         .collect::<Result<_>>()?;
     network.check()?;
@@ -248,10 +250,12 @@ fn consensus_config(engine: &str, block_interval_ms: u64) -> String {
     }
 }
 
-/// A loopback address with a port free now, below the kernel's ephemeral range: the node
-/// binds it only when it starts, and meanwhile a port the kernel hands out for an outgoing
-/// connection or a `:0` listener would be taken from under it.
-pub(crate) fn free_port() -> Result<std::net::SocketAddr> {
+/// `n` distinct loopback addresses with ports free now, below the kernel's ephemeral range:
+/// a node binds its port only when it starts, and meanwhile a port the kernel hands out for
+/// an outgoing connection or a `:0` listener could be taken from under it. Every probe
+/// listener is held until all `n` are found, so no two nodes of one network get the same
+/// port; the random start keeps networks set up at the same time apart.
+pub(crate) fn free_ports(n: usize) -> Result<Vec<std::net::SocketAddr>> {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
@@ -261,14 +265,20 @@ pub(crate) fn free_port() -> Result<std::net::SocketAddr> {
     getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     let span = high - low;
     let start = u16::from_le_bytes(seed) % span;
-    for i in 0..span.min(2000) {
+    let mut held = Vec::with_capacity(n);
+    for i in 0..span.min(4000) {
+        if held.len() == n {
+            break;
+        }
         let port = low + (start + i) % span;
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(l.local_addr()?);
+            held.push(l);
         }
     }
-    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("find a free port")?;
-    Ok(l.local_addr()?)
+    while held.len() < n {
+        held.push(std::net::TcpListener::bind(("127.0.0.1", 0)).context("find a free port")?);
+    }
+    held.iter().map(|l| l.local_addr().context("read a probe listener's address")).collect()
 }
 
 /// Start a node process per directory and wait until each serves its API.
@@ -369,4 +379,19 @@ fn traffic(suite: &SuiteCrypto, channel: &ChannelId, apis: &[ApiClient], a: &UpA
         println!("  node{i} at height {h}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_ports;
+
+    #[test]
+    fn the_ports_of_one_network_are_distinct_and_free() {
+        let ports = free_ports(32).expect("free ports");
+        let mut seen: Vec<u16> = ports.iter().map(|a| a.port()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 32, "{ports:?}");
+        let _bound: Vec<_> = ports.iter().map(|a| std::net::TcpListener::bind(a).expect("the port is free")).collect();
+    }
 }
