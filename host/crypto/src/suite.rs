@@ -63,4 +63,10 @@ impl ChainCrypto for SuiteCrypto {
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError> {
         Ok(self.crypto.sign(&self.suite.signature, private_key, message, None)?)
     }
+
+    /// A built-in suite, when the active plugins serve both its algorithms.
+    fn bind_suite(&self, id: &str) -> Option<std::sync::Arc<dyn ChainCrypto>> {
+        let other = SuiteCrypto::new(CryptoSuite::named(id)?, self.crypto.clone());
+        if other.unserved().is_empty() { Some(std::sync::Arc::new(other)) } else { None }
+    }
 }

@@ -278,6 +278,9 @@ pub struct Chain {
     side: Mutex<SideBlocks>,
 }
 
+/// A storage value read: its bytes, if there is one.
+type ValueRead = Result<Option<Vec<u8>>, ChainError>;
+
 /// An engine the chain switched to, bound: its component, its configuration, the engine.
 type Switched = (Hash32, String, Arc<dyn ConsensusEngine>);
 
@@ -295,6 +298,18 @@ impl governance::Checks for AdmissionChecks<'_> {
 
     fn has_component(&self, hash: &Hash32) -> bool {
         self.brought.iter().any(|(h, _)| h == hash) || self.chain.code(hash).is_ok_and(|c| c.is_some())
+    }
+
+    fn suite(&self) -> &str {
+        &self.chain.suite.suite().id
+    }
+
+    fn suite_available(&self, suite: &str) -> bool {
+        self.chain.suite.bind_suite(suite).is_some()
+    }
+
+    fn bound(&self, public_key: &[u8], suite: &str) -> bool {
+        self.chain.account_id(public_key).is_ok_and(|account| self.chain.binding(&account, suite).is_ok_and(|b| b.is_some()))
     }
 }
 
@@ -476,6 +491,23 @@ impl Chain {
                 code
             }
             Payload::Upgrade { code, .. } => code,
+            // Execution checks it too (a reverted receipt); here a bad one costs no nonce.
+            Payload::BindKey { suite, public_key, proof } => {
+                let refuse = |why: String| Err(counted(Rejection::Malformed(why)));
+                if *suite == self.spec.crypto_suite.id {
+                    return refuse(format!("channel {} already uses suite {suite}: bind a key of the suite it will switch to", self.spec.channel));
+                }
+                let Some(other) = self.suite.bind_suite(suite) else {
+                    return refuse(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
+                };
+                let account = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
+                let message = joule_primitives::bind_key_message(&self.spec.channel, &account, suite, public_key);
+                return match other.verify(public_key, &message, proof) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => refuse(format!("the proof is not the {suite} key's signature over the binding (see bind_key_message in docs/formats.md)")),
+                    Err(e) => refuse(format!("the bound key is not a {} public key: {e}", other.suite().signature)),
+                };
+            }
             // Execution refuses it too (a reverted receipt); here it costs nobody a nonce.
             Payload::Governance(_) => {
                 if !self.members().validators.iter().any(|v| v.public_key == tx.body.sender && v.weight > 0) {
@@ -826,19 +858,32 @@ impl Chain {
 
     /// The governance state at `root` (a block's state).
     fn governed_at<S: NodeStore>(&self, view: &S, root: &Root) -> Result<Governed, ChainError> {
+        let read = self.governance_reader(view, root)?;
+        Governed::load(&self.contracts.genesis_members, read, |key| StoreError::Corrupt(format!("the governance value {key:?} does not decode")).into())
+    }
+
+    /// A reader of the governance account's storage values at `root`.
+    fn governance_reader<'a, S: NodeStore>(&'a self, view: &'a S, root: &Root) -> Result<impl Fn(&str) -> ValueRead + 'a, ChainError> {
         let id = self.suite.hash(governance::NAMESPACE_PREIMAGE)?;
         let storage = self.account_at(view, root, &id)?.as_ref().and_then(AccountState::storage_root);
-        let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
-        let corrupt = |key: &str| StoreError::Corrupt(format!("the governance value {key:?} does not decode"));
-        let read = |key: &str| -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(move |key: &str| -> Result<Option<Vec<u8>>, ChainError> {
             let Some(r) = &storage else { return Ok(None) };
+            let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
             let Some(leaf) = smt.get(r, &self.suite.hash(key.as_bytes())?)? else { return Ok(None) };
             match StoredValue::decode(&leaf.data) {
                 Some(StoredValue::Inline(v)) => Ok(Some(v)),
-                _ => Err(corrupt(key).into()),
+                _ => Err(StoreError::Corrupt(format!("the governance value {key:?} is corrupt")).into()),
             }
-        };
-        Governed::load(&self.contracts.genesis_members, read, |key| corrupt(key).into())
+        })
+    }
+
+    /// The key of `suite` that `account` bound after the head block, if it did.
+    pub fn binding(&self, account: &Hash32, suite: &str) -> Result<Option<governance::Binding>, ChainError> {
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let key = governance::binding_key(suite, account);
+        let Some(bytes) = self.governance_reader(&view, &root)?(&key)? else { return Ok(None) };
+        Ok(Some(borsh::from_slice(&bytes).map_err(|_| StoreError::Corrupt(format!("the governance value {key:?} does not decode")))?))
     }
 
     fn set_members(&self, members: Members, engines: Vec<EngineActivation>) -> Result<(), ChainError> {

@@ -446,3 +446,73 @@ fn a_validator_dry_runs_a_candidate_engine_on_its_recent_blocks_and_votes_only_w
     let err = node.submit_as_node(vote(ids[refused])).unwrap_err().to_string();
     assert!(err.contains("failed the dry run"), "{err}");
 }
+
+/// A binding of `key`'s account to `new` in the second test suite, with its proof.
+fn bind(p: &Pair, key: &Key, nonce: u64, new: &Key) -> Transaction {
+    let account = p.suite.hash(&key.public).unwrap();
+    let channel = p.producer.channel().clone();
+    let second = TestCrypto::second();
+    let proof = second.sign(&new.private, &joule_primitives::bind_key_message(&channel, &account, "test2", &new.public)).unwrap();
+    signed_tx(&p.suite, key, nonce, Payload::BindKey { suite: "test2".into(), public_key: new.public.clone(), proof })
+}
+
+#[test]
+fn a_suite_switch_passes_only_after_every_validator_bound_a_key_with_a_valid_proof() {
+    use joule_primitives::{Change, Governance, ReceiptStatus};
+    let p = pair();
+    let (new, other, stranger) = (Key::new(21), Key::new(22), Key::new(3));
+    let switch = Governance::Propose {
+        changes: vec![Change::SwitchSuite { from_height: 10, suite: "test2".into(), nodes: vec![] }],
+        expires_at: 50,
+        components: vec![],
+    };
+
+    // Bad bindings are refused at admission and cost no nonce.
+    let mut wrong_proof = bind(&p, &p.key, 0, &new);
+    if let Payload::BindKey { proof, .. } = &mut wrong_proof.body.payload {
+        proof[0] ^= 1;
+    }
+    let wrong_proof = signed_tx(&p.suite, &p.key, 0, wrong_proof.body.payload);
+    assert!(p.producer.submit(wrong_proof).unwrap_err().to_string().contains("not the test2 key's signature"));
+    let to_current = signed_tx(&p.suite, &p.key, 0, Payload::BindKey { suite: "test".into(), public_key: new.public.clone(), proof: vec![1] });
+    assert!(p.producer.submit(to_current).unwrap_err().to_string().contains("already uses suite test"));
+    let unknown = signed_tx(&p.suite, &p.key, 0, Payload::BindKey { suite: "sm9".into(), public_key: new.public.clone(), proof: vec![1] });
+    assert!(p.producer.submit(unknown).unwrap_err().to_string().contains("cannot bind suite sm9"));
+
+    // Before the validator has bound a key, the switch has the votes but fails.
+    p.producer.submit(signed_tx(&p.suite, &p.key, 0, Payload::Governance(switch.clone()))).unwrap();
+    let b1 = p.producer.produce(1_700_000_001_000).unwrap().expect("block 1");
+    let failed = b1.receipts[0].events.iter().find(|e| e.topic == "failed").expect("the proposal failed");
+    assert!(String::from_utf8_lossy(&failed.data).contains("1 of 1 validators have not bound a key of suite test2"), "{failed:?}");
+    assert!(p.producer.governance().unwrap().suites.is_empty());
+
+    // The validator binds; a stranger cannot bind the same key; the switch then passes.
+    p.producer.submit(bind(&p, &p.key, 1, &new)).unwrap();
+    p.producer.submit(bind(&p, &stranger, 0, &new)).unwrap();
+    let b2 = p.producer.produce(1_700_000_002_000).unwrap().expect("block 2");
+    assert_eq!(b2.receipts[0].status, ReceiptStatus::Success);
+    assert_eq!(b2.receipts[0].events[0].topic, "key_bound");
+    assert!(matches!(&b2.receipts[1].status, ReceiptStatus::Reverted(why) if why.contains("another account has bound")), "{:?}", b2.receipts[1].status);
+    let account = p.suite.hash(&p.key.public).unwrap();
+    assert_eq!(p.producer.binding(&account, "test2").unwrap().map(|b| b.public_key), Some(new.public.clone()));
+
+    p.producer.submit(signed_tx(&p.suite, &p.key, 2, Payload::Governance(switch))).unwrap();
+    let b3 = p.producer.produce(1_700_000_003_000).unwrap().expect("block 3");
+    assert!(b3.receipts[0].events.iter().any(|e| e.topic == "passed"), "{:?}", b3.receipts[0].events);
+    let suites = p.producer.governance().unwrap().suites;
+    assert_eq!(suites.iter().map(|a| (a.from_height, a.suite.as_str())).collect::<Vec<_>>(), vec![(10, "test2")]);
+
+    // Rebinding replaces the key and frees the old one for another account.
+    p.producer.submit(bind(&p, &p.key, 3, &other)).unwrap();
+    p.producer.submit(bind(&p, &stranger, 1, &new)).unwrap();
+    let b4 = p.producer.produce(1_700_000_004_000).unwrap().expect("block 4");
+    assert!(b4.receipts.iter().all(|r| r.status == ReceiptStatus::Success), "{:?}", b4.receipts);
+    assert_eq!(p.producer.binding(&account, "test2").unwrap().map(|b| b.public_key), Some(other.public.clone()));
+
+    // A follower executes the same blocks to the same state.
+    for b in [b1, b2, b3, b4] {
+        p.follower.import(b.block.clone()).unwrap();
+    }
+    assert_eq!(p.follower.head().hash, p.producer.head().hash);
+    assert_eq!(p.follower.governance().unwrap().suites, suites);
+}

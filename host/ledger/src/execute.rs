@@ -160,7 +160,7 @@ pub fn intrinsic_gas(tx: &Transaction) -> u64 {
 /// Whether a node with (`contracts`) or without a contract VM can execute the payload.
 pub fn supported(p: &Payload, contracts: bool) -> Result<(), &'static str> {
     match p {
-        Payload::Data { .. } | Payload::Governance(_) => Ok(()),
+        Payload::Data { .. } | Payload::Governance(_) | Payload::BindKey { .. } => Ok(()),
         Payload::Deploy { .. } if contracts => Ok(()),
         Payload::Call { .. } if contracts => Ok(()),
         Payload::Upgrade { .. } if contracts => Ok(()),
@@ -178,23 +178,54 @@ pub fn contract_address(suite: &dyn ChainCrypto, deployer: &Hash32, nonce: u64) 
 /// The governance rules' view of the chain: keys checked by the suite, components in the
 /// code store (or brought by the block).
 struct StateChecks<'a, S: StateStore> {
-    suite: &'a dyn ChainCrypto,
-    store: &'a S,
-    new_codes: &'a BTreeMap<Hash32, Arc<[u8]>>,
+    state: &'a BlockState<S>,
     finality_depth: u64,
 }
 
 impl<S: StateStore> Checks for StateChecks<'_, S> {
     fn usable_key(&self, public_key: &[u8]) -> bool {
-        self.suite.verify(public_key, b"", b"").is_ok()
+        self.state.suite.verify(public_key, b"", b"").is_ok()
     }
 
     fn has_component(&self, hash: &Hash32) -> bool {
-        self.new_codes.contains_key(hash) || self.store.code(hash).is_ok_and(|c| c.is_some())
+        self.state.new_codes.contains_key(hash) || self.state.store.code(hash).is_ok_and(|c| c.is_some())
     }
 
     fn finality_depth(&self) -> u64 {
         self.finality_depth
+    }
+
+    fn suite(&self) -> &str {
+        &self.state.suite.suite().id
+    }
+
+    fn suite_available(&self, suite: &str) -> bool {
+        self.state.suite.bind_suite(suite).is_some()
+    }
+
+    fn bound(&self, public_key: &[u8], suite: &str) -> bool {
+        let Ok(account) = self.state.suite.hash(public_key) else { return false };
+        self.state.governance_value(&governance::binding_key(suite, &account)).is_ok_and(|v| v.is_some())
+    }
+}
+
+/// Why a key binding did not apply.
+enum BindRefusal {
+    /// The transaction's fault: its receipt says why.
+    Refused(String),
+    /// The state could not be read: the block fails.
+    State(StateError),
+}
+
+impl From<StateError> for BindRefusal {
+    fn from(e: StateError) -> Self {
+        BindRefusal::State(e)
+    }
+}
+
+impl From<HashError> for BindRefusal {
+    fn from(e: HashError) -> Self {
+        BindRefusal::State(e.into())
     }
 }
 
@@ -281,6 +312,7 @@ impl<S: StateStore> BlockState<S> {
             (governance::MEMBERS_KEY, borsh::to_vec(&g.members)),
             (governance::PROPOSALS_KEY, borsh::to_vec(&g.proposals)),
             (governance::ENGINES_KEY, borsh::to_vec(&g.engines)),
+            (governance::SUITES_KEY, borsh::to_vec(&g.suites)),
         ];
         let mut writes = vec![];
         for (key, bytes) in values {
@@ -290,6 +322,75 @@ impl<S: StateStore> BlockState<S> {
         let id = self.governance_id;
         self.account(&id)?;
         self.data.entry(id).or_default().extend(writes);
+        Ok(())
+    }
+
+    /// A value of the governance account's storage, with this block's writes to it.
+    fn governance_value(&self, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let key_hash = self.suite.hash(key.as_bytes())?;
+        let decode = |stored: &[u8]| match StoredValue::decode(stored) {
+            Some(StoredValue::Inline(v)) => Ok(v),
+            _ => Err(StateError::Store(format!("the governance value {key:?} is corrupt"))),
+        };
+        if let Some(write) = self.data.get(&self.governance_id).and_then(|w| w.get(&key_hash)) {
+            return write.as_ref().map(|(_, stored)| decode(stored)).transpose();
+        }
+        let smt = Smt::new(&*self.store, &*self.suite, self.height);
+        let storage = match self.accounts.get(&self.governance_id) {
+            Some(a) => a.storage_root(),
+            None => smt.get(&self.parent, &self.governance_id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?.and_then(|a| a.storage_root()),
+        };
+        let Some(root) = storage else { return Ok(None) };
+        smt.get(&root, &key_hash)?.map(|leaf| decode(&leaf.data)).transpose()
+    }
+
+    /// Write a value of the governance account's storage.
+    fn set_governance_value(&mut self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
+        let id = self.governance_id;
+        self.account(&id)?;
+        let write = (self.suite.hash(key.as_bytes())?, Some((self.suite.hash(&value)?, StoredValue::Inline(value).encode())));
+        self.data.entry(id).or_default().insert(write.0, write.1);
+        Ok(())
+    }
+
+    /// Bind `account` to `public_key` of `suite` after checking `proof`; `Err`: why not.
+    fn bind_key(&mut self, channel: &str, account: &Hash32, suite: &str, public_key: &[u8], proof: &[u8]) -> Result<(), BindRefusal> {
+        let refuse = |why: String| Err(BindRefusal::Refused(why));
+        if suite == self.suite.suite().id {
+            return refuse(format!("the channel already uses suite {suite}: bind a key of the suite it will switch to"));
+        }
+        let Some(other) = self.suite.bind_suite(suite) else {
+            return refuse(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
+        };
+        let channel = joule_primitives::ChannelId::new(channel).map_err(|e| BindRefusal::Refused(e.to_string()))?;
+        let message = joule_primitives::bind_key_message(&channel, account, suite, public_key);
+        match other.verify(public_key, &message, proof) {
+            Ok(true) => {}
+            Ok(false) => return refuse(format!("the proof is not the {suite} key's signature over the binding (see bind_key_message)")),
+            Err(e) => return refuse(format!("the key is not a {} public key: {e}", other.suite().signature)),
+        }
+        let bound_id = other.hash(public_key)?;
+        let claim = governance::bound_id_key(suite, &bound_id);
+        if let Some(holder) = self.governance_value(&claim)?
+            && holder.as_slice() != account.0.as_slice()
+        {
+            return refuse(format!("another account has bound this {suite} key"));
+        }
+        // A key bound before and now replaced is free again.
+        let slot = governance::binding_key(suite, account);
+        if let Some(old) = self.governance_value(&slot)? {
+            let old: governance::Binding = borsh::from_slice(&old).map_err(|_| StateError::Store(format!("the governance value {slot:?} does not decode")))?;
+            if old.public_key != public_key {
+                let old_claim = governance::bound_id_key(suite, &other.hash(&old.public_key)?);
+                let id = self.governance_id;
+                let key_hash = self.suite.hash(old_claim.as_bytes())?;
+                self.data.entry(id).or_default().insert(key_hash, None);
+            }
+        }
+        let binding = governance::Binding { public_key: public_key.to_vec(), bound_at: self.height };
+        let bytes = borsh::to_vec(&binding).map_err(|e| StateError::Store(e.to_string()))?;
+        self.set_governance_value(&slot, bytes)?;
+        self.set_governance_value(&claim, account.0.to_vec())?;
         Ok(())
     }
 
@@ -504,8 +605,7 @@ pub fn execute<S: StateStore>(
                             state.new_codes.insert(suite.hash(c)?, c.as_slice().into());
                         }
                     }
-                    let checks =
-                        StateChecks { suite: suite.as_ref(), store: state.store.as_ref(), new_codes: &state.new_codes, finality_depth: block.finality_depth };
+                    let checks = StateChecks { state: &state, finality_depth: block.finality_depth };
                     match next.apply(&tx.body.sender, height, action, id, &checks) {
                         Ok(out) => {
                             state.governed = Some(next);
@@ -531,6 +631,20 @@ pub fn execute<S: StateStore>(
                         Err(why) => TxOutcome { status: reverted(why), gas_used: intrinsic, output: vec![] },
                     }
                 }
+                Payload::BindKey { suite: to, public_key, proof } => match state.bind_key(&block.channel, &account_id, to, public_key, proof) {
+                    Ok(()) => {
+                        let gid = state.governance_id;
+                        state.tx_events.push(Event {
+                            contract: gid,
+                            topic: "key_bound".into(),
+                            indexed: vec![account_id.0.to_vec()],
+                            data: to.as_bytes().to_vec(),
+                        });
+                        TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: vec![] }
+                    }
+                    Err(BindRefusal::Refused(why)) => TxOutcome { status: reverted(why), gas_used: intrinsic, output: vec![] },
+                    Err(BindRefusal::State(e)) => return Err(e.into()),
+                },
                 payload => {
                     let vm = env.vm.as_ref().ok_or(ExecError::Unsupported { index, kind: "contract" })?;
                     let run = ContractTx { vm: vm.as_ref(), env, block, sender: account_id, nonce: tx.body.nonce, gas_limit: tx.body.gas_limit, intrinsic };

@@ -28,6 +28,7 @@ pub const NAMESPACE_PREIMAGE: &[u8] = b"joule-governance/1";
 pub const MEMBERS_KEY: &str = "members";
 pub const PROPOSALS_KEY: &str = "proposals";
 pub const ENGINES_KEY: &str = "engines";
+pub const SUITES_KEY: &str = "suites";
 /// Open proposals at most: a new one beyond them is refused until some close.
 pub const MAX_OPEN_PROPOSALS: usize = 64;
 /// How far ahead a vote may expire.
@@ -65,8 +66,8 @@ impl Members {
                 self.nodes.push(NodeSpec { name: name.clone(), network_key: network_key.clone() });
             }
             Change::RemoveNode { network_key } => self.nodes.retain(|n| &n.network_key != network_key),
-            // The engine schedule is not membership: see `Governed::settle`.
-            Change::SwitchEngine { .. } => {}
+            // The schedules are not membership: see `Governed::settle`.
+            Change::SwitchEngine { .. } | Change::SwitchSuite { .. } => {}
         }
     }
 }
@@ -122,6 +123,45 @@ pub fn engine_at(schedule: &[EngineActivation], height: u64) -> Option<&EngineAc
     schedule.iter().filter(|a| a.from_height <= height).max_by_key(|a| a.from_height)
 }
 
+/// A crypto-suite switch in force from a height on (the chain's suite schedule), with the
+/// node set under the new suite.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SuiteActivation {
+    pub from_height: u64,
+    pub suite: String,
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// Which suite serves `height`: the latest activation at or below it, else `genesis`.
+pub fn suite_at<'a>(genesis: &'a str, schedule: &'a [SuiteActivation], height: u64) -> &'a str {
+    schedule.iter().filter(|a| a.from_height <= height).max_by_key(|a| a.from_height).map_or(genesis, |a| a.suite.as_str())
+}
+
+/// An account's key in another suite ([`joule_primitives::Payload::BindKey`]), kept in the
+/// governance account's storage under [`binding_key`].
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Binding {
+    /// SubjectPublicKeyInfo DER, in the suite's signature algorithm.
+    #[serde(with = "joule_primitives::hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
+    pub public_key: Vec<u8>,
+    /// The block that bound it.
+    pub bound_at: u64,
+}
+
+/// The governance storage key of `account`'s binding in `suite` (a Borsh [`Binding`]).
+pub fn binding_key(suite: &str, account: &Hash32) -> String {
+    format!("binding/{suite}/{account}")
+}
+
+/// The governance storage key that says which account bound the key whose id in `suite`
+/// is `bound_id` (the account id, 32 bytes), so two accounts cannot bind one key.
+pub fn bound_id_key(suite: &str, bound_id: &Hash32) -> String {
+    format!("bound/{suite}/{bound_id}")
+}
+
 /// What the rules need to know of the world around them.
 pub trait Checks {
     /// Whether a public key parses under the channel's signature algorithm: a validator
@@ -135,6 +175,13 @@ pub trait Checks {
     fn finality_depth(&self) -> u64 {
         0
     }
+    /// The suite in force in the block being executed.
+    fn suite(&self) -> &str;
+    /// Whether this node can bind `suite` (its plugins serve the suite's algorithms); every
+    /// node checks, so a switch to a suite one of them lacks does not pass.
+    fn suite_available(&self, suite: &str) -> bool;
+    /// Whether the validator of this public key has bound a key of `suite`.
+    fn bound(&self, public_key: &[u8], suite: &str) -> bool;
 }
 
 /// The governance state of a block, being changed by its transactions.
@@ -144,6 +191,8 @@ pub struct Governed {
     pub proposals: Vec<Proposal>,
     /// Engine switches, ascending by height.
     pub engines: Vec<EngineActivation>,
+    /// Suite switches, ascending by height.
+    pub suites: Vec<SuiteActivation>,
 }
 
 impl Governed {
@@ -161,6 +210,7 @@ impl Governed {
             members: value(MEMBERS_KEY, read(MEMBERS_KEY)?, genesis.clone(), &corrupt)?,
             proposals: value(PROPOSALS_KEY, read(PROPOSALS_KEY)?, vec![], &corrupt)?,
             engines: value(ENGINES_KEY, read(ENGINES_KEY)?, vec![], &corrupt)?,
+            suites: value(SUITES_KEY, read(SUITES_KEY)?, vec![], &corrupt)?,
         })
     }
 
@@ -210,7 +260,7 @@ impl Governed {
                 *proposal
             }
         };
-        let (passed, failed) = self.settle(height, checks.finality_depth());
+        let (passed, failed) = self.settle(height, checks);
         Ok(Outcome { proposal, passed, failed })
     }
 
@@ -236,45 +286,96 @@ impl Governed {
     }
 
     /// Pass every proposal over half of the weight, counting again after each.
-    fn settle(&mut self, height: u64, finality_depth: u64) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
+    fn settle(&mut self, height: u64, checks: &dyn Checks) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
         let (mut passed, mut failed) = (vec![], vec![]);
         loop {
             self.prune(height);
             let total = self.members.voting_weight();
             let Some(i) = self.proposals.iter().position(|p| self.weight_for(p, height).saturating_mul(2) > total) else { break };
             let p = self.proposals.remove(i);
-            let (mut next, mut engines) = (self.members.clone(), self.engines.clone());
-            let mut problem = None;
-            for c in &p.changes {
-                match c {
-                    Change::SwitchEngine { from_height, engine, config, component } => {
-                        // The block that passes it, and so the switch itself, must be final
-                        // under the old engine before the new one starts.
-                        let earliest = height.saturating_add(finality_depth).saturating_add(1);
-                        if *from_height < earliest {
-                            problem = Some(format!(
-                                "its engine switch at height {from_height} comes before {earliest}: block {height}, which passes it, is final only {finality_depth} blocks later"
-                            ));
-                        }
-                        engines.retain(|a| a.from_height < *from_height);
-                        engines.push(EngineActivation { from_height: *from_height, engine: engine.clone(), config: config.clone(), component: *component });
-                    }
-                    other => next.apply(other),
-                }
-            }
-            if next.voting_weight() == 0 {
-                problem = Some("it would leave the channel without a voting validator".to_string());
-            }
-            match problem {
-                Some(why) => failed.push((p.id, why)),
-                None => {
-                    self.members = next;
-                    self.engines = engines;
-                    passed.push(p.id);
-                }
+            match self.passing(&p, height, checks) {
+                Ok(()) => passed.push(p.id),
+                Err(why) => failed.push((p.id, why)),
             }
         }
         (passed, failed)
+    }
+
+    /// Apply a proposal that has the votes, or say why it cannot apply (nothing changes).
+    fn passing(&mut self, p: &Proposal, height: u64, checks: &dyn Checks) -> Result<(), String> {
+        let (mut next, mut engines, mut suites) = (self.members.clone(), self.engines.clone(), self.suites.clone());
+        // The block that passes a switch, and so the switch itself, must be final under the
+        // old rules before the new ones start.
+        let finality_depth = checks.finality_depth();
+        let earliest = height.saturating_add(finality_depth).saturating_add(1);
+        let pending = self.suites.iter().find(|a| a.from_height > height);
+        for c in &p.changes {
+            match c {
+                Change::SwitchEngine { from_height, engine, config, component } => {
+                    if *from_height < earliest {
+                        return Err(format!(
+                            "its engine switch at height {from_height} comes before {earliest}: block {height}, which passes it, is final only {finality_depth} blocks later"
+                        ));
+                    }
+                    engines.retain(|a| a.from_height < *from_height);
+                    engines.push(EngineActivation { from_height: *from_height, engine: engine.clone(), config: config.clone(), component: *component });
+                }
+                Change::SwitchSuite { from_height, suite, nodes } => {
+                    if let Some(a) = pending {
+                        return Err(format!("the switch to suite {} at height {} is pending; one suite switch at a time", a.suite, a.from_height));
+                    }
+                    if suite == checks.suite() {
+                        return Err(format!("the channel already uses suite {suite}"));
+                    }
+                    if !checks.suite_available(suite) {
+                        return Err(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
+                    }
+                    if *from_height < earliest {
+                        return Err(format!(
+                            "its suite switch at height {from_height} comes before {earliest}: block {height}, which passes it, is final only {finality_depth} blocks later"
+                        ));
+                    }
+                    suites.retain(|a| a.from_height < *from_height);
+                    suites.push(SuiteActivation { from_height: *from_height, suite: suite.clone(), nodes: nodes.clone() });
+                }
+                other => {
+                    if let Some(a) = pending {
+                        return Err(format!("membership changes wait until the switch to suite {} at height {} is done", a.suite, a.from_height));
+                    }
+                    next.apply(other)
+                }
+            }
+        }
+        if next.voting_weight() == 0 {
+            return Err("it would leave the channel without a voting validator".to_string());
+        }
+        // A switch needs the keys of the members it leaves the channel with.
+        if let Some(a) = suites.iter().find(|a| a.from_height > height && !self.suites.contains(a)) {
+            let unbound = next.validators.iter().filter(|v| !checks.bound(&v.public_key, &a.suite)).count();
+            if unbound > 0 {
+                return Err(format!(
+                    "{unbound} of {} validators have not bound a key of suite {} (each sends a bind_key transaction first)",
+                    next.validators.len(),
+                    a.suite
+                ));
+            }
+            let mut listed: Vec<&str> = a.nodes.iter().map(|n| n.name.as_str()).collect();
+            listed.sort_unstable();
+            let mut members: Vec<&str> = next.nodes.iter().map(|n| n.name.as_str()).collect();
+            members.sort_unstable();
+            if listed != members {
+                return Err(format!(
+                    "its node list ({}) must name each node of the channel ({}) once, with its {} network key",
+                    listed.join(", "),
+                    members.join(", "),
+                    a.suite
+                ));
+            }
+        }
+        self.members = next;
+        self.engines = engines;
+        self.suites = suites;
+        Ok(())
     }
 }
 
@@ -288,6 +389,9 @@ pub fn check_changes(changes: &[Change], checks: &dyn Checks) -> Result<(), Stri
             }
             Change::SwitchEngine { component, .. } if !checks.has_component(component) => {
                 return Err(format!("change {i}: no component {component} is on chain: send its bytes with the proposal"));
+            }
+            Change::SwitchSuite { suite, .. } if !checks.suite_available(suite) => {
+                return Err(format!("change {i}: this node cannot bind suite {suite}: its crypto plugins do not serve it"));
             }
             _ => {}
         }
@@ -308,6 +412,8 @@ pub struct GovernanceView {
     pub proposals: Vec<ProposalView>,
     /// Engine switches, ascending by height; before the first, the genesis engine.
     pub engines: Vec<EngineActivation>,
+    /// Suite switches, ascending by height; before the first, the genesis suite.
+    pub suites: Vec<SuiteActivation>,
     /// This node's dry runs of the engines open proposals switch to (see [`DryRun`]).
     pub dry_runs: Vec<DryRun>,
 }
@@ -372,6 +478,7 @@ impl GovernanceView {
             weight_needed: voting_weight / 2 + 1,
             proposals,
             engines: g.engines.clone(),
+            suites: g.suites.clone(),
             dry_runs: vec![],
         }
     }
@@ -381,7 +488,8 @@ impl GovernanceView {
 mod tests {
     use super::*;
 
-    /// Usable keys are the 4-byte ones; the code store holds components [7; 32] only.
+    /// Usable keys are the 4-byte ones; the code store holds components [7; 32] only; the
+    /// chain runs `intl` and can bind `gm`, for which validators 1-3 have bound keys.
     struct TestChecks;
     impl Checks for TestChecks {
         fn usable_key(&self, public_key: &[u8]) -> bool {
@@ -389,6 +497,15 @@ mod tests {
         }
         fn has_component(&self, hash: &Hash32) -> bool {
             *hash == Hash32([7; 32])
+        }
+        fn suite(&self) -> &str {
+            "intl"
+        }
+        fn suite_available(&self, suite: &str) -> bool {
+            suite == "gm" || suite == "intl"
+        }
+        fn bound(&self, public_key: &[u8], suite: &str) -> bool {
+            suite == "gm" && public_key.first().is_some_and(|b| (1..=3).contains(b))
         }
     }
 
@@ -402,7 +519,7 @@ mod tests {
 
     fn four() -> Governed {
         let validators = (1..=4).map(|n| ValidatorSpec { public_key: key(n), weight: 1 }).collect();
-        Governed { members: Members { validators, nodes: vec![] }, proposals: vec![], engines: vec![] }
+        Governed { members: Members { validators, nodes: vec![] }, proposals: vec![], engines: vec![], suites: vec![] }
     }
 
     fn add(n: u8) -> Governance {
@@ -490,6 +607,7 @@ mod tests {
             members: Members { validators: vec![ValidatorSpec { public_key: key(1), weight: 1 }], nodes: vec![] },
             proposals: vec![],
             engines: vec![],
+            suites: vec![],
         };
         let out = act(
             &mut g,
@@ -553,6 +671,15 @@ mod tests {
             fn finality_depth(&self) -> u64 {
                 6
             }
+            fn suite(&self) -> &str {
+                "intl"
+            }
+            fn suite_available(&self, _: &str) -> bool {
+                true
+            }
+            fn bound(&self, _: &[u8], _: &str) -> bool {
+                true
+            }
         }
         for (target, voted, outcome) in [(47, 5, "comes before 48"), (48, 6, "")] {
             let mut out = None;
@@ -567,6 +694,63 @@ mod tests {
             }
         }
         assert_eq!(g.engines.iter().map(|a| a.from_height).collect::<Vec<_>>(), vec![20, 40, 48]);
+    }
+
+    fn switch_suite(suite: &str, from_height: u64, nodes: &[&str]) -> Governance {
+        let nodes = nodes.iter().map(|n| NodeSpec { name: (*n).into(), network_key: vec![2; 33] }).collect();
+        Governance::Propose { changes: vec![Change::SwitchSuite { from_height, suite: suite.into(), nodes }], expires_at: 100, components: vec![] }
+    }
+
+    /// Validators 1, 2, 3… propose `action` until it passes or fails.
+    fn pass(g: &mut Governed, height: u64, action: &Governance, proposal: u8) -> Outcome {
+        for voter in 1..=3 {
+            let out = act(g, &key(voter), height, action, id(proposal)).unwrap();
+            if !out.passed.is_empty() || !out.failed.is_empty() {
+                return out;
+            }
+        }
+        panic!("proposal {proposal} neither passed nor failed");
+    }
+
+    #[test]
+    fn a_suite_switch_passes_once_every_validator_bound_a_key_and_every_node_is_listed() {
+        let mut g = four();
+        g.members.nodes = ["a", "b"].iter().map(|n| NodeSpec { name: (*n).into(), network_key: vec![3; 33] }).collect();
+        // Validator 4 has no gm key: the switch cannot pass.
+        let out = pass(&mut g, 10, &switch_suite("gm", 20, &["a", "b"]), 1);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("1 of 4 validators have not bound")), "{out:?}");
+        assert!(g.suites.is_empty());
+        // Without validator 4 (removed in the same proposal), all who remain have bound.
+        let both = |nodes: &[&str]| {
+            let Governance::Propose { mut changes, .. } = switch_suite("gm", 20, nodes) else { unreachable!() };
+            changes.insert(0, Change::RemoveValidator { public_key: key(4) });
+            Governance::Propose { changes, expires_at: 100, components: vec![] }
+        };
+        let out = pass(&mut g, 10, &both(&["a"]), 2);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("must name each node")), "node b is missing: {out:?}");
+        let out = pass(&mut g, 10, &both(&["b", "a"]), 3);
+        assert_eq!(out.passed.len(), 1, "{out:?}");
+        assert_eq!((g.suites.len(), g.members.validators.len()), (1, 3));
+        assert_eq!(suite_at("intl", &g.suites, 19), "intl");
+        assert_eq!(suite_at("intl", &g.suites, 20), "gm");
+        // While it is pending: no membership change, no second suite switch.
+        let out = pass(&mut g, 11, &add(9), 4);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("wait until the switch to suite gm at height 20")), "{out:?}");
+        let out = pass(&mut g, 11, &switch_suite("intl", 30, &["a", "b"]), 5);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("is pending")), "{out:?}");
+        assert_eq!(g.members.validators.len(), 3);
+    }
+
+    #[test]
+    fn a_suite_switch_must_lie_ahead_change_the_suite_and_name_one_the_node_can_bind() {
+        let mut g =
+            Governed { members: Members { validators: (1..=3).map(|n| ValidatorSpec { public_key: key(n), weight: 1 }).collect(), nodes: vec![] }, ..four() };
+        assert!(act(&mut g, &key(1), 10, &switch_suite("sm9", 20, &[]), id(1)).unwrap_err().contains("cannot bind suite sm9"));
+        let out = pass(&mut g, 10, &switch_suite("intl", 20, &[]), 2);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("already uses suite intl")), "{out:?}");
+        let out = pass(&mut g, 10, &switch_suite("gm", 10, &[]), 3);
+        assert!(out.failed.iter().any(|(_, why)| why.contains("comes before 11")), "{out:?}");
+        assert!(g.suites.is_empty());
     }
 
     #[test]

@@ -7,7 +7,9 @@ use joule_primitives::{ChainCrypto, ChainSpec, ChannelId, CryptoSuite, Hash32, P
 use sha2::Digest;
 use std::sync::Arc;
 
-/// SHA-256 and Ed25519 (keys: the 32-byte seed; the 32-byte verifying key).
+/// SHA-256 and Ed25519 (keys: the 32-byte seed; the 32-byte verifying key). It binds a
+/// second suite, `test2` (SHA-512/256, Ed25519 over `test2\n` ‖ the message), so suite
+/// switches are tested with hashes and signatures that differ from the first's.
 pub struct TestCrypto {
     suite: CryptoSuite,
 }
@@ -15,6 +17,15 @@ pub struct TestCrypto {
 impl TestCrypto {
     pub fn new() -> Arc<TestCrypto> {
         Arc::new(TestCrypto { suite: CryptoSuite { id: "test".into(), hash: "sha256".into(), signature: "ed25519".into() } })
+    }
+
+    /// The second suite.
+    pub fn second() -> Arc<TestCrypto> {
+        Arc::new(TestCrypto { suite: CryptoSuite { id: "test2".into(), hash: "sha512-256".into(), signature: "ed25519-test2".into() } })
+    }
+
+    fn domain(&self, message: &[u8]) -> Vec<u8> {
+        if self.suite.id == "test2" { [b"test2\n".as_slice(), message].concat() } else { message.to_vec() }
     }
 }
 
@@ -33,7 +44,7 @@ impl Key {
 
 impl Hasher for TestCrypto {
     fn hash(&self, data: &[u8]) -> Result<Hash32, HashError> {
-        Ok(Hash32(sha2::Sha256::digest(data).into()))
+        if self.suite.id == "test2" { Ok(Hash32(sha2::Sha512_256::digest(data).into())) } else { Ok(Hash32(sha2::Sha256::digest(data).into())) }
     }
 }
 
@@ -46,13 +57,21 @@ impl ChainCrypto for TestCrypto {
         let pk: [u8; 32] = public_key.try_into().map_err(|_| SuiteError::InvalidKey(format!("{} bytes, not 32", public_key.len())))?;
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|e| SuiteError::InvalidKey(e.to_string()))?;
         let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
-        Ok(vk.verify_strict(message, &sig).is_ok())
+        Ok(vk.verify_strict(&self.domain(message), &sig).is_ok())
     }
 
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError> {
         let seed: [u8; 32] = private_key.try_into().map_err(|_| SuiteError::InvalidKey("not a 32-byte seed".into()))?;
         use ed25519_dalek::Signer;
-        Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(message).to_bytes().to_vec())
+        Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(&self.domain(message)).to_bytes().to_vec())
+    }
+
+    fn bind_suite(&self, id: &str) -> Option<Arc<dyn ChainCrypto>> {
+        match id {
+            "test" => Some(TestCrypto::new()),
+            "test2" => Some(TestCrypto::second()),
+            _ => None,
+        }
     }
 }
 

@@ -59,4 +59,11 @@ pub trait ChainCrypto: Hasher + Send + Sync {
 
     /// Sign with a PKCS#8 private key.
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError>;
+
+    /// The same implementations bound to the suite `id` (for key bindings and suite
+    /// switches), or `None` when they do not serve it.
+    fn bind_suite(&self, id: &str) -> Option<std::sync::Arc<dyn ChainCrypto>> {
+        let _ = id;
+        None
+    }
 }

@@ -207,6 +207,12 @@ pub enum Change {
         config: String,
         component: Hash32,
     },
+    /// From block `from_height` on, the channel's blocks, transactions and state are hashed
+    /// and signed with the crypto suite `suite` (`gm`), and its wire runs on that suite's
+    /// Noise protocol. It passes only once every validator has bound a key of `suite`
+    /// ([`Payload::BindKey`]); `nodes` lists every node of the channel by name with its
+    /// network key on the new suite's curve. Membership changes wait until it is done.
+    SwitchSuite { from_height: u64, suite: String, nodes: Vec<crate::NodeSpec> },
 }
 
 /// A validator's part in governing the channel. Only the current validators may send
@@ -257,6 +263,20 @@ impl Change {
                 check_len("engine configuration", config.len(), crate::spec::MAX_CONSENSUS_CONFIG_BYTES)?;
                 if *from_height == 0 {
                     return Err(DecodeError::Invalid("an engine switch takes effect from a height above 0".into()));
+                }
+                Ok(())
+            }
+            Change::SwitchSuite { from_height, suite, nodes } => {
+                check_ident("suite", suite)?;
+                if *from_height == 0 {
+                    return Err(DecodeError::Invalid("a suite switch takes effect from a height above 0".into()));
+                }
+                if nodes.len() > crate::spec::MAX_VALIDATORS {
+                    return Err(DecodeError::Invalid(format!("a channel has at most {} nodes, not {}", crate::spec::MAX_VALIDATORS, nodes.len())));
+                }
+                for n in nodes {
+                    crate::spec::check_node_name(&n.name)?;
+                    crate::spec::check_network_key(&n.network_key)?;
                 }
                 Ok(())
             }
@@ -321,6 +341,29 @@ pub enum Payload {
         value: Vec<u8>,
     },
     Governance(Governance),
+    /// Bind the sender's account to a key of another crypto suite, ahead of a switch to it
+    /// ([`Change::SwitchSuite`]): from the switch on, the account is the new suite's hash of
+    /// `public_key` and signs with it. `proof` is that key's signature, in `suite`, over
+    /// [`bind_key_message`], so nobody binds a key they do not hold. Binding again replaces
+    /// the binding; two accounts cannot bind one key.
+    BindKey {
+        suite: String,
+        /// SubjectPublicKeyInfo DER, in the suite's signature algorithm.
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        public_key: Vec<u8>,
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        proof: Vec<u8>,
+    },
+}
+
+/// What the new key of a [`Payload::BindKey`] signs: `joule-bind-key/1\n` ‖ Borsh(channel,
+/// the account's id under the current suite, suite, the new public key).
+pub fn bind_key_message(channel: &ChannelId, account: &Hash32, suite: &str, public_key: &[u8]) -> Vec<u8> {
+    let mut out = b"joule-bind-key/1\n".to_vec();
+    let _ = borsh::to_writer(&mut out, &(channel, account, suite, public_key));
+    out
 }
 
 /// Everything a sender signs.
@@ -406,6 +449,11 @@ impl Encode for Transaction {
                     return Err(DecodeError::Invalid("data key is empty".into()));
                 }
                 check_len("data key", key.len(), MAX_DATA_KEY_BYTES)
+            }
+            Payload::BindKey { suite, public_key, proof } => {
+                check_ident("suite", suite)?;
+                check_len("bound key", public_key.len(), MAX_KEY_BYTES)?;
+                check_len("binding proof", proof.len(), MAX_SIGNATURE_BYTES)
             }
             Payload::Governance(Governance::Propose { changes, .. }) => {
                 if changes.is_empty() || changes.len() > MAX_PROPOSAL_CHANGES {
