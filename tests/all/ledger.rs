@@ -40,7 +40,7 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
     let view = std::sync::Arc::new(view);
     let suite: std::sync::Arc<dyn joule_primitives::ChainCrypto> = std::sync::Arc::new(s.clone());
     let info = BlockInfo { channel: "grid".into(), height, timestamp_ms, mode: Mode::Import, finality_depth: 0 };
-    let exec = execute(&view, &suite, &ContractEnv::none(), &info, parent_root, &txs, &hashes)?;
+    let exec = execute(&view, &suite, &ContractEnv::none(), &info, parent_root, &txs, &hashes, None)?;
     let encoded: Vec<Vec<u8>> = txs.iter().map(Encode::encode).collect();
     let receipts_enc: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
     let header = BlockHeader {
@@ -70,6 +70,7 @@ fn produce(store: &ChainStore, s: &SuiteCrypto, txs: Vec<Transaction>, timestamp
             events: &exec.events,
             codes: &exec.codes,
             contract_kv: &exec.contract_kv,
+            storage_keys: &exec.storage_keys,
         })
         .unwrap();
     Ok((block, exec.receipts))

@@ -333,4 +333,13 @@ impl EngineSource for PluginEngineSource {
         let linked = EngineComponent::link(runtime.clone(), &compiled).map_err(unusable)?;
         Ok(Arc::new(linked.bind(self.suite.clone(), config.to_vec())?))
     }
+
+    /// The engines bound to another suite on the same plugins (a governed suite switch).
+    fn rebind(&self, suite: &str) -> Result<Arc<dyn EngineSource>, ConsensusError> {
+        let other = self
+            .suite
+            .bind_suite(suite)
+            .ok_or_else(|| ConsensusError::Unavailable(format!("this node's crypto plugins do not serve suite {suite}: install and activate them")))?;
+        Ok(Arc::new(PluginEngineSource::new(self.registry.clone(), &self.engine_id, other, self.config.clone(), &self.channel)))
+    }
 }

@@ -81,6 +81,12 @@ pub trait EngineSource: Send + Sync {
         let _ = (component, config);
         Err(ConsensusError::Unavailable("this node cannot run consensus engines the chain carries".into()))
     }
+
+    /// The same source with its engines bound to the crypto suite `suite` (the suite a
+    /// governed switch moves the channel to). Sources that cannot rebind refuse.
+    fn rebind(&self, suite: &str) -> Result<Arc<dyn EngineSource>, ConsensusError> {
+        Err(ConsensusError::Unavailable(format!("this node's consensus engines cannot run under crypto suite {suite}")))
+    }
 }
 
 /// A fixed engine is its own source (tests, tools).

@@ -15,7 +15,7 @@
 
 use super::execute::{self, BlockInfo, ContractEnv, ExecError, Mode, QueryError};
 use super::fork::{Executed, ForkState, SideBlock, SideBlocks};
-use super::governance::{self, EngineActivation, GovernanceView, Governed, Members};
+use super::governance::{self, EngineActivation, GovernanceView, Governed, Members, SuiteActivation};
 use super::health::{ChainHealth, Monitor, StoreSlot};
 use super::pool::{PoolConfig, PoolStatus, Rejection, TxPool, counted, verify_signature};
 use super::state::{AccountState, StoredValue};
@@ -246,15 +246,22 @@ fn opt_hex<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::
 
 pub struct Chain {
     spec: ChainSpec,
-    suite: Arc<dyn ChainCrypto>,
+    /// The suite of the genesis block (and of every block until a governed switch).
+    genesis_suite: Arc<dyn ChainCrypto>,
+    /// Other suites the chain switched to, bound on the same implementations.
+    other_suites: Mutex<Vec<Arc<dyn ChainCrypto>>>,
     /// Reopenable: see [`super::health`].
     store: StoreSlot,
     health: Monitor,
     pool: Mutex<TxPool>,
     engines: Arc<dyn EngineSource>,
+    /// The engine sources rebound to suites the chain switched to, by suite id.
+    rebound_engines: Mutex<Vec<(String, Arc<dyn EngineSource>)>>,
     /// The members after the head block, for the engine, admission and the network.
     members: tokio::sync::watch::Sender<Arc<CurrentMembers>>,
     signer: Option<Arc<dyn BlockSigner>>,
+    /// This node's keys in suites the chain switches to, by suite id (see [`Chain::add_signer`]).
+    other_signers: RwLock<Vec<(String, Arc<dyn BlockSigner>)>>,
     policy: RwLock<BlockPolicy>,
     head: RwLock<Head>,
     /// Production and import run one at a time.
@@ -278,22 +285,28 @@ pub struct Chain {
     side: Mutex<SideBlocks>,
 }
 
+/// A suite and the first and last heights it served.
+type SuiteRange = (Arc<dyn ChainCrypto>, u64, u64);
+
 /// A storage value read: its bytes, if there is one.
 type ValueRead = Result<Option<Vec<u8>>, ChainError>;
 
-/// An engine the chain switched to, bound: its component, its configuration, the engine.
-type Switched = (Hash32, String, Arc<dyn ConsensusEngine>);
+/// An engine the chain switched to, bound: its component, its configuration, the suite it
+/// is bound to, the engine.
+type Switched = (Hash32, String, String, Arc<dyn ConsensusEngine>);
 
 /// The governance rules' view at admission: keys checked by the suite, components on chain
 /// or brought by the proposal.
 struct AdmissionChecks<'a> {
     chain: &'a Chain,
     brought: &'a [(Hash32, &'a Vec<u8>)],
+    /// The suite of the next block.
+    suite: Arc<dyn ChainCrypto>,
 }
 
 impl governance::Checks for AdmissionChecks<'_> {
     fn usable_key(&self, public_key: &[u8]) -> bool {
-        self.chain.suite.verify(public_key, b"", b"").is_ok()
+        self.suite.verify(public_key, b"", b"").is_ok()
     }
 
     fn has_component(&self, hash: &Hash32) -> bool {
@@ -301,11 +314,11 @@ impl governance::Checks for AdmissionChecks<'_> {
     }
 
     fn suite(&self) -> &str {
-        &self.chain.suite.suite().id
+        &self.suite.suite().id
     }
 
     fn suite_available(&self, suite: &str) -> bool {
-        self.chain.suite.bind_suite(suite).is_some()
+        self.suite.bind_suite(suite).is_some()
     }
 
     fn bound(&self, public_key: &[u8], suite: &str) -> bool {
@@ -323,13 +336,16 @@ pub struct CurrentMembers {
     pub validator_accounts: Vec<Hash32>,
     /// The engine schedule.
     pub engines: Vec<EngineActivation>,
+    /// The crypto-suite schedule.
+    pub suites: Vec<SuiteActivation>,
 }
 
 impl CurrentMembers {
-    fn new(members: Members, engines: Vec<EngineActivation>, suite: &dyn ChainCrypto) -> Result<CurrentMembers, HashError> {
+    /// `suite`: the next block's, which the validators' account ids are under.
+    fn new(members: Members, engines: Vec<EngineActivation>, suites: Vec<SuiteActivation>, suite: &dyn ChainCrypto) -> Result<CurrentMembers, HashError> {
         let validators = members.validators.iter().map(|v| Validator { public_key: v.public_key.clone(), weight: v.weight }).collect();
         let validator_accounts = members.validators.iter().map(|v| suite.hash(&v.public_key)).collect::<Result<Vec<_>, _>>()?;
-        Ok(CurrentMembers { members, validators, validator_accounts, engines })
+        Ok(CurrentMembers { members, validators, validator_accounts, engines, suites })
     }
 }
 
@@ -368,6 +384,7 @@ impl Chain {
                     events: &[],
                     codes: &[],
                     contract_kv: &[],
+                    storage_keys: &[],
                 })?;
                 store.set_meta("spec", &spec.encode())?;
             }
@@ -386,18 +403,21 @@ impl Chain {
         drop(view);
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
         let genesis_members = Arc::new(Members { validators: spec.validators.clone(), nodes: spec.nodes.clone() });
-        let current = CurrentMembers::new(genesis_members.as_ref().clone(), vec![], suite.as_ref())?;
+        let current = CurrentMembers::new(genesis_members.as_ref().clone(), vec![], vec![], suite.as_ref())?;
         let (blocks, _) = tokio::sync::broadcast::channel(256);
         let (admitted, _) = tokio::sync::broadcast::channel(1024);
         let chain = Chain {
             spec: spec.clone(),
-            suite,
+            genesis_suite: suite,
+            other_suites: Mutex::default(),
             store,
             health: Monitor::default(),
             pool: Mutex::new(pool),
             engines,
+            rebound_engines: Mutex::default(),
             members: tokio::sync::watch::Sender::new(Arc::new(current)),
             signer,
+            other_signers: RwLock::default(),
             policy: RwLock::new(policy),
             head: RwLock::new(Head { height, hash, header }),
             commit_lock: Mutex::new(()),
@@ -411,10 +431,8 @@ impl Chain {
             dry_runs: Mutex::default(),
             side: Mutex::default(),
         };
-        let view = chain.read()?;
-        let governed = chain.governed_at(&view, &chain.head_root(&view)?)?;
-        drop(view);
-        chain.set_members(governed.members, governed.engines)?;
+        chain.backfill_storage_keys()?;
+        chain.refresh_members()?;
         chain.engine()?;
         if chain.compaction_due() {
             // At start-up nothing reads yet; a failure costs disk space only.
@@ -467,7 +485,7 @@ impl Chain {
             finality_depth: 0,
         };
         let q = execute::QueryCall { caller, contract: *contract, method, args, gas_limit: gas_limit.min(self.spec.gas_limit) };
-        execute::query(&view, &self.suite, vm.as_ref(), &block, block_state(&head.header), &q).map_err(|e| match e {
+        execute::query(&view, &self.suite_at(head.height)?, vm.as_ref(), &block, block_state(&head.header), &q).map_err(|e| match e {
             QueryError::NoContract(c) => ChainError::NotFound(format!("no contract at {c}")),
             e => ChainError::Query(e.to_string()),
         })
@@ -494,10 +512,11 @@ impl Chain {
             // Execution checks it too (a reverted receipt); here a bad one costs no nonce.
             Payload::BindKey { suite, public_key, proof } => {
                 let refuse = |why: String| Err(counted(Rejection::Malformed(why)));
-                if *suite == self.spec.crypto_suite.id {
+                let current = self.next_suite().map_err(|e| counted(Rejection::Internal(e.to_string())))?;
+                if *suite == current.suite().id {
                     return refuse(format!("channel {} already uses suite {suite}: bind a key of the suite it will switch to", self.spec.channel));
                 }
-                let Some(other) = self.suite.bind_suite(suite) else {
+                let Some(other) = current.bind_suite(suite) else {
                     return refuse(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
                 };
                 let account = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
@@ -538,9 +557,58 @@ impl Chain {
         &self.spec
     }
 
-    /// The chain's crypto suite, bound.
-    pub fn suite(&self) -> &Arc<dyn ChainCrypto> {
-        &self.suite
+    /// The crypto suite of the next block: what new transactions are hashed and signed in.
+    pub fn suite(&self) -> Arc<dyn ChainCrypto> {
+        self.next_suite().unwrap_or_else(|_| self.genesis_suite.clone())
+    }
+
+    /// The suite of the next block; an error when this node cannot bind it.
+    pub fn next_suite(&self) -> Result<Arc<dyn ChainCrypto>, ChainError> {
+        self.suite_at(self.head().height.saturating_add(1))
+    }
+
+    /// The crypto suite of block `height` (and of the state it leaves), by the suite
+    /// schedule after the head: history keeps the suites of its heights.
+    pub fn suite_at(&self, height: u64) -> Result<Arc<dyn ChainCrypto>, ChainError> {
+        self.suite_in(&self.members().suites, height)
+    }
+
+    fn suite_in(&self, schedule: &[SuiteActivation], height: u64) -> Result<Arc<dyn ChainCrypto>, ChainError> {
+        self.suite_named(governance::suite_at(&self.spec.crypto_suite.id, schedule, height), height)
+    }
+
+    /// The suite `id`, bound (`height`: where the chain uses it, for the error).
+    fn suite_named(&self, id: &str, height: u64) -> Result<Arc<dyn ChainCrypto>, ChainError> {
+        if id == self.genesis_suite.suite().id {
+            return Ok(self.genesis_suite.clone());
+        }
+        let mut others = lock(&self.other_suites);
+        if let Some(s) = others.iter().find(|s| s.suite().id == id) {
+            return Ok(s.clone());
+        }
+        let bound = self.genesis_suite.bind_suite(id).ok_or_else(|| ChainError::Setup {
+            channel: self.spec.channel.to_string(),
+            reason: format!("the chain uses crypto suite {id} at height {height}, and this node's crypto plugins do not serve it: install and activate them"),
+        })?;
+        others.push(bound.clone());
+        Ok(bound)
+    }
+
+    /// Give the node its key for the crypto suite `suite`, which it signs and seals with
+    /// from the height the chain switches to that suite on.
+    pub fn add_signer(&self, suite: &str, signer: Arc<dyn BlockSigner>) {
+        let mut signers = write(&self.other_signers);
+        signers.retain(|(s, _)| s != suite);
+        signers.push((suite.to_string(), signer));
+    }
+
+    /// This node's key for block `height`: the one of that height's suite.
+    fn signer_at(&self, height: u64) -> Option<Arc<dyn BlockSigner>> {
+        let id = governance::suite_at(&self.spec.crypto_suite.id, &self.members().suites, height).to_string();
+        if id == self.spec.crypto_suite.id {
+            return self.signer.clone();
+        }
+        read(&self.other_signers).iter().find(|(s, _)| *s == id).map(|(_, k)| k.clone())
     }
 
     pub fn head(&self) -> Head {
@@ -583,13 +651,13 @@ impl Chain {
         lock(&self.pool).set_config(config);
     }
 
-    /// The public key this node seals blocks with, when it has one.
-    pub fn signer_key(&self) -> Option<&[u8]> {
-        self.signer.as_ref().map(|s| s.public_key())
+    /// The public key this node seals the next block with, when it has one.
+    pub fn signer_key(&self) -> Option<Vec<u8>> {
+        self.signer_at(self.head().height.saturating_add(1)).map(|s| s.public_key().to_vec())
     }
 
     pub fn is_validator(&self) -> bool {
-        self.signer.as_ref().is_some_and(|s| self.members().validators.iter().any(|v| v.public_key == s.public_key() && v.weight > 0))
+        self.signer_key().is_some_and(|k| self.members().validators.iter().any(|v| v.public_key == k && v.weight > 0))
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<CommittedBlock>> {
@@ -738,17 +806,33 @@ impl Chain {
             ConsensusError::Unavailable(reason) => ChainError::Setup { channel: self.spec.channel.to_string(), reason },
             other => other.into(),
         };
-        let Some(a) = governance::engine_at(engines, height) else { return self.engines.current().map_err(setup) };
-        self.component_engine(&a.component, &a.config, None).map_err(|e| match e {
+        let suite = governance::suite_at(&self.spec.crypto_suite.id, &self.members().suites, height).to_string();
+        let Some(a) = governance::engine_at(engines, height) else { return self.engine_source(&suite)?.current().map_err(setup) };
+        self.component_engine(&a.component, &a.config, &suite, None).map_err(|e| match e {
             ChainError::Consensus(c) => setup(c),
             other => other,
         })
     }
 
+    /// The engine source bound to suite `suite`.
+    fn engine_source(&self, suite: &str) -> Result<Arc<dyn EngineSource>, ChainError> {
+        if suite == self.spec.crypto_suite.id {
+            return Ok(self.engines.clone());
+        }
+        let mut rebound = lock(&self.rebound_engines);
+        if let Some((_, e)) = rebound.iter().find(|(s, _)| s == suite) {
+            return Ok(e.clone());
+        }
+        let e = self.engines.rebind(suite).map_err(|e| ChainError::Setup { channel: self.spec.channel.to_string(), reason: e.to_string() })?;
+        rebound.push((suite.to_string(), e.clone()));
+        Ok(e)
+    }
+
     /// The engine in component `hash` (its bytes given, or read from the code store) bound
-    /// with `config`: loaded once, then kept, whether a proposal, a vote or a block asked.
-    fn component_engine(&self, hash: &Hash32, config: &str, bytes: Option<&[u8]>) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
-        if let Some((_, _, e)) = lock(&self.switched).iter().find(|(c, k, _)| c == hash && k == config) {
+    /// with `config` to suite `suite`: loaded once, then kept, whether a proposal, a vote or
+    /// a block asked.
+    fn component_engine(&self, hash: &Hash32, config: &str, suite: &str, bytes: Option<&[u8]>) -> Result<Arc<dyn ConsensusEngine>, ChainError> {
+        if let Some((_, _, _, e)) = lock(&self.switched).iter().find(|(c, k, s, _)| c == hash && k == config && s == suite) {
             return Ok(e.clone());
         }
         let stored;
@@ -759,13 +843,13 @@ impl Chain {
                 stored.as_slice()
             }
         };
-        let engine = self.engines.load(code, config.as_bytes())?;
-        tracing::info!(channel = %self.spec.channel, engine = engine.name(), component = %hash, "consensus engine from a component on chain bound");
+        let engine = self.engine_source(suite)?.load(code, config.as_bytes())?;
+        tracing::info!(channel = %self.spec.channel, engine = engine.name(), component = %hash, suite, "consensus engine from a component on chain bound");
         let mut switched = lock(&self.switched);
         if switched.len() >= 4 {
             switched.remove(0);
         }
-        switched.push((*hash, config.to_string(), engine.clone()));
+        switched.push((*hash, config.to_string(), suite.to_string(), engine.clone()));
         Ok(engine)
     }
 
@@ -778,7 +862,17 @@ impl Chain {
 
     /// The sender's next nonce in the state under `root`.
     fn next_nonce(&self, view: &StoreView, root: &Root, sender: &[u8]) -> Result<u64, ChainError> {
-        Ok(self.account_at(view, root, &self.account_id(sender)?)?.map_or(0, |a| a.account.nonce))
+        let (here, next) = (self.suite_at(root.version)?, self.suite_at(root.version.saturating_add(1))?);
+        if here.suite().id == next.suite().id {
+            let id = if root.version == self.head().height { self.account_id(sender)? } else { next.hash(sender)? };
+            return Ok(self.account_at(view, root, &id)?.map_or(0, |a| a.account.nonce));
+        }
+        // The next block switches the suite: a sender of the new suite is the account that
+        // bound its key, still under its old id in this state.
+        let claim = governance::bound_id_key(&next.suite().id, &next.hash(sender)?);
+        let Some(old) = self.governance_reader(view, root)?(&claim)? else { return Ok(0) };
+        let old = Hash32::from_slice(&old).ok_or_else(|| StoreError::Corrupt(format!("the governance value {claim:?} is not an account id")))?;
+        Ok(self.account_at(view, root, &old)?.map_or(0, |a| a.account.nonce))
     }
 
     /// A sender's account id, remembered for the next transactions of the same sender.
@@ -787,7 +881,7 @@ impl Chain {
         if let Some(id) = lock(&self.account_ids).get(sender) {
             return Ok(*id);
         }
-        let id = self.suite.hash(sender)?;
+        let id = self.next_suite()?.hash(sender)?;
         let mut ids = lock(&self.account_ids);
         if ids.len() >= KEPT {
             ids.clear();
@@ -797,7 +891,8 @@ impl Chain {
     }
 
     fn account_at<S: NodeStore>(&self, view: &S, root: &Root, id: &Hash32) -> Result<Option<AccountState>, ChainError> {
-        let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
+        let suite = self.suite_at(root.version)?;
+        let smt = Smt::new(view, suite.as_ref(), u64::MAX);
         Ok(smt.get(root, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?)
     }
 
@@ -805,13 +900,15 @@ impl Chain {
     /// and every engine it switches to on chain (or brought) and loading here with its
     /// configuration, so a component that is not an engine never reaches a vote.
     fn check_proposal(&self, changes: &[joule_primitives::Change], components: &[Vec<u8>]) -> Result<(), String> {
+        let suite = self.next_suite().map_err(|e| e.to_string())?;
         let brought: Vec<(Hash32, &Vec<u8>)> =
-            components.iter().map(|c| Ok((self.suite.hash(c)?, c))).collect::<Result<_, HashError>>().map_err(|e| e.to_string())?;
-        governance::check_changes(changes, &AdmissionChecks { chain: self, brought: &brought })?;
+            components.iter().map(|c| Ok((suite.hash(c)?, c))).collect::<Result<_, HashError>>().map_err(|e| e.to_string())?;
+        governance::check_changes(changes, &AdmissionChecks { chain: self, brought: &brought, suite: suite.clone() })?;
         for (i, c) in changes.iter().enumerate() {
-            if let joule_primitives::Change::SwitchEngine { component, config, .. } = c {
+            if let joule_primitives::Change::SwitchEngine { component, config, from_height, .. } = c {
                 let bytes = brought.iter().find(|(h, _)| h == component).map(|(_, b)| b.as_slice());
-                self.component_engine(component, config, bytes).map_err(|e| format!("change {i}: the engine does not load here: {e}"))?;
+                let at = governance::suite_at(&self.spec.crypto_suite.id, &self.members().suites, *from_height).to_string();
+                self.component_engine(component, config, &at, bytes).map_err(|e| format!("change {i}: the engine does not load here: {e}"))?;
             }
         }
         Ok(())
@@ -822,8 +919,13 @@ impl Chain {
     /// operator governs through the node's API without handling the validator key.
     pub fn submit_as_node(&self, payload: Payload) -> Result<Transaction, Rejection> {
         let internal = |e: &dyn std::fmt::Display| counted(Rejection::Internal(e.to_string()));
-        let signer = self.signer.as_ref().ok_or_else(|| {
-            counted(Rejection::NotPermitted(format!("this node has no signing key for channel {}: it can only follow the chain", self.spec.channel)))
+        let suite = self.next_suite().map_err(|e| internal(&e))?;
+        let signer = self.signer_at(self.head().height.saturating_add(1)).ok_or_else(|| {
+            counted(Rejection::NotPermitted(format!(
+                "this node has no signing key of suite {} for channel {}: it can only follow the chain",
+                suite.suite().id,
+                self.spec.channel
+            )))
         })?;
         let sender = signer.public_key().to_vec();
         // A validator votes for an engine switch only if its node runs the engine: loaded
@@ -847,7 +949,7 @@ impl Chain {
         let settled = self.current_next_nonce(&sender).map_err(|e| internal(&e))?;
         let nonce = lock(&self.pool).pending_end(&sender).map_or(settled, |n| n.max(settled));
         let mut body =
-            UnsignedTransaction { channel: self.spec.channel.clone(), sender, nonce, gas_limit: 0, sig_alg: self.spec.crypto_suite.signature.clone(), payload };
+            UnsignedTransaction { channel: self.spec.channel.clone(), sender, nonce, gas_limit: 0, sig_alg: suite.suite().signature.clone(), payload };
         body.gas_limit = execute::intrinsic_gas(&body.clone().sign_with(vec![]));
         let signature = signer.sign(&body.signing_bytes()).map_err(|e| internal(&e))?;
         let tx = body.sign_with(signature);
@@ -858,18 +960,35 @@ impl Chain {
 
     /// The governance state at `root` (a block's state).
     fn governed_at<S: NodeStore>(&self, view: &S, root: &Root) -> Result<Governed, ChainError> {
-        let read = self.governance_reader(view, root)?;
+        self.governed_in(view, root, self.suite_at(root.version)?)
+    }
+
+    /// The governance state at `root`, a state under `suite`.
+    fn governed_in<S: NodeStore>(&self, view: &S, root: &Root, suite: Arc<dyn ChainCrypto>) -> Result<Governed, ChainError> {
+        let read = self.governance_reader_in(view, root, suite)?;
         Governed::load(&self.contracts.genesis_members, read, |key| StoreError::Corrupt(format!("the governance value {key:?} does not decode")).into())
     }
 
     /// A reader of the governance account's storage values at `root`.
     fn governance_reader<'a, S: NodeStore>(&'a self, view: &'a S, root: &Root) -> Result<impl Fn(&str) -> ValueRead + 'a, ChainError> {
-        let id = self.suite.hash(governance::NAMESPACE_PREIMAGE)?;
-        let storage = self.account_at(view, root, &id)?.as_ref().and_then(AccountState::storage_root);
+        self.governance_reader_in(view, root, self.suite_at(root.version)?)
+    }
+
+    fn governance_reader_in<'a, S: NodeStore>(
+        &'a self,
+        view: &'a S,
+        root: &Root,
+        suite: Arc<dyn ChainCrypto>,
+    ) -> Result<impl Fn(&str) -> ValueRead + 'a, ChainError> {
+        let id = suite.hash(governance::NAMESPACE_PREIMAGE)?;
+        let storage = {
+            let smt = Smt::new(view, suite.as_ref(), u64::MAX);
+            smt.get(root, &id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?.and_then(|a| a.storage_root())
+        };
         Ok(move |key: &str| -> Result<Option<Vec<u8>>, ChainError> {
             let Some(r) = &storage else { return Ok(None) };
-            let smt = Smt::new(view, self.suite.as_ref(), u64::MAX);
-            let Some(leaf) = smt.get(r, &self.suite.hash(key.as_bytes())?)? else { return Ok(None) };
+            let smt = Smt::new(view, suite.as_ref(), u64::MAX);
+            let Some(leaf) = smt.get(r, &suite.hash(key.as_bytes())?)? else { return Ok(None) };
             match StoredValue::decode(&leaf.data) {
                 Some(StoredValue::Inline(v)) => Ok(Some(v)),
                 _ => Err(StoreError::Corrupt(format!("the governance value {key:?} is corrupt")).into()),
@@ -886,8 +1005,60 @@ impl Chain {
         Ok(Some(borsh::from_slice(&bytes).map_err(|_| StoreError::Corrupt(format!("the governance value {key:?} does not decode")))?))
     }
 
-    fn set_members(&self, members: Members, engines: Vec<EngineActivation>) -> Result<(), ChainError> {
-        self.members.send_replace(Arc::new(CurrentMembers::new(members, engines, self.suite.as_ref())?));
+    /// Read the members and schedules after the head block from its state, for the next
+    /// block. When the next block starts a suite switch, its validators are the keys they
+    /// bound and its nodes the switch's; the pool, kept under the old suite, is emptied.
+    fn refresh_members(&self) -> Result<(), ChainError> {
+        let view = self.read()?;
+        let root = self.head_root(&view)?;
+        // The head block names its suite: the schedule is read from its state under it.
+        let header = view.header(root.version)?.ok_or_else(|| StoreError::Corrupt(format!("header {} missing", root.version)))?;
+        let before = self.suite_named(&header.crypto_suite, root.version)?;
+        let governed = self.governed_in(&view, &root, before.clone())?;
+        let next = root.version.saturating_add(1);
+        let after = self.suite_in(&governed.suites, next)?;
+        let mut members = governed.members;
+        if before.suite().id != after.suite().id {
+            let activation = governed.suites.iter().find(|a| a.from_height == next).ok_or_else(|| StoreError::Corrupt(format!("no suite switch at {next}")))?;
+            let read = self.governance_reader_in(&view, &root, before.clone())?;
+            let bound = |key: &[u8]| -> Option<Vec<u8>> {
+                let account = before.hash(key).ok()?;
+                let bytes = read(&governance::binding_key(&activation.suite, &account)).ok()??;
+                borsh::from_slice::<governance::Binding>(&bytes).ok().map(|b| b.public_key)
+            };
+            members = governance::rekeyed(&members, activation, bound).map_err(StoreError::Corrupt)?;
+            let dropped = lock(&self.pool)
+                .drop_all(&super::pool::EvictionReason::SuiteSwitched { suite: activation.suite.clone(), from_height: next }, joule_support::now_ms());
+            lock(&self.account_ids).clear();
+            tracing::warn!(channel = %self.spec.channel, suite = %activation.suite, height = next, dropped, "the next block switches the crypto suite: validators sign with their bound keys, the pool starts empty");
+        }
+        drop(view);
+        self.members.send_replace(Arc::new(CurrentMembers::new(members, governed.engines, governed.suites, after.as_ref())?));
+        Ok(())
+    }
+
+    /// A store written before it recorded storage keys learns them from its blocks (data
+    /// records' keys) and the governance keys, under the genesis suite (such a store has
+    /// switched no suite).
+    fn backfill_storage_keys(&self) -> Result<(), ChainError> {
+        if self.store.storage_keys_complete()? {
+            return Ok(());
+        }
+        let suite = self.genesis_suite.clone();
+        let gov = suite.hash(governance::NAMESPACE_PREIMAGE)?;
+        let fixed = [governance::MEMBERS_KEY, governance::PROPOSALS_KEY, governance::ENGINES_KEY, governance::SUITES_KEY]
+            .iter()
+            .map(|k| Ok((gov, suite.hash(k.as_bytes())?, k.as_bytes().to_vec())))
+            .collect::<Result<Vec<_>, HashError>>()?;
+        let started = Instant::now();
+        let n = self.store.backfill_storage_keys(&fixed, |tx| match &tx.body.payload {
+            Payload::Data { key, .. } => {
+                let h = |b: &[u8]| suite.hash(b).map_err(|e| StoreError::Corrupt(e.to_string()));
+                Ok(vec![(h(&tx.body.sender)?, h(key.as_bytes())?, key.as_bytes().to_vec())])
+            }
+            _ => Ok(vec![]),
+        })?;
+        tracing::info!(channel = %self.spec.channel, keys = n, ms = started.elapsed().as_millis() as u64, "the chain store learned the keys of its data records");
         Ok(())
     }
 
@@ -953,7 +1124,8 @@ impl Chain {
 
     fn try_dry_run(&self, d: &mut governance::DryRun, component: &Hash32, config: &str) -> Result<(), String> {
         const RECENT: u64 = 16;
-        let engine = self.component_engine(component, config, None).map_err(|e| format!("it does not load here: {e}"))?;
+        let suite = governance::suite_at(&self.spec.crypto_suite.id, &self.members().suites, self.head().height.saturating_add(1)).to_string();
+        let engine = self.component_engine(component, config, &suite, None).map_err(|e| format!("it does not load here: {e}"))?;
         d.engine = Some(engine.name().to_string());
         let validators = self.members().validators.clone();
         let failed = |what: &str, e: ConsensusError| format!("{what}: {e}");
@@ -1032,8 +1204,9 @@ impl Chain {
         let internal = |e: ChainError| counted(Rejection::Internal(e.to_string()));
         let commits = lock(&self.pool).commits();
         let next = self.current_next_nonce(&tx.body.sender).map_err(internal)?;
-        let checked = lock(&self.pool).precheck(&tx, self.suite.as_ref(), |_| next)?.read_at(commits);
-        verify_signature(&tx, self.suite.as_ref())?;
+        let suite = self.next_suite().map_err(internal)?;
+        let checked = lock(&self.pool).precheck(&tx, suite.as_ref(), |_| next)?.read_at(commits);
+        verify_signature(&tx, suite.as_ref())?;
         self.permission_admission(&tx)?;
         let mut pool = lock(&self.pool);
         pool.insert(tx, checked, joule_support::now_ms(), |s| self.current_next_nonce(s).ok())
@@ -1080,6 +1253,13 @@ impl Chain {
                 return txs.iter().map(|_| Err(r.clone())).collect();
             }
         };
+        let suite = match self.suite_at(root.version.saturating_add(1)) {
+            Ok(s) => s,
+            Err(e) => {
+                let r = internal(e);
+                return txs.iter().map(|_| Err(r.clone())).collect();
+            }
+        };
         let mut nonces: std::collections::HashMap<Vec<u8>, Result<u64, Rejection>> = std::collections::HashMap::new();
         for tx in &txs {
             if !nonces.contains_key(&tx.body.sender) {
@@ -1092,7 +1272,7 @@ impl Chain {
         // signatures of the transactions that passed, in parallel.
         let hashed = parallel_map(&txs, |tx| {
             let e = tx.encode();
-            self.suite.hash(&e).map(|h| (e.len(), h)).map_err(|e| counted(Rejection::Internal(e.to_string())))
+            suite.hash(&e).map(|h| (e.len(), h)).map_err(|e| counted(Rejection::Internal(e.to_string())))
         });
         let checked: Vec<Result<super::pool::Checked, Rejection>> = {
             let pool = lock(&self.pool);
@@ -1101,7 +1281,7 @@ impl Chain {
                 .map(|(tx, hashed)| {
                     let (size, hash) = hashed?;
                     match &nonces[&tx.body.sender] {
-                        Ok(next) => pool.precheck_hashed(tx, size, hash, self.suite.as_ref(), |_| *next).map(|c| c.read_at(commits)),
+                        Ok(next) => pool.precheck_hashed(tx, size, hash, suite.as_ref(), |_| *next).map(|c| c.read_at(commits)),
                         Err(e) => Err(e.clone()),
                     }
                 })
@@ -1112,7 +1292,7 @@ impl Chain {
             parallel_map(
                 &to_verify,
                 |(tx, passed)| {
-                    if *passed { verify_signature(tx, self.suite.as_ref()).and_then(|()| self.permission_admission(tx)) } else { Ok(()) }
+                    if *passed { verify_signature(tx, suite.as_ref()).and_then(|()| self.permission_admission(tx)) } else { Ok(()) }
                 },
             );
         let now = joule_support::now_ms();
@@ -1133,7 +1313,7 @@ impl Chain {
             height: h.height,
             parent_hash: h.parent_hash.0.to_vec(),
             timestamp_ms: h.timestamp_ms,
-            seal_hash: self.suite.hash(&h.sealing_bytes())?.0.to_vec(),
+            seal_hash: self.suite_at(h.height)?.hash(&h.sealing_bytes())?.0.to_vec(),
             proposer: h.proposer.clone(),
             seal: h.seal.clone(),
         })
@@ -1149,10 +1329,11 @@ impl Chain {
     /// and keep it, unsealed, for [`Chain::commit_built`]. `None`: nothing to put in a block
     /// (and the policy wants no empty ones). This node's consensus key is the proposer.
     pub fn build(&self, parent: &[u8], now_ms: u64) -> Result<Option<EngineHeader>, ChainError> {
-        let signer =
-            self.signer.as_ref().ok_or_else(|| ChainError::Seal { height: self.head().height + 1, reason: "this node has no consensus key".into() })?;
         let _serial = lock(&self.commit_lock);
         let head = self.head();
+        let signer = self
+            .signer_at(head.height + 1)
+            .ok_or_else(|| ChainError::Seal { height: head.height + 1, reason: "this node has no consensus key of the block's suite".into() })?;
         if head.hash.0.as_slice() != parent {
             return Err(ChainError::HeadMoved(format!(
                 "the block was asked for on {}, the head is {} at height {}",
@@ -1174,7 +1355,7 @@ impl Chain {
         drop(view);
         let started = Instant::now();
         let (block, hashes, exec) = self.assemble(&head, signer.public_key(), txs, Some(hashes), now_ms)?;
-        let seal_hash = self.suite.hash(&block.header.sealing_bytes())?;
+        let seal_hash = self.suite_at(block.header.height)?.hash(&block.header.sealing_bytes())?;
         let header = self.engine_header(&block.header)?;
         self.keep_candidate(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
         Ok(Some(header))
@@ -1226,13 +1407,14 @@ impl Chain {
     /// Sign with this node's consensus key (a participant's `sign` action).
     pub fn sign_as_node(&self, message: &[u8]) -> Result<Vec<u8>, ChainError> {
         let height = self.head().height + 1;
-        let signer = self.signer.as_ref().ok_or_else(|| ChainError::Seal { height, reason: "this node has no consensus key".into() })?;
+        let signer = self.signer_at(height).ok_or_else(|| ChainError::Seal { height, reason: "this node has no consensus key of the block's suite".into() })?;
         signer.sign(message).map_err(|e| ChainError::Seal { height, reason: e.to_string() })
     }
 
     /// Search nonces (u64, big-endian, from 0) until `hash(seal_hash ‖ nonce)`, read as a
     /// big-endian number, is at most `target`; `None` when `cancel` is set first.
     pub fn work(&self, seal_hash: &[u8], target: &[u8], cancel: &std::sync::atomic::AtomicBool) -> Option<Vec<u8>> {
+        let Ok(suite) = self.next_suite() else { return None };
         let mut input = seal_hash.to_vec();
         let at = input.len();
         input.extend([0u8; 8]);
@@ -1241,7 +1423,7 @@ impl Chain {
                 return None;
             }
             input[at..].copy_from_slice(&nonce.to_be_bytes());
-            let Ok(h) = self.suite.hash(&input) else { return None };
+            let Ok(h) = suite.hash(&input) else { return None };
             if meets_target(&h.0, target) {
                 return Some(nonce.to_be_bytes().to_vec());
             }
@@ -1256,7 +1438,7 @@ impl Chain {
     /// consensus driver instead). `None`: it is not this node's turn, or there is nothing to
     /// put in a block.
     pub fn produce(&self, now_ms: u64) -> Result<Option<Arc<CommittedBlock>>, ChainError> {
-        let Some(signer) = &self.signer else { return Ok(None) };
+        let Some(signer) = self.signer_at(self.head().height + 1) else { return Ok(None) };
         let engine = self.engine()?;
         let head = self.engine_head()?;
         let parent = head.hash.clone();
@@ -1305,9 +1487,10 @@ impl Chain {
         now_ms: u64,
     ) -> Result<(Block, Vec<Hash32>, execute::Execution), ChainError> {
         let height = head.height + 1;
+        let suite = self.suite_at(height)?;
         let hashes = match hashes {
             Some(h) => h,
-            None => txs.iter().map(|t| t.hash(self.suite.as_ref())).collect::<Result<_, _>>()?,
+            None => txs.iter().map(|t| t.hash(suite.as_ref())).collect::<Result<_, _>>()?,
         };
         let mut hashes = hashes;
         let view = Arc::new(self.read()?);
@@ -1315,7 +1498,10 @@ impl Chain {
         let timestamp_ms = now_ms.max(head.header.timestamp_ms + 1);
         let finality_depth = self.engine_for(height)?.finality_depth(&self.members().validators)?;
         let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms, mode: Mode::Produce, finality_depth };
-        let exec = execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &txs, &hashes)?;
+        let from = self.suite_at(head.height)?;
+        let members = self.members();
+        let switch = self.switch_at(&members.suites, &from, height);
+        let exec = execute::execute(&view, &suite, &self.contracts, &info, block_state(&head.header), &txs, &hashes, switch)?;
         tracing::debug!(height, txs = txs.len(), ms = t_exec.elapsed().as_secs_f64() * 1e3, "produce: executed");
         drop(view);
         // Those past the block gas limit wait for the next block.
@@ -1327,11 +1513,11 @@ impl Chain {
             height,
             parent_hash: head.hash,
             timestamp_ms,
-            tx_root: merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)?,
+            tx_root: merkle::root_of_leaf_hashes(suite.as_ref(), &hashes)?,
             state_root: exec.state_root.hash,
-            receipts_root: merkle::root(self.suite.as_ref(), &receipts)?,
+            receipts_root: merkle::root(suite.as_ref(), &receipts)?,
             proposer: proposer.to_vec(),
-            crypto_suite: self.suite.suite().id.clone(),
+            crypto_suite: suite.suite().id.clone(),
             seal: vec![],
         };
         Ok((Block { header, transactions: txs }, hashes, exec))
@@ -1347,7 +1533,7 @@ impl Chain {
         let head = self.head();
         if block.header.parent_hash != head.hash
             && block.header.height > 0
-            && !(block.header.height == head.height && block.header.hash(self.suite.as_ref())? == head.hash)
+            && !(block.header.height == head.height && block.header.hash(self.suite_at(head.height)?.as_ref())? == head.hash)
         {
             return self.import_fork(block);
         }
@@ -1361,7 +1547,7 @@ impl Chain {
     /// records or the kept state is refused.
     fn import_fork(&self, block: Block) -> Result<Arc<CommittedBlock>, ChainError> {
         let height = block.header.height;
-        let hash = block.header.hash(self.suite.as_ref())?;
+        let hash = block.header.hash(self.suite_at(height)?.as_ref())?;
         let head = self.head();
         let view = Arc::new(self.read()?);
         if view.height_of(&hash)?.is_some() || lock(&self.side).contains(&hash) {
@@ -1371,6 +1557,10 @@ impl Chain {
         let limit = self.reorg_limit(&view, &head, fork)?;
         if head.height - fork > limit {
             return Err(ChainError::BelowFinal { height, fork, depth: head.height - fork, limit });
+        }
+        // A crypto-suite switch is final before it starts: no fork reaches across it.
+        if let Some(a) = self.members().suites.iter().find(|a| a.from_height > fork && a.from_height <= height.max(head.height)) {
+            return Err(ChainError::BelowFinal { height, fork, depth: head.height - fork, limit: head.height.saturating_sub(a.from_height) });
         }
         let (state, parent) = self.fork_state(&view, fork, &path)?;
         let (rules, validators) = self.rules_at(state.as_ref(), &parent, height)?;
@@ -1471,7 +1661,8 @@ impl Chain {
     /// The engine and validators of block `height`, from its parent's state.
     fn rules_at<S: NodeStore>(&self, state: &S, parent: &Head, height: u64) -> Result<(Arc<dyn ConsensusEngine>, Vec<Validator>), ChainError> {
         let governed = self.governed_at(state, &block_state(&parent.header))?;
-        let members = CurrentMembers::new(governed.members, governed.engines, self.suite.as_ref())?;
+        let suite = self.suite_in(&governed.suites, height)?;
+        let members = CurrentMembers::new(governed.members, governed.engines, governed.suites, suite.as_ref())?;
         Ok((self.engine_in(&members.engines, height)?, members.validators))
     }
 
@@ -1528,6 +1719,7 @@ impl Chain {
                 events: &e.1.events,
                 codes: &e.1.codes,
                 contract_kv: &e.1.contract_kv,
+                storage_keys: &e.1.storage_keys,
             })
             .collect();
         match self.store.reorganise(fork, &commits) {
@@ -1546,10 +1738,8 @@ impl Chain {
             }
         }
         lock(&self.candidates).clear();
-        let view = self.read()?;
-        let governed = self.governed_at(&view, &block_state(&tip.header))?;
-        drop(view);
-        self.set_members(governed.members, governed.engines)?;
+        *write(&self.head) = tip.clone();
+        self.refresh_members()?;
         let mut parent = Head { height: fork, hash: old.first().map_or(head.hash, |(b, _)| b.header.parent_hash), header: fork_header };
         let mut last = None;
         let mut included = std::collections::HashSet::new();
@@ -1578,8 +1768,9 @@ impl Chain {
             drop(view);
             lock(&self.pool).prune(senders, &std::collections::HashSet::new(), joule_support::now_ms());
         }
+        let old_suite = self.suite_at(fork + 1)?;
         let back: Vec<Transaction> =
-            old.into_iter().flat_map(|(b, _)| b.transactions).filter(|t| t.hash(self.suite.as_ref()).is_ok_and(|h| !included.contains(&h))).collect();
+            old.into_iter().flat_map(|(b, _)| b.transactions).filter(|t| t.hash(old_suite.as_ref()).is_ok_and(|h| !included.contains(&h))).collect();
         let returned = back.len();
         let verdicts = self.admit_batch(back.clone());
         let readmitted: Vec<Transaction> = back.into_iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(t, _)| t).collect();
@@ -1609,7 +1800,7 @@ impl Chain {
             return self.engine_header(&known.block.header);
         }
         let (hashes, exec, started) = self.check(&head, &block, Seal::Later)?;
-        let seal_hash = self.suite.hash(&block.header.sealing_bytes())?;
+        let seal_hash = self.suite_at(block.header.height)?.hash(&block.header.sealing_bytes())?;
         let header = self.engine_header(&block.header)?;
         self.keep_candidate(Candidate { seal_hash, parent: head.hash, block, hashes, exec, started });
         Ok(header)
@@ -1659,10 +1850,12 @@ impl Chain {
         if h.channel != self.spec.channel {
             return Err(invalid(format!("it belongs to channel {}, not {}", h.channel, self.spec.channel)));
         }
-        if h.crypto_suite != self.suite.suite().id {
-            return Err(invalid(format!("crypto suite {} is not the channel's ({})", h.crypto_suite, self.suite.suite().id)));
+        let members = self.members();
+        let suite = self.suite_in(&members.suites, height)?;
+        if h.crypto_suite != suite.suite().id {
+            return Err(invalid(format!("crypto suite {} is not the channel's at this height ({})", h.crypto_suite, suite.suite().id)));
         }
-        if height == head.height && h.hash(self.suite.as_ref())? == head.hash {
+        if height == head.height && h.hash(self.suite_in(&members.suites, head.height)?.as_ref())? == head.hash {
             return Err(ChainError::Known { height });
         }
         if height != head.height + 1 || h.parent_hash != head.hash {
@@ -1676,8 +1869,8 @@ impl Chain {
         if seal == Seal::Verify {
             engine.verify_header(&self.engine_header(&head.header)?, &self.engine_header(h)?, validators).map_err(|e| invalid(e.to_string()))?;
         }
-        let hashes = parallel_map(&block.transactions, |t| t.hash(self.suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
-        if merkle::root_of_leaf_hashes(self.suite.as_ref(), &hashes)? != h.tx_root {
+        let hashes = parallel_map(&block.transactions, |t| t.hash(suite.as_ref())).into_iter().collect::<Result<Vec<Hash32>, _>>()?;
+        if merkle::root_of_leaf_hashes(suite.as_ref(), &hashes)? != h.tx_root {
             return Err(invalid("the transactions root does not match its transactions".into()));
         }
         // Signatures: those this node admitted were verified once, at admission.
@@ -1687,11 +1880,11 @@ impl Chain {
         };
         for &i in &unverified {
             let tx = &block.transactions[i];
-            if tx.body.sig_alg != self.suite.suite().signature {
-                return Err(invalid(format!("transaction {i} is signed with {}, not {}", tx.body.sig_alg, self.suite.suite().signature)));
+            if tx.body.sig_alg != suite.suite().signature {
+                return Err(invalid(format!("transaction {i} is signed with {}, not {}", tx.body.sig_alg, suite.suite().signature)));
             }
         }
-        let verdicts = parallel_map(&unverified, |&i| verify_signature(&block.transactions[i], self.suite.as_ref()));
+        let verdicts = parallel_map(&unverified, |&i| verify_signature(&block.transactions[i], suite.as_ref()));
         if let Some((i, e)) = unverified.iter().zip(verdicts).find_map(|(i, v)| v.err().map(|e| (i, e))) {
             return Err(invalid(format!("transaction {i}: {e}")));
         }
@@ -1704,7 +1897,9 @@ impl Chain {
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "import: header, roots and signatures checked");
         let finality_depth = engine.finality_depth(validators)?;
         let info = BlockInfo { channel: self.spec.channel.to_string(), height, timestamp_ms: h.timestamp_ms, mode: Mode::Import, finality_depth };
-        let exec = match execute::execute(&view, &self.suite, &self.contracts, &info, block_state(&head.header), &block.transactions, &hashes) {
+        let from = self.suite_in(&members.suites, head.height)?;
+        let switch = self.switch_at(&members.suites, &from, height);
+        let exec = match execute::execute(&view, &suite, &self.contracts, &info, block_state(&head.header), &block.transactions, &hashes, switch) {
             Ok(e) => e,
             // This node failed, not the block: say so rather than call the block invalid.
             Err(ExecError::Vm { index, fault }) => return Err(ChainError::Contract(format!("transaction {index}: {fault}"))),
@@ -1716,7 +1911,7 @@ impl Chain {
             return Err(invalid(format!("state root {} but execution gives {}", h.state_root, exec.state_root.hash)));
         }
         let receipts: Vec<Vec<u8>> = exec.receipts.iter().map(Encode::encode).collect();
-        if merkle::root(self.suite.as_ref(), &receipts)? != h.receipts_root {
+        if merkle::root(suite.as_ref(), &receipts)? != h.receipts_root {
             return Err(invalid("the receipts root does not match execution".into()));
         }
         Ok((hashes, exec, started))
@@ -1736,7 +1931,7 @@ impl Chain {
             return Err(ChainError::StorageFailed(f.reason));
         }
         let height = block.header.height;
-        let hash = block.header.hash(self.suite.as_ref())?;
+        let hash = block.header.hash(self.suite_at(height)?.as_ref())?;
         self.store
             .commit(BlockCommit {
                 block: &block,
@@ -1749,16 +1944,22 @@ impl Chain {
                 events: &exec.events,
                 codes: &exec.codes,
                 contract_kv: &exec.contract_kv,
+                storage_keys: &exec.storage_keys,
             })
             .map_err(|e| self.commit_failed(height, e))?;
         tracing::debug!(height, ms = started.elapsed().as_secs_f64() * 1e3, "committed");
-        if let Some((members, engines)) = exec.governance {
-            tracing::info!(channel = %self.spec.channel, height, validators = members.validators.len(), nodes = members.nodes.len(), engine_switches = engines.len(), "the channel's governance state changed by vote");
-            if let Err(e) = self.set_members(members, engines) {
-                tracing::error!(channel = %self.spec.channel, "applying the new members failed: {e}");
-            }
-        }
+        let switch_next = self.members().suites.iter().any(|a| a.from_height == height + 1 || a.from_height == height);
         let committed = Arc::new(CommittedBlock { hash, block, receipts: exec.receipts });
+        if let Some(g) = &exec.governance {
+            tracing::info!(channel = %self.spec.channel, height, validators = g.members.validators.len(), nodes = g.members.nodes.len(), engine_switches = g.engines.len(), suite_switches = g.suites.len(), "the channel's governance state changed by vote");
+        }
+        // The head moves first: the members are those of the block after it.
+        *write(&self.head) = Head { height, hash, header: committed.block.header.clone() };
+        if (exec.governance.is_some() || switch_next)
+            && let Err(e) = self.refresh_members()
+        {
+            tracing::error!(channel = %self.spec.channel, "applying the new members failed: {e}");
+        }
         self.after_commit(head, &committed, started);
         Ok(committed)
     }
@@ -1821,7 +2022,14 @@ impl Chain {
         let Some(at) = view.tx_location(hash)? else { return Ok(None) };
         let (transaction, receipt) = view.tx(at)?.ok_or_else(|| StoreError::Corrupt(format!("transaction {hash} at {}/{}", at.height, at.index)))?;
         let header = view.header(at.height)?.ok_or_else(|| StoreError::Corrupt(format!("block {} of transaction {hash}", at.height)))?;
-        Ok(Some(TxRecord { hash: *hash, transaction, receipt, block_height: at.height, block_hash: header.hash(self.suite.as_ref())?, index: at.index }))
+        Ok(Some(TxRecord {
+            hash: *hash,
+            transaction,
+            receipt,
+            block_height: at.height,
+            block_hash: header.hash(self.suite_at(at.height)?.as_ref())?,
+            index: at.index,
+        }))
     }
 
     /// Events of a contract (or a data-record sender), optionally of one topic, oldest
@@ -1834,11 +2042,20 @@ impl Chain {
     /// (block, transaction, event), at most `limit`.
     pub fn events_in(&self, contract: &Hash32, topic: Option<&str>, from: u64, to: u64, limit: usize) -> Result<Vec<EventRecord>, ChainError> {
         let view = self.read()?;
-        let topic_hash = topic.map(|t| self.suite.hash(t.as_bytes())).transpose()?;
         // Without a topic the index yields topic by topic: take every location in range,
         // then order them (bounded by the range the caller asked for).
         let fetch = if topic.is_some() { limit } else { usize::MAX };
-        let mut locations = view.event_locations_in(contract, topic_hash.as_ref(), from, to, fetch)?;
+        let mut locations = vec![];
+        match topic {
+            None => locations = view.event_locations_in(contract, None, from, to, fetch)?,
+            // A topic is indexed by its hash in the suite of each block: ask for each suite's.
+            Some(t) => {
+                for (suite, lo, hi) in self.suite_ranges(from, to)? {
+                    let h = suite.hash(t.as_bytes())?;
+                    locations.extend(view.event_locations_in(contract, Some(&h), lo, hi, fetch)?);
+                }
+            }
+        }
         locations.sort();
         locations.dedup();
         let mut out = vec![];
@@ -1884,7 +2101,8 @@ impl Chain {
         let view = self.read()?;
         let (root, block_hash) = self.state_at(&view, height)?;
         let account = self.account_at(&view, &root, id)?.map(|a| a.account);
-        let proof = Smt::new(&view, self.suite.as_ref(), u64::MAX).prove(&root, id)?;
+        let suite = self.suite_at(root.version)?;
+        let proof = Smt::new(&view, suite.as_ref(), u64::MAX).prove(&root, id)?;
         Ok(AccountAnswer {
             id: *id,
             height: root.version,
@@ -1907,11 +2125,12 @@ impl Chain {
     pub fn state_at_height(&self, contract: &Hash32, key: &str, with_proof: bool, height: Option<u64>) -> Result<StateAnswer, ChainError> {
         let view = self.read()?;
         let (root, block_hash) = self.state_at(&view, height)?;
-        let smt = Smt::new(&view, self.suite.as_ref(), u64::MAX);
+        let suite = self.suite_at(root.version)?;
+        let smt = Smt::new(&view, suite.as_ref(), u64::MAX);
         let account = self.account_at(&view, &root, contract)?;
         let storage = account.as_ref().and_then(AccountState::storage_root);
         let storage_root = storage.map_or(EMPTY, |r| r.hash);
-        let key_hash = self.suite.hash(key.as_bytes())?;
+        let key_hash = suite.hash(key.as_bytes())?;
         let leaf = match &storage {
             Some(r) => smt.get(r, &key_hash)?,
             None => None,
@@ -1954,7 +2173,31 @@ impl Chain {
             return Err(ChainError::Pruned { height, oldest });
         }
         let header = view.header(height)?.ok_or_else(|| StoreError::Corrupt(format!("block {height} missing")))?;
-        Ok((block_state(&header), header.hash(self.suite.as_ref())?))
+        Ok((block_state(&header), header.hash(self.suite_at(height)?.as_ref())?))
+    }
+
+    /// The switch block `height` starts, if it starts one: its parent's suite `from` and
+    /// the activation.
+    fn switch_at<'a>(&self, schedule: &'a [SuiteActivation], from: &'a Arc<dyn ChainCrypto>, height: u64) -> Option<execute::SuiteSwitch<'a>> {
+        let a = schedule.iter().find(|a| a.from_height == height)?;
+        (a.suite != from.suite().id).then_some(execute::SuiteSwitch { from: from.as_ref(), activation: a })
+    }
+
+    /// The blocks `from..=to` split by suite: each suite with the heights it served.
+    fn suite_ranges(&self, from: u64, to: u64) -> Result<Vec<SuiteRange>, ChainError> {
+        let mut starts: Vec<u64> = vec![0];
+        starts.extend(self.members().suites.iter().map(|a| a.from_height));
+        starts.sort_unstable();
+        starts.dedup();
+        let mut out = vec![];
+        for (i, start) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(u64::MAX, |n| n - 1);
+            let (lo, hi) = (from.max(*start), to.min(end));
+            if lo <= hi {
+                out.push((self.suite_at(lo)?, lo, hi));
+            }
+        }
+        Ok(out)
     }
 }
 

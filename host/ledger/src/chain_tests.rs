@@ -516,3 +516,111 @@ fn a_suite_switch_passes_only_after_every_validator_bound_a_key_with_a_valid_pro
     assert_eq!(p.follower.head().hash, p.producer.head().hash);
     assert_eq!(p.follower.governance().unwrap().suites, suites);
 }
+
+#[test]
+fn a_suite_switch_moves_the_state_accounts_and_validators_at_its_height_on_every_node() {
+    use crate::testkit::TestEngines;
+    use joule_primitives::{Change, Governance, ReceiptStatus};
+    let (v, user, idle) = (Key::new(1), Key::new(5), Key::new(6));
+    let (v2, user2) = (Key::new(21), Key::new(25));
+    let (first, second) = (TestCrypto::new(), TestCrypto::second());
+    let spec = spec(&[&v]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let open = |dir: &Path, signer: Option<Arc<dyn BlockSigner>>| {
+        let engines: Arc<dyn EngineSource> = Arc::new(TestEngines(Arc::new(TestEngine { suite: first.clone() })));
+        Chain::open(dir, &spec, policy(), first.clone(), engines, signer).unwrap()
+    };
+    let producer = open(a.path(), Some(Arc::new(LocalSigner::new(Zeroizing::new(v.private.clone()), v.public.clone(), first.clone()))));
+    producer.add_signer("test2", Arc::new(LocalSigner::new(Zeroizing::new(v2.private.clone()), v2.public.clone(), second.clone())));
+    let follower = open(b.path(), None);
+    let p = Pair { producer, follower, key: Key::new(1), suite: first.clone(), _dirs: (a, b) };
+    let mut t = 1_700_000_001_000;
+    let mut produce = |c: &Chain| {
+        t += 1000;
+        c.produce(t).unwrap().expect("a block")
+    };
+    let long = vec![7u8; 300];
+    let mut blocks = vec![];
+
+    // Block 1: the validator and a user bind keys of test2; the user writes a long record
+    // (kept in its transaction) and a short one (kept in the tree); another user writes
+    // and binds nothing.
+    for tx in [
+        bind(&p, &v, 0, &v2),
+        data_tx(&first, &user, 0, "meter/long", &long),
+        data_tx(&first, &user, 1, "meter/short", b"42"),
+        bind(&p, &user, 2, &user2),
+        data_tx(&first, &idle, 0, "idle", b"1"),
+    ] {
+        p.producer.submit(tx).unwrap();
+    }
+    blocks.push(produce(&p.producer));
+    assert!(blocks[0].receipts.iter().all(|r| r.status == ReceiptStatus::Success), "{:?}", blocks[0].receipts);
+    // Block 2: the switch to test2 from block 4 passes.
+    let switch =
+        Governance::Propose { changes: vec![Change::SwitchSuite { from_height: 4, suite: "test2".into(), nodes: vec![] }], expires_at: 50, components: vec![] };
+    p.producer.submit(signed_tx(&first, &v, 1, Payload::Governance(switch))).unwrap();
+    blocks.push(produce(&p.producer));
+    assert!(blocks[1].receipts[0].events.iter().any(|e| e.topic == "passed"));
+    // Block 3, the last under test: a transaction of the old suite waiting in the pool
+    // (nonce gap) is dropped when it commits, saying why.
+    p.producer.submit(data_tx(&first, &user, 3, "meter/short", b"43")).unwrap();
+    let stranded = data_tx(&first, &user, 5, "late", b"x");
+    let stranded_hash = stranded.hash(first.as_ref()).unwrap();
+    p.producer.submit(stranded).unwrap();
+    blocks.push(produce(&p.producer));
+    assert_eq!(blocks[2].block.header.crypto_suite, "test");
+    assert!(matches!(p.producer.pool_status(&stranded_hash), Some(PoolStatus::Evicted(e)) if e.reason.code() == "suite_switched"));
+    assert_eq!(p.producer.suite().suite().id, "test2", "new transactions are for the next block's suite");
+    assert_eq!(p.producer.members().validators[0].public_key, v2.public, "the next block's validator is the bound key");
+
+    // Old-suite transactions are refused from now on; the moved account goes on from its
+    // nonce under its new key.
+    let refused = p.producer.submit(data_tx(&first, &user, 4, "k", b"v")).unwrap_err();
+    assert_eq!(refused.code(), "wrong_algorithm", "{refused}");
+    p.producer.submit(data_tx(&second, &user2, 4, "meter/short", b"44")).unwrap();
+    blocks.push(produce(&p.producer));
+    let b4 = &blocks[3];
+    assert_eq!((b4.block.header.height, b4.block.header.crypto_suite.as_str()), (4, "test2"));
+    assert_eq!(b4.block.header.proposer, v2.public, "sealed with the bound key");
+    assert_eq!(b4.receipts[0].status, ReceiptStatus::Success);
+    assert_eq!(b4.block.header.parent_hash, blocks[2].hash, "the parent is named by its own suite's hash");
+    assert_eq!(b4.hash, b4.block.header.hash(second.as_ref()).unwrap());
+
+    // The state under test2: the user's records under its new id, the idle account kept
+    // under its old one (nobody can send from it), the governance account moved.
+    let moved = second.hash(&user2.public).unwrap();
+    let get = |c: &Chain, id: &Hash32, key: &str| c.state(id, key, true).unwrap().value;
+    assert_eq!(get(&p.producer, &moved, "meter/long"), Some(long.clone()));
+    assert_eq!(get(&p.producer, &moved, "meter/short"), Some(b"44".to_vec()));
+    assert_eq!(p.producer.account(&moved).unwrap().account.map(|a| a.nonce), Some(5));
+    let idle_id = first.hash(&idle.public).unwrap();
+    assert_eq!(get(&p.producer, &idle_id, "idle"), Some(b"1".to_vec()));
+    let answer = p.producer.state(&moved, "meter/long", true).unwrap();
+    let proofs = answer.proof.unwrap();
+    assert!(proofs.storage.verify(second.as_ref(), &proofs.storage_root, &second.hash(b"meter/long").unwrap(), Some(&second.hash(&long).unwrap())).unwrap());
+    assert_eq!(p.producer.governance().unwrap().members.validators[0].public_key, v2.public);
+    // History keeps its suite: block 1's transaction and state, proved under test.
+    let before = p.producer.state_at_height(&first.hash(&user.public).unwrap(), "meter/short", true, Some(3)).unwrap();
+    assert_eq!(before.value, Some(b"43".to_vec()));
+    let tx1 = blocks[0].receipts[1].tx_hash;
+    assert_eq!(p.producer.tx(&tx1).unwrap().unwrap().block_hash, blocks[0].hash);
+
+    // A follower crosses the switch the same way, and so does a node reopened after it.
+    for c in &blocks {
+        p.follower.import(c.block.clone()).unwrap();
+    }
+    assert_eq!(p.follower.head().hash, p.producer.head().hash);
+    let dir = p._dirs.1.path().to_path_buf();
+    let Pair { producer, follower, .. } = p;
+    drop(follower);
+    let reopened = open(&dir, None);
+    assert_eq!(reopened.head().hash, producer.head().hash);
+    assert_eq!(reopened.suite().suite().id, "test2");
+    assert_eq!(reopened.members().validators[0].public_key, v2.public);
+    producer.submit(data_tx(&second, &user2, 5, "after", b"restart")).unwrap();
+    t += 1000;
+    let b5 = producer.produce(t).unwrap().expect("block 5");
+    reopened.import(b5.block.clone()).unwrap();
+    assert_eq!(get(&reopened, &moved, "after"), Some(b"restart".to_vec()));
+}

@@ -15,9 +15,9 @@
 //! only if the gas used by the block before it plus its own limit fits the channel's block
 //! gas limit: production stops there, import refuses such a block.
 
-use crate::governance::{self, Checks, EngineActivation, Governed, Members};
+use crate::governance::{self, Checks, EngineActivation, Governed, Members, SuiteActivation};
 use crate::state::{AccountState, StoredValue};
-use crate::store::{EventRef, StoreView, TxLocation};
+use crate::store::{EventRef, StorageKey, StoreView, TxLocation};
 use joule_contract::{ContractHost, ContractRecord, ContractVm, Entries, Entry, Failure, HostFault, Invocation, VmFault};
 use joule_primitives::merkle::HashError;
 use joule_primitives::smt::{Node, NodeKey, NodeStore, Root, Smt, StateError, TreeId, Update};
@@ -59,6 +59,10 @@ pub trait StateStore: NodeStore + Send + Sync + 'static {
     fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// A contract's entries in the parent state, ascending (see [`StoreView::contract_scan`]).
     fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError>;
+    /// The key of a data record or governance value, by account and key hash.
+    fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError>;
+    /// The key and value of the data record of a committed transaction.
+    fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError>;
 }
 
 fn store_err(e: impl std::fmt::Display) -> StateError {
@@ -66,6 +70,12 @@ fn store_err(e: impl std::fmt::Display) -> StateError {
 }
 
 impl StateStore for StoreView {
+    fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        StoreView::storage_key(self, account, key_hash).map_err(store_err)
+    }
+    fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError> {
+        StoreView::data_record(self, at).map_err(store_err)
+    }
     fn next_tree(&self) -> Result<TreeId, StateError> {
         StoreView::next_tree(self).map_err(store_err)
     }
@@ -102,9 +112,68 @@ pub struct Execution {
     pub contract_kv: Vec<crate::store::KvWrite>,
     /// How many of the transactions went in (production stops at the block gas limit).
     pub included: usize,
-    /// The channel's members and engine schedule after the block, when its transactions
-    /// changed the governance state.
-    pub governance: Option<(Members, Vec<EngineActivation>)>,
+    /// The channel's members and schedules after the block, when its transactions changed
+    /// the governance state.
+    pub governance: Option<GovernanceAfter>,
+    /// Keys of the data records and governance values the block wrote (for
+    /// [`crate::store::BlockCommit::storage_keys`]).
+    pub storage_keys: Vec<StorageKey>,
+}
+
+/// The governance state a block's transactions left, as the chain follows it.
+#[derive(Debug, Clone)]
+pub struct GovernanceAfter {
+    pub members: Members,
+    pub engines: Vec<EngineActivation>,
+    pub suites: Vec<SuiteActivation>,
+}
+
+/// A block that starts a crypto-suite switch: the parent's suite, and the activation.
+#[derive(Clone, Copy)]
+pub struct SuiteSwitch<'a> {
+    pub from: &'a dyn ChainCrypto,
+    pub activation: &'a SuiteActivation,
+}
+
+/// The store as a switch's first block reads it: the parent's state rebuilt under the new
+/// suite ([`crate::migrate`]) over the store; without a switch, the store itself.
+pub struct Overlay<S> {
+    base: Arc<S>,
+    nodes: BTreeMap<NodeKey, Node>,
+    next_tree: Option<TreeId>,
+}
+
+impl<S: StateStore> NodeStore for Overlay<S> {
+    fn node(&self, at: &NodeKey) -> Result<Option<Node>, StateError> {
+        match self.nodes.get(at) {
+            Some(n) => Ok(Some(n.clone())),
+            None => self.base.node(at),
+        }
+    }
+}
+
+impl<S: StateStore> StateStore for Overlay<S> {
+    fn next_tree(&self) -> Result<TreeId, StateError> {
+        match self.next_tree {
+            Some(t) => Ok(t),
+            None => self.base.next_tree(),
+        }
+    }
+    fn code(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        self.base.code(hash)
+    }
+    fn contract_value(&self, contract: &Hash32, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.base.contract_value(contract, key)
+    }
+    fn contract_scan(&self, contract: &Hash32, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
+        self.base.contract_scan(contract, prefix, after, limit)
+    }
+    fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        self.base.storage_key(account, key_hash)
+    }
+    fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError> {
+        self.base.data_record(at)
+    }
 }
 
 /// Whether a block is being produced (stop at the first transaction that does not fit) or
@@ -261,6 +330,8 @@ struct BlockState<S: StateStore> {
     governed: Option<Governed>,
     /// Whether a transaction changed the governance state.
     governed_changed: bool,
+    /// Keys of the data records and governance values written.
+    storage_keys: Vec<StorageKey>,
 }
 
 impl<S: StateStore> BlockState<S> {
@@ -282,6 +353,7 @@ impl<S: StateStore> BlockState<S> {
             governance_id,
             governed: None,
             governed_changed: false,
+            storage_keys: vec![],
         }))
     }
 
@@ -314,14 +386,10 @@ impl<S: StateStore> BlockState<S> {
             (governance::ENGINES_KEY, borsh::to_vec(&g.engines)),
             (governance::SUITES_KEY, borsh::to_vec(&g.suites)),
         ];
-        let mut writes = vec![];
         for (key, bytes) in values {
             let bytes = bytes.map_err(|e| StateError::Store(format!("encoding the governance value {key:?}: {e}")))?;
-            writes.push((self.suite.hash(key.as_bytes())?, Some((self.suite.hash(&bytes)?, StoredValue::Inline(bytes).encode()))));
+            self.set_governance_value(key, bytes)?;
         }
-        let id = self.governance_id;
-        self.account(&id)?;
-        self.data.entry(id).or_default().extend(writes);
         Ok(())
     }
 
@@ -348,8 +416,10 @@ impl<S: StateStore> BlockState<S> {
     fn set_governance_value(&mut self, key: &str, value: Vec<u8>) -> Result<(), StateError> {
         let id = self.governance_id;
         self.account(&id)?;
-        let write = (self.suite.hash(key.as_bytes())?, Some((self.suite.hash(&value)?, StoredValue::Inline(value).encode())));
-        self.data.entry(id).or_default().insert(write.0, write.1);
+        let key_hash = self.suite.hash(key.as_bytes())?;
+        let write = Some((self.suite.hash(&value)?, StoredValue::Inline(value).encode()));
+        self.data.entry(id).or_default().insert(key_hash, write);
+        self.storage_keys.push((id, key_hash, key.as_bytes().to_vec()));
         Ok(())
     }
 
@@ -534,6 +604,10 @@ struct TxOutcome {
 /// updated once at the end ([`Smt::update_many`]), so each changed node is hashed once per
 /// block and only nodes of the resulting trees are written. The roots are those of
 /// applying the writes one by one (the tree's root depends only on its contents).
+///
+/// `suite` is the block's suite. With `switch`, the block is the first under it: its
+/// transactions run on the parent's state moved to `suite` ([`crate::migrate`]).
+#[allow(clippy::too_many_arguments)]
 pub fn execute<S: StateStore>(
     store: &Arc<S>,
     suite: &Arc<dyn ChainCrypto>,
@@ -542,8 +616,23 @@ pub fn execute<S: StateStore>(
     parent: Root,
     txs: &[Transaction],
     tx_hashes: &[Hash32],
+    switch: Option<SuiteSwitch<'_>>,
 ) -> Result<Execution, ExecError> {
     let height = block.height;
+    let (store, parent, migrated) = match switch {
+        None => (Arc::new(Overlay { base: store.clone(), nodes: BTreeMap::new(), next_tree: None }), parent, None),
+        Some(sw) => {
+            let started = std::time::Instant::now();
+            let m = crate::migrate::migrate(&**store, sw.from, suite.as_ref(), &parent, height, &env.genesis_members, sw.activation)?;
+            tracing::info!(
+                channel = %block.channel, height, from = %sw.from.suite().id, to = %suite.suite().id, accounts = m.accounts, values = m.values,
+                ms = started.elapsed().as_millis() as u64, "state moved to the new crypto suite"
+            );
+            let overlay = Overlay { base: store.clone(), nodes: m.nodes.clone(), next_tree: Some(m.next_tree) };
+            (Arc::new(overlay), m.root, Some(m))
+        }
+    };
+    let store = &store;
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
     let mut state = BlockState::new(store.clone(), suite.clone(), parent, height)?;
     let mut receipts = Vec::with_capacity(txs.len());
@@ -586,9 +675,13 @@ pub fn execute<S: StateStore>(
             match &tx.body.payload {
                 Payload::Data { key, value } => {
                     let at = TxLocation { height, index: index as u32 };
-                    let stored = StoredValue::data_record(value, at).encode();
+                    let stored = StoredValue::data_record(value, at);
                     let (kh, vh) = (suite.hash(key.as_bytes())?, suite.hash(value)?);
-                    state.data.entry(account_id).or_default().insert(kh, Some((vh, stored)));
+                    // A record kept in its transaction has its key there too.
+                    if matches!(stored, StoredValue::Inline(_)) {
+                        state.storage_keys.push((account_id, kh, key.as_bytes().to_vec()));
+                    }
+                    state.data.entry(account_id).or_default().insert(kh, Some((vh, stored.encode())));
                     state.tx_events.push(Event { contract: account_id, topic: "data".into(), indexed: vec![], data: key.as_bytes().to_vec() });
                     TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: vec![] }
                 }
@@ -670,8 +763,12 @@ pub fn execute<S: StateStore>(
         receipts.push(Receipt { tx_hash: *tx_hash, status: outcome.status, gas_used: outcome.gas_used, output: outcome.output, events });
     }
     state.store_governed()?;
-    let governance = state.governed.as_ref().filter(|_| state.governed_changed).map(|g| (g.members.clone(), g.engines.clone()));
-    let BlockState { accounts, mut data, kv, new_codes, .. } = *state;
+    let governance = state.governed.as_ref().filter(|_| state.governed_changed).map(|g| GovernanceAfter {
+        members: g.members.clone(),
+        engines: g.engines.clone(),
+        suites: g.suites.clone(),
+    });
+    let BlockState { accounts, mut data, kv, new_codes, storage_keys: written_keys, .. } = *state;
     // Contract storage: into the storage trees (hashed keys) and the flat copy.
     let mut contract_kv = vec![];
     for (contract, writes) in kv {
@@ -686,6 +783,14 @@ pub fn execute<S: StateStore>(
         }
     }
     let mut smt = Smt::new(&**store, &**suite, height);
+    let mut storage_keys = vec![];
+    if let Some(m) = migrated {
+        // The rebuilt trees are this block's nodes; the updates below replace some of them.
+        smt.written = m.nodes;
+        smt.stale = m.stale;
+        storage_keys = m.storage_keys;
+    }
+    storage_keys.extend(written_keys);
     let mut next_tree = store.next_tree()?;
     let mut account_updates: Vec<Update> = Vec::with_capacity(accounts.len());
     for (id, mut state) in accounts {
@@ -720,6 +825,7 @@ pub fn execute<S: StateStore>(
         contract_kv,
         included,
         governance,
+        storage_keys,
     })
 }
 
@@ -988,6 +1094,12 @@ mod tests {
                 .map(|((_, k), v)| (k.clone(), v.clone()))
                 .collect())
         }
+        fn storage_key(&self, _: &Hash32, _: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+            Ok(None)
+        }
+        fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError> {
+            Err(StateError::Store(format!("no transaction {}/{}", at.height, at.index)))
+        }
     }
 
     fn block_state(stored: &[(&[u8], &[u8])], contract: Hash32) -> Box<BlockState<FlatStore>> {
@@ -1057,12 +1169,12 @@ mod tests {
         // the transaction's limit: the first fits 100 500, the second (1 200 + 100 000) not.
         let env = ContractEnv { block_gas_limit: 100_500, ..ContractEnv::none() };
         let at = |mode| BlockInfo { channel: "grid".into(), height: 1, timestamp_ms: 1, mode, finality_depth: 0 };
-        let produced = execute(&store, &suite, &env, &at(Mode::Produce), Root::empty(GLOBAL_TREE, 0), &txs, &hashes).unwrap();
+        let produced = execute(&store, &suite, &env, &at(Mode::Produce), Root::empty(GLOBAL_TREE, 0), &txs, &hashes, None).unwrap();
         assert_eq!(produced.included, 1);
         assert_eq!(produced.receipts.len(), 1);
-        let imported = execute(&store, &suite, &env, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes);
+        let imported = execute(&store, &suite, &env, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes, None);
         assert!(matches!(imported, Err(ExecError::BlockGas { index: 1, limit: 100_000, .. })), "{:?}", imported.err());
         let roomy = ContractEnv { block_gas_limit: 1_000_000, ..ContractEnv::none() };
-        assert_eq!(execute(&store, &suite, &roomy, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes).unwrap().included, 3);
+        assert_eq!(execute(&store, &suite, &roomy, &at(Mode::Import), Root::empty(GLOBAL_TREE, 0), &txs, &hashes, None).unwrap().included, 3);
     }
 }

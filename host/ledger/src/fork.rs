@@ -144,7 +144,17 @@ impl NodeStore for ForkState {
     }
 }
 
+/// Side blocks never start a suite switch (the chain refuses forks across one), so the
+/// migration's reads go to the store.
 impl StateStore for ForkState {
+    fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
+        self.base.storage_key(account, key_hash).map_err(store_err)
+    }
+
+    fn data_record(&self, at: crate::store::TxLocation) -> Result<(String, Vec<u8>), StateError> {
+        self.base.data_record(at).map_err(store_err)
+    }
+
     fn next_tree(&self) -> Result<TreeId, StateError> {
         Ok(self.side.last().map_or(self.next_tree_at_fork, |s| s.1.next_tree))
     }
@@ -217,6 +227,7 @@ mod tests {
                 events: &[],
                 codes: &[],
                 contract_kv: &writes,
+                storage_keys: &[],
             })
             .unwrap();
     }
@@ -236,6 +247,7 @@ mod tests {
                 contract_kv: kv.iter().map(|(k, v)| (c, k.as_bytes().to_vec(), v.map(|v| v.as_bytes().to_vec()))).collect(),
                 included: 0,
                 governance: None,
+                storage_keys: vec![],
             },
         ))
     }

@@ -162,6 +162,21 @@ pub fn bound_id_key(suite: &str, bound_id: &Hash32) -> String {
     format!("bound/{suite}/{bound_id}")
 }
 
+/// The members under the suite a switch starts: each validator's key replaced by the key
+/// it bound (`bound(old key)`), the nodes those the switch lists. `Err`: a validator that
+/// has no binding (the switch could not have passed; the state is inconsistent).
+pub fn rekeyed(members: &Members, activation: &SuiteActivation, bound: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<Members, String> {
+    let validators = members
+        .validators
+        .iter()
+        .map(|v| match bound(&v.public_key) {
+            Some(public_key) => Ok(ValidatorSpec { public_key, weight: v.weight }),
+            None => Err(format!("a validator has no key of suite {} bound", activation.suite)),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(Members { validators, nodes: activation.nodes.clone() })
+}
+
 /// What the rules need to know of the world around them.
 pub trait Checks {
     /// Whether a public key parses under the channel's signature algorithm: a validator

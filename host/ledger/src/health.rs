@@ -52,6 +52,18 @@ impl StoreSlot {
         self.with(|db| db.reorganise(ancestor, blocks))
     }
 
+    pub(crate) fn storage_keys_complete(&self) -> Result<bool, StoreError> {
+        self.with(ChainStore::storage_keys_complete)
+    }
+
+    pub(crate) fn backfill_storage_keys(
+        &self,
+        fixed: &[super::store::StorageKey],
+        keys: impl Fn(&joule_primitives::Transaction) -> Result<Vec<super::store::StorageKey>, StoreError>,
+    ) -> Result<u64, StoreError> {
+        self.with(|db| db.backfill_storage_keys(fixed, &keys))
+    }
+
     #[cfg(test)]
     pub(crate) fn chain_tables(&self) -> Result<Vec<super::store::TableRow>, StoreError> {
         self.with(ChainStore::chain_tables)

@@ -10,6 +10,7 @@
 //! * [`state`] — what the state tree's leaves keep besides their hashes (account encodings,
 //!   storage values or where they are);
 //! * [`governance`] — the channel's validators and nodes, and the votes that change them;
+//! * [`migrate`] — the state rebuilt under another crypto suite at a governed switch;
 //! * [`pool`] — admission checks and the pending transactions;
 //! * [`health`] — a chain's health, and the reopenable store that lets it recover from a
 //!   failed disk without a restart;
@@ -22,6 +23,7 @@ pub mod execute;
 pub mod fork;
 pub mod governance;
 pub mod health;
+pub mod migrate;
 pub mod pool;
 pub mod state;
 pub mod store;

@@ -172,6 +172,8 @@ pub enum EvictionReason {
     Expired { lifetime_ms: u64 },
     /// Another transaction of its sender with the same nonce was committed.
     NonceUsed,
+    /// The chain switched its crypto suite: it was hashed and signed under the old one.
+    SuiteSwitched { suite: String, from_height: u64 },
 }
 
 impl EvictionReason {
@@ -181,6 +183,7 @@ impl EvictionReason {
             EvictionReason::PendingFull | EvictionReason::QueuedFull => "pool_full",
             EvictionReason::Expired { .. } => "expired",
             EvictionReason::NonceUsed => "nonce_used",
+            EvictionReason::SuiteSwitched { .. } => "suite_switched",
         }
     }
 }
@@ -192,6 +195,9 @@ impl std::fmt::Display for EvictionReason {
             EvictionReason::QueuedFull => write!(f, "pool_full: replaced by higher-priority transactions (it was the oldest waiting for an earlier nonce)"),
             EvictionReason::Expired { lifetime_ms } => write!(f, "expired: queued for more than {} s waiting for an earlier nonce", lifetime_ms / 1000),
             EvictionReason::NonceUsed => write!(f, "nonce_used: another transaction of its sender with the same nonce was committed"),
+            EvictionReason::SuiteSwitched { suite, from_height } => {
+                write!(f, "suite_switched: the channel uses suite {suite} from block {from_height}; sign the transaction again with the key bound for it")
+            }
         }
     }
 }
@@ -285,6 +291,10 @@ struct Evicted {
 }
 
 impl Evicted {
+    fn new(cap: usize) -> Evicted {
+        Evicted { cap, map: HashMap::new(), order: VecDeque::new(), seq: 0 }
+    }
+
     fn record(&mut self, hash: Hash32, e: Eviction) {
         if self.cap == 0 {
             return;
@@ -342,7 +352,7 @@ pub struct TxPool {
 
 impl TxPool {
     pub fn new(channel: ChannelId, config: PoolConfig) -> Self {
-        let evicted = Evicted { cap: config.evictions_remembered, map: HashMap::new(), order: VecDeque::new(), seq: 0 };
+        let evicted = Evicted::new(config.evictions_remembered);
         TxPool {
             channel,
             config,
@@ -698,6 +708,19 @@ impl TxPool {
         }
         self.promote(id, now_ms);
         self.forget_if_empty(id);
+    }
+
+    /// Drop every transaction, recording `reason` for each (a crypto-suite switch makes them
+    /// all unusable).
+    pub fn drop_all(&mut self, reason: &EvictionReason, now_ms: u64) -> usize {
+        let hashes: Vec<Hash32> = self.hashes.keys().copied().collect();
+        for h in &hashes {
+            self.record(*h, reason.clone(), now_ms);
+        }
+        let (evicted, commits, next_id) = (std::mem::replace(&mut self.evicted, Evicted::new(0)), self.commits, self.next_id);
+        *self = TxPool { evicted, commits, next_id, ..TxPool::new(self.channel.clone(), self.config.clone()) };
+        self.publish();
+        hashes.len()
     }
 
     /// Drop queued transactions older than the lifetime.

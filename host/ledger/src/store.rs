@@ -76,6 +76,14 @@ const CODES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("codes");
 /// authenticate it (their roots are in the header); this copy serves execution's reads and
 /// `scan` in key order, which a tree keyed by hashes cannot.
 const CONTRACT_KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("contract_kv");
+/// The keys of data records kept inline and of governance values, by account id ‖ key
+/// hash: the trees keep only hashes, and moving the state to another suite rehashes the
+/// keys themselves (a data record kept in its transaction has its key there).
+/// Rows are never removed (a superset serves every state), so a reorganisation leaves them.
+const STORAGE_KEYS: TableDefinition<&[u8; 64], &[u8]> = TableDefinition::new("storage_keys");
+/// Meta key set once `storage_keys` holds every key of the chain (see
+/// [`ChainStore::backfill_storage_keys`]).
+const STORAGE_KEYS_COMPLETE: &str = "storage_keys";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -154,6 +162,19 @@ pub struct BlockCommit<'a> {
     pub codes: &'a [(Hash32, std::sync::Arc<[u8]>)],
     /// Contract storage writes of the block (`None`: removed), in any order, one per key.
     pub contract_kv: &'a [KvWrite],
+    /// Keys of the data records and governance values the block wrote: account, key hash,
+    /// key.
+    pub storage_keys: &'a [StorageKey],
+}
+
+/// A storage key the trees know only by hash: account id, key hash, key.
+pub type StorageKey = (Hash32, Hash32, Vec<u8>);
+
+fn storage_key_row(account: &Hash32, key_hash: &Hash32) -> [u8; 64] {
+    let mut k = [0u8; 64];
+    k[..32].copy_from_slice(&account.0);
+    k[32..].copy_from_slice(&key_hash.0);
+    k
 }
 
 /// Storage one table takes, as redb reports it.
@@ -212,9 +233,42 @@ impl ChainStore {
             tx.open_table(NODES).map_err(db_err)?;
             tx.open_table(STALE).map_err(db_err)?;
             tx.open_table(UNDO).map_err(db_err)?;
+            tx.open_table(STORAGE_KEYS).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         Ok(ChainStore { db })
+    }
+
+    /// Whether `storage_keys` holds the keys of every block (a store written before the
+    /// table existed lacks them until [`ChainStore::backfill_storage_keys`]).
+    pub fn storage_keys_complete(&self) -> Result<bool, StoreError> {
+        Ok(self.meta(STORAGE_KEYS_COMPLETE)?.is_some())
+    }
+
+    /// Fill `storage_keys` from the blocks: `keys(transaction)` names the keys each
+    /// committed transaction wrote, `fixed` the keys written outside transactions. Then
+    /// mark it complete. Runs once, for a store written before the table existed.
+    pub fn backfill_storage_keys(&self, fixed: &[StorageKey], keys: impl Fn(&Transaction) -> Result<Vec<StorageKey>, StoreError>) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut n = 0u64;
+        {
+            let rows = tx.open_table(TXS).map_err(db_err)?;
+            let mut table = tx.open_table(STORAGE_KEYS).map_err(db_err)?;
+            for (account, key_hash, key) in fixed {
+                table.insert(&storage_key_row(account, key_hash), key.as_slice()).map_err(db_err)?;
+            }
+            for row in rows.iter().map_err(db_err)? {
+                let (k, v) = row.map_err(db_err)?;
+                let at = TxLocation::from_key(k.value()).ok_or_else(|| corrupt("transaction row key"))?;
+                for (account, key_hash, key) in keys(&Row::parse(at, v.value())?.transaction()?)? {
+                    table.insert(&storage_key_row(&account, &key_hash), key.as_slice()).map_err(db_err)?;
+                    n += 1;
+                }
+            }
+            tx.open_table(META).map_err(db_err)?.insert(STORAGE_KEYS_COMPLETE, [1u8].as_slice()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(n)
     }
 
     /// Keep the state of the last `blocks` blocks only (`None`: every block's, the default),
@@ -524,6 +578,16 @@ fn write_block(tx: &redb::WriteTransaction, c: &BlockCommit<'_>) -> Result<(), S
                 None => kv.remove(k.as_slice()).map_err(db_err)?,
             };
         }
+    }
+    if !c.storage_keys.is_empty() {
+        let mut table = tx.open_table(STORAGE_KEYS).map_err(db_err)?;
+        for (account, key_hash, key) in c.storage_keys {
+            table.insert(&storage_key_row(account, key_hash), key.as_slice()).map_err(db_err)?;
+        }
+    }
+    if height == 0 {
+        // A store that starts here records every key from the first block on.
+        meta.insert(STORAGE_KEYS_COMPLETE, [1u8].as_slice()).map_err(db_err)?;
     }
     meta.insert("next_tree", c.next_tree.to_le_bytes().as_slice()).map_err(db_err)?;
     let mut head_value = height.to_le_bytes().to_vec();
@@ -1137,12 +1201,23 @@ impl StoreView {
         Ok(out)
     }
 
+    /// The key of a data record or governance value, by its account and key hash.
+    pub fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.tx.open_table(STORAGE_KEYS).map_err(db_err)?;
+        Ok(t.get(&storage_key_row(account, key_hash)).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
     /// The value a data record wrote, from the transaction that carries it.
     pub fn data_value(&self, at: TxLocation) -> Result<Vec<u8>, StoreError> {
+        Ok(self.data_record(at)?.1)
+    }
+
+    /// The key and value of the data record a transaction wrote.
+    pub fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StoreError> {
         let t = self.tx.open_table(TXS).map_err(db_err)?;
         let v = t.get(&at.key()).map_err(db_err)?.ok_or_else(|| corrupt(format!("value in transaction {}/{}", at.height, at.index)))?;
         match Row::parse(at, v.value())?.transaction()?.body.payload {
-            Payload::Data { value, .. } => Ok(value),
+            Payload::Data { key, value } => Ok((key, value)),
             _ => Err(corrupt(format!("transaction {}/{} carries no data record", at.height, at.index))),
         }
     }

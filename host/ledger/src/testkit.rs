@@ -120,6 +120,24 @@ impl ConsensusEngine for TestEngine {
     }
 }
 
+/// The test engine as a source that binds it to either test suite (for suite switches).
+pub struct TestEngines(pub Arc<TestEngine>);
+
+impl joule_consensus::EngineSource for TestEngines {
+    fn current(&self) -> Result<Arc<dyn ConsensusEngine>, ConsensusError> {
+        Ok(self.0.clone())
+    }
+
+    fn rebind(&self, suite: &str) -> Result<Arc<dyn joule_consensus::EngineSource>, ConsensusError> {
+        let suite = match suite {
+            "test" => TestCrypto::new(),
+            "test2" => TestCrypto::second(),
+            other => return Err(ConsensusError::Unavailable(format!("no test suite {other}"))),
+        };
+        Ok(Arc::new(TestEngines(Arc::new(TestEngine { suite }))))
+    }
+}
+
 /// Builds at its turn, seals with its signature.
 struct TestParticipant {
     me: Vec<u8>,
@@ -174,7 +192,7 @@ pub fn signed_tx(suite: &TestCrypto, key: &Key, nonce: u64, payload: Payload) ->
         sender: key.public.clone(),
         nonce,
         gas_limit: 100_000,
-        sig_alg: "ed25519".into(),
+        sig_alg: suite.suite().signature.clone(),
         payload,
     };
     let sig = suite.sign(&key.private, &body.signing_bytes()).unwrap();

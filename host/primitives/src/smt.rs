@@ -419,6 +419,31 @@ impl<'a> Smt<'a> {
         Ok(moved)
     }
 
+    /// Every leaf of the tree `root`, in key order, with all of its nodes marked replaced:
+    /// for a state rebuilt whole (a switch of hash function), whose old nodes only the
+    /// states before this version keep.
+    pub fn retire(&mut self, root: &Root) -> Result<Vec<Leaf>, StateError> {
+        let mut leaves = vec![];
+        let Some((at, node)) = self.load_root(root)? else { return Ok(leaves) };
+        let mut todo = vec![(at, node)];
+        while let Some((at, node)) = todo.pop() {
+            self.replaced(at);
+            match node {
+                Node::Leaf(l) => leaves.push(l),
+                Node::Internal { left, right, .. } => {
+                    // Right first, so the left subtree is walked first: leaves come in key order.
+                    for (version, right) in [(right, true), (left, false)] {
+                        if let Some(k) = Self::child(&at, version, right)? {
+                            let n = self.load(&k)?;
+                            todo.push((k, n));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(leaves)
+    }
+
     /// The node at `at` is no longer part of this version's trees.
     fn replaced(&mut self, at: NodeKey) {
         if at.version == self.version {

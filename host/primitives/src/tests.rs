@@ -457,6 +457,32 @@ mod state {
         }
     }
 
+    proptest! {
+        /// Retiring a tree gives back every leaf in key order and marks exactly its
+        /// nodes replaced, so a state rebuilt whole leaves the old one to pruning.
+        #[test]
+        fn retiring_a_tree_gives_its_leaves_in_order_and_marks_all_its_nodes(ops in proptest::collection::vec(((0u8..40).prop_map(|b| vec![b]), proptest::option::weighted(0.8, arb_bytes(3))), 0..120)) {
+            let h: &dyn Hasher = &test_hash;
+            let mut store = Store::new();
+            let mut root = empty();
+            let mut model: BTreeMap<Hash32, Hash32> = BTreeMap::new();
+            for (i, chunk) in ops.chunks(7).enumerate() {
+                let (r, written, _) = apply_many(&store, i as u64 + 1, root, chunk);
+                store.extend(written);
+                root = r;
+                for (k, v) in chunk {
+                    match v { Some(v) => { model.insert(key(k), key(v)); } None => { model.remove(&key(k)); } }
+                }
+            }
+            let mut smt = Smt::new(&store, h, 1000);
+            let leaves = smt.retire(&root).expect("retire");
+            let got: Vec<(Hash32, Hash32)> = leaves.iter().map(|l| (l.key, l.value)).collect();
+            prop_assert_eq!(got, model.into_iter().collect::<Vec<_>>());
+            prop_assert_eq!(smt.stale, reachable(&store, &root));
+            prop_assert!(smt.written.is_empty());
+        }
+    }
+
     #[test]
     fn update_many_refuses_unsorted_keys() {
         let h: &dyn Hasher = &test_hash;
