@@ -34,6 +34,7 @@ mod partition;
 mod pool_flood;
 mod request_limits;
 mod storage;
+mod suite_switch;
 mod support;
 mod tx_rejections;
 mod vendor_readme;

@@ -176,6 +176,13 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
             let chain = open_chain(&a.dir.join("channels").join(ch.id.as_str()), ch, &crypto, signer)
                 .and_then(|c| Ok(c.with_contract_vm(vm.clone())?))
                 .with_context(|| format!("open channel {}", ch.id))?;
+            // Keys of the other suites (bound ahead of a switch) sign from the switch on.
+            for id in joule_primitives::CryptoSuite::NAMED.iter().filter(|id| **id != ch.crypto_suite) {
+                let Some(other) = joule_primitives::CryptoSuite::named(id) else { continue };
+                if let Some(signer) = node_signer(&cfg.node, &other.signature, keystore.as_ref())? {
+                    chain.add_signer(id, signer);
+                }
+            }
             chain.set_pool_config(cfg.node.txpool.pool_config());
             chain.set_state_history(cfg.node.storage.state_history_blocks).with_context(|| format!("channel {}: [storage]", ch.id))?;
             chains.push(Arc::new(chain));
@@ -210,6 +217,30 @@ fn node_signer(node: &config::NodeConfig, algorithm: &str, keystore: Option<&Arc
         anyhow::bail!("node key {}: the keystore's key is not the public key node.toml lists", key.keystore_slot);
     }
     Ok(Some(Arc::new(signer)))
+}
+
+/// The node's signing key of `algorithm`: the one `node.toml` lists, else a new one made
+/// in the keystore and recorded in `node.toml` (a key bound ahead of a suite switch).
+pub fn own_key(node: &Node, keystore: &Arc<Keystore>, algorithm: &str) -> Result<Arc<dyn BlockSigner>> {
+    let mut config = node.config.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cfg = config.as_mut().context("the node is not initialised")?;
+    if let Some(signer) = node_signer(&cfg.node, algorithm, Some(keystore))? {
+        return Ok(signer);
+    }
+    let purpose = keystore::seal_purpose(algorithm);
+    let kp = node.crypto.generate_key(algorithm).with_context(|| format!("generate a {algorithm} node key"))?;
+    keystore.set_policy(keystore::NODE_MODULE, &purpose, algorithm, None)?;
+    keystore.import(keystore::NODE_MODULE, &purpose, kp.private_key)?;
+    let mut updated = cfg.node.clone();
+    updated.keys.push(config::NodeKeyConfig {
+        algorithm: algorithm.to_string(),
+        public_key: hex::encode(&kp.public_key),
+        keystore_slot: format!("{}/{purpose}", keystore::NODE_MODULE),
+    });
+    config::write_atomic(&node.dir.join(config::NODE_FILE), updated.to_toml().as_bytes(), Mode::Private)?;
+    cfg.node = updated;
+    tracing::info!(algorithm, "a new node key made for a suite switch, recorded in node.toml");
+    node_signer(&cfg.node, algorithm, Some(keystore))?.context("the key just made is not in node.toml")
 }
 
 /// Open (or create) a channel's chain in `dir`: its specification from the configuration,

@@ -24,6 +24,8 @@ pub struct AdminSel {
     pub no_wait: bool,
 }
 
+// Parsed once per run: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand)]
 pub enum GovernanceCmd {
     /// Members (validators, nodes) and open proposals with their votes.
@@ -52,9 +54,27 @@ pub enum GovernanceCmd {
         /// With --switch-engine: the engine's configuration (TOML text).
         #[arg(long, default_value = "", requires = "switch_engine")]
         engine_config: String,
-        /// With --switch-engine: the first block the new engine makes.
-        #[arg(long, requires = "switch_engine")]
+        /// With --switch-engine or --switch-suite: the first block under the new engine or
+        /// suite.
+        #[arg(long)]
         from_height: Option<u64>,
+        /// Switch the chain's crypto suite (`gm`, `intl`) from --from-height on. Every
+        /// validator must have bound a key of it first (`joule governance bind-key`).
+        #[arg(long, value_name = "SUITE", requires = "from_height")]
+        switch_suite: Option<String>,
+        /// With --switch-suite: each node of the channel, `NAME=NETWORK_KEY` with its network
+        /// key of the new suite (`bind-key` prints it).
+        #[arg(long, value_name = "NAME=NETWORK_KEY", requires = "switch_suite")]
+        suite_node: Vec<String>,
+        #[command(flatten)]
+        admin: AdminSel,
+    },
+    /// Make this node's keys of another crypto suite and bind its account to them, ahead
+    /// of a switch to that suite (prints the network key a --switch-suite proposal lists).
+    BindKey {
+        /// The suite (`gm`, `intl`).
+        #[arg(long)]
+        suite: String,
         #[command(flatten)]
         admin: AdminSel,
     },
@@ -75,8 +95,33 @@ pub enum GovernanceCmd {
 pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
     match cmd {
         GovernanceCmd::Show(sel) => show(&sel),
-        GovernanceCmd::Propose { add_validator, remove_validator, add_node, remove_node, switch_engine, engine, engine_config, from_height, admin } => {
+        GovernanceCmd::Propose {
+            add_validator,
+            remove_validator,
+            add_node,
+            remove_node,
+            switch_engine,
+            engine,
+            engine_config,
+            from_height,
+            switch_suite,
+            suite_node,
+            admin,
+        } => {
             let mut changes = vec![];
+            if switch_engine.is_none() && switch_suite.is_none() && from_height.is_some() {
+                bail!("--from-height goes with --switch-engine or --switch-suite");
+            }
+            if let (Some(suite), Some(from_height)) = (&switch_suite, from_height) {
+                let nodes = suite_node
+                    .iter()
+                    .map(|n| {
+                        let (name, key) = n.split_once('=').with_context(|| format!("--suite-node {n}: give NAME=NETWORK_KEY"))?;
+                        Ok(json!({"name": name, "network_key": hex_arg("--suite-node", key)?}))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                changes.push(json!({"change": "switch_suite", "from_height": from_height, "suite": suite, "nodes": nodes}));
+            }
             let mut components = vec![];
             if let (Some(path), Some(from_height)) = (&switch_engine, from_height) {
                 let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -112,10 +157,11 @@ pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
                 changes.push(json!({"change": "remove_node", "network_key": hex_arg("--remove-node", k)?}));
             }
             if changes.is_empty() {
-                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node or --switch-engine");
+                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node, --switch-engine or --switch-suite");
             }
             act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at, "components": components}))
         }
+        GovernanceCmd::BindKey { suite, admin } => bind_key(&admin, &suite),
         GovernanceCmd::Vote { proposal, admin } => {
             let id = hex_arg("PROPOSAL", &proposal)?;
             act(&admin, |expires_at| json!({"action": "vote", "proposal": id, "expires_at": expires_at}))
@@ -196,6 +242,30 @@ fn client(admin: &AdminSel) -> Result<ApiClient> {
         (None, None) => bail!("governance actions need the node's admin token: --admin-token, JOULE_ADMIN_TOKEN, or --dir DIR for DIR/admin.token"),
     };
     Ok(client)
+}
+
+/// `bind-key`: the node makes its keys and sends the binding; unless `--no-wait`, wait
+/// for the block that records it.
+fn bind_key(admin: &AdminSel, suite: &str) -> Result<()> {
+    let client = client(admin)?;
+    let q = admin.sel.channel.as_ref().map(|c| format!("?channel={c}")).unwrap_or_default();
+    let bound = client.post_json(&format!("/v1/governance/bind-key{q}"), &json!({"suite": suite}))?;
+    let hash = bound["hash"].as_str().unwrap_or_default().to_string();
+    if !admin.no_wait {
+        let r = client.wait_for_tx(&hash, Duration::from_secs(60)).with_context(|| {
+            format!("the node admitted binding {hash}; no block has recorded it yet (is the validator whose turn it is running? `joule status`)")
+        })?;
+        if r["receipt"]["status"] != "success" {
+            bail!("the binding was not recorded: {}", r["receipt"]["status"]);
+        }
+    }
+    if admin.sel.json {
+        println!("{}", serde_json::to_string_pretty(&bound).unwrap_or_default());
+    } else {
+        println!("bound a {suite} key: {}", bound["public_key"].as_str().unwrap_or("?"));
+        println!("network key for --suite-node: {}", bound["network_key"].as_str().unwrap_or("?"));
+    }
+    Ok(())
 }
 
 /// Send the action `body(expires_at)` and, unless `--no-wait`, wait for its receipt.

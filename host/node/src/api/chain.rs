@@ -91,7 +91,8 @@ pub struct Status {
     /// The engine that makes and checks the next block, name and version (`bft/0.1.0`):
     /// the genesis one until a governed switch; absent when none can run here.
     engine: Option<String>,
-    /// The crypto suite, e.g. `gm`.
+    /// The crypto suite of the next block, e.g. `gm`: what new transactions are hashed and
+    /// signed in (the genesis suite until a governed switch).
     crypto_suite: String,
     /// Network keys (hex) of the peers connected on this channel (`GET /v1/peers` for more).
     peers: Vec<String>,
@@ -123,7 +124,7 @@ pub async fn status(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>
         head_timestamp_ms: head.header.timestamp_ms,
         consensus: c.spec().consensus.clone(),
         engine: c.engine().ok().map(|e| e.name().to_string()),
-        crypto_suite: c.spec().crypto_suite.id.clone(),
+        crypto_suite: c.suite().suite().id.clone(),
         peers: network(&node, c.channel()).map(|n| n.peers().iter().map(|p| p.key.to_hex()).collect()).unwrap_or_default(),
         pending_transactions: c.pool_len(),
         validator: c.is_validator(),
@@ -544,7 +545,7 @@ pub async fn get_block(State(node): State<Arc<Node>>, Path(id): Path<String>, Qu
         };
         let Some(block) = block else { return Ok(None) };
         let receipts = if full { c.receipts(block.header.height)?.unwrap_or_default() } else { vec![] };
-        let hash = block.header.hash(c.suite().as_ref()).map_err(ChainError::from)?;
+        let hash = block.header.hash(c.suite_at(block.header.height)?.as_ref()).map_err(ChainError::from)?;
         let tx_hashes = c.tx_hashes(block.header.height)?.unwrap_or_default();
         Ok(Some((hash, block, receipts, tx_hashes)))
     })
@@ -569,7 +570,9 @@ fn account_id(c: &Chain, s: &str) -> Result<Hash32, ApiError> {
         .ok()
         .filter(|k| !k.is_empty())
         .ok_or_else(|| bad(format!("{s:?} is neither an account id nor a hex public key")))?;
-    joule_primitives::Hasher::hash(c.suite().as_ref(), &spki).map_err(|e| ApiError::from(ChainError::from(e)))
+    // The id under the suite of the head's state, which the answer reads.
+    let suite = c.suite_at(c.head().height)?;
+    joule_primitives::Hasher::hash(suite.as_ref(), &spki).map_err(|e| ApiError::from(ChainError::from(e)))
 }
 
 /// An account at the head, with its state proof.
@@ -905,7 +908,7 @@ pub async fn put_network_config(State(node): State<Arc<Node>>, Body(body): Body)
                 format!("channel {} is running; it cannot be removed from the configuration", c.channel()),
             ));
         };
-        let spec = n.spec_with(|key| Ok(c.suite().hash(key)?)).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
+        let spec = n.spec_with(|key| Ok(c.suite_at(0)?.hash(key)?)).map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_config", format!("{e:#}")))?;
         if &spec != c.spec() {
             return Err(ApiError(
                 StatusCode::CONFLICT,

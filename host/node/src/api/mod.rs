@@ -147,6 +147,7 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(chain::get_network_config, chain::put_network_config))
         .routes(routes!(chain::get_node_config, chain::put_node_config))
         .routes(routes!(governance::act).layer(body_limit(MAX_TX_BODY)))
+        .routes(routes!(governance::bind_key).layer(body_limit(MAX_TX_BODY)))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
         .layer(body_limit(MAX_PLUGIN_UPLOAD));
     openapi::require_admin_token(admin.get_openapi_mut());
