@@ -432,7 +432,7 @@ impl Chain {
             side: Mutex::default(),
         };
         chain.backfill_storage_keys()?;
-        chain.refresh_members()?;
+        chain.refresh_members(&Default::default())?;
         chain.engine()?;
         if chain.compaction_due() {
             // At start-up nothing reads yet; a failure costs disk space only.
@@ -1008,7 +1008,8 @@ impl Chain {
     /// Read the members and schedules after the head block from its state, for the next
     /// block. When the next block starts a suite switch, its validators are the keys they
     /// bound and its nodes the switch's; the pool, kept under the old suite, is emptied.
-    fn refresh_members(&self) -> Result<(), ChainError> {
+    /// `committed`: the transactions of the block just committed (not evicted).
+    fn refresh_members(&self, committed: &std::collections::HashSet<Hash32>) -> Result<(), ChainError> {
         let view = self.read()?;
         let root = self.head_root(&view)?;
         // The head block names its suite: the schedule is read from its state under it.
@@ -1027,8 +1028,8 @@ impl Chain {
                 borsh::from_slice::<governance::Binding>(&bytes).ok().map(|b| b.public_key)
             };
             members = governance::rekeyed(&members, activation, bound).map_err(StoreError::Corrupt)?;
-            let dropped = lock(&self.pool)
-                .drop_all(&super::pool::EvictionReason::SuiteSwitched { suite: activation.suite.clone(), from_height: next }, joule_support::now_ms());
+            let reason = super::pool::EvictionReason::SuiteSwitched { suite: activation.suite.clone(), from_height: next };
+            let dropped = lock(&self.pool).drop_all(&reason, committed, joule_support::now_ms());
             lock(&self.account_ids).clear();
             tracing::warn!(channel = %self.spec.channel, suite = %activation.suite, height = next, dropped, "the next block switches the crypto suite: validators sign with their bound keys, the pool starts empty");
         }
@@ -1060,6 +1061,14 @@ impl Chain {
         })?;
         tracing::info!(channel = %self.spec.channel, keys = n, ms = started.elapsed().as_millis() as u64, "the chain store learned the keys of its data records");
         Ok(())
+    }
+
+    /// The members as the state of block `height` holds them (what validated and connected
+    /// for the block after it, before any suite switch re-keyed them).
+    pub fn members_after(&self, height: u64) -> Result<Members, ChainError> {
+        let view = self.read()?;
+        let (root, _) = self.state_at(&view, Some(height))?;
+        Ok(self.governed_at(&view, &root)?.members)
     }
 
     /// The members after the head block.
@@ -1739,7 +1748,7 @@ impl Chain {
         }
         lock(&self.candidates).clear();
         *write(&self.head) = tip.clone();
-        self.refresh_members()?;
+        self.refresh_members(&Default::default())?;
         let mut parent = Head { height: fork, hash: old.first().map_or(head.hash, |(b, _)| b.header.parent_hash), header: fork_header };
         let mut last = None;
         let mut included = std::collections::HashSet::new();
@@ -1956,7 +1965,7 @@ impl Chain {
         // The head moves first: the members are those of the block after it.
         *write(&self.head) = Head { height, hash, header: committed.block.header.clone() };
         if (exec.governance.is_some() || switch_next)
-            && let Err(e) = self.refresh_members()
+            && let Err(e) = self.refresh_members(&committed.receipts.iter().map(|r| r.tx_hash).collect())
         {
             tracing::error!(channel = %self.spec.channel, "applying the new members failed: {e}");
         }

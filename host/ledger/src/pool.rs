@@ -710,10 +710,11 @@ impl TxPool {
         self.forget_if_empty(id);
     }
 
-    /// Drop every transaction, recording `reason` for each (a crypto-suite switch makes them
-    /// all unusable).
-    pub fn drop_all(&mut self, reason: &EvictionReason, now_ms: u64) -> usize {
-        let hashes: Vec<Hash32> = self.hashes.keys().copied().collect();
+    /// Drop every transaction, recording `reason` for each but those `committed` (a
+    /// crypto-suite switch makes them all unusable; the block that committed some is the
+    /// one before it). Returns how many were evicted.
+    pub fn drop_all(&mut self, reason: &EvictionReason, committed: &HashSet<Hash32>, now_ms: u64) -> usize {
+        let hashes: Vec<Hash32> = self.hashes.keys().filter(|h| !committed.contains(h)).copied().collect();
         for h in &hashes {
             self.record(*h, reason.clone(), now_ms);
         }

@@ -67,13 +67,24 @@ impl NetConfig {
         }
     }
 
-    fn prologue(&self) -> Vec<u8> {
+    fn prologue(&self, suite: WireSuite) -> Vec<u8> {
         let mut p = PROLOGUE_PREFIX.to_vec();
-        p.extend_from_slice(self.suite.protocol_name().as_bytes());
+        p.extend_from_slice(suite.protocol_name().as_bytes());
         p.push(0);
         p.extend_from_slice(&self.chain);
         p
     }
+}
+
+/// A suite the node answers in on the wire: its static key, and who may connect with it.
+/// A node has one, and two around a crypto-suite switch (the old suite's for peers that
+/// have not switched yet).
+#[derive(Clone)]
+struct Identity {
+    suite: WireSuite,
+    key: Arc<NodeKey>,
+    authorizer: Arc<dyn PeerAuthorizer>,
+    prologue: Vec<u8>,
 }
 
 /// Who may connect: the channel's node set, from chain state (the node keeps it current).
@@ -113,6 +124,8 @@ pub enum NetEvent {
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     pub key: PeerKey,
+    /// The suite the connection runs in.
+    pub suite: WireSuite,
     pub addr: SocketAddr,
     pub outbound: bool,
     pub connected_for: Duration,
@@ -150,6 +163,7 @@ pub struct NetCounters {
 
 struct Connection {
     id: u64,
+    suite: WireSuite,
     addr: SocketAddr,
     outbound: bool,
     /// Who initiated it: when both sides dial each other, both keep the connection the
@@ -168,8 +182,8 @@ struct Stats {
 
 struct Shared {
     config: NetConfig,
-    prologue: Vec<u8>,
-    authorizer: Arc<dyn PeerAuthorizer>,
+    /// The suites the node answers in, the one it dials in first.
+    identities: RwLock<Vec<Identity>>,
     peers: Mutex<HashMap<PeerKey, Connection>>,
     /// The key last found behind each dialled address, so a peer already connected (either
     /// way) is not dialled again.
@@ -183,6 +197,14 @@ struct Shared {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A running transport. Dropping it does not stop it: call [`Network::shutdown`].
@@ -200,11 +222,11 @@ impl Network {
         let listener = TcpListener::bind(config.listen).await.map_err(|source| NetError::Listen { addr: config.listen, source })?;
         let local = listener.local_addr().map_err(|source| NetError::Listen { addr: config.listen, source })?;
         let (tx, rx) = mpsc::channel(events.max(1));
+        let first = Identity { suite: config.suite, key: config.key.clone(), authorizer, prologue: config.prologue(config.suite) };
         let shared = Arc::new(Shared {
-            prologue: config.prologue(),
+            identities: RwLock::new(vec![first]),
             scores: Scores::new(config.ban),
             config,
-            authorizer,
             peers: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             events: tx,
@@ -224,8 +246,58 @@ impl Network {
         self.local
     }
 
+    /// This node's key in the suite it dials in.
     pub fn key(&self) -> PeerKey {
-        self.shared.config.key.public()
+        self.shared.dialing().key.public()
+    }
+
+    /// Answer in `suite` too, with `key`, to the peers `authorizer` admits (replacing an
+    /// identity of that suite).
+    pub fn add_identity(&self, key: Arc<NodeKey>, authorizer: Arc<dyn PeerAuthorizer>) {
+        let suite = key.suite();
+        let id = Identity { suite, key, authorizer, prologue: self.shared.config.prologue(suite) };
+        let mut ids = write(&self.shared.identities);
+        ids.retain(|i| i.suite != suite);
+        ids.push(id);
+        tracing::info!(%suite, "the wire answers in another suite too");
+    }
+
+    /// Dial in `suite` (an identity of it must be there): connections this node dialled in
+    /// another suite close, and are dialled again in this one.
+    pub fn dial_in(&self, suite: WireSuite) {
+        {
+            let mut ids = write(&self.shared.identities);
+            let Some(i) = ids.iter().position(|i| i.suite == suite) else { return };
+            if i == 0 {
+                return;
+            }
+            let id = ids.remove(i);
+            ids.insert(0, id);
+        }
+        tracing::info!(%suite, "the wire dials in another suite");
+        for c in lock(&self.shared.peers).values().filter(|c| c.outbound && c.suite != suite) {
+            c.close.cancel();
+        }
+    }
+
+    /// Stop answering in `suite`: its connections close.
+    pub fn remove_identity(&self, suite: WireSuite) {
+        {
+            let mut ids = write(&self.shared.identities);
+            if ids.len() < 2 || !ids.iter().any(|i| i.suite == suite) {
+                return;
+            }
+            ids.retain(|i| i.suite != suite);
+        }
+        tracing::info!(%suite, "the wire no longer answers in a suite");
+        for c in lock(&self.shared.peers).values().filter(|c| c.suite == suite) {
+            c.close.cancel();
+        }
+    }
+
+    /// The suites the node answers in, the one it dials in first.
+    pub fn suites(&self) -> Vec<WireSuite> {
+        read(&self.shared.identities).iter().map(|i| i.suite).collect()
     }
 
     /// Keep a connection to `addr` (a peer added later, §5.2.3), redialling while it is down.
@@ -268,10 +340,12 @@ impl Network {
         }
     }
 
-    /// Drop connections of peers no longer in the node set (a node deleted, §5.2.4).
+    /// Drop connections of peers no longer in the node set of their suite (a node
+    /// deleted, §5.2.4).
     pub fn enforce_membership(&self) {
+        let ids = read(&self.shared.identities).clone();
         for (key, c) in lock(&self.shared.peers).iter() {
-            if !self.shared.authorizer.is_member(key) {
+            if !ids.iter().any(|i| i.suite == c.suite && i.authorizer.is_member(key)) {
                 c.close.cancel();
             }
         }
@@ -285,6 +359,7 @@ impl Network {
                 let s = lock(&c.stats);
                 PeerInfo {
                     key: *key,
+                    suite: c.suite,
                     addr: c.addr,
                     outbound: c.outbound,
                     connected_for: now.saturating_duration_since(c.since),
@@ -316,24 +391,56 @@ impl Network {
     }
 }
 
-/// Judge a remote key during the handshake: not ourselves, not banned, a member.
-fn admit(shared: &Shared, key: &PeerKey) -> Result<(), HandshakeError> {
-    if *key == shared.config.key.public() {
+impl Shared {
+    /// The identity the node dials in.
+    fn dialing(&self) -> Identity {
+        let ids = read(&self.identities);
+        // Never empty: `remove_identity` keeps the last one.
+        ids.first().cloned().unwrap_or_else(|| Identity {
+            suite: self.config.suite,
+            key: self.config.key.clone(),
+            authorizer: Arc::new(NodeSet::default()),
+            prologue: self.config.prologue(self.config.suite),
+        })
+    }
+}
+
+/// Judge a remote key during a handshake in `suite`: not ourselves, not banned, a member of
+/// that suite's node set.
+fn admit(shared: &Shared, suite: WireSuite, key: &PeerKey) -> Result<(), HandshakeError> {
+    let ids = read(&shared.identities);
+    if ids.iter().any(|i| i.key.public() == *key) {
         return Err(HandshakeError::NotAuthorised(*key));
     }
     if shared.scores.is_banned(key) {
         return Err(HandshakeError::Banned(*key));
     }
-    if !shared.authorizer.is_member(key) {
+    if !ids.iter().any(|i| i.suite == suite && i.authorizer.is_member(key)) {
         return Err(HandshakeError::NotAuthorised(*key));
     }
     Ok(())
 }
 
 async fn secure(shared: &Arc<Shared>, stream: TcpStream, initiator: bool) -> Result<Secured, HandshakeError> {
-    let c = &shared.config;
-    let timeout = c.handshake_timeout;
-    match tokio::time::timeout(timeout, secure::handshake(stream, initiator, c.suite, &c.key, &shared.prologue, |k| admit(shared, k))).await {
+    let timeout = shared.config.handshake_timeout;
+    let handshake = async {
+        if initiator {
+            let id = shared.dialing();
+            secure::initiate(stream, id.suite, &id.key, &id.prologue, |k| admit(shared, id.suite, k)).await
+        } else {
+            let pick = |asked: Option<WireSuite>| {
+                let ids = read(&shared.identities);
+                // A version-1 peer speaks the suite the node has had longest.
+                let id = match asked {
+                    Some(s) => ids.iter().find(|i| i.suite == s),
+                    None => ids.iter().find(|i| i.suite == shared.config.suite).or(ids.first()),
+                }?;
+                Some((id.suite, secure::Answer { key: id.key.clone(), prologue: id.prologue.clone() }))
+            };
+            secure::respond(stream, pick, |suite, k| admit(shared, suite, k)).await
+        }
+    };
+    match tokio::time::timeout(timeout, handshake).await {
         Ok(r) => r,
         Err(_) => Err(HandshakeError::Timeout(timeout)),
     }
@@ -394,8 +501,8 @@ async fn dial_loop(shared: Arc<Shared>, addr: SocketAddr) {
 /// Register the connection (or lose a simultaneous-dial tie), then read until it ends while
 /// a writer task drains its queue and keeps it alive.
 async fn run_connection(shared: Arc<Shared>, secured: Secured, addr: SocketAddr, outbound: bool) {
-    let Secured { remote, mut reader, writer } = secured;
-    let local = shared.config.key.public();
+    let Secured { remote, suite, mut reader, writer } = secured;
+    let local = read(&shared.identities).iter().find(|i| i.suite == suite).map_or_else(|| shared.config.key.public(), |i| i.key.public());
     let initiator = if outbound { local } else { remote };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let close = shared.shutdown.child_token();
@@ -409,10 +516,10 @@ async fn run_connection(shared: Arc<Shared>, secured: Secured, addr: SocketAddr,
             }
             existing.close.cancel();
         }
-        let conn = Connection { id, addr, outbound, initiator, since: Instant::now(), stats: stats.clone(), queue: queue.clone(), close: close.clone() };
+        let conn = Connection { id, suite, addr, outbound, initiator, since: Instant::now(), stats: stats.clone(), queue: queue.clone(), close: close.clone() };
         peers.insert(remote, conn);
     }
-    tracing::info!(peer = %remote.short(), %addr, outbound, "peer connected");
+    tracing::info!(peer = %remote.short(), %addr, outbound, %suite, "peer connected");
     let _ = shared.events.send(NetEvent::Connected { peer: remote, addr, outbound }).await;
     let pings = Arc::new(Mutex::new(HashMap::<u64, Instant>::new()));
     let writer_task = tokio::spawn(write_loop(shared.clone(), writer, rx, close.clone(), pings.clone()));

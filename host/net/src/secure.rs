@@ -60,15 +60,34 @@ pub enum ReadError {
     Oversized { limit: usize },
 }
 
+/// The first frame an initiator sends (wire version 2): this, then the name of the Noise
+/// protocol it speaks, so that a responder holding keys of several suites (around a
+/// crypto-suite switch) answers in that one. A responder also takes a connection that
+/// starts with the Noise handshake itself (version 1), in its first suite.
+pub const HELLO: &[u8] = b"joule-net/hello\0";
+/// Longest hello accepted.
+const MAX_HELLO: usize = 128;
+
 /// A connection whose handshake succeeded with an authorised peer.
 pub struct Secured {
     pub remote: PeerKey,
+    /// The suite the connection runs in.
+    pub suite: WireSuite,
     pub reader: SecureReader,
     pub writer: SecureWriter,
 }
 
-/// Run the XX handshake on `stream` as initiator or responder. `check` judges the remote
-/// static key as soon as it is known (before the initiator reveals its own).
+/// What a responder answers a connection with: its key of the suite, and the prologue.
+pub struct Answer {
+    pub key: Arc<NodeKey>,
+    pub prologue: Vec<u8>,
+}
+
+pub(crate) type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+pub(crate) type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+
+/// Run the XX handshake on `stream` as initiator or responder in `suite`. `check` judges
+/// the remote static key as soon as it is known (before the initiator reveals its own).
 pub async fn handshake(
     stream: TcpStream,
     initiator: bool,
@@ -77,10 +96,82 @@ pub async fn handshake(
     prologue: &[u8],
     check: impl Fn(&PeerKey) -> Result<(), HandshakeError>,
 ) -> Result<Secured, HandshakeError> {
+    if initiator {
+        return initiate(stream, suite, key, prologue, check).await;
+    }
+    let (mut reader, writer) = split(stream);
+    let (asked, first) = hello(&mut reader).await?;
+    if asked.is_some_and(|a| a != suite) {
+        return Err(HandshakeError::Noise(format!("the peer speaks another protocol than {}", suite.protocol_name())));
+    }
+    noise(reader, writer, false, suite, key, prologue, first, check).await
+}
+
+/// Dial side: the hello naming `suite`'s protocol, then the handshake.
+pub async fn initiate(
+    stream: TcpStream,
+    suite: WireSuite,
+    key: &NodeKey,
+    prologue: &[u8],
+    check: impl Fn(&PeerKey) -> Result<(), HandshakeError>,
+) -> Result<Secured, HandshakeError> {
+    let (reader, mut writer) = split(stream);
+    let mut hello = HELLO.to_vec();
+    hello.extend_from_slice(suite.protocol_name().as_bytes());
+    writer.send(Bytes::from(hello)).await?;
+    noise(reader, writer, true, suite, key, prologue, None, check).await
+}
+
+/// Listening side: read the hello (or a version-1 first message), let `pick` choose the
+/// suite and key to answer in (`None` asked: a version-1 peer), then the handshake.
+pub async fn respond(
+    stream: TcpStream,
+    pick: impl Fn(Option<WireSuite>) -> Option<(WireSuite, Answer)>,
+    check: impl Fn(WireSuite, &PeerKey) -> Result<(), HandshakeError>,
+) -> Result<Secured, HandshakeError> {
+    let (mut reader, writer) = split(stream);
+    let (asked, first) = hello(&mut reader).await?;
+    let Some((suite, answer)) = pick(asked) else {
+        let named = asked.map_or("version 1 of the wire".to_string(), |s| s.protocol_name().to_string());
+        return Err(HandshakeError::Noise(format!("this node has no key for {named}")));
+    };
+    noise(reader, writer, false, suite, &answer.key, &answer.prologue, first, |k| check(suite, k)).await
+}
+
+pub(crate) fn split(stream: TcpStream) -> (Reader, Writer) {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
-    let mut reader = FramedRead::new(r, codec());
-    let mut writer = FramedWrite::new(w, codec());
+    (FramedRead::new(r, codec()), FramedWrite::new(w, codec()))
+}
+
+/// The suite a connection's first frame asks for: a hello names one (an unknown name is
+/// an error); any other frame is a version-1 peer's first Noise message, given back.
+async fn hello(reader: &mut Reader) -> Result<(Option<WireSuite>, Option<bytes::BytesMut>), HandshakeError> {
+    let frame = reader.next().await.ok_or(HandshakeError::Closed)??;
+    let Some(name) = frame.strip_prefix(HELLO) else { return Ok((None, Some(frame))) };
+    if frame.len() > MAX_HELLO {
+        return Err(HandshakeError::Noise(format!("a hello of {} bytes", frame.len())));
+    }
+    let suite = WireSuite::ALL.iter().copied().find(|s| s.protocol_name().as_bytes() == name);
+    match suite {
+        Some(s) => Ok((Some(s), None)),
+        None => Err(HandshakeError::Noise(format!("the peer asks for an unknown protocol {:?}", String::from_utf8_lossy(name)))),
+    }
+}
+
+/// The XX handshake itself, on a connection split into frames (`first`: the first message,
+/// already read).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn noise(
+    mut reader: Reader,
+    mut writer: Writer,
+    initiator: bool,
+    suite: WireSuite,
+    key: &NodeKey,
+    prologue: &[u8],
+    first: Option<bytes::BytesMut>,
+    check: impl Fn(&PeerKey) -> Result<(), HandshakeError>,
+) -> Result<Secured, HandshakeError> {
     let noise_error = |e: snow::Error| HandshakeError::Noise(e.to_string());
     if key.suite() != suite {
         return Err(HandshakeError::Noise(format!("the node key is a {} key, the channel's wire is {suite}", key.suite())));
@@ -108,7 +199,10 @@ pub async fn handshake(
         let n = hs.write_message(&[], &mut buf).map_err(noise_error)?;
         writer.send(Bytes::copy_from_slice(&buf[..n])).await?;
     } else {
-        let frame = reader.next().await.ok_or(HandshakeError::Closed)??;
+        let frame = match first {
+            Some(f) => f,
+            None => reader.next().await.ok_or(HandshakeError::Closed)??,
+        };
         hs.read_message(&frame, &mut payload).map_err(noise_error)?;
         let n = hs.write_message(&[], &mut buf).map_err(noise_error)?;
         writer.send(Bytes::copy_from_slice(&buf[..n])).await?;
@@ -120,6 +214,7 @@ pub async fn handshake(
     let state = Arc::new(hs.into_stateless_transport_mode().map_err(noise_error)?);
     Ok(Secured {
         remote: peer,
+        suite,
         reader: SecureReader { frames: reader, state: state.clone(), nonce: 0, buf: vec![0; MAX_NOISE_MESSAGE] },
         writer: SecureWriter { frames: writer, state, nonce: 0, buf: vec![0; MAX_NOISE_MESSAGE] },
     })

@@ -22,6 +22,9 @@ pub enum WireSuite {
 const TEMPLATE: &str = "Noise_XX_448_AESGCM_SHA256";
 
 impl WireSuite {
+    /// Every suite.
+    pub const ALL: [WireSuite; 2] = [WireSuite::Intl, WireSuite::Gm];
+
     /// The suite of a channel's crypto-suite name (`intl`, `gm`).
     pub fn from_channel_suite(name: &str) -> Option<Self> {
         match name {

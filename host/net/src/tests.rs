@@ -331,3 +331,69 @@ fn keys_are_checked_and_the_suites_name_their_protocols() {
     assert_eq!(WireSuite::from_channel_suite("gm"), Some(WireSuite::Gm));
     let _ = WireSuite::Gm.params();
 }
+
+/// Around a crypto-suite switch a node answers in both suites: peers of either connect;
+/// when it dials in the new suite its dialled connections move over; when it drops the
+/// old suite, nobody gets in with it any more. A version-1 peer (no hello) is answered in
+/// the suite the node had first.
+#[tokio::test]
+async fn a_node_answers_in_two_suites_around_a_switch_and_drops_the_old_one_after() {
+    let (intl, gm) = (keys(WireSuite::Intl, 3), keys(WireSuite::Gm, 3));
+    let (intl_set, gm_set) = (set_of(&intl), set_of(&gm));
+    let (a, mut a_rx) = start(config(&intl[0]), &intl_set).await;
+    a.add_identity(gm[0].clone(), gm_set.clone());
+    assert_eq!(a.suites(), vec![WireSuite::Intl, WireSuite::Gm]);
+
+    // B has not switched: it dials in intl and gets in.
+    let mut cb = config(&intl[1]);
+    cb.bootstrap = vec![a.local_addr()];
+    let (b, mut b_rx) = start(cb, &intl_set).await;
+    assert_eq!(next_connected(&mut a_rx).await, intl[1].public());
+    assert_eq!(next_connected(&mut b_rx).await, intl[0].public());
+    // C speaks gm only, and gets in too.
+    let mut cc = config(&gm[2]);
+    cc.bootstrap = vec![a.local_addr()];
+    let (c, mut c_rx) = start(cc, &gm_set).await;
+    assert_eq!(next_connected(&mut c_rx).await, gm[0].public());
+    let suites = |n: &Network| n.peers().iter().map(|p| (p.key, p.suite)).collect::<Vec<_>>();
+    timeout(WAIT, async {
+        while suites(&a).len() < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("both peers connected");
+    assert!(suites(&a).contains(&(intl[1].public(), WireSuite::Intl)) && suites(&a).contains(&(gm[2].public(), WireSuite::Gm)), "{:?}", suites(&a));
+
+    // B switches: its dialled intl connection closes and comes back in gm.
+    b.add_identity(gm[1].clone(), gm_set.clone());
+    b.dial_in(WireSuite::Gm);
+    assert_eq!(b.key(), gm[1].public());
+    timeout(WAIT, async {
+        while !suites(&b).contains(&(gm[0].public(), WireSuite::Gm)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("B reconnected in gm: {:?}", suites(&b)));
+
+    // A version-1 peer (no hello) is answered in intl while A still has it.
+    let a_addr = a.local_addr();
+    let v1 = |key: Arc<NodeKey>| async move {
+        let stream = tokio::net::TcpStream::connect(a_addr).await?;
+        let (r, w) = secure::split(stream);
+        secure::noise(r, w, true, key.suite(), &key, &prologue(key.suite(), CHAIN), None, |_| Ok(())).await
+    };
+    let old = v1(intl[2].clone()).await.expect("a version-1 peer in the first suite");
+    drop(old);
+
+    // A drops intl: an intl peer cannot get in any more, gm peers stay.
+    a.remove_identity(WireSuite::Intl);
+    assert_eq!(a.suites(), vec![WireSuite::Gm]);
+    let refused = raw_peer(a.local_addr(), &intl[2]).await;
+    assert!(refused.is_err(), "an intl peer got in after the node dropped intl");
+    assert!(suites(&a).iter().all(|(_, s)| *s == WireSuite::Gm), "{:?}", suites(&a));
+    for n in [a, b, c] {
+        n.shutdown();
+    }
+}

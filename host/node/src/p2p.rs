@@ -62,6 +62,10 @@ pub fn network_key(dir: &Path, crypto: &CryptoService, suite: WireSuite) -> Resu
     Ok(key)
 }
 
+/// Blocks after a crypto-suite switch during which a node still answers in the old suite,
+/// for peers that have not reached the switch yet.
+pub const SWITCH_GRACE_BLOCKS: u64 = 64;
+
 /// Join the channel's network when its specification lists nodes and this node is one of
 /// them: listen where the channel's configuration says this node is, dial the others.
 pub async fn start(
@@ -77,32 +81,94 @@ pub async fn start(
     if current.members.nodes.is_empty() {
         return Ok(None);
     }
-    let suite = WireSuite::from_channel_suite(&spec.crypto_suite.id)
-        .with_context(|| format!("channel {}: no peer transport for the crypto suite {}", spec.channel, spec.crypto_suite.id))?;
-    let key = Arc::new(network_key(dir, crypto, suite)?);
-    let members = |m: &joule_ledger::governance::Members| -> Vec<PeerKey> { m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect() };
-    let me = key.public();
-    let Some(listen) = addresses.iter().find(|(k, _)| *k == me).map(|(_, a)| *a) else {
-        tracing::warn!(channel = %spec.channel, key = %me, "this node's network key is not in the channel's node set: it runs without peers");
+    let channel = spec.channel.to_string();
+    let wire_of = move |id: &str| WireSuite::from_channel_suite(id).with_context(|| format!("channel {channel}: no peer transport for the crypto suite {id}"));
+    // network.toml lists each node by its key of the genesis suite.
+    let genesis_wire = wire_of(&spec.crypto_suite.id)?;
+    let genesis_key = network_key(dir, crypto, genesis_wire)?;
+    let Some(listen) = addresses.iter().find(|(k, _)| *k == genesis_key.public()).map(|(_, a)| *a) else {
+        tracing::warn!(channel = %spec.channel, key = %genesis_key.public(), "this node's network key is not in the channel's node set: it runs without peers");
         return Ok(None);
     };
+    // The wire speaks the suite of the next block.
+    let wire = wire_of(&chain.suite().suite().id)?;
+    let key = if wire == genesis_wire { Arc::new(genesis_key) } else { Arc::new(network_key(dir, crypto, wire)?) };
+    let members = |m: &joule_ledger::governance::Members| -> Vec<PeerKey> { m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect() };
+    let me = key.public();
     let mut chain_binding = spec.channel.as_str().as_bytes().to_vec();
     chain_binding.push(0);
     let genesis = chain.block(0)?.context("the genesis block is missing")?;
     chain_binding.extend_from_slice(&genesis.header.parent_hash.0);
-    let mut config = NetConfig::new(suite, key, &chain_binding, listen);
-    config.bootstrap = addresses.iter().filter(|(k, _)| *k != me).map(|(_, a)| *a).collect();
+    let mut config = NetConfig::new(wire, key, &chain_binding, listen);
+    config.bootstrap = addresses.iter().filter(|(_, a)| *a != listen).map(|(_, a)| *a).collect();
     let set = Arc::new(NodeSet::new(members(&current.members)));
     let (net, events) = Network::start(config, set.clone(), 1024).await.with_context(|| format!("channel {}: peer-to-peer listener", spec.channel))?;
-    tracing::info!(channel = %spec.channel, %listen, key = %me.short(), members = current.members.nodes.len(), "peer-to-peer network started");
+    tracing::info!(channel = %spec.channel, %listen, key = %me.short(), %wire, members = current.members.nodes.len(), "peer-to-peer network started");
+    let mut sets: HashMap<WireSuite, Arc<NodeSet>> = HashMap::from([(wire, set)]);
+    // Restarted within the grace of a switch: peers that have not switched still get in.
+    if let Some(a) = current.suites.iter().filter(|a| a.from_height <= chain.head().height + 1).max_by_key(|a| a.from_height)
+        && chain.head().height + 1 < a.from_height + SWITCH_GRACE_BLOCKS
+        && let Ok(before) = chain.suite_at(a.from_height.saturating_sub(1))
+        && let Ok(old_wire) = wire_of(&before.suite().id)
+        && old_wire != wire
+    {
+        let old = chain.members_after(a.from_height.saturating_sub(1)).map(|m| members(&m)).map_err(anyhow::Error::from);
+        match (network_key(dir, crypto, old_wire), old) {
+            (Ok(k), Ok(keys)) => {
+                let s = Arc::new(NodeSet::new(keys));
+                net.add_identity(Arc::new(k), s.clone());
+                sets.insert(old_wire, s);
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(channel = %spec.channel, "peers that have not switched suites cannot connect: {e:#}"),
+        }
+    }
     // Nodes voted in may connect from the block after the vote, and nodes voted out are
-    // dropped and refused from then on (§5.2.3–5.2.4).
+    // dropped and refused from then on (§5.2.3–5.2.4). At a crypto-suite switch the wire
+    // follows: from the block before it, the node answers and dials in the new suite
+    // (with the keys the switch lists), and answers in the old one for
+    // SWITCH_GRACE_BLOCKS more blocks, for peers that have not switched yet.
     let mut watch = chain.watch_members();
+    let mut heads = chain.subscribe();
     let follow = net.clone();
+    let (dir, crypto, c) = (dir.to_path_buf(), crypto.clone(), chain.clone());
     tokio::spawn(async move {
-        while watch.changed().await.is_ok() {
-            let keys = members(&watch.borrow_and_update().members);
-            set.replace(keys);
+        loop {
+            tokio::select! {
+                changed = watch.changed() => if changed.is_err() { return },
+                head = heads.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = head { return },
+            }
+            let current = c.members();
+            let Ok(next) = wire_of(&c.suite().suite().id) else { continue };
+            if !follow.suites().contains(&next) {
+                match network_key(&dir, &crypto, next) {
+                    Ok(k) => {
+                        if !members(&current.members).contains(&k.public()) {
+                            tracing::error!(channel = %c.channel(), key = %k.public(), "this node's {next} network key is not in the switch's node list: peers will refuse it");
+                        }
+                        let s = Arc::new(NodeSet::new(members(&current.members)));
+                        follow.add_identity(Arc::new(k), s.clone());
+                        sets.insert(next, s);
+                    }
+                    Err(e) => {
+                        tracing::error!(channel = %c.channel(), "the wire cannot follow the switch to {next}: {e:#}");
+                        continue;
+                    }
+                }
+            }
+            if let Some(s) = sets.get(&next) {
+                s.replace(members(&current.members));
+            }
+            if follow.suites().first() != Some(&next) {
+                follow.dial_in(next);
+            }
+            let height = c.head().height + 1;
+            let started = current.suites.iter().filter(|a| a.from_height <= height).map(|a| a.from_height).max().unwrap_or(0);
+            if follow.suites().len() > 1 && height >= started + SWITCH_GRACE_BLOCKS {
+                for old in follow.suites().into_iter().filter(|s| *s != next) {
+                    follow.remove_identity(old);
+                    sets.remove(&old);
+                }
+            }
             follow.enforce_membership();
         }
     });

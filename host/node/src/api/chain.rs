@@ -143,6 +143,8 @@ fn network(node: &Node, channel: &ChannelId) -> Option<joule_net::Network> {
 pub struct PeerView {
     /// Its static network key: compressed point, hex.
     network_key: String,
+    /// The Noise protocol the connection runs (`Noise_XX_SM2_SM4GCM_SM3`, …).
+    protocol: String,
     address: String,
     /// Whether this node dialled it.
     outbound: bool,
@@ -159,9 +161,12 @@ pub struct PeerView {
 #[derive(Serialize, ToSchema)]
 pub struct Peers {
     channel: ChannelId,
-    /// This node's network key on the channel; absent when the channel lists no nodes or
-    /// not this one (it then runs without peers).
+    /// This node's network key on the channel (in the suite it dials in); absent when the
+    /// channel lists no nodes or not this one (it then runs without peers).
     network_key: Option<String>,
+    /// The Noise protocols this node answers in, the one it dials in first (two around a
+    /// crypto-suite switch).
+    protocols: Vec<String>,
     /// Where it listens for peers.
     listen: Option<String>,
     /// Nodes the channel lists (this one included).
@@ -184,6 +189,7 @@ pub async fn peers(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>)
     Ok(Json(Peers {
         channel: c.channel().clone(),
         network_key: net.as_ref().map(|n| n.key().to_hex()),
+        protocols: net.as_ref().map(|n| n.suites().iter().map(|s| s.protocol_name().to_string()).collect()).unwrap_or_default(),
         listen: net.as_ref().map(|n| n.local_addr().to_string()),
         members: c.members().members.nodes.len(),
         peers: net
@@ -192,6 +198,7 @@ pub async fn peers(State(node): State<Arc<Node>>, Query(q): Query<ChannelQuery>)
                     .into_iter()
                     .map(|p| PeerView {
                         network_key: p.key.to_hex(),
+                        protocol: p.suite.protocol_name().to_string(),
                         address: p.addr.to_string(),
                         outbound: p.outbound,
                         connected_ms: ms(p.connected_for),
@@ -417,8 +424,9 @@ pub enum TxView {
         status: Evicted,
         channel: ChannelId,
         /// `pool_full` (room was made for transactions of higher priority), `expired` (it
-        /// waited for an earlier nonce too long), or `nonce_used` (another transaction of
-        /// its sender with the same nonce was committed).
+        /// waited for an earlier nonce too long), `nonce_used` (another transaction of its
+        /// sender with the same nonce was committed), or `suite_switched` (the channel
+        /// switched its crypto suite before a block took it: sign it again in the new one).
         code: String,
         /// Why, e.g. `pool_full: replaced by higher-priority transactions (…)`.
         reason: String,
