@@ -76,6 +76,9 @@ fn a_running_chain_switches_from_intl_to_gm_at_the_voted_height_and_keeps_going_
     assert!(r["receipt"]["events"].as_array().expect("events").iter().any(|e| e["topic"] == "passed"), "{r}");
     let (_, g) = node.get("/v1/governance");
     assert_eq!(g["suites"][0]["from_height"], at, "{g}");
+    let (code, out, err) = run(joule().args(["governance", "show", "--dir"]).arg(d.path()));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("crypto suite from block {at}: gm")), "{out}");
 
     // Transactions keep flowing under intl up to the block before the switch (blocks are
     // made only for transactions here).

@@ -324,6 +324,11 @@ impl governance::Checks for AdmissionChecks<'_> {
     fn bound(&self, public_key: &[u8], suite: &str) -> bool {
         self.chain.account_id(public_key).is_ok_and(|account| self.chain.binding(&account, suite).is_ok_and(|b| b.is_some()))
     }
+
+    /// Execution checks the accounts when the proposal passes.
+    fn movable(&self, _: &Hash32, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The channel's members after the head block, in the forms their users need.

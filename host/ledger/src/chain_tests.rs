@@ -518,7 +518,7 @@ fn a_suite_switch_passes_only_after_every_validator_bound_a_key_with_a_valid_pro
 }
 
 #[test]
-fn a_suite_switch_moves_the_state_accounts_and_validators_at_its_height_on_every_node() {
+fn a_suite_switch_moves_the_state_accounts_and_validators_at_its_height_and_a_vote_frees_a_frozen_account() {
     use crate::testkit::TestEngines;
     use joule_primitives::{Change, Governance, ReceiptStatus};
     let (v, user, idle) = (Key::new(1), Key::new(5), Key::new(6));
@@ -606,6 +606,32 @@ fn a_suite_switch_moves_the_state_accounts_and_validators_at_its_height_on_every
     let tx1 = blocks[0].receipts[1].tx_hash;
     assert_eq!(p.producer.tx(&tx1).unwrap().unwrap().block_hash, blocks[0].hash);
 
+    // The idle account, frozen (no test2 key hashes to its id), is moved by vote to a key
+    // of test2; its holder then goes on from its nonce, its record under the new id.
+    let idle2 = Key::new(26);
+    let mv =
+        Governance::Propose { changes: vec![Change::MoveAccount { account: idle_id, public_key: idle2.public.clone() }], expires_at: 50, components: vec![] };
+    p.producer.submit(signed_tx(&second, &v2, 2, Payload::Governance(mv))).unwrap();
+    blocks.push(produce(&p.producer));
+    let events = &blocks[4].receipts[0].events;
+    let moved_to = second.hash(&idle2.public).unwrap();
+    assert!(events.iter().any(|e| e.topic == "account_moved" && e.data == moved_to.0.to_vec()), "{events:?}");
+    assert_eq!(p.producer.account(&idle_id).unwrap().account, None, "the old id is empty");
+    assert_eq!(get(&p.producer, &moved_to, "idle"), Some(b"1".to_vec()));
+    p.producer.submit(data_tx(&second, &idle2, 1, "idle", b"2")).unwrap();
+    blocks.push(produce(&p.producer));
+    assert_eq!(get(&p.producer, &moved_to, "idle"), Some(b"2".to_vec()));
+    // A move to a key in use, or of a contract-less account that does not exist, fails.
+    let bad = Governance::Propose {
+        changes: vec![Change::MoveAccount { account: Hash32([9; 32]), public_key: idle2.public.clone() }],
+        expires_at: 50,
+        components: vec![],
+    };
+    p.producer.submit(signed_tx(&second, &v2, 3, Payload::Governance(bad))).unwrap();
+    blocks.push(produce(&p.producer));
+    let failed = blocks[6].receipts[0].events.iter().find(|e| e.topic == "failed").expect("the move failed");
+    assert!(String::from_utf8_lossy(&failed.data).contains("no such account"), "{failed:?}");
+
     // A follower crosses the switch the same way, and so does a node reopened after it.
     for c in &blocks {
         p.follower.import(c.block.clone()).unwrap();
@@ -620,7 +646,7 @@ fn a_suite_switch_moves_the_state_accounts_and_validators_at_its_height_on_every
     assert_eq!(reopened.members().validators[0].public_key, v2.public);
     producer.submit(data_tx(&second, &user2, 5, "after", b"restart")).unwrap();
     t += 1000;
-    let b5 = producer.produce(t).unwrap().expect("block 5");
-    reopened.import(b5.block.clone()).unwrap();
+    let next = producer.produce(t).unwrap().expect("a block after the reopening");
+    reopened.import(next.block.clone()).unwrap();
     assert_eq!(get(&reopened, &moved, "after"), Some(b"restart".to_vec()));
 }

@@ -63,6 +63,9 @@ pub trait StateStore: NodeStore + Send + Sync + 'static {
     fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError>;
     /// The key and value of the data record of a committed transaction.
     fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError>;
+    /// The keys the store knows of an account's data records and governance values: key
+    /// hash and key.
+    fn storage_keys_of(&self, account: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StateError>;
 }
 
 fn store_err(e: impl std::fmt::Display) -> StateError {
@@ -70,6 +73,9 @@ fn store_err(e: impl std::fmt::Display) -> StateError {
 }
 
 impl StateStore for StoreView {
+    fn storage_keys_of(&self, account: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StateError> {
+        StoreView::storage_keys_of(self, account).map_err(store_err)
+    }
     fn storage_key(&self, account: &Hash32, key_hash: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
         StoreView::storage_key(self, account, key_hash).map_err(store_err)
     }
@@ -174,6 +180,9 @@ impl<S: StateStore> StateStore for Overlay<S> {
     fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError> {
         self.base.data_record(at)
     }
+    fn storage_keys_of(&self, account: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StateError> {
+        self.base.storage_keys_of(account)
+    }
 }
 
 /// Whether a block is being produced (stop at the first transaction that does not fit) or
@@ -276,6 +285,10 @@ impl<S: StateStore> Checks for StateChecks<'_, S> {
         let Ok(account) = self.state.suite.hash(public_key) else { return false };
         self.state.governance_value(&governance::binding_key(suite, &account)).is_ok_and(|v| v.is_some())
     }
+
+    fn movable(&self, account: &Hash32, public_key: &[u8]) -> Result<(), String> {
+        self.state.movable(account, public_key).map_err(|e| e.to_string())?.map(|_| ())
+    }
 }
 
 /// Why a key binding did not apply.
@@ -332,6 +345,8 @@ struct BlockState<S: StateStore> {
     governed_changed: bool,
     /// Keys of the data records and governance values written.
     storage_keys: Vec<StorageKey>,
+    /// Accounts moved away by governance (their leaves are deleted), and where to.
+    moved: Vec<(Hash32, Hash32)>,
 }
 
 impl<S: StateStore> BlockState<S> {
@@ -354,6 +369,7 @@ impl<S: StateStore> BlockState<S> {
             governed: None,
             governed_changed: false,
             storage_keys: vec![],
+            moved: vec![],
         }))
     }
 
@@ -462,6 +478,56 @@ impl<S: StateStore> BlockState<S> {
         self.set_governance_value(&slot, bytes)?;
         self.set_governance_value(&claim, account.0.to_vec())?;
         Ok(())
+    }
+
+    /// An account as the block sees it now, without keeping it.
+    fn peek_account(&self, id: &Hash32) -> Result<AccountState, StateError> {
+        if let Some(a) = self.accounts.get(id) {
+            return Ok(a.clone());
+        }
+        let smt = Smt::new(&*self.store, &*self.suite, self.height);
+        Ok(smt.get(&self.parent, id)?.map(|leaf| AccountState::from_leaf(&leaf)).transpose()?.unwrap_or_default())
+    }
+
+    /// Whether `account` may move to `public_key`: it exists, is neither a contract nor the
+    /// governance account, and the key's id is unused. `Ok(Ok(new id))` when it may.
+    fn movable(&self, account: &Hash32, public_key: &[u8]) -> Result<Result<Hash32, String>, StateError> {
+        if *account == self.governance_id {
+            return Ok(Err("it is the governance account".into()));
+        }
+        let from = self.peek_account(account)?;
+        if from == AccountState::default() {
+            return Ok(Err("there is no such account".into()));
+        }
+        if from.account.code_hash.is_some() {
+            return Ok(Err("it is a contract".into()));
+        }
+        let to = self.suite.hash(public_key)?;
+        if to == *account || self.peek_account(&to)? != AccountState::default() {
+            return Ok(Err(format!("the key's account {to} is in use")));
+        }
+        Ok(Ok(to))
+    }
+
+    /// Move `account` to the id of `public_key` (checked by [`Self::movable`]).
+    fn move_account(&mut self, account: &Hash32, public_key: &[u8]) -> Result<Result<Hash32, String>, StateError> {
+        let to = match self.movable(account, public_key)? {
+            Ok(to) => to,
+            Err(why) => return Ok(Err(why)),
+        };
+        let state = self.peek_account(account)?;
+        self.accounts.insert(to, state);
+        self.accounts.insert(*account, AccountState::default());
+        if let Some(writes) = self.data.remove(account) {
+            self.data.insert(to, writes);
+        }
+        for k in &mut self.storage_keys {
+            if k.0 == *account {
+                k.0 = to;
+            }
+        }
+        self.moved.push((*account, to));
+        Ok(Ok(to))
     }
 
     fn account(&mut self, id: &Hash32) -> Result<&mut AccountState, StateError> {
@@ -662,8 +728,15 @@ pub fn execute<S: StateStore>(
                 id
             }
         };
+        let moved = state.moved.iter().any(|(from, _)| *from == account_id);
         let sender = state.account(&account_id)?;
         if tx.body.nonce != sender.account.nonce {
+            // The pool orders by nonce; only an account moved by governance in this block
+            // can have changed under it: its transactions wait for the next block.
+            if block.mode == Mode::Produce && moved {
+                included = index;
+                break;
+            }
             return Err(ExecError::Nonce { index, got: tx.body.nonce, want: sender.account.nonce });
         }
         sender.account.nonce += 1;
@@ -704,6 +777,13 @@ pub fn execute<S: StateStore>(
                             state.governed = Some(next);
                             state.governed_changed = true;
                             let gid = state.governance_id;
+                            for (account, key) in &out.moves {
+                                let (topic, data) = match state.move_account(account, key)? {
+                                    Ok(to) => ("account_moved", to.0.to_vec()),
+                                    Err(why) => ("account_not_moved", why.into_bytes()),
+                                };
+                                state.tx_events.push(Event { contract: gid, topic: topic.into(), indexed: vec![account.0.to_vec()], data });
+                            }
                             let mut note = |topic: &str, id: &Hash32, data: Vec<u8>| {
                                 state.tx_events.push(Event { contract: gid, topic: topic.into(), indexed: vec![id.0.to_vec()], data });
                             };
@@ -768,6 +848,11 @@ pub fn execute<S: StateStore>(
         engines: g.engines.clone(),
         suites: g.suites.clone(),
     });
+    let mut moved_keys = vec![];
+    for (from, to) in &state.moved {
+        moved_keys.extend(state.store.storage_keys_of(from)?.into_iter().map(|(h, k)| (*to, h, k)));
+    }
+    let gone: BTreeSet<Hash32> = state.moved.iter().map(|(from, _)| *from).filter(|from| !state.moved.iter().any(|(_, to)| to == from)).collect();
     let BlockState { accounts, mut data, kv, new_codes, storage_keys: written_keys, .. } = *state;
     // Contract storage: into the storage trees (hashed keys) and the flat copy.
     let mut contract_kv = vec![];
@@ -790,10 +875,15 @@ pub fn execute<S: StateStore>(
         smt.stale = m.stale;
         storage_keys = m.storage_keys;
     }
+    storage_keys.extend(moved_keys);
     storage_keys.extend(written_keys);
     let mut next_tree = store.next_tree()?;
     let mut account_updates: Vec<Update> = Vec::with_capacity(accounts.len());
     for (id, mut state) in accounts {
+        if gone.contains(&id) {
+            account_updates.push((id, None));
+            continue;
+        }
         if let Some(writes) = data.remove(&id) {
             let root = match state.storage_root() {
                 Some(r) => r,
@@ -1096,6 +1186,9 @@ mod tests {
         }
         fn storage_key(&self, _: &Hash32, _: &Hash32) -> Result<Option<Vec<u8>>, StateError> {
             Ok(None)
+        }
+        fn storage_keys_of(&self, _: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StateError> {
+            Ok(vec![])
         }
         fn data_record(&self, at: TxLocation) -> Result<(String, Vec<u8>), StateError> {
             Err(StateError::Store(format!("no transaction {}/{}", at.height, at.index)))

@@ -155,6 +155,10 @@ impl StateStore for ForkState {
         self.base.data_record(at).map_err(store_err)
     }
 
+    fn storage_keys_of(&self, account: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StateError> {
+        self.base.storage_keys_of(account).map_err(store_err)
+    }
+
     fn next_tree(&self) -> Result<TreeId, StateError> {
         Ok(self.side.last().map_or(self.next_tree_at_fork, |s| s.1.next_tree))
     }

@@ -67,7 +67,7 @@ impl Members {
             }
             Change::RemoveNode { network_key } => self.nodes.retain(|n| &n.network_key != network_key),
             // The schedules are not membership: see `Governed::settle`.
-            Change::SwitchEngine { .. } | Change::SwitchSuite { .. } => {}
+            Change::SwitchEngine { .. } | Change::SwitchSuite { .. } | Change::MoveAccount { .. } => {}
         }
     }
 }
@@ -104,6 +104,9 @@ pub struct Outcome {
     pub passed: Vec<Hash32>,
     /// Proposals that passed but could not apply, with why; they are closed.
     pub failed: Vec<(Hash32, String)>,
+    /// Accounts the passed proposals move: the account, and the key it moves to (the
+    /// executor moves them, in order).
+    pub moves: Vec<(Hash32, Vec<u8>)>,
 }
 
 /// An engine switch in force from a height on (the chain's engine schedule).
@@ -197,6 +200,8 @@ pub trait Checks {
     fn suite_available(&self, suite: &str) -> bool;
     /// Whether the validator of this public key has bound a key of `suite`.
     fn bound(&self, public_key: &[u8], suite: &str) -> bool;
+    /// Whether `account` may move to `public_key` (see [`Change::MoveAccount`]); `Err`: why not.
+    fn movable(&self, account: &Hash32, public_key: &[u8]) -> Result<(), String>;
 }
 
 /// The governance state of a block, being changed by its transactions.
@@ -275,8 +280,8 @@ impl Governed {
                 *proposal
             }
         };
-        let (passed, failed) = self.settle(height, checks);
-        Ok(Outcome { proposal, passed, failed })
+        let (passed, failed, moves) = self.settle(height, checks);
+        Ok(Outcome { proposal, passed, failed, moves })
     }
 
     fn cast(&mut self, id: Hash32, voter: &[u8], expires_at: u64) {
@@ -301,23 +306,28 @@ impl Governed {
     }
 
     /// Pass every proposal over half of the weight, counting again after each.
-    fn settle(&mut self, height: u64, checks: &dyn Checks) -> (Vec<Hash32>, Vec<(Hash32, String)>) {
-        let (mut passed, mut failed) = (vec![], vec![]);
+    fn settle(&mut self, height: u64, checks: &dyn Checks) -> Settled {
+        let (mut passed, mut failed, mut moves) = (vec![], vec![], vec![]);
         loop {
             self.prune(height);
             let total = self.members.voting_weight();
             let Some(i) = self.proposals.iter().position(|p| self.weight_for(p, height).saturating_mul(2) > total) else { break };
             let p = self.proposals.remove(i);
             match self.passing(&p, height, checks) {
-                Ok(()) => passed.push(p.id),
+                Ok(m) => {
+                    passed.push(p.id);
+                    moves.extend(m);
+                }
                 Err(why) => failed.push((p.id, why)),
             }
         }
-        (passed, failed)
+        (passed, failed, moves)
     }
 
-    /// Apply a proposal that has the votes, or say why it cannot apply (nothing changes).
-    fn passing(&mut self, p: &Proposal, height: u64, checks: &dyn Checks) -> Result<(), String> {
+    /// Apply a proposal that has the votes, or say why it cannot apply (nothing changes);
+    /// the accounts it moves.
+    fn passing(&mut self, p: &Proposal, height: u64, checks: &dyn Checks) -> Result<Vec<(Hash32, Vec<u8>)>, String> {
+        let mut moves = vec![];
         let (mut next, mut engines, mut suites) = (self.members.clone(), self.engines.clone(), self.suites.clone());
         // The block that passes a switch, and so the switch itself, must be final under the
         // old rules before the new ones start.
@@ -352,6 +362,13 @@ impl Governed {
                     }
                     suites.retain(|a| a.from_height < *from_height);
                     suites.push(SuiteActivation { from_height: *from_height, suite: suite.clone(), nodes: nodes.clone() });
+                }
+                Change::MoveAccount { account, public_key } => {
+                    if moves.iter().any(|(a, _): &(Hash32, Vec<u8>)| a == account) {
+                        return Err(format!("it moves account {account} twice"));
+                    }
+                    checks.movable(account, public_key).map_err(|why| format!("account {account} cannot move: {why}"))?;
+                    moves.push((*account, public_key.clone()));
                 }
                 other => {
                     if let Some(a) = pending {
@@ -390,9 +407,12 @@ impl Governed {
         self.members = next;
         self.engines = engines;
         self.suites = suites;
-        Ok(())
+        Ok(moves)
     }
 }
+
+/// Proposals passed, proposals failed with why, accounts moved.
+type Settled = (Vec<Hash32>, Vec<(Hash32, String)>, Vec<(Hash32, Vec<u8>)>);
 
 /// Refuse a proposal that adds a validator whose key the suite cannot use, or switches to
 /// an engine whose component is not on chain.
@@ -404,6 +424,9 @@ pub fn check_changes(changes: &[Change], checks: &dyn Checks) -> Result<(), Stri
             }
             Change::SwitchEngine { component, .. } if !checks.has_component(component) => {
                 return Err(format!("change {i}: no component {component} is on chain: send its bytes with the proposal"));
+            }
+            Change::MoveAccount { public_key, .. } if !checks.usable_key(public_key) => {
+                return Err(format!("change {i}: the key to move the account to is not a public key of the channel's signature algorithm"));
             }
             Change::SwitchSuite { suite, .. } if !checks.suite_available(suite) => {
                 return Err(format!("change {i}: this node cannot bind suite {suite}: its crypto plugins do not serve it"));
@@ -521,6 +544,9 @@ mod tests {
         }
         fn bound(&self, public_key: &[u8], suite: &str) -> bool {
             suite == "gm" && public_key.first().is_some_and(|b| (1..=3).contains(b))
+        }
+        fn movable(&self, account: &Hash32, _: &[u8]) -> Result<(), String> {
+            if account.0[0] == 0 { Err("no such account".into()) } else { Ok(()) }
         }
     }
 
@@ -694,6 +720,9 @@ mod tests {
             }
             fn bound(&self, _: &[u8], _: &str) -> bool {
                 true
+            }
+            fn movable(&self, _: &Hash32, _: &[u8]) -> Result<(), String> {
+                Ok(())
             }
         }
         for (target, voted, outcome) in [(47, 5, "comes before 48"), (48, 6, "")] {

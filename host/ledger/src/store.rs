@@ -1207,6 +1207,19 @@ impl StoreView {
         Ok(t.get(&storage_key_row(account, key_hash)).map_err(db_err)?.map(|v| v.value().to_vec()))
     }
 
+    /// The keys `storage_keys` holds of `account`: key hash and key.
+    pub fn storage_keys_of(&self, account: &Hash32) -> Result<Vec<(Hash32, Vec<u8>)>, StoreError> {
+        let t = self.tx.open_table(STORAGE_KEYS).map_err(db_err)?;
+        let (lo, hi) = (storage_key_row(account, &Hash32([0; 32])), storage_key_row(account, &Hash32([0xff; 32])));
+        let mut out = vec![];
+        for row in t.range::<&[u8; 64]>(&lo..=&hi).map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let hash = Hash32::from_slice(&k.value()[32..]).ok_or_else(|| corrupt("storage_keys row"))?;
+            out.push((hash, v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// The value a data record wrote, from the transaction that carries it.
     pub fn data_value(&self, at: TxLocation) -> Result<Vec<u8>, StoreError> {
         Ok(self.data_record(at)?.1)

@@ -50,6 +50,10 @@ fn arb_change() -> impl Strategy<Value = Change> {
             config,
             component
         }),
+        (1..u64::MAX, "[a-z0-9_-]{1,16}", proptest::collection::vec(("[a-z0-9_-]{1,64}", arb_network_key()), 0..4)).prop_map(|(from_height, suite, nodes)| {
+            Change::SwitchSuite { from_height, suite, nodes: nodes.into_iter().map(|(name, network_key)| NodeSpec { name, network_key }).collect() }
+        }),
+        (arb_hash(), arb_bytes(100)).prop_map(|(account, public_key)| Change::MoveAccount { account, public_key }),
     ]
 }
 
@@ -67,6 +71,7 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
             .prop_map(|(changes, expires_at, components)| Payload::Governance(Governance::Propose { changes, expires_at, components })),
         (arb_hash(), any::<u64>()).prop_map(|(proposal, expires_at)| Payload::Governance(Governance::Vote { proposal, expires_at })),
         arb_hash().prop_map(|proposal| Payload::Governance(Governance::Withdraw { proposal })),
+        ("[a-z0-9_-]{1,16}", arb_bytes(100), arb_bytes(80)).prop_map(|(suite, public_key, proof)| Payload::BindKey { suite, public_key, proof }),
     ]
 }
 

@@ -213,6 +213,18 @@ pub enum Change {
     /// ([`Payload::BindKey`]); `nodes` lists every node of the channel by name with its
     /// network key on the new suite's curve. Membership changes wait until it is done.
     SwitchSuite { from_height: u64, suite: String, nodes: Vec<crate::NodeSpec> },
+    /// Give the account `account` to the key `public_key`: the account (its nonce, its
+    /// storage and the history under it) moves to that key's id under the channel's suite,
+    /// and only that key sends from it. For an account whose key is lost, or that did not
+    /// bind a key before a crypto-suite switch (it is frozen until moved). Not for
+    /// contracts or the governance account; the new id must be unused.
+    MoveAccount {
+        account: Hash32,
+        /// SubjectPublicKeyInfo DER, in the channel's signature algorithm.
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        public_key: Vec<u8>,
+    },
 }
 
 /// A validator's part in governing the channel. Only the current validators may send
@@ -280,6 +292,7 @@ impl Change {
                 }
                 Ok(())
             }
+            Change::MoveAccount { public_key, .. } => check_len("account key", public_key.len(), MAX_KEY_BYTES),
         }
     }
 }

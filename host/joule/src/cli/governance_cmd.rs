@@ -66,6 +66,10 @@ pub enum GovernanceCmd {
         /// key of the new suite (`bind-key` prints it).
         #[arg(long, value_name = "NAME=NETWORK_KEY", requires = "switch_suite")]
         suite_node: Vec<String>,
+        /// Move an account to a new key (a lost key, or an account that did not bind a key
+        /// before a suite switch): `ACCOUNT_ID=PUBLIC_KEY` (hex).
+        #[arg(long, value_name = "ACCOUNT=KEY")]
+        move_account: Vec<String>,
         #[command(flatten)]
         admin: AdminSel,
     },
@@ -106,6 +110,7 @@ pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
             from_height,
             switch_suite,
             suite_node,
+            move_account,
             admin,
         } => {
             let mut changes = vec![];
@@ -156,8 +161,14 @@ pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
             for k in &remove_node {
                 changes.push(json!({"change": "remove_node", "network_key": hex_arg("--remove-node", k)?}));
             }
+            for m in &move_account {
+                let (account, key) = m.split_once('=').with_context(|| format!("--move-account {m}: give ACCOUNT_ID=PUBLIC_KEY"))?;
+                changes.push(json!({"change": "move_account", "account": hex_arg("--move-account", account)?, "public_key": hex_arg("--move-account", key)?}));
+            }
             if changes.is_empty() {
-                bail!("nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node, --switch-engine or --switch-suite");
+                bail!(
+                    "nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node, --switch-engine, --switch-suite or --move-account"
+                );
             }
             act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at, "components": components}))
         }
@@ -199,6 +210,10 @@ fn show(sel: &NodeSel) -> Result<()> {
     for a in v["engines"].as_array().into_iter().flatten() {
         println!("engine from block {}: {} (component {})", a["from_height"], a["engine"].as_str().unwrap_or("?"), a["component"].as_str().unwrap_or("?"));
     }
+    for a in v["suites"].as_array().into_iter().flatten() {
+        let nodes: Vec<&str> = a["nodes"].as_array().into_iter().flatten().filter_map(|n| n["name"].as_str()).collect();
+        println!("crypto suite from block {}: {} (nodes {})", a["from_height"], a["suite"].as_str().unwrap_or("?"), nodes.join(", "));
+    }
     let proposals = v["proposals"].as_array().cloned().unwrap_or_default();
     if proposals.is_empty() {
         println!("no open proposals");
@@ -206,7 +221,7 @@ fn show(sel: &NodeSel) -> Result<()> {
     for p in proposals {
         println!("proposal {} (block {}): weight {} of {}", p["id"].as_str().unwrap_or("?"), p["proposed_at"], p["weight_for"], v["weight_needed"]);
         for c in p["changes"].as_array().into_iter().flatten() {
-            let what = c["public_key"].as_str().or(c["network_key"].as_str()).unwrap_or("?");
+            let what = c["public_key"].as_str().or(c["network_key"].as_str()).or(c["suite"].as_str()).unwrap_or("?");
             let name = c["name"].as_str().map(|n| format!(" {n}")).unwrap_or_default();
             println!("  {}{name} {what}", c["change"].as_str().unwrap_or("?"));
         }
