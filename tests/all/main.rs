@@ -31,6 +31,7 @@ mod liveness;
 mod network;
 mod openssl_interop;
 mod partition;
+mod pki;
 mod pool_flood;
 mod request_limits;
 mod storage;

@@ -1,0 +1,194 @@
+//! The consortium CA (`joule-pki`) on the crypto plugins, against OpenSSL both ways, in
+//! both suites: OpenSSL accepts the chains Joule issues and rejects a certificate once
+//! Joule's CRL lists it; Joule issues from requests OpenSSL made and verifies chains
+//! OpenSSL made.
+
+use crate::support::{crypto, tempdir, tool};
+use joule_crypto::{CryptoService, KeyPair};
+use joule_pki::{CaSigner, PkiError, Request, Revoked, SigAlg, SignatureCheck, Sm2Id};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+/// A CA key held by the test, signing through the plugins.
+struct PluginKey {
+    crypto: CryptoService,
+    alg: SigAlg,
+    pair: KeyPair,
+}
+
+impl PluginKey {
+    fn new(crypto: &CryptoService, alg: SigAlg) -> PluginKey {
+        PluginKey { crypto: crypto.clone(), alg, pair: crypto.generate_key(alg.plugin_algorithm()).expect("a key from the plugins") }
+    }
+}
+
+impl CaSigner for PluginKey {
+    fn public_key(&self) -> &[u8] {
+        &self.pair.public_key
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        let id = if self.alg == SigAlg::Sm2Sm3 { Sm2Id::default().plugin_id() } else { None };
+        self.crypto.sign(self.alg.plugin_algorithm(), &self.pair.private_key, message, id).map_err(|e| PkiError::Signer(e.to_string()))
+    }
+}
+
+struct PluginCheck(CryptoService);
+
+impl SignatureCheck for PluginCheck {
+    fn verify(&self, alg: SigAlg, public_key: &[u8], message: &[u8], signature: &[u8], sm2_id: Option<&[u8]>) -> Result<bool, PkiError> {
+        self.0.verify(alg.plugin_algorithm(), public_key, message, signature, sm2_id).map_err(|e| PkiError::Signer(e.to_string()))
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// `openssl ARGS`: exit status and everything it printed.
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().expect("run openssl");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn year() -> joule_pki::x509::time::Validity {
+    joule_pki::validity(SystemTime::now() - Duration::from_secs(60), Duration::from_secs(365 * 86_400)).expect("validity")
+}
+
+/// The EC key generation options of a suite's curve for `openssl genpkey`.
+fn curve(alg: SigAlg) -> &'static str {
+    match alg {
+        SigAlg::Sm2Sm3 => "ec_paramgen_curve:SM2",
+        SigAlg::EcdsaP256Sha256 => "ec_paramgen_curve:P-256",
+    }
+}
+
+fn digest(alg: SigAlg) -> &'static str {
+    match alg {
+        SigAlg::Sm2Sm3 => "-sm3",
+        SigAlg::EcdsaP256Sha256 => "-sha256",
+    }
+}
+
+#[test]
+fn openssl_accepts_the_chains_joule_issues_from_its_requests_and_rejects_what_joule_revoked() {
+    let crypto = crypto();
+    let check = PluginCheck(crypto.clone());
+    for alg in [SigAlg::Sm2Sm3, SigAlg::EcdsaP256Sha256] {
+        let d = tempdir();
+        let p = |n: &str| d.path().join(n);
+        let (root_key, org_key) = (PluginKey::new(&crypto, alg), PluginKey::new(&crypto, alg));
+        let root = joule_pki::issue_root(&root_key, "CN=Grid Consortium Root,O=Grid Consortium,C=CN", year()).expect("root");
+        let org = joule_pki::issue_organisation_ca(&root, &root_key, "CN=Grid Co CA,O=Grid Co,C=CN", &org_key.pair.public_key, year()).expect("org CA");
+        // The end entity's key and request are OpenSSL's.
+        tool("openssl", &["genpkey", "-algorithm", "EC", "-pkeyopt", curve(alg), "-out", s(&p("leaf.key"))]);
+        tool("openssl", &["req", "-new", "-key", s(&p("leaf.key")), digest(alg), "-subj", "/C=CN/O=Grid Co/CN=meter-1", "-out", s(&p("leaf.csr"))]);
+        let req = Request::parse(&std::fs::read(p("leaf.csr")).expect("csr"), &check).expect("Joule accepts OpenSSL's request");
+        assert_eq!(req.subject.to_string(), "CN=meter-1,O=Grid Co,C=CN");
+        let leaf = joule_pki::issue_end_entity(&org, &org_key, &req, &["client"], year()).expect("leaf");
+        for (name, cert) in [("root.pem", &root), ("org.pem", &org), ("leaf.pem", &leaf)] {
+            std::fs::write(p(name), joule_pki::to_pem(cert).expect("pem")).expect("write");
+        }
+        let verify = |crl: Option<&Path>| {
+            let (root, org, leaf) = (p("root.pem"), p("org.pem"), p("leaf.pem"));
+            let mut args = vec!["verify", "-CAfile", s(&root), "-untrusted", s(&org)];
+            if let Some(c) = crl {
+                args.extend(["-crl_check", "-CRLfile", s(c)]);
+            }
+            args.push(s(&leaf));
+            openssl(&args)
+        };
+        let (ok, out) = verify(None);
+        assert!(ok && out.contains("leaf.pem: OK"), "{alg:?}: openssl verify: {out}");
+        let (ok, out) = openssl(&["x509", "-in", s(&p("leaf.pem")), "-noout", "-subject"]);
+        assert!(ok && out.contains("OU = client"), "{out}");
+
+        // The organisation's CRL: empty, then listing the leaf.
+        let now = SystemTime::now();
+        let empty = joule_pki::issue_crl(&org, &org_key, 1, now - Duration::from_secs(30), now + Duration::from_secs(3600), &[]).expect("crl");
+        std::fs::write(p("crl.pem"), joule_pki::to_pem(&empty).expect("pem")).expect("write");
+        let (ok, out) = verify(Some(&p("crl.pem")));
+        assert!(ok, "{alg:?}: an empty CRL: {out}");
+        let (ok, out) = openssl(&["crl", "-in", s(&p("crl.pem")), "-CAfile", s(&p("org.pem")), "-noout"]);
+        assert!(ok && out.contains("verify OK"), "{alg:?}: openssl crl: {out}");
+        let revoked = Revoked { serial: joule_pki::serial(&leaf), at: now - Duration::from_secs(1) };
+        let list = joule_pki::issue_crl(&org, &org_key, 2, now - Duration::from_secs(30), now + Duration::from_secs(3600), &[revoked]).expect("crl");
+        std::fs::write(p("crl.pem"), joule_pki::to_pem(&list).expect("pem")).expect("write");
+        let (ok, out) = verify(Some(&p("crl.pem")));
+        assert!(!ok && out.contains("revoked"), "{alg:?}: a revoked leaf: {out}");
+        // Joule reaches the same verdicts.
+        joule_pki::verify_chain(&leaf, std::slice::from_ref(&org), &root, now, &[empty], &check).expect("valid");
+        assert!(joule_pki::verify_chain(&leaf, std::slice::from_ref(&org), &root, now, &[list], &check).is_err());
+    }
+}
+
+#[test]
+fn joule_verifies_the_chains_openssl_makes_and_refuses_them_under_another_root() {
+    let crypto = crypto();
+    let check = PluginCheck(crypto.clone());
+    for alg in [SigAlg::Sm2Sm3, SigAlg::EcdsaP256Sha256] {
+        let d = tempdir();
+        let p = |n: &str| d.path().join(n);
+        for k in ["root", "org", "leaf"] {
+            tool("openssl", &["genpkey", "-algorithm", "EC", "-pkeyopt", curve(alg), "-out", s(&p(&format!("{k}.key")))]);
+        }
+        std::fs::write(p("ca.ext"), "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n").expect("write");
+        std::fs::write(p("leaf.ext"), "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n").expect("write");
+        tool(
+            "openssl",
+            &["req", "-x509", "-new", "-key", s(&p("root.key")), digest(alg), "-days", "30", "-subj", "/CN=OpenSSL Root", "-out", s(&p("root.pem"))],
+        );
+        tool("openssl", &["req", "-new", "-key", s(&p("org.key")), digest(alg), "-subj", "/CN=OpenSSL Org CA", "-out", s(&p("org.csr"))]);
+        tool(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                s(&p("org.csr")),
+                "-CA",
+                s(&p("root.pem")),
+                "-CAkey",
+                s(&p("root.key")),
+                digest(alg),
+                "-days",
+                "30",
+                "-extfile",
+                s(&p("ca.ext")),
+                "-out",
+                s(&p("org.pem")),
+            ],
+        );
+        tool("openssl", &["req", "-new", "-key", s(&p("leaf.key")), digest(alg), "-subj", "/CN=meter-9", "-out", s(&p("leaf.csr"))]);
+        tool(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                s(&p("leaf.csr")),
+                "-CA",
+                s(&p("org.pem")),
+                "-CAkey",
+                s(&p("org.key")),
+                digest(alg),
+                "-days",
+                "30",
+                "-extfile",
+                s(&p("leaf.ext")),
+                "-out",
+                s(&p("leaf.pem")),
+            ],
+        );
+        let read = |n: &str| joule_pki::certificate(&std::fs::read(p(n)).expect("read")).expect("Joule parses OpenSSL's certificate");
+        let (root, org, leaf) = (read("root.pem"), read("org.pem"), read("leaf.pem"));
+        joule_pki::verify_chain(&leaf, std::slice::from_ref(&org), &root, SystemTime::now(), &[], &check).unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        let other_key = PluginKey::new(&crypto, alg);
+        let other = joule_pki::issue_root(&other_key, "CN=OpenSSL Root", year()).expect("root");
+        assert!(
+            joule_pki::verify_chain(&leaf, std::slice::from_ref(&org), &other, SystemTime::now(), &[], &check).is_err(),
+            "a root of the same name but another key"
+        );
+    }
+}
