@@ -658,7 +658,12 @@ impl Chain {
 
     /// The public key this node seals the next block with, when it has one.
     pub fn signer_key(&self) -> Option<Vec<u8>> {
-        self.signer_at(self.head().height.saturating_add(1)).map(|s| s.public_key().to_vec())
+        self.signer_key_at(self.head().height.saturating_add(1))
+    }
+
+    /// The public key this node seals block `height` with (the key of that height's suite).
+    pub fn signer_key_at(&self, height: u64) -> Option<Vec<u8>> {
+        self.signer_at(height).map(|s| s.public_key().to_vec())
     }
 
     pub fn is_validator(&self) -> bool {

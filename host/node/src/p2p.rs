@@ -323,7 +323,7 @@ pub async fn run(chain: Arc<Chain>, net: Network, mut events: tokio::sync::mpsc:
                 match committed {
                     Ok(b) => {
                         let header = &b.block.header;
-                        if chain.signer_key().as_deref() == Some(header.proposer.as_slice()) {
+                        if chain.signer_key_at(header.height).as_deref() == Some(header.proposer.as_slice()) {
                             net.broadcast(&Message::Block(b.block.encode()));
                         }
                         net.broadcast(&Message::Status { height: header.height, hash: b.hash.0 });
