@@ -516,21 +516,11 @@ impl Chain {
             Payload::Upgrade { code, .. } => code,
             // Execution checks it too (a reverted receipt); here a bad one costs no nonce.
             Payload::BindKey { suite, public_key, proof } => {
-                let refuse = |why: String| Err(counted(Rejection::Malformed(why)));
                 let current = self.next_suite().map_err(|e| counted(Rejection::Internal(e.to_string())))?;
-                if *suite == current.suite().id {
-                    return refuse(format!("channel {} already uses suite {suite}: bind a key of the suite it will switch to", self.spec.channel));
-                }
-                let Some(other) = current.bind_suite(suite) else {
-                    return refuse(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
-                };
                 let account = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
-                let message = joule_primitives::bind_key_message(&self.spec.channel, &account, suite, public_key);
-                return match other.verify(public_key, &message, proof) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => refuse(format!("the proof is not the {suite} key's signature over the binding (see bind_key_message in docs/formats.md)")),
-                    Err(e) => refuse(format!("the bound key is not a {} public key: {e}", other.suite().signature)),
-                };
+                return governance::check_binding(current.as_ref(), &self.spec.channel, &account, suite, public_key, proof)
+                    .map(|_| ())
+                    .map_err(|why| counted(Rejection::Malformed(why)));
             }
             // Execution refuses it too (a reverted receipt); here it costs nobody a nonce.
             Payload::Governance(_) => {

@@ -376,19 +376,9 @@ impl<S: StateStore> BlockState<S> {
     /// The governance state of the parent, with this block's changes so far.
     fn governed(&mut self, genesis: &Members) -> Result<&mut Governed, StateError> {
         if self.governed.is_none() {
-            let id = self.governance_id;
-            let storage = self.account(&id)?.storage_root();
-            let read = |key: &str| -> Result<Option<Vec<u8>>, StateError> {
-                let Some(root) = &storage else { return Ok(None) };
-                let smt = Smt::new(&*self.store, &*self.suite, self.height);
-                let Some(leaf) = smt.get(root, &self.suite.hash(key.as_bytes())?)? else { return Ok(None) };
-                match StoredValue::decode(&leaf.data) {
-                    Some(StoredValue::Inline(v)) => Ok(Some(v)),
-                    _ => Err(StateError::Store(format!("the governance value {key:?} is corrupt"))),
-                }
-            };
             let corrupt = |key: &str| StateError::Store(format!("the governance value {key:?} does not decode"));
-            self.governed = Some(Governed::load(genesis, read, corrupt)?);
+            let loaded = Governed::load(genesis, |key| self.governance_value(key), corrupt)?;
+            self.governed = Some(loaded);
         }
         self.governed.as_mut().ok_or_else(|| StateError::Store("governance state vanished".into()))
     }
@@ -442,19 +432,11 @@ impl<S: StateStore> BlockState<S> {
     /// Bind `account` to `public_key` of `suite` after checking `proof`; `Err`: why not.
     fn bind_key(&mut self, channel: &str, account: &Hash32, suite: &str, public_key: &[u8], proof: &[u8]) -> Result<(), BindRefusal> {
         let refuse = |why: String| Err(BindRefusal::Refused(why));
-        if suite == self.suite.suite().id {
-            return refuse(format!("the channel already uses suite {suite}: bind a key of the suite it will switch to"));
-        }
-        let Some(other) = self.suite.bind_suite(suite) else {
-            return refuse(format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"));
-        };
         let channel = joule_primitives::ChannelId::new(channel).map_err(|e| BindRefusal::Refused(e.to_string()))?;
-        let message = joule_primitives::bind_key_message(&channel, account, suite, public_key);
-        match other.verify(public_key, &message, proof) {
-            Ok(true) => {}
-            Ok(false) => return refuse(format!("the proof is not the {suite} key's signature over the binding (see bind_key_message)")),
-            Err(e) => return refuse(format!("the key is not a {} public key: {e}", other.suite().signature)),
-        }
+        let other = match governance::check_binding(self.suite.as_ref(), &channel, account, suite, public_key, proof) {
+            Ok(other) => other,
+            Err(why) => return refuse(why),
+        };
         let bound_id = other.hash(public_key)?;
         let claim = governance::bound_id_key(suite, &bound_id);
         if let Some(holder) = self.governance_value(&claim)?

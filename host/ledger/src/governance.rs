@@ -20,8 +20,9 @@
 //!   without a voting validator fails and is closed.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use joule_primitives::{Change, Governance, Hash32, NodeSpec, ValidatorSpec};
+use joule_primitives::{ChainCrypto, Change, ChannelId, Governance, Hash32, NodeSpec, ValidatorSpec};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The account whose storage holds the governance state: the suite hash of this.
 pub const NAMESPACE_PREIMAGE: &[u8] = b"joule-governance/1";
@@ -178,6 +179,30 @@ pub fn rekeyed(members: &Members, activation: &SuiteActivation, bound: impl Fn(&
         })
         .collect::<Result<_, String>>()?;
     Ok(Members { validators, nodes: activation.nodes.clone() })
+}
+
+/// Check a key binding ([`joule_primitives::Payload::BindKey`]) under the channel's current
+/// suite: `suite` is another suite the same implementations serve, and `proof` is the new
+/// key's signature over [`joule_primitives::bind_key_message`]. Returns that suite, bound.
+/// Admission (no nonce spent) and execution (a reverted receipt) both ask.
+pub fn check_binding(
+    current: &dyn ChainCrypto,
+    channel: &ChannelId,
+    account: &Hash32,
+    suite: &str,
+    public_key: &[u8],
+    proof: &[u8],
+) -> Result<Arc<dyn ChainCrypto>, String> {
+    if suite == current.suite().id {
+        return Err(format!("channel {channel} already uses suite {suite}: bind a key of the suite it will switch to"));
+    }
+    let other = current.bind_suite(suite).ok_or_else(|| format!("this node cannot bind suite {suite}: its crypto plugins do not serve it"))?;
+    let message = joule_primitives::bind_key_message(channel, account, suite, public_key);
+    match other.verify(public_key, &message, proof) {
+        Ok(true) => Ok(other),
+        Ok(false) => Err(format!("the proof is not the {suite} key's signature over the binding (see bind_key_message in docs/formats.md)")),
+        Err(e) => Err(format!("the bound key is not a {} public key: {e}", other.suite().signature)),
+    }
 }
 
 /// What the rules need to know of the world around them.
