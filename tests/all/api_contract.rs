@@ -59,11 +59,12 @@ fn path_value(name: &str) -> &'static str {
     match name {
         "name" => "no-such-plugin",
         "version" => "9.9.9",
-        "hash" | "contract" | "address" => "00000000000000000000000000000000000000000000000000000000000000aa",
+        "hash" | "contract" | "address" | "account" => "00000000000000000000000000000000000000000000000000000000000000aa",
         "id" => "0",
         "key" => "meter/1",
         "module" => "nobody",
         "purpose" => "nothing",
+        "organisation" => "no-such-org",
         other => panic!("path parameter {other:?} is new: give the contract test a value for it"),
     }
 }

@@ -23,6 +23,7 @@ fn channel(validator: &[u8]) -> ChannelConfig {
         validators: vec![ValidatorConfig { public_key: hex::encode(validator), weight: 1 }],
         block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
         nodes: vec![],
+        identity: None,
     }
 }
 

@@ -97,6 +97,7 @@ fn channel(consensus: &str, consensus_config: &str, validator: &[u8]) -> Channel
         validators: vec![ValidatorConfig { public_key: hex::encode(validator), weight: 1 }],
         block_policy: BlockPolicyConfig { interval_ms: 100, max_transactions: 100, max_bytes: 1 << 20, produce_empty_blocks: false },
         nodes: vec![],
+        identity: None,
     }
 }
 

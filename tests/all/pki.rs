@@ -192,3 +192,104 @@ fn joule_verifies_the_chains_openssl_makes_and_refuses_them_under_another_root()
         );
     }
 }
+
+/// A transaction of `payload` from `kp` on channel `grid`, in the gm suite.
+fn gm_tx(gm: &joule_crypto::SuiteCrypto, kp: &KeyPair, nonce: u64, payload: joule_primitives::Payload) -> joule_primitives::Transaction {
+    use joule_primitives::ChainCrypto;
+    let body = joule_primitives::UnsignedTransaction {
+        channel: joule_primitives::ChannelId::new("grid").expect("channel"),
+        sender: kp.public_key.clone(),
+        nonce,
+        gas_limit: 100_000,
+        sig_alg: "sm2".into(),
+        payload,
+    };
+    let sig = gm.sign(&kp.private_key, &body.signing_bytes()).expect("sign");
+    body.sign_with(sig)
+}
+
+#[test]
+fn a_gm_chain_with_certificates_admits_only_certified_senders_and_refuses_a_revoked_one_from_the_next_block() {
+    use crate::support::{NodeProcess, data_tx, init_node, suite};
+    use joule_primitives::{Hasher, IdentityAction, Payload};
+    let crypto = crypto();
+    let gm = suite("gm");
+    let d = tempdir();
+    let p = |n: &str| d.path().join(n);
+    let (root_key, org_key) = (PluginKey::new(&crypto, SigAlg::Sm2Sm3), PluginKey::new(&crypto, SigAlg::Sm2Sm3));
+    let root = joule_pki::issue_root(&root_key, "CN=Energy Consortium Root,O=Energy Consortium", year()).expect("root");
+    let org = joule_pki::issue_organisation_ca(&root, &root_key, "CN=Grid Co CA,O=Grid Co", &org_key.pair.public_key, year()).expect("org CA");
+    let (admin, user) = (crypto.generate_key("sm2").expect("key"), crypto.generate_key("sm2").expect("key"));
+    let leaf = |kp: &KeyPair, subject: &str, role: &str| {
+        let request = Request { subject: joule_pki::name(subject).expect("name"), public_key: kp.public_key.clone() };
+        joule_pki::issue_end_entity(&org, &org_key, &request, &[role], year()).expect("leaf")
+    };
+    let admin_cert = leaf(&admin, "CN=grid-admin,O=Grid Co", "admin");
+    let user_cert = leaf(&user, "CN=meter-reader,O=Grid Co", "client");
+    let pem = |c: &joule_pki::Certificate| joule_pki::to_pem(c).expect("pem");
+
+    // The genesis: the root, one organisation and its admin, in network.toml.
+    let node_dir = p("node");
+    init_node(&node_dir, &["--block-interval-ms", "100", "--channel", "grid", "--crypto-suite", "gm"]);
+    let mut network = std::fs::read_to_string(node_dir.join("network.toml")).expect("network.toml");
+    network.push_str(&format!(
+        "\n[channel.identity]\nroot-certificate = \"\"\"\n{}\"\"\"\n\n[[channel.identity.organisation]]\nname = \"gridco\"\nca-certificate = \"\"\"\n{}\"\"\"\ncertificates = [\"\"\"\n{}\"\"\"]\n",
+        pem(&root),
+        pem(&org),
+        pem(&admin_cert)
+    ));
+    std::fs::write(node_dir.join("network.toml"), network).expect("write");
+    let node = NodeProcess::start(&node_dir, &[]);
+    let (status, v) = node.get("/v1/pki?channel=grid");
+    assert_eq!((status, v["certificates"].as_bool(), v["organisations"][0]["name"].as_str()), (200, Some(true), Some("gridco")), "{v}");
+
+    // Nobody without a certificate sends.
+    let (status, v) = node.submit(&data_tx(&gm, &user, "grid", 0, "meter/1", b"1 kWh"));
+    assert_eq!((status, v["code"].as_str()), (403, Some("not_permitted")), "{v}");
+    assert!(v["error"].as_str().unwrap_or("").contains("no certificate"), "{v}");
+
+    // The admin records the user's certificate; then the user sends.
+    let committed = |tx: &joule_primitives::Transaction| {
+        let (status, v) = node.submit(tx);
+        assert_eq!(status, 202, "{v}");
+        let r = node.wait_tx(v["hash"].as_str().expect("hash"));
+        assert_eq!(r["receipt"]["status"], "success", "{r}");
+        r
+    };
+    committed(&gm_tx(&gm, &admin, 0, Payload::Identity(IdentityAction::Register { certificate: joule_pki::to_der(&user_cert).expect("der") })));
+    let account = gm.hash(&user.public_key).expect("account");
+    let (status, v) = node.get(&format!("/v1/pki/certificates/{account}?channel=grid"));
+    assert_eq!((status, v["organisation"].as_str(), v["roles"][0].as_str()), (200, Some("gridco"), Some("client")), "{v}");
+    committed(&data_tx(&gm, &user, "grid", 0, "meter/1", b"1 kWh"));
+
+    // The organisation revokes it with its CRL; from the next block the user is refused.
+    let now = SystemTime::now();
+    let revoked = Revoked { serial: joule_pki::serial(&user_cert), at: now - Duration::from_secs(1) };
+    let list = joule_pki::issue_crl(&org, &org_key, 1, now - Duration::from_secs(30), now + Duration::from_secs(86_400), &[revoked]).expect("crl");
+    let r = committed(&gm_tx(
+        &gm,
+        &admin,
+        1,
+        Payload::Identity(IdentityAction::Revoke {
+            organisation: "gridco".into(),
+            serial: joule_pki::serial(&user_cert),
+            crl: joule_pki::to_der(&list).expect("der"),
+        }),
+    ));
+    let (status, v) = node.submit(&data_tx(&gm, &user, "grid", 1, "meter/1", b"2 kWh"));
+    assert_eq!((status, v["code"].as_str()), (403, Some("not_permitted")), "{v}");
+    assert!(v["error"].as_str().unwrap_or("").contains(&format!("revoked in block {}", r["block_height"])), "{v} {r}");
+
+    // Every node serves the CRL it recorded, which OpenSSL checks against the CA.
+    std::fs::write(p("org.pem"), pem(&org)).expect("write");
+    std::fs::write(p("user.pem"), pem(&user_cert)).expect("write");
+    std::fs::write(p("root.pem"), pem(&root)).expect("write");
+    std::fs::write(p("crl.pem"), node.get_bytes("/v1/pki/organisations/gridco/crl?channel=grid&format=pem")).expect("write");
+    let (ok, out) = openssl(&["crl", "-in", s(&p("crl.pem")), "-CAfile", s(&p("org.pem")), "-noout"]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    let (ok, out) =
+        openssl(&["verify", "-CAfile", s(&p("root.pem")), "-untrusted", s(&p("org.pem")), "-crl_check", "-CRLfile", s(&p("crl.pem")), s(&p("user.pem"))]);
+    assert!(!ok && out.contains("revoked"), "{out}");
+    let (status, v) = node.get("/v1/pki/organisations/nobody/crl?channel=grid");
+    assert_eq!((status, v["code"].as_str()), (404, Some("not_found")), "{v}");
+}

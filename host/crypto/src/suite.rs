@@ -60,6 +60,10 @@ impl ChainCrypto for SuiteCrypto {
         Ok(self.crypto.verify(&self.suite.signature, public_key, message, signature, None)?)
     }
 
+    fn verify_with_sm2_id(&self, public_key: &[u8], message: &[u8], signature: &[u8], sm2_id: Option<&[u8]>) -> Result<bool, SuiteError> {
+        Ok(self.crypto.verify(&self.suite.signature, public_key, message, signature, sm2_id)?)
+    }
+
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError> {
         Ok(self.crypto.sign(&self.suite.signature, private_key, message, None)?)
     }

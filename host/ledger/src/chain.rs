@@ -288,6 +288,13 @@ pub struct Chain {
 /// A suite and the first and last heights it served.
 type SuiteRange = (Arc<dyn ChainCrypto>, u64, u64);
 
+fn identity_lookup(e: crate::identity::LookupError<ChainError>) -> ChainError {
+    match e {
+        crate::identity::LookupError::State(e) => e,
+        crate::identity::LookupError::Corrupt(m) => StoreError::Corrupt(m).into(),
+    }
+}
+
 /// A storage value read: its bytes, if there is one.
 type ValueRead = Result<Option<Vec<u8>>, ChainError>;
 
@@ -328,6 +335,10 @@ impl governance::Checks for AdmissionChecks<'_> {
     /// Execution checks the accounts when the proposal passes.
     fn movable(&self, _: &Hash32, _: &[u8]) -> Result<(), String> {
         Ok(())
+    }
+
+    fn certificates(&self) -> bool {
+        self.chain.contracts.identity.is_some()
     }
 }
 
@@ -406,6 +417,10 @@ impl Chain {
         let (height, hash) = view.head()?.ok_or_else(|| StoreError::Corrupt("no head after genesis".into()))?;
         let header = view.block(height)?.ok_or_else(|| StoreError::Corrupt(format!("head block {height} missing")))?.header;
         drop(view);
+        let identity = match &spec.identity {
+            Some(i) => Some(Arc::new(crate::identity::Registry::new(i, suite.as_ref(), spec.genesis_time_ms).map_err(|e| setup(format!("identity: {e}")))?)),
+            None => None,
+        };
         let pool = TxPool::new(spec.channel.clone(), PoolConfig { gas_limit: spec.gas_limit, ..PoolConfig::default() });
         let genesis_members = Arc::new(Members { validators: spec.validators.clone(), nodes: spec.nodes.clone() });
         let current = CurrentMembers::new(genesis_members.as_ref().clone(), vec![], vec![], suite.as_ref())?;
@@ -429,7 +444,7 @@ impl Chain {
             blocks,
             admitted,
             account_ids: Mutex::default(),
-            contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), genesis_members },
+            contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), genesis_members, identity },
             candidates: Mutex::default(),
             own_submissions: Mutex::default(),
             switched: Mutex::default(),
@@ -501,10 +516,122 @@ impl Chain {
         Ok(self.read()?.code(code_hash)?)
     }
 
+    /// On a chain with certificates: the sender holds a current certificate at the head's
+    /// state, and an identity transaction would apply there (so a refused one costs no
+    /// nonce). Elsewhere identity transactions are refused.
+    fn identity_admission(&self, tx: &Transaction) -> Result<(), Rejection> {
+        let internal = |e: String| counted(Rejection::Internal(e));
+        let Some(registry) = &self.contracts.identity else {
+            if matches!(tx.body.payload, Payload::Identity(_)) {
+                return Err(counted(Rejection::Malformed(format!(
+                    "channel {} has no certificates: identity transactions need a chain whose genesis sets identity",
+                    self.spec.channel
+                ))));
+            }
+            return Ok(());
+        };
+        let view = self.read().map_err(|e| internal(e.to_string()))?;
+        let (root, _) = self.head_state(&view).map_err(|e| internal(e.to_string()))?;
+        let suite = self.suite_at(root.version.saturating_add(1)).map_err(|e| internal(e.to_string()))?;
+        let reader = self.governance_reader_in(&view, &root, suite.clone()).map_err(|e| internal(e.to_string()))?;
+        let read = |key: &str| reader(key);
+        let lookup = |e: crate::identity::LookupError<ChainError>| match e {
+            crate::identity::LookupError::State(e) => internal(e.to_string()),
+            crate::identity::LookupError::Corrupt(m) => internal(m),
+        };
+        let account = self.account_id(&tx.body.sender).map_err(|e| internal(e.to_string()))?;
+        let now = joule_support::now_ms();
+        if let Err(why) = registry.check_sender(&read, &account, now).map_err(lookup)? {
+            return Err(counted(Rejection::NotPermitted(why)));
+        }
+        if let Payload::Identity(action) = &tx.body.payload
+            && let Err(why) = registry.apply(&read, suite.as_ref(), &account, root.version.saturating_add(1), now, action).map_err(lookup)?
+        {
+            return Err(counted(Rejection::NotPermitted(why)));
+        }
+        Ok(())
+    }
+
+    /// The identity rules of a chain with certificates.
+    pub fn identity(&self) -> Option<&Arc<crate::identity::Registry>> {
+        self.contracts.identity.as_ref()
+    }
+
+    /// The current certificate record of `account` after the head block.
+    pub fn certificate_of(&self, account: &Hash32) -> Result<Option<crate::identity::CertRecord>, ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(None) };
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let reader = self.governance_reader(&view, &root)?;
+        let read = |key: &str| reader(key);
+        registry.certificate(&read, account).map_err(identity_lookup)
+    }
+
+    /// The member organisations after the head block (those of genesis, as the state
+    /// records them now).
+    pub fn organisations(&self) -> Result<Vec<crate::identity::Organisation>, ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(vec![]) };
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let reader = self.governance_reader(&view, &root)?;
+        let read = |key: &str| reader(key);
+        let mut out = vec![];
+        let mut names: Vec<&String> = registry.genesis_organisations().collect();
+        names.sort();
+        for name in names {
+            if let Some(o) = registry.organisation(&read, name).map_err(identity_lookup)? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drop from `txs` (and `hashes`) the transactions whose sender may not send in a block
+    /// of timestamp `time_ms` on the state `root`, evicting all their sender's transactions
+    /// from the pool: a revoked or expired certificate stays so.
+    fn permitted_only(&self, view: &StoreView, root: &Root, time_ms: u64, txs: &mut Vec<Transaction>, hashes: &mut Vec<Hash32>) -> Result<(), ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(()) };
+        let suite = self.suite_at(root.version.saturating_add(1))?;
+        let reader = self.governance_reader_in(view, root, suite.clone())?;
+        let read = |key: &str| reader(key);
+        let mut refused: std::collections::HashMap<Vec<u8>, String> = std::collections::HashMap::new();
+        let mut allowed: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        for tx in txs.iter() {
+            let sender = tx.body.sender.as_slice();
+            if allowed.contains(sender) || refused.contains_key(sender) {
+                continue;
+            }
+            match registry.check_sender(&read, &suite.hash(sender)?, time_ms).map_err(identity_lookup)? {
+                Ok(_) => {
+                    allowed.insert(sender);
+                }
+                Err(why) => {
+                    refused.insert(sender.to_vec(), why);
+                }
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let keep: Vec<bool> = txs.iter().map(|t| !refused.contains_key(&t.body.sender)).collect();
+        let mut k = keep.iter();
+        txs.retain(|_| *k.next().unwrap_or(&false));
+        let mut k = keep.iter();
+        hashes.retain(|_| *k.next().unwrap_or(&false));
+        let now = joule_support::now_ms();
+        let mut pool = lock(&self.pool);
+        for (sender, why) in refused {
+            tracing::info!(channel = %self.spec.channel, "a sender's transactions leave the pool: {why}");
+            pool.drop_sender(&sender, super::pool::EvictionReason::NotPermitted { why }, now);
+        }
+        Ok(())
+    }
+
     /// Admission checks that need more than the pool knows: who may deploy or govern, and
     /// whether the code may be deployed at all (so a module importing WASI
     /// is refused at once, naming the import, instead of costing its sender gas).
     fn permission_admission(&self, tx: &Transaction) -> Result<(), Rejection> {
+        self.identity_admission(tx)?;
         let code = match &tx.body.payload {
             Payload::Deploy { code, .. } => {
                 let sender = self.account_id(&tx.body.sender).map_err(|e| counted(Rejection::Internal(e.to_string())))?;
@@ -1360,7 +1487,12 @@ impl Chain {
         if ready.is_empty() && !policy.produce_empty_blocks {
             return Ok(None);
         }
-        let (hashes, txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
+        let (mut hashes, mut txs): (Vec<Hash32>, Vec<Transaction>) = ready.into_iter().unzip();
+        // The block's timestamp, as `assemble` sets it.
+        self.permitted_only(&view, &root, now_ms.max(head.header.timestamp_ms + 1), &mut txs, &mut hashes)?;
+        if txs.is_empty() && !policy.produce_empty_blocks {
+            return Ok(None);
+        }
         drop(view);
         let started = Instant::now();
         let (block, hashes, exec) = self.assemble(&head, signer.public_key(), txs, Some(hashes), now_ms)?;
@@ -2323,6 +2455,10 @@ pub async fn run_maintenance(chain: Arc<Chain>) {
 #[cfg(test)]
 #[path = "chain_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "identity_tests.rs"]
+mod identity_tests;
 
 #[cfg(test)]
 #[path = "fork_tests.rs"]

@@ -43,6 +43,10 @@ pub enum ExecError {
     TreesExhausted,
     #[error("transaction {index}: gas limit {limit} does not fit the block's remaining gas ({left} of {block})")]
     BlockGas { index: usize, limit: u64, left: u64, block: u64 },
+    /// On a chain with certificates, the sender may not send (no current certificate of a
+    /// member organisation at the parent's state).
+    #[error("transaction {index}: {why}")]
+    NotPermitted { index: usize, sender: Vec<u8>, why: String },
     /// The contract VM failed on this node (not the contract): the block is abandoned.
     #[error("transaction {index}: {fault}")]
     Vm { index: usize, fault: VmFault },
@@ -203,6 +207,8 @@ pub struct ContractEnv {
     /// The channel's members at genesis: the governance state of a chain whose state has
     /// no `members` value yet (see [`crate::governance`]).
     pub genesis_members: Arc<Members>,
+    /// The identity rules of a chain with certificates.
+    pub identity: Option<Arc<crate::identity::Registry>>,
 }
 
 impl ContractEnv {
@@ -213,6 +219,7 @@ impl ContractEnv {
             block_gas_limit: u64::MAX,
             deployers: DeployPolicy::Anyone,
             genesis_members: Arc::new(Members { validators: vec![], nodes: vec![] }),
+            identity: None,
         }
     }
 }
@@ -238,7 +245,7 @@ pub fn intrinsic_gas(tx: &Transaction) -> u64 {
 /// Whether a node with (`contracts`) or without a contract VM can execute the payload.
 pub fn supported(p: &Payload, contracts: bool) -> Result<(), &'static str> {
     match p {
-        Payload::Data { .. } | Payload::Governance(_) | Payload::BindKey { .. } => Ok(()),
+        Payload::Data { .. } | Payload::Governance(_) | Payload::BindKey { .. } | Payload::Identity(_) => Ok(()),
         Payload::Deploy { .. } if contracts => Ok(()),
         Payload::Call { .. } if contracts => Ok(()),
         Payload::Upgrade { .. } if contracts => Ok(()),
@@ -258,6 +265,7 @@ pub fn contract_address(suite: &dyn ChainCrypto, deployer: &Hash32, nonce: u64) 
 struct StateChecks<'a, S: StateStore> {
     state: &'a BlockState<S>,
     finality_depth: u64,
+    certificates: bool,
 }
 
 impl<S: StateStore> Checks for StateChecks<'_, S> {
@@ -288,6 +296,10 @@ impl<S: StateStore> Checks for StateChecks<'_, S> {
 
     fn movable(&self, account: &Hash32, public_key: &[u8]) -> Result<(), String> {
         self.state.movable(account, public_key).map_err(|e| e.to_string())?.map(|_| ())
+    }
+
+    fn certificates(&self) -> bool {
+        self.certificates
     }
 }
 
@@ -683,6 +695,22 @@ pub fn execute<S: StateStore>(
     let store = &store;
     let mut ids: HashMap<&[u8], Hash32> = HashMap::new();
     let mut state = BlockState::new(store.clone(), suite.clone(), parent, height)?;
+    if let Some(registry) = env.identity.as_ref().filter(|_| block.mode == Mode::Import) {
+        // Every sender holds a current certificate at the parent's state (before any of
+        // the block's writes). A producer picked its transactions so already
+        // (`Chain::build`).
+        let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+        let read = |key: &str| state.governance_value(key);
+        for (index, tx) in txs.iter().enumerate() {
+            if !seen.insert(&tx.body.sender) {
+                continue;
+            }
+            let account = suite.hash(&tx.body.sender)?;
+            if let Err(why) = registry.check_sender(&read, &account, block.timestamp_ms).map_err(lookup_error)? {
+                return Err(ExecError::NotPermitted { index, sender: tx.body.sender.clone(), why });
+            }
+        }
+    }
     let mut receipts = Vec::with_capacity(txs.len());
     let mut events_index = vec![];
     let mut topic_hashes: HashMap<String, Hash32> = HashMap::new();
@@ -753,7 +781,7 @@ pub fn execute<S: StateStore>(
                             state.new_codes.insert(suite.hash(c)?, c.as_slice().into());
                         }
                     }
-                    let checks = StateChecks { state: &state, finality_depth: block.finality_depth };
+                    let checks = StateChecks { state: &state, finality_depth: block.finality_depth, certificates: env.identity.is_some() };
                     match next.apply(&tx.body.sender, height, action, id, &checks) {
                         Ok(out) => {
                             state.governed = Some(next);
@@ -799,6 +827,29 @@ pub fn execute<S: StateStore>(
                     }
                     Err(BindRefusal::Refused(why)) => TxOutcome { status: reverted(why), gas_used: intrinsic, output: vec![] },
                     Err(BindRefusal::State(e)) => return Err(e.into()),
+                },
+                Payload::Identity(action) => match &env.identity {
+                    None => TxOutcome {
+                        status: reverted("this channel has no certificates: identity transactions need a chain whose genesis sets identity"),
+                        gas_used: intrinsic,
+                        output: vec![],
+                    },
+                    Some(registry) => {
+                        let read = |key: &str| state.governance_value(key);
+                        match registry.apply(&read, suite.as_ref(), &account_id, height, block.timestamp_ms, action).map_err(lookup_error)? {
+                            Ok(applied) => {
+                                for (key, value) in applied.writes {
+                                    state.set_governance_value(&key, value)?;
+                                }
+                                let gid = state.governance_id;
+                                for (topic, account, data) in applied.events {
+                                    state.tx_events.push(Event { contract: gid, topic: topic.into(), indexed: vec![account.0.to_vec()], data });
+                                }
+                                TxOutcome { status: ReceiptStatus::Success, gas_used: intrinsic, output: vec![] }
+                            }
+                            Err(why) => TxOutcome { status: reverted(why), gas_used: intrinsic, output: vec![] },
+                        }
+                    }
                 },
                 payload => {
                     let vm = env.vm.as_ref().ok_or(ExecError::Unsupported { index, kind: "contract" })?;
@@ -899,6 +950,13 @@ pub fn execute<S: StateStore>(
         governance,
         storage_keys,
     })
+}
+
+fn lookup_error(e: crate::identity::LookupError<StateError>) -> StateError {
+    match e {
+        crate::identity::LookupError::State(e) => e,
+        crate::identity::LookupError::Corrupt(m) => StateError::Store(m),
+    }
 }
 
 /// A deployment, call or upgrade, run against the block's state.

@@ -227,6 +227,10 @@ pub trait Checks {
     fn bound(&self, public_key: &[u8], suite: &str) -> bool;
     /// Whether `account` may move to `public_key` (see [`Change::MoveAccount`]); `Err`: why not.
     fn movable(&self, account: &Hash32, public_key: &[u8]) -> Result<(), String>;
+    /// Whether the chain identifies senders by certificates ([`crate::identity`]).
+    fn certificates(&self) -> bool {
+        false
+    }
 }
 
 /// The governance state of a block, being changed by its transactions.
@@ -452,6 +456,11 @@ pub fn check_changes(changes: &[Change], checks: &dyn Checks) -> Result<(), Stri
             }
             Change::MoveAccount { public_key, .. } if !checks.usable_key(public_key) => {
                 return Err(format!("change {i}: the key to move the account to is not a public key of the channel's signature algorithm"));
+            }
+            Change::SwitchSuite { .. } if checks.certificates() => {
+                return Err(format!(
+                    "change {i}: a channel with certificates cannot switch its crypto suite: its certificates certify keys of the current suite"
+                ));
             }
             Change::SwitchSuite { suite, .. } if !checks.suite_available(suite) => {
                 return Err(format!("change {i}: this node cannot bind suite {suite}: its crypto plugins do not serve it"));

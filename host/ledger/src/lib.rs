@@ -23,6 +23,7 @@ pub mod execute;
 pub mod fork;
 pub mod governance;
 pub mod health;
+pub mod identity;
 pub mod migrate;
 pub mod pool;
 pub mod state;

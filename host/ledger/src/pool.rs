@@ -174,6 +174,8 @@ pub enum EvictionReason {
     NonceUsed,
     /// The chain switched its crypto suite: it was hashed and signed under the old one.
     SuiteSwitched { suite: String, from_height: u64 },
+    /// Its sender may no longer send (on a chain with certificates: revoked, expired).
+    NotPermitted { why: String },
 }
 
 impl EvictionReason {
@@ -184,6 +186,7 @@ impl EvictionReason {
             EvictionReason::Expired { .. } => "expired",
             EvictionReason::NonceUsed => "nonce_used",
             EvictionReason::SuiteSwitched { .. } => "suite_switched",
+            EvictionReason::NotPermitted { .. } => "not_permitted",
         }
     }
 }
@@ -198,6 +201,7 @@ impl std::fmt::Display for EvictionReason {
             EvictionReason::SuiteSwitched { suite, from_height } => {
                 write!(f, "suite_switched: the channel uses suite {suite} from block {from_height}; sign the transaction again with the key bound for it")
             }
+            EvictionReason::NotPermitted { why } => write!(f, "not_permitted: {why}"),
         }
     }
 }
@@ -722,6 +726,22 @@ impl TxPool {
         *self = TxPool { evicted, commits, next_id, ..TxPool::new(self.channel.clone(), self.config.clone()) };
         self.publish();
         hashes.len()
+    }
+
+    /// Drop every transaction of `sender`, recording `reason` for each.
+    pub fn drop_sender(&mut self, sender: &[u8], reason: EvictionReason, now_ms: u64) {
+        let Some(&id) = self.ids.get(sender) else { return };
+        while let Some(e) = self.pop_pending(id, true) {
+            self.record(e.hash, reason.clone(), now_ms);
+        }
+        let queued: Vec<u64> = self.accounts.get(&id).map(|a| a.queued.keys().copied().collect()).unwrap_or_default();
+        for nonce in queued {
+            if let Some(e) = self.drop_queued(id, nonce, None, now_ms) {
+                self.record(e.hash, reason.clone(), now_ms);
+            }
+        }
+        self.forget_if_empty(id);
+        self.publish();
     }
 
     /// Drop queued transactions older than the lifetime.

@@ -24,6 +24,16 @@ impl TestCrypto {
         Arc::new(TestCrypto { suite: CryptoSuite { id: "test2".into(), hash: "sha512-256".into(), signature: "ed25519-test2".into() } })
     }
 
+    /// SHA-256 and ECDSA P-256 as X.509 carries them (SPKI keys, PKCS#8 private keys, DER
+    /// signatures): for chains with certificates.
+    pub fn p256() -> Arc<TestCrypto> {
+        Arc::new(TestCrypto { suite: CryptoSuite { id: "test-p256".into(), hash: "sha256".into(), signature: "ecdsa-p256".into() } })
+    }
+
+    fn is_p256(&self) -> bool {
+        self.suite.signature == "ecdsa-p256"
+    }
+
     fn domain(&self, message: &[u8]) -> Vec<u8> {
         if self.suite.id == "test2" { [b"test2\n".as_slice(), message].concat() } else { message.to_vec() }
     }
@@ -36,6 +46,13 @@ pub struct Key {
 }
 
 impl Key {
+    /// A P-256 key (for [`TestCrypto::p256`]): PKCS#8 and SPKI DER.
+    pub fn p256(seed: u8) -> Key {
+        use p256::pkcs8::{EncodePrivateKey, EncodePublicKey};
+        let sk = p256::ecdsa::SigningKey::from_bytes(&[seed; 32].into()).unwrap();
+        Key { private: sk.to_pkcs8_der().unwrap().as_bytes().to_vec(), public: sk.verifying_key().to_public_key_der().unwrap().as_bytes().to_vec() }
+    }
+
     pub fn new(seed: u8) -> Key {
         let sk = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
         Key { private: sk.to_bytes().to_vec(), public: sk.verifying_key().to_bytes().to_vec() }
@@ -54,6 +71,12 @@ impl ChainCrypto for TestCrypto {
     }
 
     fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, SuiteError> {
+        if self.is_p256() {
+            use p256::pkcs8::DecodePublicKey;
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(public_key).map_err(|e| SuiteError::InvalidKey(e.to_string()))?;
+            let Ok(sig) = p256::ecdsa::DerSignature::from_bytes(signature) else { return Ok(false) };
+            return Ok(p256::ecdsa::signature::Verifier::verify(&vk, message, &sig).is_ok());
+        }
         let pk: [u8; 32] = public_key.try_into().map_err(|_| SuiteError::InvalidKey(format!("{} bytes, not 32", public_key.len())))?;
         let vk = ed25519_dalek::VerifyingKey::from_bytes(&pk).map_err(|e| SuiteError::InvalidKey(e.to_string()))?;
         let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else { return Ok(false) };
@@ -61,6 +84,12 @@ impl ChainCrypto for TestCrypto {
     }
 
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError> {
+        if self.is_p256() {
+            use p256::pkcs8::DecodePrivateKey;
+            let sk = p256::ecdsa::SigningKey::from_pkcs8_der(private_key).map_err(|e| SuiteError::InvalidKey(e.to_string()))?;
+            let sig: p256::ecdsa::DerSignature = p256::ecdsa::signature::Signer::sign(&sk, message);
+            return Ok(sig.as_bytes().to_vec());
+        }
         let seed: [u8; 32] = private_key.try_into().map_err(|_| SuiteError::InvalidKey("not a 32-byte seed".into()))?;
         use ed25519_dalek::Signer;
         Ok(ed25519_dalek::SigningKey::from_bytes(&seed).sign(&self.domain(message)).to_bytes().to_vec())
@@ -177,6 +206,7 @@ pub fn spec(validators: &[&Key]) -> ChainSpec {
         genesis_time_ms: 1_700_000_000_000,
         validators: validators.iter().map(|k| ValidatorSpec { public_key: k.public.clone(), weight: 1 }).collect(),
         nodes: vec![],
+        identity: None,
     }
 }
 

@@ -21,7 +21,7 @@ use crate::keystore::{DEFAULT_KDF_MEMORY_KIB, KEYSTORE_FILE, Keystore, NODE_MODU
 use anyhow::{Context, Result, bail};
 use joule_crypto::CryptoService;
 use joule_crypto::pem;
-use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, DeployPolicy, Encode, Hash32, NodeSpec, ValidatorSpec};
+use joule_primitives::{BlockPolicy, ChainSpec, ChannelId, CryptoSuite, DeployPolicy, Encode, Hash32, IdentitySpec, NodeSpec, OrganisationSpec, ValidatorSpec};
 use joule_support::fs::Mode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -72,6 +72,61 @@ pub struct ChannelConfig {
     /// where to reach them. Empty: a chain of one node, with no peers.
     #[serde(default, rename = "node", skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<ChannelNodeConfig>,
+    /// Identity by certificates (`[channel.identity]`, guide §6.3.1): every sender holds a
+    /// certificate of a member organisation, recorded on chain. A genesis field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityConfig>,
+}
+
+/// The consortium's certificates at genesis, as PEM text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IdentityConfig {
+    /// The root CA's certificate (PEM).
+    pub root_certificate: String,
+    #[serde(rename = "organisation")]
+    pub organisations: Vec<OrganisationConfig>,
+}
+
+/// A member organisation at genesis (`[[channel.identity.organisation]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OrganisationConfig {
+    /// 1-64 characters of [a-z0-9_-].
+    pub name: String,
+    /// Its CA certificate (PEM), issued by the root.
+    pub ca_certificate: String,
+    /// Certificates (PEM) of its admins and validators the chain starts with.
+    #[serde(default)]
+    pub certificates: Vec<String>,
+}
+
+impl IdentityConfig {
+    fn spec(&self, channel: &ChannelId) -> Result<IdentitySpec> {
+        let der = |what: &str, pem: &str| -> Result<Vec<u8>> {
+            let cert = joule_pki::certificate(pem.as_bytes()).with_context(|| format!("channel {channel}: identity: {what}"))?;
+            joule_pki::to_der(&cert).with_context(|| format!("channel {channel}: identity: {what}"))
+        };
+        Ok(IdentitySpec {
+            root_certificate: der("root-certificate", &self.root_certificate)?,
+            organisations: self
+                .organisations
+                .iter()
+                .map(|o| {
+                    Ok(OrganisationSpec {
+                        name: o.name.clone(),
+                        ca_certificate: der(&format!("organisation {}: ca-certificate", o.name), &o.ca_certificate)?,
+                        certificates: o
+                            .certificates
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| der(&format!("organisation {}: certificate {i}", o.name), c))
+                            .collect::<Result<_>>()?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 /// A node of a channel.
@@ -194,6 +249,7 @@ impl ChannelConfig {
                     Ok(NodeSpec { name: n.name.clone(), network_key })
                 })
                 .collect::<Result<_>>()?,
+            identity: self.identity.as_ref().map(|i| i.spec(&self.id)).transpose()?,
         };
         spec.validate().map_err(|e| anyhow::anyhow!("channel {}: {e}", self.id))?;
         Ok(spec)
@@ -645,6 +701,7 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
                 produce_empty_blocks: a.empty_blocks,
             },
             nodes: vec![],
+            identity: None,
         }],
     };
     let network = match joining {

@@ -568,6 +568,75 @@ pub fn verify_chain(
     Ok(())
 }
 
+/// What a chain records of a certificate, read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The subject's key, SubjectPublicKeyInfo DER.
+    pub public_key: Vec<u8>,
+    pub serial: Vec<u8>,
+    /// Subject and issuer, RFC 4514.
+    pub subject: String,
+    pub issuer: String,
+    pub roles: Vec<String>,
+    /// The validity, Unix milliseconds (before 1970: 0).
+    pub not_before_ms: u64,
+    pub not_after_ms: u64,
+    /// Whether it is a CA's (basic constraints `cA`).
+    pub ca: bool,
+}
+
+/// Unix milliseconds of a certificate or CRL time.
+pub fn unix_ms(t: &Time) -> u64 {
+    t.to_system_time().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A time as Unix milliseconds.
+pub fn at_ms(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The facts of `cert`.
+pub fn facts(cert: &Certificate) -> Result<Facts, PkiError> {
+    let tbs = cert.tbs_certificate();
+    Ok(Facts {
+        public_key: tbs.subject_public_key_info().to_der().map_err(malformed("subject public key"))?,
+        serial: serial(cert),
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        roles: roles(cert),
+        not_before_ms: unix_ms(&tbs.validity().not_before),
+        not_after_ms: unix_ms(&tbs.validity().not_after),
+        ca: basic_constraints(cert)?.is_some_and(|bc| bc.ca),
+    })
+}
+
+/// Check that `list` is `issuer`'s CRL: the issuer's name and a signature by its key.
+pub fn verify_crl(list: &CertificateList, issuer: &Certificate, check: &dyn SignatureCheck) -> Result<(), PkiError> {
+    let issuer_tbs = issuer.tbs_certificate();
+    if list.tbs_cert_list.issuer != *issuer_tbs.subject() {
+        return Err(PkiError::Rejected(format!("the CRL is issued by {}, not by {}", list.tbs_cert_list.issuer, issuer_tbs.subject())));
+    }
+    let key = issuer_tbs.subject_public_key_info().to_der().map_err(malformed("issuer key"))?;
+    let body = list.tbs_cert_list.to_der().map_err(malformed("CRL"))?;
+    check_signature("the CRL", &list.signature_algorithm, &body, &list.signature, &key, check)
+}
+
+/// A CRL's number (its `cRLNumber` extension, big-endian bytes without leading zeros).
+pub fn crl_number(list: &CertificateList) -> Result<Option<Vec<u8>>, PkiError> {
+    for ext in list.tbs_cert_list.crl_extensions.iter().flatten() {
+        if ext.extn_id == const_oid::db::rfc5280::ID_CE_CRL_NUMBER {
+            let n = CrlNumber::from_der(ext.extn_value.as_bytes()).map_err(malformed("CRL number"))?;
+            return Ok(Some(n.0.as_bytes().iter().skip_while(|b| **b == 0).copied().collect()));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `list` names the serial number `serial` (bytes as in the certificate).
+pub fn crl_lists(list: &CertificateList, serial: &[u8]) -> bool {
+    list.tbs_cert_list.revoked_certificates.iter().flatten().any(|r| r.serial_number.as_bytes() == serial)
+}
+
 /// The key identifier a certificate names itself by (its subject key identifier).
 pub fn key_identifier(cert: &Certificate) -> Option<OctetString> {
     cert.tbs_certificate().get_extension::<SubjectKeyIdentifier>().ok().flatten().map(|(_, ski)| ski.0)

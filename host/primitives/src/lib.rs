@@ -23,7 +23,7 @@ pub mod types;
 
 pub use encoding::{DecodeError, Encode, MAX_BLOCK_BYTES, MAX_TX_BYTES};
 pub use merkle::{HashError, Hasher, MerkleProof};
-pub use spec::{ChainSpec, DeployPolicy, NETWORK_KEY_BYTES, NodeSpec, ValidatorSpec};
+pub use spec::{ChainSpec, DeployPolicy, IdentitySpec, MAX_CERTIFICATE_BYTES, NETWORK_KEY_BYTES, NodeSpec, OrganisationSpec, ValidatorSpec};
 pub use suite::{ChainCrypto, CryptoSuite, SuiteError};
 pub use types::*;
 

@@ -63,6 +63,35 @@ impl DeployPolicy {
     }
 }
 
+/// A member organisation of a chain with certificates, at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct OrganisationSpec {
+    /// 1-64 characters of [a-z0-9_-].
+    pub name: String,
+    /// The organisation's CA certificate (DER), issued by the consortium's root.
+    #[serde(with = "hex_bytes")]
+    pub ca_certificate: Vec<u8>,
+    /// End-entity certificates (DER) the chain starts with, issued by the organisation's
+    /// CA: its admins and its validators' node keys.
+    #[serde(with = "crate::types::hex_list")]
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// Identity by certificates (guide §6.3.1): every transaction's sender holds a current
+/// certificate of a member organisation, recorded on chain.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct IdentitySpec {
+    /// The consortium's root CA certificate (DER, self-signed).
+    #[serde(with = "hex_bytes")]
+    pub root_certificate: Vec<u8>,
+    pub organisations: Vec<OrganisationSpec>,
+}
+
+/// Largest certificate a chain records.
+pub const MAX_CERTIFICATE_BYTES: usize = 16 << 10;
+/// Most organisations a channel lists at genesis.
+pub const MAX_ORGANISATIONS: usize = 256;
+
 /// The fields that define a channel's ledger, fixed at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ChainSpec {
@@ -90,6 +119,12 @@ pub struct ChainSpec {
     /// The nodes that may join the channel's network; empty for a chain of one node that
     /// talks to no peers.
     pub nodes: Vec<NodeSpec>,
+    /// Identity by certificates; `None`: any key may send (accounts are keys). Encoded
+    /// after the other fields only when set, so the chains made before it kept their
+    /// genesis hash ([`Encode::encode`] below).
+    #[borsh(skip)]
+    #[serde(default)]
+    pub identity: Option<IdentitySpec>,
 }
 
 /// Largest consensus configuration text.
@@ -109,6 +144,10 @@ fn ident(what: &str, s: &str) -> Result<(), DecodeError> {
     if ok { Ok(()) } else { Err(DecodeError::Invalid(format!("{what} {s:?} must be 1-{MAX_IDENT_BYTES} characters of [a-z0-9_-]"))) }
 }
 
+pub(crate) fn check_organisation_name(name: &str) -> Result<(), DecodeError> {
+    ident("organisation name", name)
+}
+
 pub(crate) fn check_node_name(name: &str) -> Result<(), DecodeError> {
     ident("node name", name)
 }
@@ -122,6 +161,34 @@ pub(crate) fn check_network_key(key: &[u8]) -> Result<(), DecodeError> {
 
 impl Encode for ChainSpec {
     const MAX_BYTES: usize = 1 << 20;
+
+    /// `version ‖ Borsh(fields before identity)`, then `Borsh(IdentitySpec)` when set.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![crate::encoding::ENCODING_VERSION];
+        // Writing into a Vec cannot fail.
+        let _ = borsh::to_writer(&mut out, self);
+        if let Some(identity) = &self.identity {
+            let _ = borsh::to_writer(&mut out, identity);
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if version != crate::encoding::ENCODING_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        if bytes.len() > Self::MAX_BYTES {
+            return Err(DecodeError::TooLarge { got: bytes.len(), limit: Self::MAX_BYTES });
+        }
+        let mut rest = body;
+        let mut spec = <ChainSpec as BorshDeserialize>::deserialize(&mut rest).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            spec.identity = Some(borsh::from_slice::<IdentitySpec>(rest).map_err(|e| DecodeError::Malformed(e.to_string()))?);
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
 
     fn validate(&self) -> Result<(), DecodeError> {
         ChannelId::new(self.channel.as_str())?;
@@ -163,6 +230,83 @@ impl Encode for ChainSpec {
                 return Err(DecodeError::Invalid(format!("node {i} ({}): its name or network key is listed twice", n.name)));
             }
         }
+        if let Some(id) = &self.identity {
+            let cert = |what: &str, c: &[u8]| {
+                if c.is_empty() || c.len() > MAX_CERTIFICATE_BYTES {
+                    return Err(DecodeError::Invalid(format!("{what}: a certificate is 1-{MAX_CERTIFICATE_BYTES} bytes of DER")));
+                }
+                Ok(())
+            };
+            cert("the root certificate", &id.root_certificate)?;
+            if id.organisations.is_empty() || id.organisations.len() > MAX_ORGANISATIONS {
+                return Err(DecodeError::Invalid(format!("a chain with certificates lists 1-{MAX_ORGANISATIONS} organisations")));
+            }
+            for (i, o) in id.organisations.iter().enumerate() {
+                ident("organisation name", &o.name)?;
+                if id.organisations[..i].iter().any(|p| p.name == o.name) {
+                    return Err(DecodeError::Invalid(format!("organisation {} is listed twice", o.name)));
+                }
+                cert(&format!("organisation {}", o.name), &o.ca_certificate)?;
+                if o.certificates.len() > MAX_VALIDATORS {
+                    return Err(DecodeError::Invalid(format!("organisation {}: at most {MAX_VALIDATORS} certificates at genesis", o.name)));
+                }
+                for c in &o.certificates {
+                    cert(&format!("a certificate of organisation {}", o.name), c)?;
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ChainSpec {
+        ChainSpec {
+            channel: ChannelId::new("grid").expect("channel"),
+            crypto_suite: CryptoSuite::named("gm").expect("suite"),
+            consensus: "poa".into(),
+            consensus_config: String::new(),
+            gas_limit: 10_000_000,
+            block_gas_limit: 1_000_000_000,
+            gas_schedule: 1,
+            contract_deployers: DeployPolicy::Validators,
+            genesis_time_ms: 1_700_000_000_000,
+            validators: vec![ValidatorSpec { public_key: vec![1; 91], weight: 1 }],
+            nodes: vec![],
+            identity: None,
+        }
+    }
+
+    #[test]
+    fn a_chain_without_certificates_keeps_the_encoding_it_had_before_identity_existed() {
+        let s = spec();
+        let mut before = vec![crate::encoding::ENCODING_VERSION];
+        borsh::to_writer(&mut before, &s).expect("borsh");
+        assert_eq!(s.encode(), before, "no option tag, no trailing bytes");
+        assert_eq!(ChainSpec::decode(&before).expect("decodes"), s);
+    }
+
+    #[test]
+    fn identity_follows_the_fields_and_changes_the_genesis() {
+        let mut s = spec();
+        let plain = s.encode();
+        s.identity = Some(IdentitySpec {
+            root_certificate: vec![0x30; 40],
+            organisations: vec![OrganisationSpec { name: "gridco".into(), ca_certificate: vec![0x30; 40], certificates: vec![vec![0x30; 50]] }],
+        });
+        let bytes = s.encode();
+        assert!(bytes.starts_with(&plain) && bytes.len() > plain.len());
+        assert_eq!(ChainSpec::decode(&bytes).expect("decodes"), s);
+        // Bytes after it, or a truncated one, do not decode.
+        assert!(ChainSpec::decode(&[bytes.as_slice(), &[0]].concat()).is_err());
+        assert!(ChainSpec::decode(&bytes[..bytes.len() - 1]).is_err());
+        // An organisation named twice is refused.
+        if let Some(id) = &mut s.identity {
+            id.organisations.push(id.organisations[0].clone());
+        }
+        assert!(ChainSpec::decode(&s.encode()).is_err());
     }
 }

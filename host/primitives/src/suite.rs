@@ -57,6 +57,15 @@ pub trait ChainCrypto: Hasher + Send + Sync {
     /// `Ok(false)`; a malformed key is [`SuiteError::InvalidKey`].
     fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, SuiteError>;
 
+    /// Check a signature as X.509 carries it (certificates, CRLs), under the SM2
+    /// distinguishing identifier `sm2_id` (`None`: the standard `1234567812345678`;
+    /// ignored by algorithms without one). OpenSSL 3.0 signs and checks certificates under
+    /// the empty identifier, transactions use the standard one.
+    fn verify_with_sm2_id(&self, public_key: &[u8], message: &[u8], signature: &[u8], sm2_id: Option<&[u8]>) -> Result<bool, SuiteError> {
+        let _ = sm2_id;
+        self.verify(public_key, message, signature)
+    }
+
     /// Sign with a PKCS#8 private key.
     fn sign(&self, private_key: &[u8], message: &[u8]) -> Result<Vec<u8>, SuiteError>;
 

@@ -72,6 +72,9 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
         (arb_hash(), any::<u64>()).prop_map(|(proposal, expires_at)| Payload::Governance(Governance::Vote { proposal, expires_at })),
         arb_hash().prop_map(|proposal| Payload::Governance(Governance::Withdraw { proposal })),
         ("[a-z0-9_-]{1,16}", arb_bytes(100), arb_bytes(80)).prop_map(|(suite, public_key, proof)| Payload::BindKey { suite, public_key, proof }),
+        proptest::collection::vec(any::<u8>(), 1..300).prop_map(|certificate| Payload::Identity(IdentityAction::Register { certificate })),
+        ("[a-z0-9_-]{1,16}", proptest::collection::vec(any::<u8>(), 1..20), proptest::collection::vec(any::<u8>(), 1..300))
+            .prop_map(|(organisation, serial, crl)| Payload::Identity(IdentityAction::Revoke { organisation, serial, crl })),
     ]
 }
 

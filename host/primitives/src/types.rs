@@ -369,7 +369,42 @@ pub enum Payload {
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         proof: Vec<u8>,
     },
+    /// Certificates on a chain with identity by certificates (§6.1, §6.3.1).
+    Identity(IdentityAction),
 }
+
+/// What an organisation's admin records on chain about its certificates. The sender must
+/// hold a current certificate of the organisation with the role `admin`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityAction {
+    /// Record an end-entity certificate (DER) the organisation's CA issued: its key may
+    /// send transactions from then on. A certificate for a key already certified by the
+    /// organisation replaces the old one (renewal: the account, the key's hash, stays).
+    Register {
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        certificate: Vec<u8>,
+    },
+    /// Revoke the organisation's certificate `serial` (its bytes, as in the certificate).
+    /// `crl` is the organisation CA's new CRL (DER), which lists it, with a CRL number
+    /// above the last one recorded: every node serves it.
+    Revoke {
+        organisation: String,
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        serial: Vec<u8>,
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        crl: Vec<u8>,
+    },
+}
+
+/// Largest CRL a revocation carries.
+pub const MAX_CRL_BYTES: usize = 512 << 10;
+/// Longest serial number (RFC 5280 §4.1.2.2).
+pub const MAX_SERIAL_BYTES: usize = 20;
 
 /// What the new key of a [`Payload::BindKey`] signs: `joule-bind-key/1\n` ‖ Borsh(channel,
 /// the account's id under the current suite, suite, the new public key).
@@ -467,6 +502,23 @@ impl Encode for Transaction {
                 check_ident("suite", suite)?;
                 check_len("bound key", public_key.len(), MAX_KEY_BYTES)?;
                 check_len("binding proof", proof.len(), MAX_SIGNATURE_BYTES)
+            }
+            Payload::Identity(IdentityAction::Register { certificate }) => {
+                if certificate.is_empty() {
+                    return Err(DecodeError::Invalid("certificate is empty".into()));
+                }
+                check_len("certificate", certificate.len(), crate::spec::MAX_CERTIFICATE_BYTES)
+            }
+            Payload::Identity(IdentityAction::Revoke { organisation, serial, crl }) => {
+                crate::spec::check_organisation_name(organisation)?;
+                if serial.is_empty() {
+                    return Err(DecodeError::Invalid("serial number is empty".into()));
+                }
+                check_len("serial number", serial.len(), MAX_SERIAL_BYTES)?;
+                if crl.is_empty() {
+                    return Err(DecodeError::Invalid("CRL is empty".into()));
+                }
+                check_len("CRL", crl.len(), MAX_CRL_BYTES)
             }
             Payload::Governance(Governance::Propose { changes, .. }) => {
                 if changes.is_empty() || changes.len() > MAX_PROPOSAL_CHANGES {

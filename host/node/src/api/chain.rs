@@ -245,7 +245,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     responses(
         (status = 202, description = "Admitted to the pool", body = Submitted),
         (status = 400, description = "Refused: `malformed`, `wrong_channel`, `wrong_algorithm`, `unsupported_payload`, `gas_over_limit`, `gas_below_intrinsic`, `nonce_too_far_ahead`, `bad_signature`, `deploy_refused` (the code cannot be deployed: the message names the problem, e.g. an import outside the `joule:contract` world)", body = ErrorBody),
-        (status = 403, description = "The sender may not deploy contracts on the channel (`not_permitted`)", body = ErrorBody),
+        (status = 403, description = "The sender may not do this (`not_permitted`): deploy contracts on the channel, or send at all on a channel with certificates (no current certificate of a member organisation: none recorded, revoked or expired)", body = ErrorBody),
         (status = 409, description = "Refused: `nonce_used`, `duplicate`; or the node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Over the size limit (`too_large`)", body = ErrorBody),
         (status = 429, description = "The sender has as many pending or queued transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),

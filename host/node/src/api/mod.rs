@@ -20,6 +20,7 @@ mod governance;
 mod guard;
 mod health;
 mod openapi;
+mod pki;
 
 use crate::{Node, server};
 use axum::Router;
@@ -160,6 +161,9 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(chain::status))
         .routes(routes!(chain::peers))
         .routes(routes!(governance::governance))
+        .routes(routes!(pki::pki))
+        .routes(routes!(pki::certificate))
+        .routes(routes!(pki::crl))
         .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
         .routes(expensive(routes!(chain::submit_batch)).layer(body_limit(MAX_BATCH_BODY)))
         .routes(routes!(chain::get_tx))

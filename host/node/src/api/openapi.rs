@@ -35,6 +35,7 @@ const ADMIN_TOKEN: &str = "adminToken";
         (name = "chain", description = "Transactions, blocks, accounts and state of the node's channels"),
         (name = "contracts", description = "Smart contracts: description and ABI, read-only calls, live events"),
         (name = "governance", description = "The channel's validators and nodes, and the votes that change them"),
+        (name = "pki", description = "Certificates: the consortium root, member organisations, keys' certificates, CRLs"),
         (name = "plugins", description = "Plugin administration: upload, activate, swap, roll back, remove"),
         (name = "keys", description = "The node's keystore"),
         (name = "crypto", description = "Crypto services of the active plugins"),
