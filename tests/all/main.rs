@@ -24,6 +24,7 @@ mod health;
 mod hostile_plugins;
 mod hot_swap;
 mod http_endpoints;
+mod identity;
 mod keystore;
 mod known_answers;
 mod ledger;

@@ -293,3 +293,26 @@ fn a_gm_chain_with_certificates_admits_only_certified_senders_and_refuses_a_revo
     let (status, v) = node.get("/v1/pki/organisations/nobody/crl?channel=grid");
     assert_eq!((status, v["code"].as_str()), (404, Some("not_found")), "{v}");
 }
+
+#[test]
+fn openssl_accepts_the_requests_joule_makes_in_both_suites() {
+    let crypto = crypto();
+    for alg in [SigAlg::Sm2Sm3, SigAlg::EcdsaP256Sha256] {
+        let d = tempdir();
+        let pair = crypto.generate_key(alg.plugin_algorithm()).expect("key");
+        let key = joule_node::ca::LocalKey { crypto: &crypto, algorithm: alg.plugin_algorithm(), pair: &pair };
+        let der = joule_pki::request(&key, "CN=meter-3,O=Grid Co,C=CN").expect("request");
+        let path = d.path().join("req.pem");
+        std::fs::write(&path, joule_crypto::pem::encode("CERTIFICATE REQUEST", &der)).expect("write");
+        let (ok, out) = openssl(&["req", "-verify", "-in", s(&path), "-noout", "-subject"]);
+        assert!(ok && out.contains("verify OK") && out.contains("CN = meter-3"), "{alg:?}: openssl req -verify: {out}");
+        // A flipped bit in the signed body is caught.
+        let mut bad = der.clone();
+        let at = bad.len() / 2;
+        bad[at] ^= 1;
+        std::fs::write(&path, joule_crypto::pem::encode("CERTIFICATE REQUEST", &bad)).expect("write");
+        let (ok, out) = openssl(&["req", "-verify", "-in", s(&path), "-noout"]);
+        assert!(!ok, "{alg:?}: a tampered request: {out}");
+        assert!(Request::parse(&bad, &PluginCheck(crypto.clone())).is_err(), "{alg:?}: Joule refuses it too");
+    }
+}

@@ -154,7 +154,7 @@ pub fn run(g: &GlobalOpts, a: DemoArgs) -> Result<()> {
         println!("light-client check: {key} = {value:?} proved against the state root of block {} ✓", st["height"]);
     }
     if let Some(contracts) = contracts {
-        let chain = Chain { api: &api, suite: &suite, channel: channel.clone() };
+        let chain = Chain { api: &api, suite: &suite, channel: channel.clone(), enrol: None };
         market(&chain, &contracts, deployer).context("the contract market")?;
     }
     println!("metrics: {}/metrics · API: {}/v1/openapi.json", api.base, api.base);
@@ -210,6 +210,11 @@ impl<'a> Meters<'a> {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The meters' keys.
+    pub fn keys(&self) -> impl Iterator<Item = &KeyPair> {
+        self.keys.iter().map(|(k, _)| k)
     }
 
     /// The next round: one signed reading from every meter, around `base` kWh.
@@ -293,6 +298,8 @@ struct Chain<'a> {
     api: &'a ApiClient,
     suite: &'a SuiteCrypto,
     channel: ChannelId,
+    /// On a channel with certificates: who certifies the parties.
+    enrol: Option<&'a crate::enrol::Enroller>,
 }
 
 /// A signed transaction and what to call it in the log.
@@ -336,7 +343,19 @@ impl Chain<'_> {
 
     /// Submit the steps in one batch and wait for every receipt: each must be a success.
     /// Returns (output bytes, gas used) per step, in order.
+    /// A new party, certified when the channel needs it.
+    fn party(&self, name: &'static str) -> Result<Party> {
+        let p = Party::new(self.suite, name)?;
+        if let Some(e) = self.enrol {
+            e.enrol(&p.kp, name, "client")?;
+        }
+        Ok(p)
+    }
+
     fn run(&self, steps: Vec<Step>) -> Result<Vec<(Vec<u8>, u64)>> {
+        if let Some(e) = self.enrol {
+            e.settle(&[self.api])?;
+        }
         let frames = joule_client::wire::frame_batch(steps.iter().map(|s| s.tx.encode()).collect::<Vec<_>>().iter().map(Vec::as_slice));
         let v = self.api.post_bytes("/v1/txs", &frames)?;
         let rows = v["results"].as_array().cloned().unwrap_or_default();
@@ -373,9 +392,16 @@ fn decode<T: borsh::BorshDeserialize>(what: &str, bytes: &[u8]) -> Result<T> {
 
 /// The market on a running network through `api` (any node): a fresh operator account
 /// deploys and runs it (the channel must let it deploy).
-pub(crate) fn run_market(api: &ApiClient, suite: &SuiteCrypto, channel: ChannelId, contracts: &std::path::Path) -> Result<()> {
-    let operator = Party::new(suite, "grid-operator")?;
-    market(&Chain { api, suite, channel }, contracts, operator)
+pub(crate) fn run_market(
+    api: &ApiClient,
+    suite: &SuiteCrypto,
+    channel: ChannelId,
+    contracts: &std::path::Path,
+    enrol: Option<&crate::enrol::Enroller>,
+) -> Result<()> {
+    let c = Chain { api, suite, channel, enrol };
+    let operator = c.party("grid-operator")?;
+    market(&c, contracts, operator)
 }
 
 fn market(c: &Chain, contracts: &std::path::Path, mut operator: Party) -> Result<()> {
@@ -402,9 +428,9 @@ fn market(c: &Chain, contracts: &std::path::Path, mut operator: Party) -> Result
     }
 
     // 2. Roles, and tokens for the consumers, who let the market pull payments.
-    let mut producers = [Party::new(c.suite, "solar-farm")?, Party::new(c.suite, "wind-coop")?];
-    let mut meter = Party::new(c.suite, "meter-7")?;
-    let mut consumers = [Party::new(c.suite, "alice-home")?, Party::new(c.suite, "bakery")?, Party::new(c.suite, "school")?];
+    let mut producers = [c.party("solar-farm")?, c.party("wind-coop")?];
+    let mut meter = c.party("meter-7")?;
+    let mut consumers = [c.party("alice-home")?, c.party("bakery")?, c.party("school")?];
     let funding = U256::from(100u64) * U256::from(10u64).pow(18);
     let mut steps = vec![];
     for p in &producers {

@@ -19,6 +19,7 @@ use joule_primitives::ChannelId;
 use joule_support::fs::Mode;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -53,6 +54,12 @@ pub struct UpArgs {
     /// Stop once the traffic is committed everywhere, instead of serving until Ctrl-C.
     #[arg(long)]
     no_serve: bool,
+    /// Identity by certificates (guide §6.3.1): a consortium root CA (its key in node0's
+    /// keystore), an organisation per node (`org0`…, its CA key in that node's keystore,
+    /// its node's key certified as admin); every meter and market party applies for a
+    /// certificate and its organisation's node approves it before it sends.
+    #[arg(long)]
+    certificates: bool,
 }
 
 /// The node processes; dropped, they are stopped (SIGTERM, then SIGKILL after a grace).
@@ -118,7 +125,8 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
     if dirs[0].join(NETWORK_FILE).exists() {
         println!("restarting the network in {}", base.display());
     } else {
-        let plan = Plan { validators: a.nodes, consensus: a.consensus.clone(), ..Plan::new(&a.crypto_suite, a.block_interval_ms) };
+        let plan =
+            Plan { validators: a.nodes, consensus: a.consensus.clone(), certificates: a.certificates, ..Plan::new(&a.crypto_suite, a.block_interval_ms) };
         create(g, &plan, &dirs).with_context(|| format!("create a {}-node network in {}", a.nodes, base.display()))?;
         println!("created a {}-node network in {} (channel grid, {} suite, {})", a.nodes, base.display(), a.crypto_suite, a.consensus.to_uppercase());
     }
@@ -138,12 +146,33 @@ pub fn run(g: &GlobalOpts, a: UpArgs) -> Result<()> {
         Err(counts) => println!("not every node is connected yet (peers per node: {counts:?}); going on"),
     }
     let suite = SuiteCrypto::new(channel.suite()?, g.crypto()?);
+    let enroller = match &channel.identity {
+        Some(identity) => {
+            let orgs = dirs
+                .iter()
+                .zip(&apis)
+                .zip(&identity.organisations)
+                .map(|((dir, api), org)| {
+                    let token =
+                        std::fs::read_to_string(dir.join(joule_client::wire::ADMIN_TOKEN_FILE)).with_context(|| format!("{}'s admin token", dir.display()))?;
+                    Ok((ApiClient::new(&api.base, Some(token.trim().to_string())), org.name.clone()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            println!(
+                "identity by certificates: {} organisations ({}), each node the CA of its own",
+                orgs.len(),
+                identity.organisations.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            Some(crate::enrol::Enroller::new(orgs, g.crypto()?, &channel.suite()?.signature))
+        }
+        None => None,
+    };
     if a.traffic_seconds > 0 {
-        traffic(&suite, &channel.id, &apis, &a)?;
+        traffic(&suite, &channel.id, &apis, &a, enroller.as_ref())?;
     }
     if !a.no_market {
         match crate::demo::contracts_dir(g) {
-            Ok(contracts) => crate::demo::run_market(&apis[0], &suite, channel.id.clone(), &contracts).context("the contract market")?,
+            Ok(contracts) => crate::demo::run_market(&apis[0], &suite, channel.id.clone(), &contracts, enroller.as_ref()).context("the contract market")?,
             Err(e) => println!("(no market: {e:#})"),
         }
     }
@@ -171,6 +200,8 @@ pub(crate) struct Plan {
     pub max_block_transactions: Option<u32>,
     pub max_block_bytes: Option<u32>,
     pub empty_blocks: bool,
+    /// Identity by certificates: an organisation per node, each the CA of its own.
+    pub certificates: bool,
 }
 
 impl Plan {
@@ -183,6 +214,7 @@ impl Plan {
             max_block_transactions: None,
             max_block_bytes: None,
             empty_blocks: false,
+            certificates: false,
         }
     }
 }
@@ -228,11 +260,34 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
             Ok(ChannelNodeConfig { name: format!("node{i}"), network_key: key.public().to_hex(), address, joined: false })
         })
         .collect::<Result<_>>()?;
+    if plan.certificates {
+        let keystores = dirs.iter().map(|d| joule_node::config::node_keystore(d, &crypto).map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        let keys = configs.iter().map(|c| hex::decode(&c.node.keys[0].public_key).context("a node key is not hex")).collect::<Result<Vec<_>>>()?;
+        let members: Vec<joule_node::ca::Member> = keystores
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .map(|(i, (ks, key))| joule_node::ca::Member {
+                name: format!("org{i}"),
+                keystore: ks.clone(),
+                certified: vec![(key.clone(), format!("node{i}"), vec!["admin".into(), "peer".into()])],
+            })
+            .collect();
+        let root = keystores.first().context("no node")?.clone();
+        let identity = joule_node::ca::consortium(root, &suite_signature(&plan.crypto_suite)?, &members, 3650)
+            .map_err(|e| anyhow::anyhow!("the consortium's certificates: {e}"))?;
+        network.channels[0].identity = Some(identity);
+    }
     network.check()?;
     for dir in dirs {
         joule_support::fs::write_atomic(&dir.join(NETWORK_FILE), network.to_toml().as_bytes(), Mode::Private)?;
     }
     Ok(())
+}
+
+/// The signature algorithm of a suite's certificates.
+fn suite_signature(suite: &str) -> Result<String> {
+    Ok(joule_primitives::CryptoSuite::named(suite).with_context(|| format!("unknown crypto suite {suite:?}"))?.signature)
 }
 
 /// The engine configuration of a local network: PoW retargets to the block interval, from
@@ -350,8 +405,20 @@ pub(crate) fn connected(apis: &[ApiClient]) -> Result<(), Vec<usize>> {
 
 /// Meter readings to each node in turn; then wait until every node has committed them and
 /// check that all hold the same block at the same height.
-fn traffic(suite: &SuiteCrypto, channel: &ChannelId, apis: &[ApiClient], a: &UpArgs) -> Result<()> {
+fn traffic(suite: &SuiteCrypto, channel: &ChannelId, apis: &[ApiClient], a: &UpArgs, enroller: Option<&crate::enrol::Enroller>) -> Result<()> {
     let mut meters = Meters::new(suite, channel, a.meters, None)?;
+    if let Some(e) = enroller {
+        for (i, kp) in meters.keys().enumerate() {
+            e.enrol(kp, &format!("meter-{i}"), "client")?;
+        }
+        e.settle(&apis.iter().collect::<Vec<_>>())?;
+        println!(
+            "{} meters applied and were certified by their organisations' nodes; every node committed the certificates ({} in {} ms)",
+            meters.len(),
+            e.issued.get(),
+            e.spent.get().as_millis()
+        );
+    }
     println!("sample traffic: {} meters send signed readings to the {} nodes in turn for {} s", meters.len(), apis.len(), a.traffic_seconds);
     let deadline = Instant::now() + Duration::from_secs(a.traffic_seconds);
     let mut sent = 0usize;

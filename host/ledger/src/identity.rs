@@ -75,7 +75,15 @@ pub struct CertRecord {
     #[serde(with = "joule_primitives::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub certificate: Vec<u8>,
+    /// Serials of the key's earlier certificates from the organisation (renewals), newest
+    /// last, at most [`MAX_SUPERSEDED`]: revoking the key revokes them too.
+    #[serde(with = "joule_primitives::hex_list")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<joule_primitives::openapi::Hex>))]
+    pub superseded: Vec<Vec<u8>>,
 }
+
+/// Earlier serials a record keeps.
+pub const MAX_SUPERSEDED: usize = 64;
 
 /// A certificate an organisation recorded, by serial.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -324,18 +332,25 @@ impl Registry {
             Ok(a) => a,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let renewal = match self.certificate(read, &account)? {
-            None => false,
+        let previous = match self.certificate(read, &account)? {
+            None => None,
             Some(old) if old.revoked_at.is_some() => {
                 return Ok(Err(format!("the key's certificate (serial {}) was revoked: certify a new key", hex::encode(&old.serial))));
             }
             Some(old) if old.organisation != org.name => {
                 return Ok(Err(format!("the key is certified by organisation {}", old.organisation)));
             }
-            Some(_) => true,
+            Some(old) => Some(old),
         };
+        let renewal = previous.is_some();
         let serial = f.serial.clone();
-        let rec = record(&org.name, f, der.to_vec(), height);
+        let mut rec = record(&org.name, f, der.to_vec(), height);
+        if let Some(old) = previous {
+            rec.superseded = old.superseded;
+            rec.superseded.push(old.serial);
+            let over = rec.superseded.len().saturating_sub(MAX_SUPERSEDED);
+            rec.superseded.drain(..over);
+        }
         let mut out = Applied::default();
         out.writes.push((cert_key(&account), encode(&rec)));
         out.writes.push((serial_key(&org.name, &serial), encode(&SerialRecord { account, revoked_at: None })));
@@ -376,8 +391,12 @@ impl Registry {
             Ok(l) => l,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        if !joule_pki::crl_lists(&list, serial) {
-            return Ok(Err(format!("the CRL does not list serial {}", hex::encode(serial))));
+        // Revoking a key's current certificate revokes its earlier ones too: the CRL lists
+        // them all.
+        let current = self.certificate(read, &rec.account)?.filter(|c| c.serial == serial && c.organisation == organisation);
+        let listed: Vec<&[u8]> = std::iter::once(serial).chain(current.iter().flat_map(|c| c.superseded.iter().map(Vec::as_slice))).collect();
+        if let Some(missing) = listed.iter().find(|s| !joule_pki::crl_lists(&list, s)) {
+            return Ok(Err(format!("the CRL does not list serial {} (the key's certificates are revoked together)", hex::encode(missing))));
         }
         let number = match joule_pki::crl_number(&list) {
             Ok(Some(n)) => n,
@@ -394,10 +413,15 @@ impl Registry {
         rec.revoked_at = Some(height);
         let mut out = Applied::default();
         out.writes.push((serial_key(organisation, serial), encode(&rec)));
-        if let Some(mut current) = self.certificate(read, &rec.account)?
-            && current.serial == serial
-            && current.organisation == organisation
-        {
+        if let Some(mut current) = current {
+            for old in &current.superseded {
+                if let Some(mut r) = self.serial(read, organisation, old)?
+                    && r.revoked_at.is_none()
+                {
+                    r.revoked_at = Some(height);
+                    out.writes.push((serial_key(organisation, old), encode(&r)));
+                }
+            }
             current.revoked_at = Some(height);
             out.writes.push((cert_key(&rec.account), encode(&current)));
         }
@@ -437,6 +461,7 @@ fn record(organisation: &str, f: joule_pki::Facts, certificate: Vec<u8>, height:
         registered_at: height,
         revoked_at: None,
         certificate,
+        superseded: vec![],
     }
 }
 

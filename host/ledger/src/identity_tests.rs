@@ -213,7 +213,7 @@ fn an_expired_certificate_is_refused_and_its_renewal_keeps_the_account() {
     let c = Consortium::new();
     let hour = Duration::from_secs(3600);
     let short = c.certificate(&c.user, "CN=meter-reader,O=Grid Co", &["client"], hour);
-    c.producer.submit(c.admin_tx(0, IdentityAction::Register { certificate: short })).unwrap();
+    c.producer.submit(c.admin_tx(0, IdentityAction::Register { certificate: short.clone() })).unwrap();
     c.block(now_ms());
     c.producer.submit(data_tx(&c.suite, &c.user, 0, "meter/1", b"1 kWh")).unwrap();
     c.block(now_ms());
@@ -239,6 +239,21 @@ fn an_expired_certificate_is_refused_and_its_renewal_keeps_the_account() {
     let account = c.account(&c.user);
     let rec = c.follower.certificate_of(&account).unwrap().unwrap();
     assert_eq!(rec.certificate, renewed);
+    let first = joule_pki::facts(&joule_pki::certificate(&short).unwrap()).unwrap().serial;
+    assert_eq!(rec.superseded, vec![first.clone()], "the renewed certificate's serial is kept");
+    // Revoking the key revokes both: a CRL that lists only the current serial is refused.
+    let only_current = joule_pki::issue_crl(
+        &c.org_ca,
+        &Ca(&c.org_key, &c.suite),
+        1,
+        SystemTime::now(),
+        SystemTime::now() + Duration::from_secs(86_400),
+        &[joule_pki::Revoked { serial: rec.serial.clone(), at: SystemTime::now() }],
+    )
+    .unwrap();
+    let revoke = IdentityAction::Revoke { organisation: "gridco".into(), serial: rec.serial.clone(), crl: joule_pki::to_der(&only_current).unwrap() };
+    let why = refused(c.producer.submit(c.admin_tx(2, revoke)));
+    assert!(why.contains(&format!("does not list serial {}", hex::encode(&first))), "{why}");
     let state = c.follower.state(&account, "meter/1", false).unwrap();
     assert_eq!(state.value.as_deref(), Some(&b"2 kWh"[..]));
     assert_eq!(c.follower.account(&account).unwrap().account.map(|a| a.nonce), Some(2));

@@ -739,6 +739,12 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
 /// The node directory's keystore, created on first use. Its passphrase comes from
 /// JOULE_KEYSTORE_PASSPHRASE or `passphrase_file`; with neither, a fresh random one is
 /// written to `DIR/keystore.pass` (mode 0600), a development setup.
+/// The keystore of the node in `dir` (its passphrase from JOULE_KEYSTORE_PASSPHRASE or
+/// DIR/keystore.pass), made if it does not exist yet.
+pub fn node_keystore(dir: &Path, crypto: &CryptoService) -> Result<Keystore> {
+    open_or_create_keystore(dir, None, crypto)
+}
+
 fn open_or_create_keystore(dir: &Path, passphrase_file: Option<&Path>, crypto: &CryptoService) -> Result<Keystore> {
     let path = dir.join(KEYSTORE_FILE);
     let passphrase = match crate::keystore::passphrase(passphrase_file, Some(dir))? {

@@ -553,9 +553,15 @@ impl ModuleKeys<'_> {
 
     /// Sign with the slot's current key; the returned [`KeyRef`] names the period.
     pub fn sign(&self, module: &str, purpose: &str, message: &[u8]) -> Result<(KeyRef, Vec<u8>), KeystoreError> {
+        self.sign_with_id(module, purpose, message, None)
+    }
+
+    /// Sign as [`ModuleKeys::sign`], with an SM2 distinguishing identifier (`None`: the
+    /// standard one; X.509 uses the empty one).
+    pub fn sign_with_id(&self, module: &str, purpose: &str, message: &[u8], user_id: Option<&[u8]>) -> Result<(KeyRef, Vec<u8>), KeystoreError> {
         let key = self.current(module, purpose)?;
         let (rec, sk) = self.secret(&key)?;
-        Ok((key, self.store.crypto.sign(&rec.algorithm, &sk, message, None)?))
+        Ok((key, self.store.crypto.sign(&rec.algorithm, &sk, message, user_id)?))
     }
 
     /// Verify with the key of any period, current or retired.

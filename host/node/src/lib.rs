@@ -11,6 +11,7 @@
 //! * [`plugins`] — the plugin kinds this node loads and where plugins come from.
 
 pub mod api;
+pub mod ca;
 pub mod config;
 pub mod consensus;
 pub mod health;
@@ -98,6 +99,8 @@ pub struct Node {
     pub guards: api::Guards,
     /// The channels' peer-to-peer networks, once started (channels that list nodes).
     pub networks: std::sync::Mutex<Vec<(joule_primitives::ChannelId, joule_net::Network)>>,
+    /// Certificate applications waiting for review, and their outcomes.
+    pub applications: ca::Applications,
 }
 
 impl Node {
@@ -203,6 +206,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         guards: api::Guards::new(&http),
         http,
         networks: std::sync::Mutex::new(Vec::new()),
+        applications: ca::Applications::new(&a.dir),
     }))
 }
 

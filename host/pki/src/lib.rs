@@ -342,6 +342,26 @@ fn issue(issuer: &Certificate, signer: &dyn CaSigner, kind: Kind, subject: Name,
     sign_with(builder, signer)
 }
 
+/// A PKCS#10 request (DER) for `subject`, signed by the key it asks to certify (an SM2 key
+/// signs with whatever identifier `signer` uses; Joule accepts either).
+pub fn request(signer: &dyn CaSigner, subject: &str) -> Result<Vec<u8>, PkiError> {
+    use x509_cert::request::{CertReqInfo, Version};
+    let key = BuilderKey::of(signer)?;
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: name(subject)?,
+        public_key: SubjectPublicKeyInfoOwned::from_der(signer.public_key()).map_err(malformed("public key"))?,
+        attributes: Default::default(),
+    };
+    let signature = signer.sign(&info.to_der().map_err(malformed("request"))?)?;
+    let req = CertReq {
+        info,
+        algorithm: AlgorithmIdentifierOwned { oid: key.alg.oid(), parameters: None },
+        signature: BitString::from_bytes(&signature).map_err(malformed("signature"))?,
+    };
+    req.to_der().map_err(malformed("request"))
+}
+
 /// A certification request whose signature verified: the subject it asks for and its key.
 #[derive(Debug, Clone)]
 pub struct Request {

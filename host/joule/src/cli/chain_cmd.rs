@@ -43,6 +43,21 @@ impl NodeSel {
         Ok(ApiClient::new(&base, None))
     }
 
+    /// A client with the node's admin token: `token`, else DIR/admin.token with --dir.
+    /// `what` names the requests that need it, for the error.
+    pub fn admin_client(&self, token: Option<&str>, what: &str) -> Result<ApiClient> {
+        let mut client = self.client()?;
+        client.token = match (token, &self.dir) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, Some(dir)) => {
+                let p = dir.join(joule_client::wire::ADMIN_TOKEN_FILE);
+                Some(std::fs::read_to_string(&p).with_context(|| format!("read {} (or give --admin-token)", p.display()))?.trim().to_string())
+            }
+            (None, None) => bail!("{what} need the node's admin token: --admin-token, JOULE_ADMIN_TOKEN, or --dir DIR for DIR/admin.token"),
+        };
+        Ok(client)
+    }
+
     fn query(&self, first: char) -> String {
         self.channel.as_ref().map(|c| format!("{first}channel={c}")).unwrap_or_default()
     }

@@ -247,16 +247,7 @@ fn show(sel: &NodeSel) -> Result<()> {
 }
 
 fn client(admin: &AdminSel) -> Result<ApiClient> {
-    let mut client = admin.sel.client()?;
-    client.token = match (&admin.admin_token, &admin.sel.dir) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(dir)) => {
-            let p = dir.join(joule_client::wire::ADMIN_TOKEN_FILE);
-            Some(std::fs::read_to_string(&p).with_context(|| format!("read {} (or give --admin-token)", p.display()))?.trim().to_string())
-        }
-        (None, None) => bail!("governance actions need the node's admin token: --admin-token, JOULE_ADMIN_TOKEN, or --dir DIR for DIR/admin.token"),
-    };
-    Ok(client)
+    admin.sel.admin_client(admin.admin_token.as_deref(), "governance actions")
 }
 
 /// `bind-key`: the node makes its keys and sends the binding; unless `--no-wait`, wait

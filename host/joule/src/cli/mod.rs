@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 a negative answer (`crypto verify`: invalid signature),
 //! 2 an error (bad arguments, unreadable files, unknown algorithm, plugin failure).
 
+mod ca_cmd;
 pub mod chain_cmd;
 mod contract_cmd;
 mod crypto_cmd;
@@ -73,6 +74,9 @@ enum Command {
     /// The channel's validators and nodes, and the votes that change them.
     #[command(subcommand)]
     Governance(governance_cmd::GovernanceCmd),
+    /// Certificates: apply, review, revoke, renew; the organisations and their CRLs.
+    #[command(subcommand)]
+    Ca(ca_cmd::CaCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -181,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Up(a) => crate::up::run(&ctx, a),
         Command::Net(c) => net_cmd::run(&ctx, c),
         Command::Governance(c) => governance_cmd::run(&ctx, c),
+        Command::Ca(c) => ca_cmd::run(&ctx, c),
     }
 }
 

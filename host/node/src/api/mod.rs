@@ -119,6 +119,9 @@ fn describe_metrics() {
 /// JSON doubles the size), so oversized ones get the pool's precise rejection.
 pub const MAX_TX_BODY: usize = 4 << 20;
 
+/// Largest body of the certificate endpoints (a request and who is asking).
+pub const MAX_PKI_BODY: usize = 64 << 10;
+
 /// Largest `POST /v1/txs` body read.
 pub const MAX_BATCH_BODY: usize = 64 << 20;
 
@@ -149,6 +152,11 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(chain::get_node_config, chain::put_node_config))
         .routes(routes!(governance::act).layer(body_limit(MAX_TX_BODY)))
         .routes(routes!(governance::bind_key).layer(body_limit(MAX_TX_BODY)))
+        .routes(routes!(pki::applications))
+        .routes(expensive(routes!(pki::approve)).layer(body_limit(MAX_PKI_BODY)))
+        .routes(routes!(pki::reject).layer(body_limit(MAX_PKI_BODY)))
+        .routes(expensive(routes!(pki::revoke)).layer(body_limit(MAX_PKI_BODY)))
+        .routes(expensive(routes!(pki::renew)).layer(body_limit(MAX_PKI_BODY)))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
         .layer(body_limit(MAX_PLUGIN_UPLOAD));
     openapi::require_admin_token(admin.get_openapi_mut());
@@ -164,6 +172,8 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(pki::pki))
         .routes(routes!(pki::certificate))
         .routes(routes!(pki::crl))
+        .routes(expensive(routes!(pki::apply)).layer(body_limit(MAX_PKI_BODY)))
+        .routes(routes!(pki::application))
         .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
         .routes(expensive(routes!(chain::submit_batch)).layer(body_limit(MAX_BATCH_BODY)))
         .routes(routes!(chain::get_tx))

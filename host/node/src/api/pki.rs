@@ -96,7 +96,7 @@ pub struct CertificateView {
     params(("account" = String, Path, description = "The account id (64 hex digits)", pattern = "^(0x)?[0-9a-fA-F]{64}$"), super::chain::ChannelQuery),
     responses(
         (status = 200, description = "The certificate record", body = CertificateView),
-        (status = 400, description = "Not an account id (`bad_request`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
+        (status = 400, description = "Not an account id (`bad_request`), a path that is not UTF-8 (`bad_path`), or an unknown query parameter (`bad_query`)", body = ErrorBody),
         (status = 404, description = "No certificate for the account (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
         (status = 409, description = "The node has no channels: not initialised (`not_initialised`)", body = ErrorBody),
         (status = 500, description = "The node failed to read its store (`internal`)", body = ErrorBody),
@@ -140,7 +140,7 @@ pub enum CrlFormat {
     responses(
         (status = 200, description = "The CRL: DER (`application/pkix-crl`) or, with `format=pem`, PEM (`application/x-pem-file`)",
             content((Vec<u8> = "application/pkix-crl"), (String = "application/x-pem-file"))),
-        (status = 400, description = "An unknown query parameter or format (`bad_query`)", body = ErrorBody),
+        (status = 400, description = "An unknown query parameter or format (`bad_query`), or a path that is not UTF-8 (`bad_path`)", body = ErrorBody),
         (status = 404, description = "No such member organisation, or it has revoked nothing yet (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
         (status = 409, description = "The node has no channels: not initialised (`not_initialised`)", body = ErrorBody),
         (status = 500, description = "The node failed to read its store (`internal`)", body = ErrorBody),
@@ -158,4 +158,224 @@ pub async fn crl(State(node): State<Arc<Node>>, Path(organisation): Path<String>
         CrlFormat::Der => ([(header::CONTENT_TYPE, "application/pkix-crl")], der).into_response(),
         CrlFormat::Pem => ([(header::CONTENT_TYPE, "application/x-pem-file")], pem("X509 CRL", &der)).into_response(),
     })
+}
+
+impl From<crate::ca::CaError> for ApiError {
+    fn from(e: crate::ca::CaError) -> Self {
+        use crate::ca::CaError;
+        match e {
+            CaError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, "bad_request", m),
+            CaError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, "not_found", m),
+            CaError::Conflict(m) => ApiError(StatusCode::CONFLICT, "conflict", m),
+            CaError::TooMany(m) => ApiError(StatusCode::SERVICE_UNAVAILABLE, "too_many_applications", m),
+            CaError::Rejected(r) => r.into(),
+            CaError::Internal(m) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        }
+    }
+}
+
+/// A certificate application (§6.1.1).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicationRequest {
+    /// The member organisation asked to certify.
+    organisation: String,
+    /// A PKCS#10 request (PEM), signed by the key to certify: `openssl req -new -key KEY
+    /// -subj /CN=…` or `joule ca apply` makes one. The private key never travels.
+    csr: String,
+    /// The roles asked for (`client`, `admin`, `peer`): the reviewer may change them.
+    #[serde(default)]
+    roles: Vec<String>,
+    /// Who the applicant is, for the reviewer.
+    #[serde(default)]
+    applicant: crate::ca::Applicant,
+}
+
+/// Apply for a certificate: kept until an admin of the organisation reviews it.
+///
+/// Anyone may apply; nothing is issued without an admin's approval. Keep the returned `id`:
+/// `GET /v1/pki/applications/{id}` shows the outcome and, once approved, the certificate.
+#[utoipa::path(post, path = "/v1/pki/applications", tag = "pki", params(super::chain::ChannelQuery),
+    request_body(content = ApplicationRequest, description = "The request and who is asking"),
+    responses(
+        (status = 201, description = "Kept for review", body = crate::ca::Application),
+        (status = 400, description = "A request that does not parse or whose signature does not verify, an unknown organisation, a bad role or an over-long field (`bad_request`), a channel without certificates, an unknown query parameter (`bad_query`) or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 404, description = "This node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "The node has no channels: not initialised (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "Too many applications wait for review (`too_many_applications`), or the channel's storage failed (`storage_failed`)", body = ErrorBody),
+    ))]
+pub async fn apply(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<super::chain::ChannelQuery>,
+    Json(req): Json<ApplicationRequest>,
+) -> Result<(StatusCode, Json<crate::ca::Application>), ApiError> {
+    let c = super::chain::chain(&node, q.channel.as_deref())?;
+    let a = blocking(move || Ok(node.applications.submit(&c, &node.crypto, &req.organisation, &req.csr, req.roles, req.applicant)?)).await?;
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// An application and its outcome (with the certificate once approved).
+#[utoipa::path(get, path = "/v1/pki/applications/{id}", tag = "pki",
+    params(("id" = String, Path, description = "The application's id (32 hex digits)")),
+    responses(
+        (status = 200, description = "The application", body = crate::ca::Application),
+        (status = 400, description = "A path that is not UTF-8 (`bad_path`)", body = ErrorBody),
+        (status = 404, description = "No such application (`not_found`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+    ))]
+pub async fn application(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Result<Json<crate::ca::Application>, ApiError> {
+    Ok(Json(blocking(move || Ok(node.applications.get(&id)?)).await?))
+}
+
+/// Every application this node keeps, newest first (for the reviewing admin).
+#[utoipa::path(get, path = "/v1/pki/applications", tag = "pki",
+    responses(
+        (status = 200, description = "The applications", body = Vec<crate::ca::Application>),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+    ))]
+pub async fn applications(State(node): State<Arc<Node>>) -> Result<Json<Vec<crate::ca::Application>>, ApiError> {
+    Ok(Json(blocking(move || Ok(node.applications.list()?)).await?))
+}
+
+/// An admin's approval.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The roles to certify (default: those asked for).
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+    /// Days the certificate is valid (default 365).
+    #[serde(default = "default_days")]
+    days: u32,
+}
+
+fn default_days() -> u32 {
+    365
+}
+
+/// Approve an application: this node issues the certificate with its organisation's CA key
+/// and records it on chain in a transaction it signs (it must hold the organisation's
+/// `admin` role).
+#[utoipa::path(post, path = "/v1/pki/applications/{id}/approve", tag = "pki",
+    params(("id" = String, Path, description = "The application's id (32 hex digits)")),
+    request_body(content = Approval, description = "Roles and lifetime"),
+    responses(
+        (status = 200, description = "Issued and admitted to the pool", body = crate::ca::Application),
+        (status = 400, description = "A bad role or lifetime (`bad_request`), a path that is not UTF-8 (`bad_path`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 403, description = "This node's key may not record certificates of the organisation (`not_permitted`)", body = ErrorBody),
+        (status = 404, description = "No such application (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Reviewed already, or this node does not hold the organisation's CA key (`conflict`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 429, description = "This node has as many transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The pool is full (`pool_full`), or the channel's storage failed (`storage_failed`)", body = ErrorBody),
+    ))]
+pub async fn approve(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(a): Json<Approval>) -> Result<Json<crate::ca::Application>, ApiError> {
+    let done = blocking(move || {
+        let channel = node.applications.get(&id)?.channel;
+        let c = super::chain::chain(&node, Some(&channel))?;
+        Ok(node.applications.approve(&c, &node.crypto, node.keystore.as_ref(), &id, a.roles, a.days)?)
+    })
+    .await?;
+    Ok(Json(done))
+}
+
+/// An admin's rejection.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// Why, for the applicant (≤ 256 bytes).
+    reason: String,
+}
+
+/// Reject an application, saying why.
+#[utoipa::path(post, path = "/v1/pki/applications/{id}/reject", tag = "pki",
+    params(("id" = String, Path, description = "The application's id (32 hex digits)")),
+    request_body(content = Rejection, description = "The reason"),
+    responses(
+        (status = 200, description = "Rejected", body = crate::ca::Application),
+        (status = 400, description = "An over-long reason (`bad_request`), a path that is not UTF-8 (`bad_path`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 404, description = "No such application (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Reviewed already (`conflict`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+    ))]
+pub async fn reject(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(r): Json<Rejection>) -> Result<Json<crate::ca::Application>, ApiError> {
+    Ok(Json(blocking(move || Ok(node.applications.reject(&id, r.reason)?)).await?))
+}
+
+/// The certificate of an account to act on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateAction {
+    /// The account (64 hex digits).
+    account: String,
+    /// For renewals: days the new certificate is valid (default 365).
+    #[serde(default = "default_days")]
+    days: u32,
+}
+
+/// Revoke an account's current certificate: this node signs its organisation's new CRL
+/// (the last one's entries and this serial) and records both on chain. From the block after,
+/// no node admits the account's transactions.
+#[utoipa::path(post, path = "/v1/pki/revocations", tag = "pki", params(super::chain::ChannelQuery),
+    request_body(content = CertificateAction, description = "The account (`days` is ignored)"),
+    responses(
+        (status = 202, description = "The revocation, admitted to the pool; `pem` is the new CRL", body = crate::ca::Issued),
+        (status = 400, description = "Not an account id (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 403, description = "This node's key may not revoke the organisation's certificates (`not_permitted`)", body = ErrorBody),
+        (status = 404, description = "The account has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "Revoked already, this node does not hold the organisation's CA key (`conflict`), or the node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 429, description = "This node has as many transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The pool is full (`pool_full`), or the channel's storage failed (`storage_failed`)", body = ErrorBody),
+    ))]
+pub async fn revoke(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<super::chain::ChannelQuery>,
+    Json(a): Json<CertificateAction>,
+) -> Result<(StatusCode, Json<crate::ca::Issued>), ApiError> {
+    let c = super::chain::chain(&node, q.channel.as_deref())?;
+    let account = Hash32::from_hex(&a.account).ok_or_else(|| bad(format!("{:?} is not an account id (64 hex digits)", a.account)))?;
+    let done = blocking(move || Ok(crate::ca::revoke(&c, node.keystore.as_ref(), &account)?)).await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
+}
+
+/// Renew an account's certificate (§6.1.4): the same subject and key, a new serial and
+/// validity, recorded on chain; the account stays.
+#[utoipa::path(post, path = "/v1/pki/renewals", tag = "pki", params(super::chain::ChannelQuery),
+    request_body(content = CertificateAction, description = "The account and the new lifetime"),
+    responses(
+        (status = 202, description = "The new certificate, admitted to the pool; `pem` is the certificate", body = crate::ca::Issued),
+        (status = 400, description = "Not an account id or a bad lifetime (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 403, description = "This node's key may not record the organisation's certificates (`not_permitted`)", body = ErrorBody),
+        (status = 404, description = "The account has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "Revoked, this node does not hold the organisation's CA key (`conflict`), or the node has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 429, description = "This node has as many transactions in the pool as one sender may (`sender_limit`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The pool is full (`pool_full`), or the channel's storage failed (`storage_failed`)", body = ErrorBody),
+    ))]
+pub async fn renew(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<super::chain::ChannelQuery>,
+    Json(a): Json<CertificateAction>,
+) -> Result<(StatusCode, Json<crate::ca::Issued>), ApiError> {
+    let c = super::chain::chain(&node, q.channel.as_deref())?;
+    let account = Hash32::from_hex(&a.account).ok_or_else(|| bad(format!("{:?} is not an account id (64 hex digits)", a.account)))?;
+    let done = blocking(move || Ok(crate::ca::renew(&c, node.keystore.as_ref(), &account, a.days)?)).await?;
+    Ok((StatusCode::ACCEPTED, Json(done)))
 }

@@ -1,0 +1,173 @@
+//! Identity by certificates on a network (issue 11): `joule up --certificates` makes a
+//! consortium of one organisation per node; a user applies with `joule ca apply`, the
+//! organisation's node approves, renews and revokes it; from the block after the
+//! revocation every node refuses the user. Bad requests get a clear 4xx and change nothing.
+
+use crate::network::{start_all, wait_for, wait_height};
+use crate::support::{NodeProcess, data_tx, joule, run, suite, tempdir};
+use joule_primitives::Hasher;
+use serde_json::json;
+use std::path::Path;
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(joule().args(args));
+    assert_eq!(code, 0, "joule {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn a_user_certified_through_its_organisation_is_refused_by_every_node_from_the_block_after_its_revocation() {
+    let d = tempdir();
+    ok(&["up", "--nodes", "3", "--certificates", "--traffic-seconds", "0", "--no-market", "--no-serve", "--dir", p(d.path())]);
+    let nodes = start_all(d.path(), 3);
+    let dir = |i: usize| d.path().join(format!("node{i}"));
+    let (status, v) = nodes[0].get("/v1/pki");
+    assert_eq!((status, v["organisations"].as_array().map(Vec::len)), (200, Some(3)), "{v}");
+
+    // The user makes its key and applies to org1 through node1; node1's admin approves.
+    let key = d.path().join("user.key");
+    let out = ok(&[
+        "ca",
+        "apply",
+        "--dir",
+        p(&dir(1)),
+        "--organisation",
+        "org1",
+        "--subject",
+        "CN=meter-9,O=org1",
+        "--key-out",
+        p(&key),
+        "--role",
+        "client",
+        "--name",
+        "Meter 9",
+    ]);
+    assert!(out.contains("wrote your new sm2 key"), "{out}");
+    let id = out.lines().find_map(|l| l.strip_prefix("application ")).and_then(|l| l.split_whitespace().next()).expect("application id").to_string();
+    let (code, out, _) = run(joule().args(["ca", "status", &id, "--dir", p(&dir(1))]));
+    assert_eq!(code, 1, "pending is a negative answer: {out}");
+    let out = ok(&["ca", "list", "--dir", p(&dir(1))]);
+    assert!(out.contains(&id) && out.contains("pending") && out.contains("Meter 9"), "{out}");
+    // node0 holds org0's CA key, not org1's.
+    let (code, _, err) = run(joule().args(["ca", "approve", &id, "--dir", p(&dir(0))]));
+    assert!(code != 0 && err.contains("no application"), "node0 keeps no such application: {err}");
+    ok(&["ca", "approve", &id, "--dir", p(&dir(1)), "--days", "30"]);
+    let cert = d.path().join("user.pem");
+    ok(&["ca", "status", &id, "--dir", p(&dir(1)), "--out", p(&cert)]);
+
+    // The user's key, as the node would use it.
+    let gm = suite("gm");
+    let pem = std::fs::read_to_string(&key).expect("key");
+    let private_key = joule_crypto::pem::decode(joule_crypto::pem::PRIVATE_KEY, pem.as_bytes()).expect("PKCS#8 PEM");
+    let public_key = gm.crypto().public_key("sm2", &private_key).expect("public key");
+    let user = joule_crypto::KeyPair { private_key: private_key.into(), public_key };
+    let account = gm.hash(&user.public_key).expect("account").to_hex();
+    let (status, rec) = nodes[2].get(&format!("/v1/pki/certificates/{account}"));
+    assert_eq!((status, rec["organisation"].as_str(), rec["roles"][0].as_str()), (200, Some("org1"), Some("client")), "{rec}");
+
+    // It sends through node2; renewed, it keeps its account and sends on.
+    let send = |node: &NodeProcess, nonce: u64| node.submit(&data_tx(&gm, &user, "grid", nonce, "meter/9", format!("{nonce} kWh").as_bytes()));
+    let (status, v) = send(&nodes[2], 0);
+    assert_eq!(status, 202, "{v}");
+    nodes[2].wait_tx(v["hash"].as_str().expect("hash"));
+    let out = ok(&["ca", "renew", &account, "--dir", p(&dir(1)), "--json"]);
+    let renewed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_ne!(renewed["serial"], rec["serial"], "a new serial");
+    wait_for("the renewal on node0", || nodes[0].get(&format!("/v1/pki/certificates/{account}")).1["serial"] == renewed["serial"]);
+    let (status, v) = send(&nodes[0], 1);
+    assert_eq!(status, 202, "{v}");
+    nodes[0].wait_tx(v["hash"].as_str().expect("hash"));
+
+    // An admin of another organisation cannot revoke it.
+    let (code, _, err) = run(joule().args(["ca", "revoke", &account, "--dir", p(&dir(0))]));
+    assert!(code != 0 && err.contains("does not hold organisation org1's CA key"), "{err}");
+    // Its own organisation can: from the block after, no node admits it.
+    let out = ok(&["ca", "revoke", &account, "--dir", p(&dir(1)), "--json"]);
+    let revoked: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let (_, tx) = nodes[1].get(&format!("/v1/tx/{}", revoked["tx"].as_str().expect("tx")));
+    let height = tx["block_height"].as_u64().expect("committed");
+    for (i, node) in nodes.iter().enumerate() {
+        wait_height(node, height);
+        let (status, v) = send(node, 2);
+        assert_eq!((status, v["code"].as_str()), (403, Some("not_permitted")), "node{i}: {v}");
+        assert!(v["error"].as_str().unwrap_or("").contains(&format!("revoked in block {height}")), "node{i}: {v}");
+    }
+
+    // Every node serves org1's CRL, which OpenSSL checks against org1's CA and which
+    // revokes the user's certificate.
+    let crl = d.path().join("org1.crl");
+    ok(&["ca", "crl", "org1", "--dir", p(&dir(2)), "--out", p(&crl)]);
+    let (_, pki) = nodes[2].get("/v1/pki");
+    let org1 = pki["organisations"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "org1")).expect("org1").clone();
+    let (ca, root) = (d.path().join("org1.pem"), d.path().join("root.pem"));
+    std::fs::write(&ca, org1["ca_certificate"].as_str().expect("pem")).expect("write");
+    std::fs::write(&root, pki["root_certificate"].as_str().expect("pem")).expect("write");
+    let checked = std::process::Command::new("openssl").args(["crl", "-in", p(&crl), "-CAfile", p(&ca), "-noout"]).output().expect("openssl");
+    let said = format!("{}{}", String::from_utf8_lossy(&checked.stdout), String::from_utf8_lossy(&checked.stderr));
+    assert!(checked.status.success() && said.contains("verify OK"), "openssl crl: {said}");
+    let verify = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile", p(&root), "-untrusted", p(&ca), "-crl_check", "-CRLfile", p(&crl), p(&cert)])
+        .output()
+        .expect("openssl");
+    let said = format!("{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(!verify.status.success() && said.contains("certificate revoked"), "the first certificate, renewed since, is revoked with the key: {said}");
+    // Revoking again is refused, and changes nothing.
+    let (code, _, err) = run(joule().args(["ca", "revoke", &account, "--dir", p(&dir(1))]));
+    assert!(code != 0 && err.contains("revoked in block"), "{err}");
+}
+
+#[test]
+fn bad_applications_and_reviews_get_a_clear_4xx_and_change_nothing() {
+    let d = tempdir();
+    ok(&["up", "--nodes", "1", "--certificates", "--traffic-seconds", "0", "--no-market", "--no-serve", "--dir", p(d.path())]);
+    let node = NodeProcess::start(&d.path().join("node0"), &["--listen", "127.0.0.1:0"]);
+    let apply = |body: serde_json::Value| node.call("POST", "/v1/pki/applications", Some(body));
+    let gm = suite("gm");
+    let kp = gm.crypto().generate_key("sm2").expect("key");
+    let csr = {
+        let key = joule_node::ca::LocalKey { crypto: gm.crypto(), algorithm: "sm2", pair: &kp };
+        joule_crypto::pem::encode("CERTIFICATE REQUEST", &joule_pki::request(&key, "CN=meter-1,O=org0").expect("request"))
+    };
+    // A request whose signature is broken, one that is not a request, an unknown
+    // organisation, a bad role.
+    let mut broken = csr.clone().into_bytes();
+    let at = broken.len() / 2;
+    broken[at] = if broken[at] == b'A' { b'B' } else { b'A' };
+    for (body, what) in [
+        (json!({"organisation": "org0", "csr": String::from_utf8(broken).expect("utf-8")}), "request"),
+        (json!({"organisation": "org0", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}), "request"),
+        (json!({"organisation": "nobody", "csr": csr}), "not a member organisation"),
+        (json!({"organisation": "org0", "csr": csr, "roles": ["a b"]}), "role"),
+    ] {
+        let (status, v) = apply(body);
+        assert_eq!((status, v["code"].as_str()), (400, Some("bad_request")), "{v}");
+        assert!(v["error"].as_str().unwrap_or("").contains(what), "{what}: {v}");
+    }
+    let (status, v) = node.call("GET", "/v1/pki/applications", None);
+    assert_eq!((status, v.as_array().map(Vec::len)), (200, Some(0)), "nothing kept: {v}");
+
+    // A good one: reviews need the admin token; rejected, it cannot be approved after.
+    let (status, a) = apply(json!({"organisation": "org0", "csr": csr, "roles": ["client"]}));
+    assert_eq!(status, 201, "{a}");
+    let id = a["id"].as_str().expect("id").to_string();
+    let r = NodeProcess::agent().post(&format!("{}/v1/pki/applications/{id}/approve", node.base)).send_json(json!({})).expect("request");
+    assert_eq!(r.status().as_u16(), 401, "approval without the admin token");
+    let (status, v) = node.call("POST", &format!("/v1/pki/applications/{id}/reject"), Some(json!({"reason": "unknown meter"})));
+    assert_eq!((status, v["status"].as_str()), (200, Some("rejected")), "{v}");
+    let (status, v) = node.call("POST", &format!("/v1/pki/applications/{id}/approve"), Some(json!({})));
+    assert_eq!((status, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    let (status, v) = node.get(&format!("/v1/pki/applications/{id}"));
+    assert_eq!((status, v["status"].as_str(), v["reason"].as_str()), (200, Some("rejected"), Some("unknown meter")), "{v}");
+    let account = gm.hash(&kp.public_key).expect("account").to_hex();
+    let (status, _) = node.get(&format!("/v1/pki/certificates/{account}"));
+    assert_eq!(status, 404, "no certificate was issued");
+    // Revoking or renewing an account without a certificate: 404.
+    for path in ["/v1/pki/revocations", "/v1/pki/renewals"] {
+        let (status, v) = node.call("POST", path, Some(json!({"account": account})));
+        assert_eq!((status, v["code"].as_str()), (404, Some("not_found")), "{path}: {v}");
+    }
+}
