@@ -3,8 +3,8 @@
 //! organisation's node approves, renews and revokes it; from the block after the
 //! revocation every node refuses the user. Bad requests get a clear 4xx and change nothing.
 
-use crate::network::{start_all, wait_for, wait_height};
-use crate::support::{NodeProcess, data_tx, joule, run, suite, tempdir};
+use crate::network::{start_all, wait_for, wait_height, wait_metric};
+use crate::support::{NodeProcess, assert_every_metric_has_help, data_tx, joule, run, suite, tempdir};
 use joule_primitives::Hasher;
 use serde_json::json;
 use std::path::Path;
@@ -118,6 +118,14 @@ fn a_user_certified_through_its_organisation_is_refused_by_every_node_from_the_b
     // Revoking again is refused, and changes nothing.
     let (code, _, err) = run(joule().args(["ca", "revoke", &account, "--dir", p(&dir(1))]));
     assert!(code != 0 && err.contains("revoked in block"), "{err}");
+
+    // The console's view (§4.6.7): every node counts what the blocks recorded, the CA node
+    // its reviews.
+    wait_metric(&nodes[2], "chain_certificate_events_total{channel=\"grid\",event=\"certificate_revoked\"} 1");
+    let metrics = wait_metric(&nodes[2], "chain_certificate_events_total{channel=\"grid\",event=\"certificate_renewed\"} 1");
+    assert_every_metric_has_help(&metrics);
+    let metrics = wait_metric(&nodes[1], "pki_applications_total{outcome=\"approved\"} 1");
+    assert!(metrics.contains("pki_applications_pending 0"), "{metrics}");
 }
 
 #[test]
@@ -170,4 +178,47 @@ fn bad_applications_and_reviews_get_a_clear_4xx_and_change_nothing() {
         let (status, v) = node.call("POST", path, Some(json!({"account": account})));
         assert_eq!((status, v["code"].as_str()), (404, Some("not_found")), "{path}: {v}");
     }
+}
+
+fn peer_keys(node: &NodeProcess) -> Vec<String> {
+    let (_, peers) = node.get("/v1/peers");
+    peers["peers"].as_array().into_iter().flatten().filter_map(|p| p["network_key"].as_str().map(str::to_string)).collect()
+}
+
+#[test]
+fn a_node_whose_peer_certificate_is_revoked_is_dropped_within_a_block_and_cannot_reconnect() {
+    let d = tempdir();
+    ok(&["up", "--nodes", "4", "--consensus", "bft", "--certificates", "--traffic-seconds", "0", "--no-market", "--no-serve", "--dir", p(d.path())]);
+    let nodes = start_all(d.path(), 4);
+    let dir = |i: usize| d.path().join(format!("node{i}"));
+    for n in &nodes {
+        wait_for("every node to connect to the three others", || peer_keys(n).len() == 3);
+    }
+    let net: toml::Value = toml::from_str(&std::fs::read_to_string(dir(0).join("network.toml")).expect("network.toml")).expect("TOML");
+    let node3_key = net["channel"][0]["node"][3]["network-key"].as_str().expect("node3's network key").to_string();
+
+    // Its organisation (org3, whose CA key node3 holds) revokes the node's peer certificate.
+    let out = ok(&["ca", "revoke", "--network-key", &node3_key, "--dir", p(&dir(3)), "--json"]);
+    let revoked: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(revoked["organisation"], "org3", "{revoked}");
+    for (i, n) in nodes.iter().take(3).enumerate() {
+        wait_for(&format!("node{i} to drop node3"), || !peer_keys(n).contains(&node3_key));
+    }
+
+    // The others go on without it (3 of 4 under BFT) and it cannot get back in: a user
+    // certified through node0 transacts, and node3 neither connects nor gets the blocks.
+    let key = d.path().join("user.key");
+    let out = ok(&["ca", "apply", "--dir", p(&dir(0)), "--organisation", "org0", "--subject", "CN=meter-1,O=org0", "--key-out", p(&key)]);
+    let id = out.lines().find_map(|l| l.strip_prefix("application ")).and_then(|l| l.split_whitespace().next()).expect("id").to_string();
+    ok(&["ca", "approve", &id, "--dir", p(&dir(0))]);
+    let top = nodes[0].height();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    for (i, n) in nodes.iter().take(3).enumerate() {
+        assert!(!peer_keys(n).contains(&node3_key), "node3 got back into node{i}");
+    }
+    assert!(peer_keys(&nodes[3]).is_empty(), "node3 has no peers: {:?}", peer_keys(&nodes[3]));
+    assert!(nodes[3].height() < top, "node3 stayed behind at {} while the others reached {top}", nodes[3].height());
+    // Its certificate, on the others' chain: revoked.
+    let (_, pki) = nodes[0].get(&format!("/v1/pki/certificates/{}", revoked["account"].as_str().expect("account")));
+    assert!(pki["revoked_at"].as_u64().is_some(), "{pki}");
 }

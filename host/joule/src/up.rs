@@ -263,19 +263,26 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
     if plan.certificates {
         let keystores = dirs.iter().map(|d| joule_node::config::node_keystore(d, &crypto).map(Arc::new)).collect::<Result<Vec<_>>>()?;
         let keys = configs.iter().map(|c| hex::decode(&c.node.keys[0].public_key).context("a node key is not hex")).collect::<Result<Vec<_>>>()?;
+        let alg = if plan.crypto_suite == "gm" { joule_pki::SigAlg::Sm2Sm3 } else { joule_pki::SigAlg::EcdsaP256Sha256 };
+        // Each node: its signing key as its organisation's admin, its network key as a peer.
+        let net_keys = network.channels[0]
+            .nodes
+            .iter()
+            .map(|n| joule_pki::ec_public_key(alg, &hex::decode(&n.network_key).context("a network key is not hex")?).map_err(anyhow::Error::from))
+            .collect::<Result<Vec<_>>>()?;
         let members: Vec<joule_node::ca::Member> = keystores
             .iter()
-            .zip(&keys)
+            .zip(keys.iter().zip(&net_keys))
             .enumerate()
-            .map(|(i, (ks, key))| joule_node::ca::Member {
+            .map(|(i, (ks, (key, net)))| joule_node::ca::Member {
                 name: format!("org{i}"),
                 keystore: ks.clone(),
-                certified: vec![(key.clone(), format!("node{i}"), vec!["admin".into(), "peer".into()])],
+                certified: vec![(key.clone(), format!("node{i}"), vec!["admin".into()]), (net.clone(), format!("node{i}-network"), vec!["peer".into()])],
             })
             .collect();
         let root = keystores.first().context("no node")?.clone();
-        let identity = joule_node::ca::consortium(root, &suite_signature(&plan.crypto_suite)?, &members, 3650)
-            .map_err(|e| anyhow::anyhow!("the consortium's certificates: {e}"))?;
+        let identity =
+            joule_node::ca::consortium(root, alg.plugin_algorithm(), &members, 3650).map_err(|e| anyhow::anyhow!("the consortium's certificates: {e}"))?;
         network.channels[0].identity = Some(identity);
     }
     network.check()?;
@@ -283,11 +290,6 @@ pub(crate) fn create(g: &GlobalOpts, plan: &Plan, dirs: &[PathBuf]) -> Result<()
         joule_support::fs::write_atomic(&dir.join(NETWORK_FILE), network.to_toml().as_bytes(), Mode::Private)?;
     }
     Ok(())
-}
-
-/// The signature algorithm of a suite's certificates.
-fn suite_signature(suite: &str) -> Result<String> {
-    Ok(joule_primitives::CryptoSuite::named(suite).with_context(|| format!("unknown crypto suite {suite:?}"))?.signature)
 }
 
 /// The engine configuration of a local network: PoW retargets to the block interval, from

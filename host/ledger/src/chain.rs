@@ -567,6 +567,29 @@ impl Chain {
         registry.certificate(&read, account).map_err(identity_lookup)
     }
 
+    /// Whether the node with network key `network_key` (compressed point) may join the
+    /// channel's network now: always on a chain without certificates; otherwise it needs a
+    /// current `peer` certificate at the head's state (`Ok(Err(why))` when not).
+    pub fn peer_permitted(&self, network_key: &[u8]) -> Result<Result<(), String>, ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(Ok(())) };
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let reader = self.governance_reader(&view, &root)?;
+        let read = |key: &str| reader(key);
+        Ok(registry.check_peer(&read, network_key, joule_support::now_ms()).map_err(identity_lookup)?.map(|_| ()))
+    }
+
+    /// The account whose `peer` certificate certifies the network key `network_key`, after
+    /// the head block.
+    pub fn peer_account(&self, network_key: &[u8]) -> Result<Option<Hash32>, ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(None) };
+        let view = self.read()?;
+        let (root, _) = self.head_state(&view)?;
+        let reader = self.governance_reader(&view, &root)?;
+        let read = |key: &str| reader(key);
+        registry.peer_account(&read, network_key).map_err(identity_lookup)
+    }
+
     /// The member organisations after the head block (those of genesis, as the state
     /// records them now).
     pub fn organisations(&self) -> Result<Vec<crate::identity::Organisation>, ChainError> {
@@ -2133,6 +2156,14 @@ impl Chain {
             .record(header.timestamp_ms.saturating_sub(parent.header.timestamp_ms) as f64 / 1000.0);
         metrics::histogram!("chain_block_transactions", "channel" => ch.clone()).record(c.block.transactions.len() as f64);
         metrics::counter!("chain_transactions_total", "channel" => ch.clone()).increment(c.block.transactions.len() as u64);
+        if self.contracts.identity.is_some() {
+            // What the block recorded about certificates (§4.6.7: the console shows it).
+            for e in c.receipts.iter().flat_map(|r| &r.events) {
+                if matches!(e.topic.as_str(), "certificate_registered" | "certificate_renewed" | "certificate_revoked") {
+                    metrics::counter!("chain_certificate_events_total", "channel" => ch.clone(), "event" => e.topic.clone()).increment(1);
+                }
+            }
+        }
         metrics::histogram!("chain_commit_seconds", "channel" => ch).record(started.elapsed().as_secs_f64());
         // No subscribers is fine.
         let _ = self.blocks.send(c.clone());

@@ -27,6 +27,9 @@ use std::collections::HashMap;
 pub const ORG_PREFIX: &str = "pki/org/";
 pub const CERT_PREFIX: &str = "pki/cert/";
 pub const SERIAL_PREFIX: &str = "pki/serial/";
+pub const PEER_PREFIX: &str = "pki/peer/";
+/// The role that lets a certified network key (a node's) join the channel's network.
+pub const PEER_ROLE: &str = "peer";
 /// The role that lets a certificate's holder record and revoke its organisation's
 /// certificates.
 pub const ADMIN_ROLE: &str = "admin";
@@ -101,6 +104,11 @@ pub fn cert_key(account: &Hash32) -> String {
     format!("{CERT_PREFIX}{account}")
 }
 
+/// The key of a network key's record: its compressed point, hex.
+pub fn peer_key(network_key: &[u8]) -> String {
+    format!("{PEER_PREFIX}{}", hex::encode(network_key))
+}
+
 pub fn serial_key(organisation: &str, serial: &[u8]) -> String {
     format!("{SERIAL_PREFIX}{organisation}/{}", hex::encode(serial))
 }
@@ -156,6 +164,8 @@ pub struct Registry {
     orgs: HashMap<String, Organisation>,
     certs: HashMap<Hash32, CertRecord>,
     serials: HashMap<String, SerialRecord>,
+    /// Network keys (compressed points) certified with the role `peer`, to their account.
+    peers: HashMap<Vec<u8>, Hash32>,
 }
 
 fn encode<T: BorshSerialize>(v: &T) -> Vec<u8> {
@@ -169,7 +179,14 @@ impl Registry {
         let check = SuiteCheck(suite);
         let root = joule_pki::certificate(&spec.root_certificate).map_err(|e| format!("the root certificate: {e}"))?;
         let at = joule_pki::at_ms(genesis_ms);
-        let mut reg = Registry { root, root_der: spec.root_certificate.clone(), orgs: HashMap::new(), certs: HashMap::new(), serials: HashMap::new() };
+        let mut reg = Registry {
+            root,
+            root_der: spec.root_certificate.clone(),
+            orgs: HashMap::new(),
+            certs: HashMap::new(),
+            serials: HashMap::new(),
+            peers: HashMap::new(),
+        };
         for o in &spec.organisations {
             let ca = joule_pki::certificate(&o.ca_certificate).map_err(|e| format!("organisation {}: its CA certificate: {e}", o.name))?;
             // The CA chains to the root: verify it as the leaf of a chain of two.
@@ -195,6 +212,9 @@ impl Registry {
                     return Err(format!("organisation {}, certificate {i}: serial {} twice", o.name, hex::encode(&f.serial)));
                 }
                 reg.serials.insert(sk, SerialRecord { account, revoked_at: None });
+                if let Some(point) = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE)) {
+                    reg.peers.insert(point, account);
+                }
                 reg.certs.insert(account, record(&o.name, f, der.clone(), 0));
             }
             reg.orgs.insert(
@@ -258,6 +278,28 @@ impl Registry {
         }
         if self.organisation(read, &rec.organisation)?.is_none() {
             return Ok(Err(format!("the sender's organisation {} is not a member of the channel", rec.organisation)));
+        }
+        Ok(Ok(rec))
+    }
+
+    /// The account whose certificate (role `peer`) certifies the network key `network_key`.
+    pub fn peer_account<E>(&self, read: Read<'_, E>, network_key: &[u8]) -> Result<Option<Hash32>, LookupError<E>> {
+        Ok(value(read, &peer_key(network_key))?.or_else(|| self.peers.get(network_key).copied()))
+    }
+
+    /// Whether the node whose network key is `network_key` (a compressed point) may join
+    /// the channel's network at `time_ms`: it has a current certificate with the role
+    /// `peer` of a member organisation. `Ok(Err(why))` when it may not.
+    pub fn check_peer<E>(&self, read: Read<'_, E>, network_key: &[u8], time_ms: u64) -> Result<Result<CertRecord, String>, LookupError<E>> {
+        let Some(account) = self.peer_account(read, network_key)? else {
+            return Ok(Err("no certificate with the role peer certifies this network key on the channel".into()));
+        };
+        let rec = match self.check_sender(read, &account, time_ms)? {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why.replacen("the sender", "the node", 1))),
+        };
+        if !rec.roles.iter().any(|r| r == PEER_ROLE) {
+            return Ok(Err("its certificate no longer carries the role peer".into()));
         }
         Ok(Ok(rec))
     }
@@ -344,6 +386,7 @@ impl Registry {
         };
         let renewal = previous.is_some();
         let serial = f.serial.clone();
+        let peer = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE));
         let mut rec = record(&org.name, f, der.to_vec(), height);
         if let Some(old) = previous {
             rec.superseded = old.superseded;
@@ -354,6 +397,9 @@ impl Registry {
         let mut out = Applied::default();
         out.writes.push((cert_key(&account), encode(&rec)));
         out.writes.push((serial_key(&org.name, &serial), encode(&SerialRecord { account, revoked_at: None })));
+        if let Some(point) = peer {
+            out.writes.push((peer_key(&point), encode(&account)));
+        }
         out.events.push((if renewal { "certificate_renewed" } else { "certificate_registered" }, account, serial));
         Ok(Ok(out))
     }

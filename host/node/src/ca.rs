@@ -305,7 +305,16 @@ impl Applications {
             review: Review::Pending,
         };
         self.save(&a)?;
+        metrics::counter!("pki_applications_total", "outcome" => "submitted").increment(1);
+        metrics::gauge!("pki_applications_pending").set((pending + 1) as f64);
         Ok(a)
+    }
+
+    /// Count the pending applications into `pki_applications_pending`.
+    fn publish_pending(&self) {
+        if let Ok(all) = self.list() {
+            metrics::gauge!("pki_applications_pending").set(all.iter().filter(|a| matches!(a.review, Review::Pending)).count() as f64);
+        }
     }
 
     /// Issue the certificate an application asks for (with `roles`, or the ones asked),
@@ -342,6 +351,8 @@ impl Applications {
             at_ms: joule_support::now_ms(),
         };
         self.save(&a)?;
+        metrics::counter!("pki_applications_total", "outcome" => "approved").increment(1);
+        self.publish_pending();
         Ok(a)
     }
 
@@ -356,6 +367,8 @@ impl Applications {
         }
         a.review = Review::Rejected { reason, at_ms: joule_support::now_ms() };
         self.save(&a)?;
+        metrics::counter!("pki_applications_total", "outcome" => "rejected").increment(1);
+        self.publish_pending();
         Ok(a)
     }
 }

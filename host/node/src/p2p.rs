@@ -93,7 +93,7 @@ pub async fn start(
     // The wire speaks the suite of the next block.
     let wire = wire_of(&chain.suite().suite().id)?;
     let key = if wire == genesis_wire { Arc::new(genesis_key) } else { Arc::new(network_key(dir, crypto, wire)?) };
-    let members = |m: &joule_ledger::governance::Members| -> Vec<PeerKey> { m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key)).collect() };
+    let members = |m: &joule_ledger::governance::Members| node_keys(&chain, m);
     let me = key.public();
     let mut chain_binding = spec.channel.as_str().as_bytes().to_vec();
     chain_binding.push(0);
@@ -138,6 +138,7 @@ pub async fn start(
                 head = heads.recv() => if let Err(tokio::sync::broadcast::error::RecvError::Closed) = head { return },
             }
             let current = c.members();
+            let members = |m: &joule_ledger::governance::Members| node_keys(&c, m);
             let Ok(next) = wire_of(&c.suite().suite().id) else { continue };
             if !follow.suites().contains(&next) {
                 match network_key(&dir, &crypto, next) {
@@ -174,6 +175,28 @@ pub async fn start(
     });
     tokio::spawn(run(chain, net.clone(), events, consensus));
     Ok(Some(net))
+}
+
+/// The network keys of the channel's nodes that may connect: every node of `m`, and on a
+/// chain with certificates only those with a current `peer` certificate at the head's
+/// state (a revocation drops the node within a block).
+fn node_keys(chain: &Chain, m: &joule_ledger::governance::Members) -> Vec<PeerKey> {
+    m.nodes
+        .iter()
+        .filter_map(|n| PeerKey::from_slice(&n.network_key).map(|k| (n, k)))
+        .filter(|(n, k)| match chain.peer_permitted(k.as_bytes()) {
+            Ok(Ok(())) => true,
+            Ok(Err(why)) => {
+                tracing::debug!(channel = %chain.channel(), node = %n.name, "not a peer: {why}");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(channel = %chain.channel(), node = %n.name, "cannot read the node's certificate, so it may not connect: {e}");
+                false
+            }
+        })
+        .map(|(_, k)| k)
+        .collect()
 }
 
 /// An outstanding sync request.

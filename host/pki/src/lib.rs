@@ -603,6 +603,40 @@ pub struct Facts {
     pub not_after_ms: u64,
     /// Whether it is a CA's (basic constraints `cA`).
     pub ca: bool,
+    /// The key's point in compressed SEC1 form (33 bytes), as a node's network key is
+    /// written; `None` for a key that is not an EC point of 32-byte coordinates.
+    pub compressed_point: Option<Vec<u8>>,
+}
+
+/// The compressed SEC1 form of an EC point given compressed or uncompressed (the parity
+/// of y picks the prefix; no curve arithmetic).
+pub fn compress_point(point: &[u8]) -> Option<Vec<u8>> {
+    match point {
+        [0x02 | 0x03, rest @ ..] if rest.len() == 32 => Some(point.to_vec()),
+        [0x04, rest @ ..] if rest.len() == 64 => {
+            let (x, y) = rest.split_at(32);
+            let odd = y.last().is_some_and(|b| b & 1 == 1);
+            Some([&[if odd { 0x03 } else { 0x02 }][..], x].concat())
+        }
+        _ => None,
+    }
+}
+
+/// The SubjectPublicKeyInfo (DER) of an EC point (compressed or not) on `alg`'s curve: how
+/// a node's network key is certified.
+pub fn ec_public_key(alg: SigAlg, point: &[u8]) -> Result<Vec<u8>, PkiError> {
+    if compress_point(point).is_none() {
+        return Err(PkiError::Malformed { what: "EC point", reason: format!("{} bytes, not a compressed or uncompressed point", point.len()) });
+    }
+    let curve = match alg {
+        SigAlg::Sm2Sm3 => SM2_CURVE,
+        SigAlg::EcdsaP256Sha256 => P256_CURVE,
+    };
+    let spki = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned { oid: EC_PUBLIC_KEY, parameters: Some(der::Any::from(&curve)) },
+        subject_public_key: BitString::from_bytes(point).map_err(malformed("EC point"))?,
+    };
+    spki.to_der().map_err(malformed("public key"))
 }
 
 /// Unix milliseconds of a certificate or CRL time.
@@ -627,6 +661,7 @@ pub fn facts(cert: &Certificate) -> Result<Facts, PkiError> {
         not_before_ms: unix_ms(&tbs.validity().not_before),
         not_after_ms: unix_ms(&tbs.validity().not_after),
         ca: basic_constraints(cert)?.is_some_and(|bc| bc.ca),
+        compressed_point: tbs.subject_public_key_info().subject_public_key.as_bytes().and_then(compress_point),
     })
 }
 

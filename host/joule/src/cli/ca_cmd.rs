@@ -94,15 +94,24 @@ pub enum CaCmd {
         #[command(flatten)]
         admin: CaAdmin,
     },
-    /// Revoke an account's certificate (a new CRL goes on chain with it).
+    /// Revoke an account's certificate (a new CRL goes on chain with it); a node's, by its
+    /// network key: it is dropped by its peers within a block and cannot reconnect.
     Revoke {
-        account: String,
+        #[arg(required_unless_present = "network_key")]
+        account: Option<String>,
+        /// A node's network key (`joule net key` prints it), instead of an account.
+        #[arg(long, conflicts_with = "account")]
+        network_key: Option<String>,
         #[command(flatten)]
         admin: CaAdmin,
     },
     /// Renew an account's certificate: same subject and key, new serial and validity.
     Renew {
-        account: String,
+        #[arg(required_unless_present = "network_key")]
+        account: Option<String>,
+        /// A node's network key, instead of an account.
+        #[arg(long, conflicts_with = "account")]
+        network_key: Option<String>,
         #[arg(long, default_value_t = 365)]
         days: u32,
         #[command(flatten)]
@@ -239,10 +248,11 @@ pub fn run(ctx: &super::GlobalOpts, cmd: CaCmd) -> Result<()> {
             }
             Ok(())
         }
-        CaCmd::Revoke { account, admin } => {
+        CaCmd::Revoke { account, network_key, admin } => {
             let client = admin_client(&admin)?;
             let q = channel_query(&admin.sel, '?');
-            let r = client.post_json(&format!("/v1/pki/revocations{q}"), &json!({"account": account}))?;
+            let r = client.post_json(&format!("/v1/pki/revocations{q}"), &target(&account, &network_key))?;
+            let account = r["account"].as_str().unwrap_or("?").to_string();
             wait(&admin, &client, r["tx"].as_str().unwrap_or_default(), "the revocation")?;
             if admin.sel.json {
                 print_json(&r);
@@ -255,10 +265,13 @@ pub fn run(ctx: &super::GlobalOpts, cmd: CaCmd) -> Result<()> {
             }
             Ok(())
         }
-        CaCmd::Renew { account, days, admin } => {
+        CaCmd::Renew { account, network_key, days, admin } => {
             let client = admin_client(&admin)?;
             let q = channel_query(&admin.sel, '?');
-            let r = client.post_json(&format!("/v1/pki/renewals{q}"), &json!({"account": account, "days": days}))?;
+            let mut body = target(&account, &network_key);
+            body["days"] = json!(days);
+            let r = client.post_json(&format!("/v1/pki/renewals{q}"), &body)?;
+            let account = r["account"].as_str().unwrap_or("?").to_string();
             wait(&admin, &client, r["tx"].as_str().unwrap_or_default(), "the renewal")?;
             if admin.sel.json {
                 print_json(&r);
@@ -277,6 +290,15 @@ pub fn run(ctx: &super::GlobalOpts, cmd: CaCmd) -> Result<()> {
                 None => super::write_output(std::path::Path::new("-"), &bytes),
             }
         }
+    }
+}
+
+/// The body naming whose certificate: an account, or a node's network key.
+fn target(account: &Option<String>, network_key: &Option<String>) -> Value {
+    match (account, network_key) {
+        (Some(a), _) => json!({"account": a}),
+        (None, Some(k)) => json!({"network_key": k}),
+        (None, None) => json!({}),
     }
 }
 

@@ -76,6 +76,12 @@ fn describe_metrics() {
     describe_histogram!("chain_block_interval_seconds", Unit::Seconds, "Time between a committed block's timestamp and its parent's");
     describe_histogram!("chain_block_transactions", Unit::Count, "Transactions in each committed block");
     describe_counter!("chain_transactions_total", "Transactions committed");
+    describe_counter!(
+        "chain_certificate_events_total",
+        "Certificates the committed blocks recorded, by channel and event (certificate_registered, certificate_renewed, certificate_revoked)"
+    );
+    describe_counter!("pki_applications_total", "Certificate applications this node received and reviewed, by outcome (submitted, approved, rejected)");
+    describe_gauge!("pki_applications_pending", "Certificate applications kept here that wait for an admin's review");
     describe_histogram!("chain_commit_seconds", Unit::Seconds, "Time to commit a block (produced or imported)");
     describe_counter!(
         "consensus_events_total",

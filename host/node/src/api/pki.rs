@@ -316,23 +316,44 @@ pub async fn reject(State(node): State<Arc<Node>>, Path(id): Path<String>, Json(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateAction {
-    /// The account (64 hex digits).
+    /// The account (64 hex digits), or empty with `network_key`.
+    #[serde(default)]
     account: String,
+    /// Instead of `account`: a node's network key (compressed point, hex), for its `peer`
+    /// certificate.
+    #[serde(default)]
+    network_key: Option<String>,
     /// For renewals: days the new certificate is valid (default 365).
     #[serde(default = "default_days")]
     days: u32,
+}
+
+/// The account an action names: by id, or by the network key its `peer` certificate
+/// certifies.
+fn target(c: &joule_ledger::chain::Chain, a: &CertificateAction) -> Result<Hash32, ApiError> {
+    match (&a.network_key, a.account.is_empty()) {
+        (Some(k), true) => {
+            let key = hex::decode(k)
+                .ok()
+                .filter(|k| k.len() == joule_primitives::NETWORK_KEY_BYTES)
+                .ok_or_else(|| bad(format!("{k:?} is not a network key (66 hex digits)")))?;
+            c.peer_account(&key)?.ok_or_else(|| not_found(format!("no peer certificate certifies network key {k}")))
+        }
+        (None, false) => Hash32::from_hex(&a.account).ok_or_else(|| bad(format!("{:?} is not an account id (64 hex digits)", a.account))),
+        _ => Err(bad("give an account or a network_key, one of them")),
+    }
 }
 
 /// Revoke an account's current certificate: this node signs its organisation's new CRL
 /// (the last one's entries and this serial) and records both on chain. From the block after,
 /// no node admits the account's transactions.
 #[utoipa::path(post, path = "/v1/pki/revocations", tag = "pki", params(super::chain::ChannelQuery),
-    request_body(content = CertificateAction, description = "The account (`days` is ignored)"),
+    request_body(content = CertificateAction, description = "The account or network key (`days` is ignored)"),
     responses(
         (status = 202, description = "The revocation, admitted to the pool; `pem` is the new CRL", body = crate::ca::Issued),
-        (status = 400, description = "Not an account id (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 400, description = "Not an account id or network key, or both or neither given (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
         (status = 403, description = "This node's key may not revoke the organisation's certificates (`not_permitted`)", body = ErrorBody),
-        (status = 404, description = "The account has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 404, description = "The account (or network key) has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
         (status = 409, description = "Revoked already, this node does not hold the organisation's CA key (`conflict`), or the node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
         (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
@@ -347,8 +368,11 @@ pub async fn revoke(
     Json(a): Json<CertificateAction>,
 ) -> Result<(StatusCode, Json<crate::ca::Issued>), ApiError> {
     let c = super::chain::chain(&node, q.channel.as_deref())?;
-    let account = Hash32::from_hex(&a.account).ok_or_else(|| bad(format!("{:?} is not an account id (64 hex digits)", a.account)))?;
-    let done = blocking(move || Ok(crate::ca::revoke(&c, node.keystore.as_ref(), &account)?)).await?;
+    let done = blocking(move || {
+        let account = target(&c, &a)?;
+        Ok(crate::ca::revoke(&c, node.keystore.as_ref(), &account)?)
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(done)))
 }
 
@@ -358,9 +382,9 @@ pub async fn revoke(
     request_body(content = CertificateAction, description = "The account and the new lifetime"),
     responses(
         (status = 202, description = "The new certificate, admitted to the pool; `pem` is the certificate", body = crate::ca::Issued),
-        (status = 400, description = "Not an account id or a bad lifetime (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 400, description = "Not an account id or network key, both or neither given, or a bad lifetime (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
         (status = 403, description = "This node's key may not record the organisation's certificates (`not_permitted`)", body = ErrorBody),
-        (status = 404, description = "The account has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 404, description = "The account (or network key) has no certificate (`not_found`), or the node does not serve the channel (`no_such_channel`)", body = ErrorBody),
         (status = 409, description = "Revoked, this node does not hold the organisation's CA key (`conflict`), or the node has no channels (`not_initialised`)", body = ErrorBody),
         (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
         (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
@@ -375,7 +399,10 @@ pub async fn renew(
     Json(a): Json<CertificateAction>,
 ) -> Result<(StatusCode, Json<crate::ca::Issued>), ApiError> {
     let c = super::chain::chain(&node, q.channel.as_deref())?;
-    let account = Hash32::from_hex(&a.account).ok_or_else(|| bad(format!("{:?} is not an account id (64 hex digits)", a.account)))?;
-    let done = blocking(move || Ok(crate::ca::renew(&c, node.keystore.as_ref(), &account, a.days)?)).await?;
+    let done = blocking(move || {
+        let account = target(&c, &a)?;
+        Ok(crate::ca::renew(&c, node.keystore.as_ref(), &account, a.days)?)
+    })
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(done)))
 }
