@@ -222,3 +222,69 @@ fn a_node_whose_peer_certificate_is_revoked_is_dropped_within_a_block_and_cannot
     let (_, pki) = nodes[0].get(&format!("/v1/pki/certificates/{}", revoked["account"].as_str().expect("account")));
     assert!(pki["revoked_at"].as_u64().is_some(), "{pki}");
 }
+
+#[test]
+fn an_organisation_voted_in_brings_a_node_that_syncs_and_users_that_transact_and_voted_out_they_are_refused() {
+    use crate::governance::{governance, value_after};
+    let d = tempdir();
+    ok(&["up", "--nodes", "3", "--certificates", "--traffic-seconds", "0", "--no-market", "--no-serve", "--dir", p(d.path())]);
+    let nodes = start_all(d.path(), 3);
+    let all: Vec<&NodeProcess> = nodes.iter().collect();
+    let dir = |i: usize| d.path().join(format!("node{i}"));
+
+    // The new organisation's node, its CA key and request; the root's holder (node0)
+    // certifies it, another node cannot; its bundle certifies its node.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let out = ok(&["init", "--name", "node3", "--p2p-address", &format!("127.0.0.1:{port}"), "--dir", p(&dir(3)), "--join", p(&dir(0).join("network.toml"))]);
+    let network_key = value_after(&out, "network key ").to_string();
+    let (csr, ca, bundle) = (d.path().join("windco.csr"), d.path().join("windco-ca.pem"), d.path().join("windco.toml"));
+    ok(&["org", "init", "--dir", p(&dir(3)), "--name", "windco", "--out", p(&csr)]);
+    let (code, _, err) = run(joule().args(["org", "certify", "--dir", p(&dir(1)), "--name", "windco", "--csr", p(&csr), "--out", p(&ca)]));
+    assert!(code != 0 && err.contains("does not hold the consortium's root CA key"), "{err}");
+    ok(&["org", "certify", "--dir", p(&dir(0)), "--name", "windco", "--csr", p(&csr), "--out", p(&ca)]);
+    let out = ok(&["org", "bundle", "--dir", p(&dir(3)), "--name", "windco", "--ca-certificate", p(&ca), "--out", p(&bundle)]);
+    assert!(out.contains(&format!("--add-node node3={network_key}")), "{out}");
+
+    // Two of three validators vote it in, with its node.
+    let add_node = format!("node3={network_key}");
+    let out = governance(&dir(0), &["propose", "--add-organisation", p(&bundle), "--add-node", &add_node], &all);
+    let id = value_after(&out, "proposal ").trim_end_matches(':').to_string();
+    assert!(!out.contains("it passed"), "{out}");
+    let out = governance(&dir(1), &["vote", &id], &all);
+    assert!(out.contains("it passed"), "{out}");
+    let (_, pki) = nodes[2].get("/v1/pki");
+    assert!(pki["organisations"].as_array().is_some_and(|o| o.iter().any(|o| o["name"] == "windco")), "{pki}");
+
+    // Its node connects and syncs; its admin (node3) certifies a user, who transacts.
+    let node3 = NodeProcess::start(&dir(3), &["--listen", "127.0.0.1:0"]);
+    wait_height(&node3, nodes[0].height());
+    let key = d.path().join("turbine.key");
+    let out = ok(&["ca", "apply", "--dir", p(&dir(3)), "--organisation", "windco", "--subject", "CN=turbine-7,O=windco", "--key-out", p(&key)]);
+    let app = out.lines().find_map(|l| l.strip_prefix("application ")).and_then(|l| l.split_whitespace().next()).expect("id").to_string();
+    ok(&["ca", "approve", &app, "--dir", p(&dir(3))]);
+    let gm = suite("gm");
+    let pem = std::fs::read_to_string(&key).expect("key");
+    let private_key = joule_crypto::pem::decode(joule_crypto::pem::PRIVATE_KEY, pem.as_bytes()).expect("PKCS#8 PEM");
+    let public_key = gm.crypto().public_key("sm2", &private_key).expect("public key");
+    let user = joule_crypto::KeyPair { private_key: private_key.into(), public_key };
+    let (status, v) = node3.submit(&data_tx(&gm, &user, "grid", 0, "turbine/7", b"3 MWh"));
+    assert_eq!(status, 202, "{v}");
+    nodes[0].wait_tx(v["hash"].as_str().expect("hash"));
+
+    // Voted out: from the next block its user is refused and its node dropped.
+    let all4: Vec<&NodeProcess> = nodes.iter().collect();
+    let out = governance(&dir(0), &["propose", "--remove-organisation", "windco"], &all4);
+    let id = value_after(&out, "proposal ").trim_end_matches(':').to_string();
+    let out = governance(&dir(2), &["vote", &id], &all4);
+    assert!(out.contains("it passed"), "{out}");
+    for (i, n) in nodes.iter().enumerate() {
+        let (status, v) = n.submit(&data_tx(&gm, &user, "grid", 1, "turbine/7", b"4 MWh"));
+        assert_eq!((status, v["code"].as_str()), (403, Some("not_permitted")), "node{i}: {v}");
+        assert!(v["error"].as_str().unwrap_or("").contains("organisation windco is not a member"), "node{i}: {v}");
+        wait_for(&format!("node{i} to drop node3"), || !peer_keys(n).contains(&network_key));
+    }
+    // The audit trail: the organisation's record and the votes that changed it.
+    let (_, pki) = nodes[1].get("/v1/pki");
+    let windco = pki["organisations"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "windco")).cloned().expect("windco stays on record");
+    assert!(windco["removed_at"].as_u64().is_some() && windco["joined_at"].as_u64().is_some_and(|h| h > 0), "{windco}");
+}

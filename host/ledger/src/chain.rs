@@ -340,6 +340,20 @@ impl governance::Checks for AdmissionChecks<'_> {
     fn certificates(&self) -> bool {
         self.chain.contracts.identity.is_some()
     }
+
+    /// Checked at the head's state, as a block would apply it next.
+    fn organisation(&self, change: &joule_primitives::Change) -> Result<(), String> {
+        let Some(registry) = &self.chain.contracts.identity else { return Err("the channel has no certificates, so no organisations".into()) };
+        let check = || -> Result<Result<(), String>, ChainError> {
+            let view = self.chain.read()?;
+            let (root, _) = self.chain.head_state(&view)?;
+            let reader = self.chain.governance_reader_in(&view, &root, self.suite.clone())?;
+            let read = |key: &str| reader(key);
+            let applied = registry.apply_organisation(&read, self.suite.as_ref(), root.version.saturating_add(1), joule_support::now_ms(), change);
+            Ok(applied.map_err(identity_lookup)?.map(|_| ()))
+        };
+        check().map_err(|e| e.to_string())?
+    }
 }
 
 /// The channel's members after the head block, in the forms their users need.
@@ -599,10 +613,8 @@ impl Chain {
         let reader = self.governance_reader(&view, &root)?;
         let read = |key: &str| reader(key);
         let mut out = vec![];
-        let mut names: Vec<&String> = registry.genesis_organisations().collect();
-        names.sort();
-        for name in names {
-            if let Some(o) = registry.organisation(&read, name).map_err(identity_lookup)? {
+        for name in registry.organisation_names(&read).map_err(identity_lookup)? {
+            if let Some(o) = registry.organisation(&read, &name).map_err(identity_lookup)? {
                 out.push(o);
             }
         }

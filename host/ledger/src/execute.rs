@@ -266,6 +266,9 @@ struct StateChecks<'a, S: StateStore> {
     state: &'a BlockState<S>,
     finality_depth: u64,
     certificates: bool,
+    /// The identity rules, and the block's timestamp, for organisation changes.
+    identity: Option<&'a crate::identity::Registry>,
+    time_ms: u64,
 }
 
 impl<S: StateStore> Checks for StateChecks<'_, S> {
@@ -300,6 +303,16 @@ impl<S: StateStore> Checks for StateChecks<'_, S> {
 
     fn certificates(&self) -> bool {
         self.certificates
+    }
+
+    fn organisation(&self, change: &joule_primitives::Change) -> Result<(), String> {
+        let Some(registry) = self.identity else { return Err("the channel has no certificates, so no organisations".into()) };
+        let read = |key: &str| self.state.governance_value(key);
+        match registry.apply_organisation(&read, self.state.suite.as_ref(), self.state.height, self.time_ms, change) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(why)) => Err(why),
+            Err(e) => Err(lookup_error(e).to_string()),
+        }
     }
 }
 
@@ -781,12 +794,42 @@ pub fn execute<S: StateStore>(
                             state.new_codes.insert(suite.hash(c)?, c.as_slice().into());
                         }
                     }
-                    let checks = StateChecks { state: &state, finality_depth: block.finality_depth, certificates: env.identity.is_some() };
+                    let checks = StateChecks {
+                        state: &state,
+                        finality_depth: block.finality_depth,
+                        certificates: env.identity.is_some(),
+                        identity: env.identity.as_deref(),
+                        time_ms: block.timestamp_ms,
+                    };
                     match next.apply(&tx.body.sender, height, action, id, &checks) {
                         Ok(out) => {
                             state.governed = Some(next);
                             state.governed_changed = true;
                             let gid = state.governance_id;
+                            if let Some(registry) = &env.identity {
+                                for change in &out.organisations {
+                                    let read = |key: &str| state.governance_value(key);
+                                    match registry.apply_organisation(&read, suite.as_ref(), height, block.timestamp_ms, change).map_err(lookup_error)? {
+                                        Ok(applied) => {
+                                            for (key, value) in applied.writes {
+                                                state.set_governance_value(&key, value)?;
+                                            }
+                                            for (topic, account, data) in applied.events {
+                                                let indexed = if account == Hash32::ZERO { vec![] } else { vec![account.0.to_vec()] };
+                                                state.tx_events.push(Event { contract: gid, topic: topic.into(), indexed, data });
+                                            }
+                                        }
+                                        // Checked when it passed, on the same state: only an
+                                        // earlier change of the same transaction gets here.
+                                        Err(why) => state.tx_events.push(Event {
+                                            contract: gid,
+                                            topic: "organisation_not_changed".into(),
+                                            indexed: vec![],
+                                            data: why.into_bytes(),
+                                        }),
+                                    }
+                                }
+                            }
                             for (account, key) in &out.moves {
                                 let (topic, data) = match state.move_account(account, key)? {
                                     Ok(to) => ("account_moved", to.0.to_vec()),

@@ -67,8 +67,13 @@ impl Members {
                 self.nodes.push(NodeSpec { name: name.clone(), network_key: network_key.clone() });
             }
             Change::RemoveNode { network_key } => self.nodes.retain(|n| &n.network_key != network_key),
-            // The schedules are not membership: see `Governed::settle`.
-            Change::SwitchEngine { .. } | Change::SwitchSuite { .. } | Change::MoveAccount { .. } => {}
+            // The schedules are not membership: see `Governed::settle`; organisations are
+            // the identity records' (`crate::identity`).
+            Change::SwitchEngine { .. }
+            | Change::SwitchSuite { .. }
+            | Change::MoveAccount { .. }
+            | Change::AddOrganisation { .. }
+            | Change::RemoveOrganisation { .. } => {}
         }
     }
 }
@@ -108,6 +113,9 @@ pub struct Outcome {
     /// Accounts the passed proposals move: the account, and the key it moves to (the
     /// executor moves them, in order).
     pub moves: Vec<(Hash32, Vec<u8>)>,
+    /// Organisation changes the passed proposals make (the executor applies them, in
+    /// order, to the identity records).
+    pub organisations: Vec<Change>,
 }
 
 /// An engine switch in force from a height on (the chain's engine schedule).
@@ -231,6 +239,12 @@ pub trait Checks {
     fn certificates(&self) -> bool {
         false
     }
+    /// Whether an organisation change applies now (`Err`: why not); only chains with
+    /// certificates have organisations.
+    fn organisation(&self, change: &Change) -> Result<(), String> {
+        let _ = change;
+        Err("the channel has no certificates, so no organisations".into())
+    }
 }
 
 /// The governance state of a block, being changed by its transactions.
@@ -309,8 +323,8 @@ impl Governed {
                 *proposal
             }
         };
-        let (passed, failed, moves) = self.settle(height, checks);
-        Ok(Outcome { proposal, passed, failed, moves })
+        let (passed, failed, effects) = self.settle(height, checks);
+        Ok(Outcome { proposal, passed, failed, moves: effects.moves, organisations: effects.organisations })
     }
 
     fn cast(&mut self, id: Hash32, voter: &[u8], expires_at: u64) {
@@ -336,27 +350,29 @@ impl Governed {
 
     /// Pass every proposal over half of the weight, counting again after each.
     fn settle(&mut self, height: u64, checks: &dyn Checks) -> Settled {
-        let (mut passed, mut failed, mut moves) = (vec![], vec![], vec![]);
+        let (mut passed, mut failed, mut effects) = (vec![], vec![], Effects::default());
         loop {
             self.prune(height);
             let total = self.members.voting_weight();
             let Some(i) = self.proposals.iter().position(|p| self.weight_for(p, height).saturating_mul(2) > total) else { break };
             let p = self.proposals.remove(i);
             match self.passing(&p, height, checks) {
-                Ok(m) => {
+                Ok(e) => {
                     passed.push(p.id);
-                    moves.extend(m);
+                    effects.moves.extend(e.moves);
+                    effects.organisations.extend(e.organisations);
                 }
                 Err(why) => failed.push((p.id, why)),
             }
         }
-        (passed, failed, moves)
+        (passed, failed, effects)
     }
 
     /// Apply a proposal that has the votes, or say why it cannot apply (nothing changes);
-    /// the accounts it moves.
-    fn passing(&mut self, p: &Proposal, height: u64, checks: &dyn Checks) -> Result<Vec<(Hash32, Vec<u8>)>, String> {
+    /// the accounts it moves and the organisation changes it makes.
+    fn passing(&mut self, p: &Proposal, height: u64, checks: &dyn Checks) -> Result<Effects, String> {
         let mut moves = vec![];
+        let mut organisations = vec![];
         let (mut next, mut engines, mut suites) = (self.members.clone(), self.engines.clone(), self.suites.clone());
         // The block that passes a switch, and so the switch itself, must be final under the
         // old rules before the new ones start.
@@ -399,6 +415,10 @@ impl Governed {
                     checks.movable(account, public_key).map_err(|why| format!("account {account} cannot move: {why}"))?;
                     moves.push((*account, public_key.clone()));
                 }
+                Change::AddOrganisation { name, .. } | Change::RemoveOrganisation { name } => {
+                    checks.organisation(c).map_err(|why| format!("organisation {name}: {why}"))?;
+                    organisations.push(c.clone());
+                }
                 other => {
                     if let Some(a) = pending {
                         return Err(format!("membership changes wait until the switch to suite {} at height {} is done", a.suite, a.from_height));
@@ -436,12 +456,20 @@ impl Governed {
         self.members = next;
         self.engines = engines;
         self.suites = suites;
-        Ok(moves)
+        Ok(Effects { moves, organisations })
     }
 }
 
-/// Proposals passed, proposals failed with why, accounts moved.
-type Settled = (Vec<Hash32>, Vec<(Hash32, String)>, Vec<(Hash32, Vec<u8>)>);
+/// What passed proposals do beyond membership and schedules: accounts moved, organisation
+/// changes (the executor applies both).
+#[derive(Debug, Default)]
+struct Effects {
+    moves: Vec<(Hash32, Vec<u8>)>,
+    organisations: Vec<Change>,
+}
+
+/// Proposals passed, proposals failed with why, their effects.
+type Settled = (Vec<Hash32>, Vec<(Hash32, String)>, Effects);
 
 /// Refuse a proposal that adds a validator whose key the suite cannot use, or switches to
 /// an engine whose component is not on chain.
@@ -456,6 +484,13 @@ pub fn check_changes(changes: &[Change], checks: &dyn Checks) -> Result<(), Stri
             }
             Change::MoveAccount { public_key, .. } if !checks.usable_key(public_key) => {
                 return Err(format!("change {i}: the key to move the account to is not a public key of the channel's signature algorithm"));
+            }
+            Change::AddOrganisation { .. } | Change::RemoveOrganisation { .. } => {
+                if !checks.certificates() {
+                    return Err(format!("change {i}: the channel has no certificates, so no organisations"));
+                }
+                // Checked again when it passes, on the state then.
+                checks.organisation(c).map_err(|why| format!("change {i}: {why}"))?;
             }
             Change::SwitchSuite { .. } if checks.certificates() => {
                 return Err(format!(

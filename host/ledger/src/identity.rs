@@ -28,6 +28,8 @@ pub const ORG_PREFIX: &str = "pki/org/";
 pub const CERT_PREFIX: &str = "pki/cert/";
 pub const SERIAL_PREFIX: &str = "pki/serial/";
 pub const PEER_PREFIX: &str = "pki/peer/";
+/// Borsh list of the organisations added after genesis (their names), for lookups by CA.
+pub const ORGS_KEY: &str = "pki/orgs";
 /// The role that lets a certified network key (a node's) join the channel's network.
 pub const PEER_ROLE: &str = "peer";
 /// The role that lets a certificate's holder record and revoke its organisation's
@@ -54,6 +56,8 @@ pub struct Organisation {
     #[serde(with = "joule_primitives::hex_bytes")]
     #[cfg_attr(feature = "openapi", schema(value_type = joule_primitives::openapi::Hex))]
     pub crl_number: Vec<u8>,
+    /// The block that removed it: its certificates are no longer accepted.
+    pub removed_at: Option<u64>,
 }
 
 /// The current certificate of a key.
@@ -226,6 +230,7 @@ impl Registry {
                     joined_at: 0,
                     crl: None,
                     crl_number: vec![],
+                    removed_at: None,
                 },
             );
         }
@@ -237,9 +242,22 @@ impl Registry {
         &self.root_der
     }
 
-    /// The organisations at genesis, by name.
-    pub fn genesis_organisations(&self) -> impl Iterator<Item = &String> {
-        self.orgs.keys()
+    /// Every organisation ever a member (genesis ones, then those added by vote), by name.
+    pub fn organisation_names<E>(&self, read: Read<'_, E>) -> Result<Vec<String>, LookupError<E>> {
+        let mut names: Vec<String> = self.orgs.keys().cloned().collect();
+        let added: Vec<String> = value(read, ORGS_KEY)?.unwrap_or_default();
+        for n in added {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// A member organisation: recorded and not removed.
+    pub fn member<E>(&self, read: Read<'_, E>, name: &str) -> Result<Option<Organisation>, LookupError<E>> {
+        Ok(self.organisation(read, name)?.filter(|o| o.removed_at.is_none()))
     }
 
     pub fn organisation<E>(&self, read: Read<'_, E>, name: &str) -> Result<Option<Organisation>, LookupError<E>> {
@@ -276,7 +294,7 @@ impl Registry {
                 rec.not_after_ms
             )));
         }
-        if self.organisation(read, &rec.organisation)?.is_none() {
+        if self.member(read, &rec.organisation)?.is_none() {
             return Ok(Err(format!("the sender's organisation {} is not a member of the channel", rec.organisation)));
         }
         Ok(Ok(rec))
@@ -416,7 +434,7 @@ impl Registry {
         serial: &[u8],
         crl_der: &[u8],
     ) -> Result<Result<Applied, String>, LookupError<E>> {
-        let Some(mut org) = self.organisation(read, organisation)? else {
+        let Some(mut org) = self.member(read, organisation)? else {
             return Ok(Err(format!("{organisation} is not a member organisation")));
         };
         if let Err(why) = self.check_admin(read, sender, organisation, time_ms)? {
@@ -480,14 +498,136 @@ impl Registry {
 
     /// The member organisation whose CA has the subject `subject`.
     fn member_by_subject<E>(&self, read: Read<'_, E>, subject: &str) -> Result<Option<Organisation>, LookupError<E>> {
-        for name in self.orgs.keys() {
-            if let Some(o) = self.organisation(read, name)?
+        for name in self.organisation_names(read)? {
+            if let Some(o) = self.member(read, &name)?
                 && o.ca_subject == subject
             {
                 return Ok(Some(o));
             }
         }
         Ok(None)
+    }
+}
+
+impl Registry {
+    /// Apply an organisation change a vote passed (`AddOrganisation`, `RemoveOrganisation`)
+    /// in block `height` at `time_ms`. `Ok(Err(why))`: it cannot apply (the proposal fails).
+    pub fn apply_organisation<E>(
+        &self,
+        read: Read<'_, E>,
+        suite: &dyn ChainCrypto,
+        height: u64,
+        time_ms: u64,
+        change: &joule_primitives::Change,
+    ) -> Result<Result<Applied, String>, LookupError<E>> {
+        use joule_primitives::Change;
+        let mut out = Applied::default();
+        match change {
+            Change::AddOrganisation { name, ca_certificate, certificates } => {
+                let check = SuiteCheck(suite);
+                let at = joule_pki::at_ms(time_ms);
+                let ca = match joule_pki::certificate(ca_certificate) {
+                    Ok(c) => c,
+                    Err(e) => return Ok(Err(format!("organisation {name}'s CA certificate: {e}"))),
+                };
+                if let Err(e) = joule_pki::verify_chain(&ca, &[], &self.root, at, &[], &check) {
+                    return Ok(Err(format!("organisation {name}'s CA certificate: {e}")));
+                }
+                let facts = match joule_pki::facts(&ca) {
+                    Ok(f) if f.ca => f,
+                    Ok(_) => return Ok(Err(format!("organisation {name}'s CA certificate is not a CA's (basic constraints)"))),
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                if let Some(other) = self.member_by_subject(read, &facts.subject)?.filter(|o| &o.name != name) {
+                    return Ok(Err(format!("organisation {}'s CA has the subject {} already", other.name, facts.subject)));
+                }
+                let previous = self.organisation(read, name)?;
+                let org = Organisation {
+                    name: name.clone(),
+                    ca_subject: facts.subject,
+                    ca_certificate: ca_certificate.clone(),
+                    joined_at: match &previous {
+                        Some(p) if p.removed_at.is_none() => p.joined_at,
+                        _ => height,
+                    },
+                    crl: previous.as_ref().and_then(|p| p.crl.clone()),
+                    crl_number: previous.as_ref().map(|p| p.crl_number.clone()).unwrap_or_default(),
+                    removed_at: None,
+                };
+                let topic = match &previous {
+                    Some(p) if p.removed_at.is_none() => "organisation_modified",
+                    _ => "organisation_added",
+                };
+                out.writes.push((org_key(name), encode(&org)));
+                let mut added: Vec<String> = value(read, ORGS_KEY)?.unwrap_or_default();
+                if !self.orgs.contains_key(name) && !added.contains(name) {
+                    added.push(name.clone());
+                    out.writes.push((ORGS_KEY.to_string(), encode(&added)));
+                }
+                // Its certificates, each checked as a registration is (against its new CA).
+                let mut seen: Vec<Hash32> = vec![];
+                for (i, der) in certificates.iter().enumerate() {
+                    let cert = match joule_pki::certificate(der) {
+                        Ok(c) => c,
+                        Err(e) => return Ok(Err(format!("organisation {name}, certificate {i}: {e}"))),
+                    };
+                    if let Err(e) = joule_pki::verify_chain(&cert, std::slice::from_ref(&ca), &self.root, at, &[], &check) {
+                        return Ok(Err(format!("organisation {name}, certificate {i}: {e}")));
+                    }
+                    let f = match joule_pki::facts(&cert) {
+                        Ok(f) if !f.ca => f,
+                        Ok(_) => return Ok(Err(format!("organisation {name}, certificate {i}: a CA's certificate cannot send transactions"))),
+                        Err(e) => return Ok(Err(e.to_string())),
+                    };
+                    let account = match suite.hash(&f.public_key) {
+                        Ok(a) => a,
+                        Err(e) => return Ok(Err(e.to_string())),
+                    };
+                    if seen.contains(&account) {
+                        return Ok(Err(format!("organisation {name}, certificate {i}: its key is certified twice")));
+                    }
+                    seen.push(account);
+                    if let Some(old) = self.certificate(read, &account)?
+                        && (old.organisation != *name || old.revoked_at.is_some())
+                    {
+                        return Ok(Err(format!(
+                            "organisation {name}, certificate {i}: its key is certified by organisation {} already, or revoked",
+                            old.organisation
+                        )));
+                    }
+                    if self.serial(read, name, &f.serial)?.is_some() {
+                        return Ok(Err(format!("organisation {name}, certificate {i}: serial {} was recorded before", hex::encode(&f.serial))));
+                    }
+                    let peer = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE));
+                    let serial = f.serial.clone();
+                    out.writes.push((serial_key(name, &serial), encode(&SerialRecord { account, revoked_at: None })));
+                    out.writes.push((cert_key(&account), encode(&record(name, f, der.clone(), height))));
+                    if let Some(point) = peer {
+                        out.writes.push((peer_key(&point), encode(&account)));
+                    }
+                    out.events.push(("certificate_registered", account, serial));
+                }
+                out.events.push((topic, Hash32::ZERO, name.as_bytes().to_vec()));
+            }
+            Change::RemoveOrganisation { name } => {
+                let Some(mut org) = self.member(read, name)? else {
+                    return Ok(Err(format!("{name} is not a member organisation")));
+                };
+                let remaining = self
+                    .organisation_names(read)?
+                    .into_iter()
+                    .filter(|n| n != name)
+                    .try_fold(0usize, |n, other| Ok::<usize, LookupError<E>>(n + usize::from(self.member(read, &other)?.is_some())))?;
+                if remaining == 0 {
+                    return Ok(Err(format!("{name} is the last member organisation: a channel with certificates keeps at least one")));
+                }
+                org.removed_at = Some(height);
+                out.writes.push((org_key(name), encode(&org)));
+                out.events.push(("organisation_removed", Hash32::ZERO, name.as_bytes().to_vec()));
+            }
+            _ => return Ok(Err("not an organisation change".into())),
+        }
+        Ok(Ok(out))
     }
 }
 

@@ -5,7 +5,7 @@ use super::*;
 use crate::pool::EvictionReason;
 use crate::testkit::{Key, TestCrypto, TestEngine, data_tx, signed_tx};
 use joule_pki::{CaSigner, PkiError, Request};
-use joule_primitives::{Hasher, IdentityAction, IdentitySpec, OrganisationSpec, ReceiptStatus};
+use joule_primitives::{Change, Governance, Hasher, IdentityAction, IdentitySpec, OrganisationSpec, ReceiptStatus};
 use std::time::{Duration, SystemTime};
 
 /// Signs as a CA with a test key.
@@ -36,6 +36,8 @@ const YEARS: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 struct Consortium {
     suite: Arc<TestCrypto>,
+    root: joule_pki::Certificate,
+    root_key: Key,
     org_ca: joule_pki::Certificate,
     org_key: Key,
     admin: Key,
@@ -78,7 +80,7 @@ impl Consortium {
         let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let producer = Chain::open(dirs.0.path(), &spec, policy.clone(), suite.clone(), engines.clone(), Some(signer)).unwrap();
         let follower = Chain::open(dirs.1.path(), &spec, policy, suite.clone(), engines, None).unwrap();
-        Consortium { suite, org_ca, org_key, admin, user, producer, follower, _dirs: dirs }
+        Consortium { suite, root, root_key, org_ca, org_key, admin, user, producer, follower, _dirs: dirs }
     }
 
     fn certificate(&self, key: &Key, subject: &str, roles: &[&str], until: Duration) -> Vec<u8> {
@@ -257,4 +259,60 @@ fn an_expired_certificate_is_refused_and_its_renewal_keeps_the_account() {
     let state = c.follower.state(&account, "meter/1", false).unwrap();
     assert_eq!(state.value.as_deref(), Some(&b"2 kWh"[..]));
     assert_eq!(c.follower.account(&account).unwrap().account.map(|a| a.nonce), Some(2));
+}
+
+#[test]
+fn an_organisation_joins_by_vote_certifies_its_users_and_once_removed_none_of_them_is_accepted() {
+    let c = Consortium::new();
+    let (wind_key, wind_admin, wind_user) = (Key::p256(30), Key::p256(31), Key::p256(32));
+    let wind_ca = joule_pki::issue_organisation_ca(&c.root, &Ca(&c.root_key, &c.suite), "CN=Wind Co CA,O=Wind Co", &wind_key.public, validity(YEARS)).unwrap();
+    let wind_admin_cert = issue(&c.suite, &wind_ca, &wind_key, &wind_admin, "CN=wind-admin,O=Wind Co", &["admin"], YEARS);
+    let propose = |nonce: u64, changes: Vec<Change>| {
+        signed_tx(&c.suite, &c.admin, nonce, Payload::Governance(Governance::Propose { changes, expires_at: 1000, components: vec![] }))
+    };
+
+    // A CA the root did not issue (one under the root's name, by another key) is refused
+    // at admission, nothing spent.
+    let rogue_key = Key::p256(40);
+    let fake_root = joule_pki::issue_root(&Ca(&rogue_key, &c.suite), "CN=Energy Consortium Root,O=Energy Consortium", validity(YEARS)).unwrap();
+    let rogue = joule_pki::issue_organisation_ca(&fake_root, &Ca(&rogue_key, &c.suite), "CN=Rogue CA,O=Rogue", &rogue_key.public, validity(YEARS)).unwrap();
+    let rogue_add = Change::AddOrganisation { name: "rogue".into(), ca_certificate: joule_pki::to_der(&rogue).unwrap(), certificates: vec![] };
+    let err = c.producer.submit(propose(0, vec![rogue_add])).expect_err("a CA from another root");
+    assert!(err.to_string().contains("signature"), "{err}");
+    // Removing the last organisation too.
+    let err = c.producer.submit(propose(0, vec![Change::RemoveOrganisation { name: "gridco".into() }])).expect_err("the last organisation");
+    assert!(err.to_string().contains("last member organisation"), "{err}");
+
+    // windco joins by vote (one validator: its vote passes it), with its admin.
+    let add = Change::AddOrganisation { name: "windco".into(), ca_certificate: joule_pki::to_der(&wind_ca).unwrap(), certificates: vec![wind_admin_cert] };
+    c.producer.submit(propose(0, vec![add])).unwrap();
+    let b = c.block(now_ms());
+    let topics: Vec<&str> = b.receipts[0].events.iter().map(|e| e.topic.as_str()).collect();
+    assert!(topics.contains(&"passed") && topics.contains(&"organisation_added") && topics.contains(&"certificate_registered"), "{topics:?}");
+    let orgs = c.follower.organisations().unwrap();
+    assert_eq!(orgs.iter().map(|o| (o.name.as_str(), o.joined_at)).collect::<Vec<_>>(), vec![("gridco", 0), ("windco", b.block.header.height)]);
+
+    // Its admin certifies its user, who sends.
+    let user_cert = issue(&c.suite, &wind_ca, &wind_key, &wind_user, "CN=turbine-7,O=Wind Co", &["client"], YEARS);
+    c.producer.submit(signed_tx(&c.suite, &wind_admin, 0, Payload::Identity(IdentityAction::Register { certificate: user_cert }))).unwrap();
+    c.block(now_ms());
+    c.producer.submit(data_tx(&c.suite, &wind_user, 0, "turbine/7", b"3 MWh")).unwrap();
+    assert_eq!(c.block(now_ms()).receipts[0].status, ReceiptStatus::Success);
+
+    // Removed by vote: from the next block neither its user nor its admin is accepted.
+    c.producer.submit(propose(1, vec![Change::RemoveOrganisation { name: "windco".into() }])).unwrap();
+    let removed = c.block(now_ms());
+    assert!(removed.receipts[0].events.iter().any(|e| e.topic == "organisation_removed"));
+    for (key, nonce) in [(&wind_user, 1), (&wind_admin, 1)] {
+        let why = refused(c.follower.submit(data_tx(&c.suite, key, nonce, "turbine/7", b"4 MWh")));
+        assert!(why.contains("organisation windco is not a member"), "{why}");
+    }
+    // The audit trail: the proposals, votes and changes are the governance account's events.
+    let gid = c.suite.hash(crate::governance::NAMESPACE_PREIMAGE).unwrap();
+    let trail: Vec<String> = c.follower.events(&gid, None, 100).unwrap().iter().map(|e| e.topic.clone()).collect();
+    for topic in ["proposed", "passed", "organisation_added", "organisation_removed"] {
+        assert!(trail.iter().any(|t| t == topic), "{topic} in {trail:?}");
+    }
+    let orgs = c.follower.organisations().unwrap();
+    assert_eq!(orgs.iter().find(|o| o.name == "windco").and_then(|o| o.removed_at), Some(removed.block.header.height));
 }

@@ -511,3 +511,75 @@ pub fn consortium(root: Arc<Keystore>, algorithm: &str, members: &[Member], days
     }
     Ok(crate::config::IdentityConfig { root_certificate: joule_pki::to_pem(&root_cert).map_err(internal)?, organisations })
 }
+
+fn check_name(name: &str) -> Result<(), CaError> {
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        return Err(CaError::Invalid(format!("organisation name {name:?}: 1-64 characters of [a-z0-9_-]")));
+    }
+    Ok(())
+}
+
+/// Issue the CA certificate of a new organisation `name` from its request (§5.1.1), with the
+/// consortium's root key this node holds; the organisation joins when the validators vote
+/// its bundle in (`Change::AddOrganisation`). PEM.
+pub fn certify_organisation(
+    chain: &Chain,
+    crypto: &CryptoService,
+    keystore: Option<&Arc<Keystore>>,
+    name: &str,
+    csr: &str,
+    days: u32,
+) -> Result<String, CaError> {
+    check_name(name)?;
+    let registry = chain.identity().ok_or_else(|| CaError::Invalid(format!("channel {} has no certificates", chain.channel())))?;
+    let root = joule_pki::certificate(registry.root_certificate()).map_err(internal)?;
+    let not_here = || CaError::Conflict("this node does not hold the consortium's root CA key: ask the node that does".into());
+    let ca = KeystoreCa::open(keystore.ok_or_else(not_here)?.clone(), "root")?.ok_or_else(not_here)?;
+    if joule_pki::facts(&root).map_err(internal)?.public_key != ca.public_key() {
+        return Err(not_here());
+    }
+    let request = joule_pki::Request::parse(csr.as_bytes(), &PluginCheck(crypto.clone())).map_err(|e| CaError::Invalid(format!("the request: {e}")))?;
+    let cert = joule_pki::issue_organisation_ca(&root, &ca, &format!("CN={name} CA,O={name}"), &request.public_key, days_from_now(days)?).map_err(internal)?;
+    joule_pki::to_pem(&cert).map_err(internal)
+}
+
+/// A new organisation's CA key in `keystore` and a request for its CA certificate (PEM),
+/// for the root's holder to certify ([`certify_organisation`]).
+pub fn organisation_request(keystore: Arc<Keystore>, algorithm: &str, name: &str) -> Result<String, CaError> {
+    check_name(name)?;
+    if KeystoreCa::open(keystore.clone(), name)?.is_some() {
+        return Err(CaError::Conflict(format!("this keystore holds a CA key for {name} already (slot {CA_MODULE}/{})", ca_purpose(name))));
+    }
+    let ca = KeystoreCa::create(keystore, algorithm, name)?;
+    let der = joule_pki::request(&ca, &format!("CN={name} CA,O={name}")).map_err(internal)?;
+    Ok(joule_crypto::pem::encode("CERTIFICATE REQUEST", &der))
+}
+
+/// The bundle a new organisation brings to the vote: its CA certificate (which must be for
+/// the CA key in `keystore`), and certificates its CA issues for `node_key` (its node's
+/// signing key: `admin`) and `network_key` (the node's network key as SPKI: `peer`).
+pub fn organisation_bundle(
+    keystore: Arc<Keystore>,
+    name: &str,
+    ca_certificate: &str,
+    node_key: &[u8],
+    network_key: &[u8],
+    node_name: &str,
+    days: u32,
+) -> Result<crate::config::OrganisationConfig, CaError> {
+    check_name(name)?;
+    let ca_cert = joule_pki::certificate(ca_certificate.as_bytes()).map_err(|e| CaError::Invalid(format!("the CA certificate: {e}")))?;
+    let ca =
+        KeystoreCa::open(keystore, name)?.ok_or_else(|| CaError::Conflict(format!("this keystore holds no CA key for {name} (joule org init makes one)")))?;
+    if joule_pki::facts(&ca_cert).map_err(internal)?.public_key != ca.public_key() {
+        return Err(CaError::Invalid(format!("the CA certificate is not for {name}'s CA key in this keystore")));
+    }
+    let mut certificates = vec![];
+    for (key, cn, role) in [(node_key, node_name.to_string(), "admin"), (network_key, format!("{node_name}-network"), "peer")] {
+        let subject = joule_pki::name(&format!("CN={cn},O={name}")).map_err(|e| CaError::Invalid(e.to_string()))?;
+        let request = joule_pki::Request { subject, public_key: key.to_vec() };
+        let cert = joule_pki::issue_end_entity(&ca_cert, &ca, &request, &[role], days_from_now(days)?).map_err(internal)?;
+        certificates.push(joule_pki::to_pem(&cert).map_err(internal)?);
+    }
+    Ok(crate::config::OrganisationConfig { name: name.into(), ca_certificate: joule_pki::to_pem(&ca_cert).map_err(internal)?, certificates })
+}

@@ -54,6 +54,9 @@ fn arb_change() -> impl Strategy<Value = Change> {
             Change::SwitchSuite { from_height, suite, nodes: nodes.into_iter().map(|(name, network_key)| NodeSpec { name, network_key }).collect() }
         }),
         (arb_hash(), arb_bytes(100)).prop_map(|(account, public_key)| Change::MoveAccount { account, public_key }),
+        ("[a-z0-9_-]{1,64}", proptest::collection::vec(any::<u8>(), 1..200), proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..100), 0..3))
+            .prop_map(|(name, ca_certificate, certificates)| Change::AddOrganisation { name, ca_certificate, certificates }),
+        "[a-z0-9_-]{1,64}".prop_map(|name| Change::RemoveOrganisation { name }),
     ]
 }
 

@@ -225,6 +225,23 @@ pub enum Change {
         #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
         public_key: Vec<u8>,
     },
+    /// On a chain with certificates (§5.1.2): `name` becomes a member organisation with the
+    /// CA certificate `ca_certificate` (DER, issued by the consortium's root) and the
+    /// end-entity certificates `certificates` (DER, its admins' and nodes', issued by that
+    /// CA), from the block after. For a member already, its CA certificate is replaced
+    /// (what it recorded stays); for one removed before, it rejoins.
+    AddOrganisation {
+        name: String,
+        #[serde(with = "hex_bytes")]
+        #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::Hex))]
+        ca_certificate: Vec<u8>,
+        #[serde(default, with = "hex_list")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::openapi::Hex>))]
+        certificates: Vec<Vec<u8>>,
+    },
+    /// The organisation stops being a member: no node accepts its senders' transactions or
+    /// its nodes' connections from the block after; its records stay, for the audit.
+    RemoveOrganisation { name: String },
 }
 
 /// A validator's part in governing the channel. Only the current validators may send
@@ -293,6 +310,24 @@ impl Change {
                 Ok(())
             }
             Change::MoveAccount { public_key, .. } => check_len("account key", public_key.len(), MAX_KEY_BYTES),
+            Change::AddOrganisation { name, ca_certificate, certificates } => {
+                crate::spec::check_organisation_name(name)?;
+                if ca_certificate.is_empty() {
+                    return Err(DecodeError::Invalid("the CA certificate is empty".into()));
+                }
+                check_len("CA certificate", ca_certificate.len(), crate::spec::MAX_CERTIFICATE_BYTES)?;
+                if certificates.len() > 64 {
+                    return Err(DecodeError::Invalid(format!("at most 64 certificates join with an organisation, not {}", certificates.len())));
+                }
+                for c in certificates {
+                    if c.is_empty() {
+                        return Err(DecodeError::Invalid("a certificate is empty".into()));
+                    }
+                    check_len("certificate", c.len(), crate::spec::MAX_CERTIFICATE_BYTES)?;
+                }
+                Ok(())
+            }
+            Change::RemoveOrganisation { name } => crate::spec::check_organisation_name(name),
         }
     }
 }

@@ -70,6 +70,14 @@ pub enum GovernanceCmd {
         /// before a suite switch): `ACCOUNT_ID=PUBLIC_KEY` (hex).
         #[arg(long, value_name = "ACCOUNT=KEY")]
         move_account: Vec<String>,
+        /// On a channel with certificates: an organisation to make a member (or whose CA
+        /// certificate to replace), from its bundle (`joule org bundle` writes it: name, CA
+        /// certificate, its admins' and nodes' certificates).
+        #[arg(long, value_name = "BUNDLE.toml")]
+        add_organisation: Vec<std::path::PathBuf>,
+        /// An organisation that stops being a member: its senders and nodes are refused.
+        #[arg(long, value_name = "NAME")]
+        remove_organisation: Vec<String>,
         #[command(flatten)]
         admin: AdminSel,
     },
@@ -111,6 +119,8 @@ pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
             switch_suite,
             suite_node,
             move_account,
+            add_organisation,
+            remove_organisation,
             admin,
         } => {
             let mut changes = vec![];
@@ -165,9 +175,23 @@ pub fn run(ctx: &super::GlobalOpts, cmd: GovernanceCmd) -> Result<()> {
                 let (account, key) = m.split_once('=').with_context(|| format!("--move-account {m}: give ACCOUNT_ID=PUBLIC_KEY"))?;
                 changes.push(json!({"change": "move_account", "account": hex_arg("--move-account", account)?, "public_key": hex_arg("--move-account", key)?}));
             }
+            for path in &add_organisation {
+                let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+                let o: joule_node::config::OrganisationConfig =
+                    toml::from_str(&text).with_context(|| format!("{} is not an organisation bundle", path.display()))?;
+                let der = |what: &str, pem: &str| -> Result<String> {
+                    let cert = joule_pki::certificate(pem.as_bytes()).with_context(|| format!("{}: {what}", path.display()))?;
+                    Ok(hex::encode(joule_pki::to_der(&cert).with_context(|| format!("{}: {what}", path.display()))?))
+                };
+                let certificates = o.certificates.iter().enumerate().map(|(i, c)| der(&format!("certificate {i}"), c)).collect::<Result<Vec<_>>>()?;
+                changes.push(json!({"change": "add_organisation", "name": o.name, "ca_certificate": der("ca-certificate", &o.ca_certificate)?, "certificates": certificates}));
+            }
+            for name in &remove_organisation {
+                changes.push(json!({"change": "remove_organisation", "name": name}));
+            }
             if changes.is_empty() {
                 bail!(
-                    "nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node, --switch-engine, --switch-suite or --move-account"
+                    "nothing to propose: give --add-validator, --remove-validator, --add-node, --remove-node, --switch-engine, --switch-suite, --move-account, --add-organisation or --remove-organisation"
                 );
             }
             act(&admin, |expires_at| json!({"action": "propose", "changes": changes, "expires_at": expires_at, "components": components}))

@@ -12,6 +12,7 @@ mod crypto_cmd;
 mod governance_cmd;
 mod keys_cmd;
 mod net_cmd;
+mod org_cmd;
 mod plugin_cmd;
 
 use anyhow::{Context, Result};
@@ -77,6 +78,10 @@ enum Command {
     /// Certificates: apply, review, revoke, renew; the organisations and their CRLs.
     #[command(subcommand)]
     Ca(ca_cmd::CaCmd),
+    /// A new organisation joins a consortium with certificates: its CA key, its
+    /// certification by the root, its bundle for the vote.
+    #[command(subcommand)]
+    Org(org_cmd::OrgCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -186,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Net(c) => net_cmd::run(&ctx, c),
         Command::Governance(c) => governance_cmd::run(&ctx, c),
         Command::Ca(c) => ca_cmd::run(&ctx, c),
+        Command::Org(c) => org_cmd::run(&ctx, c),
     }
 }
 

@@ -163,6 +163,7 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(pki::reject).layer(body_limit(MAX_PKI_BODY)))
         .routes(expensive(routes!(pki::revoke)).layer(body_limit(MAX_PKI_BODY)))
         .routes(expensive(routes!(pki::renew)).layer(body_limit(MAX_PKI_BODY)))
+        .routes(expensive(routes!(pki::certify_organisation)).layer(body_limit(MAX_PKI_BODY)))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_token))
         .layer(body_limit(MAX_PLUGIN_UPLOAD));
     openapi::require_admin_token(admin.get_openapi_mut());

@@ -30,6 +30,9 @@ pub struct OrganisationView {
     joined_at: u64,
     /// The number of its last CRL recorded on chain (hex; empty: none yet).
     crl_number: String,
+    /// The block that removed it (absent: a member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_at: Option<u64>,
 }
 
 /// The channel's certificate setting.
@@ -72,6 +75,7 @@ pub async fn pki(State(node): State<Arc<Node>>, Query(q): Query<super::chain::Ch
                 ca_subject: o.ca_subject,
                 joined_at: o.joined_at,
                 crl_number: hex::encode(o.crl_number),
+                removed_at: o.removed_at,
             })
             .collect();
         Ok(PkiView { certificates: c.identity().is_some(), root_certificate: c.identity().map(|r| pem("CERTIFICATE", r.root_certificate())), organisations })
@@ -405,4 +409,54 @@ pub async fn renew(
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(done)))
+}
+
+/// A new organisation's request for its CA certificate.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationRequest {
+    /// The organisation's name (1-64 characters of [a-z0-9_-]).
+    name: String,
+    /// A PKCS#10 request (PEM) signed by the organisation's CA key (`joule org init`).
+    csr: String,
+    /// Days the CA certificate is valid (default 3650).
+    #[serde(default = "ten_years")]
+    days: u32,
+}
+
+fn ten_years() -> u32 {
+    3650
+}
+
+/// A CA certificate issued by the consortium's root.
+#[derive(Serialize, ToSchema)]
+pub struct OrganisationCertificate {
+    /// PEM.
+    certificate: String,
+}
+
+/// Certify a new organisation's CA with the consortium's root key (held by this node): the
+/// organisation then makes its bundle (`joule org bundle`) and joins when the validators
+/// vote it in (`add_organisation`).
+#[utoipa::path(post, path = "/v1/pki/organisations", tag = "pki", params(super::chain::ChannelQuery),
+    request_body(content = OrganisationRequest, description = "The organisation and its CA's request"),
+    responses(
+        (status = 200, description = "The CA certificate", body = OrganisationCertificate),
+        (status = 400, description = "A bad name, lifetime or request, a channel without certificates (`bad_request`), an unknown query parameter (`bad_query`), or a body that is not JSON (`bad_json`)", body = ErrorBody),
+        (status = 404, description = "This node does not serve the channel (`no_such_channel`)", body = ErrorBody),
+        (status = 409, description = "This node does not hold the root CA key (`conflict`), or has no channels (`not_initialised`)", body = ErrorBody),
+        (status = 413, description = "Body over the limit (`too_large`)", body = ErrorBody),
+        (status = 415, description = "A body that is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 422, description = "JSON of the wrong shape (`invalid_body`)", body = ErrorBody),
+        (status = 500, description = "The node failed (`internal`)", body = ErrorBody),
+        (status = 503, description = "The channel's storage failed (`storage_failed`)", body = ErrorBody),
+    ))]
+pub async fn certify_organisation(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<super::chain::ChannelQuery>,
+    Json(r): Json<OrganisationRequest>,
+) -> Result<Json<OrganisationCertificate>, ApiError> {
+    let c = super::chain::chain(&node, q.channel.as_deref())?;
+    let certificate = blocking(move || Ok(crate::ca::certify_organisation(&c, &node.crypto, node.keystore.as_ref(), &r.name, &r.csr, r.days)?)).await?;
+    Ok(Json(OrganisationCertificate { certificate }))
 }
