@@ -144,7 +144,11 @@ fn the_document_describes_every_answer_of_every_route() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc["components"]["securitySchemes"]["adminToken"],
-        json!({"type": "http", "scheme": "bearer", "description": "The node's admin token (DIR/admin.token or JOULE_ADMIN_TOKEN)."})
+        json!({"type": "http", "scheme": "bearer", "description": "The node's admin token (DIR/admin.token or JOULE_ADMIN_TOKEN), or a user's session token (POST /v1/login)."})
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["userPassword"],
+        json!({"type": "http", "scheme": "basic", "description": "A user's name and password (`[[user]]` of node.toml)."})
     );
     let error_schema = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(error_schema["required"], json!(["error", "code"]), "{error_schema}");
@@ -160,9 +164,11 @@ fn the_document_describes_every_answer_of_every_route() {
                 assert_eq!(resp["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody", "{m} {p} {status}: not the error body");
             }
         }
-        let admin = op["security"] == json!([{"adminToken": []}]);
+        let admin = op["security"] == json!([{"adminToken": []}, {"userPassword": []}]);
         secured += admin as usize;
-        assert_eq!(admin, statuses.contains(&401), "{m} {p}: needs the token exactly when it documents 401");
+        // Signing in answers 401 to a wrong password without being an admin operation.
+        let signs_in = p == "/v1/login";
+        assert_eq!(admin || signs_in, statuses.contains(&401), "{m} {p}: needs the token exactly when it documents 401");
         if !params(op, "query").is_empty() || !params(op, "path").is_empty() {
             assert!(statuses.contains(&400), "{m} {p}: query and path parameters can be refused (400)");
         }
@@ -216,7 +222,7 @@ fn every_operation_answers_only_documented_statuses_with_and_without_the_token()
     let mut seen = BTreeSet::new();
     for (m, p, op) in operations(&doc) {
         let statuses = documented_statuses(&op);
-        let admin = statuses.contains(&401);
+        let admin = op["security"].is_array();
         let base = concrete(&p);
         let query = required_query(&op);
         let mut requests = vec![];

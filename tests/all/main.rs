@@ -39,5 +39,6 @@ mod storage;
 mod suite_switch;
 mod support;
 mod tx_rejections;
+mod users;
 mod vendor_readme;
 mod wire;

@@ -128,6 +128,15 @@ impl ApiClient {
         self.finish(&format!("POST {path}"), req.send_json(body))
     }
 
+    /// PUT a TOML document (`/v1/config/…`).
+    pub fn put_toml(&self, path: &str, text: &str) -> Result<Value, ClientError> {
+        let mut req = self.agent.put(format!("{}{path}", self.base)).header("Content-Type", "application/toml");
+        if let Some(a) = self.auth() {
+            req = req.header("Authorization", &a);
+        }
+        self.finish(&format!("PUT {path}"), req.send(text))
+    }
+
     /// Poll until a transaction is committed; its record. An eviction ends the wait.
     pub fn wait_for_tx(&self, hash: &str, timeout: Duration) -> Result<Value, ClientError> {
         let start = Instant::now();

@@ -342,6 +342,21 @@ pub struct NodeConfig {
     /// How much history the chain stores keep; unset: everything (archive).
     #[serde(default, skip_serializing_if = "StorageConfig::is_default")]
     pub storage: StorageConfig,
+    /// Users of the admin API (`[[user]]`: name, Argon2id password hash, roles), §5.2.5.
+    #[serde(default, rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<crate::users::UserConfig>,
+    /// Whether the admin token (DIR/admin.token) opens the admin API; with users
+    /// configured, `false` leaves only them.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub admin_token: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// `[storage]` of node.toml: what the node keeps of each channel's past. Operational, so
@@ -503,6 +518,15 @@ impl NodeConfig {
         crate::server::HttpLimits::resolve(&crate::server::HttpArgs::default(), &c.http).context("[http]")?;
         c.txpool.check().context("[txpool]")?;
         c.storage.check().context("[storage]")?;
+        for (i, u) in c.users.iter().enumerate() {
+            u.check().map_err(|e| anyhow::anyhow!("[[user]] {i}: {e}"))?;
+            if c.users[..i].iter().any(|o| o.name == u.name) {
+                bail!("[[user]] {i}: user {} is listed twice", u.name);
+            }
+        }
+        if !c.admin_token && !c.users.iter().any(crate::users::UserConfig::is_admin) {
+            bail!("admin-token = false needs a [[user]] with the role admin, or nobody could administer the node");
+        }
         Ok(c)
     }
 
@@ -730,6 +754,8 @@ pub fn init(crypto: &CryptoService, a: &InitArgs) -> Result<Config> {
         http: HttpConfig::default(),
         txpool: TxPoolConfig::default(),
         storage: StorageConfig::default(),
+        users: vec![],
+        admin_token: true,
     };
     write_atomic(&net_path, network.to_toml().as_bytes(), Mode::Private)?;
     write_atomic(&a.dir.join(NODE_FILE), node.to_toml().as_bytes(), Mode::Private)?;

@@ -19,6 +19,7 @@ pub mod keystore;
 pub mod p2p;
 pub mod plugins;
 pub mod server;
+pub mod users;
 pub mod wire;
 
 use anyhow::{Context, Result};
@@ -101,6 +102,16 @@ pub struct Node {
     pub networks: std::sync::Mutex<Vec<(joule_primitives::ChannelId, joule_net::Network)>>,
     /// Certificate applications waiting for review, and their outcomes.
     pub applications: ca::Applications,
+    /// Users signed in to the admin API.
+    pub sessions: users::Sessions,
+}
+
+impl Node {
+    /// The users of node.toml as last loaded, and whether the admin token is on.
+    pub fn users(&self) -> (Vec<users::UserConfig>, bool) {
+        let config = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        config.as_ref().map_or((vec![], true), |c| (c.node.users.clone(), c.node.admin_token))
+    }
 }
 
 impl Node {
@@ -207,6 +218,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         http,
         networks: std::sync::Mutex::new(Vec::new()),
         applications: ca::Applications::new(&a.dir),
+        sessions: users::Sessions::default(),
     }))
 }
 

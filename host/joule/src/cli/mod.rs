@@ -14,6 +14,7 @@ mod keys_cmd;
 mod net_cmd;
 mod org_cmd;
 mod plugin_cmd;
+mod user_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -82,6 +83,9 @@ enum Command {
     /// certification by the root, its bundle for the vote.
     #[command(subcommand)]
     Org(org_cmd::OrgCmd),
+    /// The users of a node's admin API: name, password (an Argon2id hash), roles.
+    #[command(subcommand)]
+    User(user_cmd::UserCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Governance(c) => governance_cmd::run(&ctx, c),
         Command::Ca(c) => ca_cmd::run(&ctx, c),
         Command::Org(c) => org_cmd::run(&ctx, c),
+        Command::User(c) => user_cmd::run(c),
     }
 }
 

@@ -955,7 +955,9 @@ pub struct NodeSaved {
 
 /// Replace node.toml.
 ///
-/// Name, IP and port of the API, keys: they apply at the next start.
+/// Name, IP and port of the API, keys: they apply at the next start. Users (`[[user]]`) and
+/// `admin-token` apply at once; a user removed, or whose password or roles changed, is
+/// signed out.
 #[utoipa::path(put, path = "/v1/config/node", tag = "config",
     request_body(content = Toml, content_type = "application/toml", description = "The new node.toml"),
     responses(
@@ -978,7 +980,14 @@ pub async fn put_node_config(State(node): State<Arc<Node>>, Body(body): Body) ->
     let mut guard = lock(&node.config);
     let cfg = guard.as_mut().ok_or_else(not_initialised)?;
     save_config(&node.dir.join(config::NODE_FILE), &new.to_toml())?;
-    let restart_required = new != cfg.node;
+    // Users and the admin token switch apply at once; the rest at the next start.
+    let strip = |c: &NodeConfig| NodeConfig { users: vec![], admin_token: true, ..c.clone() };
+    let restart_required = strip(&new) != strip(&cfg.node);
+    for old in &cfg.node.users {
+        if !new.users.iter().any(|u| u.name == old.name && u.password_hash == old.password_hash && u.roles == old.roles) {
+            node.sessions.close_user(&old.name);
+        }
+    }
     cfg.node = new;
     Ok(Json(NodeSaved { saved: true, restart_required }))
 }

@@ -252,7 +252,7 @@ pub(super) fn too_many_failures(wait: Duration) -> Response {
         ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_failures",
-            "too many wrong admin tokens from this address: retry after the Retry-After seconds".into(),
+            "too many wrong admin tokens or passwords from this address: retry after the Retry-After seconds".into(),
         ),
         wait,
     )

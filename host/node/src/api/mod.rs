@@ -21,6 +21,7 @@ mod guard;
 mod health;
 mod openapi;
 mod pki;
+mod users;
 
 use crate::{Node, server};
 use axum::Router;
@@ -118,12 +119,16 @@ fn describe_metrics() {
         "Expensive requests refused with 503 because max-expensive-requests were running for longer than queue-timeout-ms"
     );
     describe_counter!("http_timeouts_total", "Requests whose headers or body did not arrive in time, by phase (headers, body)");
+    describe_counter!("http_logins_total", "Sign-ins of the admin API's users, by outcome (ok, refused: a wrong name or password, blocked: too many of those)");
     describe_counter!("http_admin_auth_failures_total", "Admin requests with a wrong token, by outcome (refused: 401; blocked: 429 for too many)");
 }
 
 /// Largest `POST /v1/tx` body read: bigger than any valid transaction in either form (hex
 /// JSON doubles the size), so oversized ones get the pool's precise rejection.
 pub const MAX_TX_BODY: usize = 4 << 20;
+
+/// Largest `POST /v1/login` body.
+pub const MAX_LOGIN_BODY: usize = 4 << 10;
 
 /// Largest body of the certificate endpoints (a request and who is asking).
 pub const MAX_PKI_BODY: usize = 64 << 10;
@@ -179,6 +184,8 @@ pub fn api(node: Arc<Node>) -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(pki::pki))
         .routes(routes!(pki::certificate))
         .routes(routes!(pki::crl))
+        .routes(expensive(routes!(users::login)).layer(body_limit(MAX_LOGIN_BODY)))
+        .routes(routes!(users::logout))
         .routes(expensive(routes!(pki::apply)).layer(body_limit(MAX_PKI_BODY)))
         .routes(routes!(pki::application))
         .routes(expensive(routes!(chain::submit_tx)).layer(body_limit(MAX_TX_BODY)))
@@ -222,27 +229,99 @@ pub fn router(node: Arc<Node>) -> Router {
         .layer(axum::middleware::from_fn(error::json_errors))
 }
 
-/// The admin token, checked in constant time; an address that sent too many wrong ones is
-/// answered 429 without its token being checked, until its minute is over.
+/// Admin requests: the admin token (when on), a user's session token, or a user's name and
+/// password (HTTP Basic), each checked in constant time or with Argon2id; a user needs the
+/// role `admin`. An address that sent too many wrong credentials is answered 429 without
+/// its credentials being checked, until its minute is over; each wrong one is logged.
 async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    let Some(given) = given else {
-        return ApiError(StatusCode::UNAUTHORIZED, "no_token", "this endpoint needs `Authorization: Bearer <admin token>`".into()).into_response();
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let credential = match given {
+        Some(v) if v.starts_with("Bearer ") => Credential::Token(v.trim_start_matches("Bearer ").to_string()),
+        Some(v) if v.starts_with("Basic ") => Credential::Basic(v.trim_start_matches("Basic ").trim().to_string()),
+        _ => {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "no_token",
+                "this endpoint needs `Authorization: Bearer <admin token or session token>` or `Authorization: Basic` with a user's name and password".into(),
+            )
+            .into_response();
+        }
     };
     let (ip, now, failures) = (guard::client_ip(&req), std::time::Instant::now(), node.guards.auth());
     if let Some(wait) = failures.blocked(ip, now) {
         metrics::counter!("http_admin_auth_failures_total", "outcome" => "blocked").increment(1);
-        server::warn_limited("admin_auth_blocked", || format!("HTTP API: refused an admin request from {ip}: too many wrong tokens (admin-auth-max-failures)"));
+        server::warn_limited("admin_auth_blocked", || {
+            format!("HTTP API: refused an admin request from {ip}: too many wrong credentials (admin-auth-max-failures)")
+        });
         return guard::too_many_failures(wait);
     }
-    if constant_time_eq(given.as_bytes(), node.admin_token.as_bytes()) {
-        failures.succeeded(ip);
-        return next.run(req).await;
+    let (users, token_on) = node.users();
+    let who: Result<Option<(String, Vec<String>)>, &str> = match credential {
+        Credential::Token(t) if token_on && constant_time_eq(t.as_bytes(), node.admin_token.as_bytes()) => Ok(None),
+        Credential::Token(t) => match node.sessions.get(&t) {
+            Some(s) => Ok(Some((s.user, s.roles))),
+            None => Err("bad_token"),
+        },
+        Credential::Basic(b) => {
+            let checked = tokio::task::spawn_blocking(move || check_basic(&users, &b)).await.unwrap_or(None);
+            checked.map(|u| Some((u.name, u.roles))).ok_or("bad_credentials")
+        }
+    };
+    match who {
+        Ok(None) => {
+            failures.succeeded(ip);
+            next.run(req).await
+        }
+        Ok(Some((user, roles))) => {
+            failures.succeeded(ip);
+            if !roles.iter().any(|r| r == crate::users::ADMIN_ROLE) {
+                return ApiError(StatusCode::FORBIDDEN, "not_permitted", format!("user {user} has no role admin, which the admin API needs")).into_response();
+            }
+            tracing::debug!(user, "HTTP API: {} {}", req.method(), req.uri().path());
+            next.run(req).await
+        }
+        Err(code) => {
+            let n = failures.failed(ip, now);
+            metrics::counter!("http_admin_auth_failures_total", "outcome" => "refused").increment(1);
+            tracing::warn!(
+                "HTTP API: wrong credentials ({code}) from {ip} for {} {} ({n} of {} allowed within a minute)",
+                req.method(),
+                req.uri().path(),
+                failures.max()
+            );
+            let message = if code == "bad_token" { "the token is neither the admin token nor a live session's" } else { "wrong user name or password" };
+            ApiError(StatusCode::UNAUTHORIZED, code, message.into()).into_response()
+        }
     }
-    let n = failures.failed(ip, now);
-    metrics::counter!("http_admin_auth_failures_total", "outcome" => "refused").increment(1);
-    tracing::warn!("HTTP API: wrong admin token from {ip} for {} {} ({n} of {} allowed within a minute)", req.method(), req.uri().path(), failures.max());
-    ApiError(StatusCode::UNAUTHORIZED, "bad_token", "the admin token is wrong".into()).into_response()
+}
+
+enum Credential {
+    Token(String),
+    Basic(String),
+}
+
+/// The user whose `name:password` (base64, HTTP Basic) this is.
+fn check_basic(users: &[crate::users::UserConfig], b64: &str) -> Option<crate::users::UserConfig> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (name, password) = text.split_once(':')?;
+    check_password(users, name, password)
+}
+
+/// The user `name` if `password` is its password. Runs Argon2id (tens of milliseconds):
+/// off the async workers.
+pub(crate) fn check_password(users: &[crate::users::UserConfig], name: &str, password: &str) -> Option<crate::users::UserConfig> {
+    // An unknown name costs a verification too, so timing does not tell names apart.
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3C3nb1p6Kk4xv7wL6uQpyr5HNdW/NvQkqyrFeCx4vUE";
+    match users.iter().find(|u| u.name == name) {
+        Some(u) if crate::users::verify_password(&u.password_hash, password) => Some(u.clone()),
+        Some(_) => None,
+        None => {
+            let _ = crate::users::verify_password(DUMMY, password);
+            None
+        }
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -287,6 +366,9 @@ mod tests {
             ("api/batch.rs", include_str!("batch.rs")),
             ("api/guard.rs", include_str!("guard.rs")),
             ("api/health.rs", include_str!("health.rs")),
+            ("api/governance.rs", include_str!("governance.rs")),
+            ("api/pki.rs", include_str!("pki.rs")),
+            ("api/users.rs", include_str!("users.rs")),
             ("server.rs", include_str!("../server.rs")),
             ("lib.rs", include_str!("../lib.rs")),
         ];

@@ -13,8 +13,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
-/// The security scheme of admin endpoints.
+/// The security schemes of admin endpoints: a bearer token (the admin token or a user's
+/// session), or a user's name and password.
 const ADMIN_TOKEN: &str = "adminToken";
+const USER_PASSWORD: &str = "userPassword";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -26,7 +28,9 @@ const ADMIN_TOKEN: &str = "adminToken";
             DIR/admin.token or JOULE_ADMIN_TOKEN). Every error answer is JSON `{\"error\": \"...\", \"code\": \"...\"}`: unknown paths \
             answer 404 (`no_route`), unsupported methods 405 (`method_not_allowed`), a body that does not arrive within the node's body \
             timeout 408 (`body_timeout`). Expensive operations wait briefly for a place when the node is running as many as it takes, and \
-            answer 503 (`busy`) with `Retry-After` when none frees in time; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`."
+            answer 503 (`busy`) with `Retry-After` when none frees in time; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`.\n\n\
+            A node's users (`[[user]]` of node.toml, Argon2id password hashes) sign in with `POST /v1/login` and send the session token as \
+            `Authorization: Bearer <token>`, or send `Authorization: Basic` with their name and password; the admin API needs the role `admin`."
     ),
     modifiers(&AdminTokenScheme),
     components(schemas(ErrorBody)),
@@ -51,7 +55,16 @@ impl Modify for AdminTokenScheme {
         doc.components.get_or_insert_with(Default::default).add_security_scheme(
             ADMIN_TOKEN,
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("The node's admin token (DIR/admin.token or JOULE_ADMIN_TOKEN).")).build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The node's admin token (DIR/admin.token or JOULE_ADMIN_TOKEN), or a user's session token (POST /v1/login)."))
+                    .build(),
+            ),
+        );
+        doc.components.get_or_insert_with(Default::default).add_security_scheme(
+            USER_PASSWORD,
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Basic).description(Some("A user's name and password (`[[user]]` of node.toml).")).build(),
             ),
         );
     }
@@ -92,8 +105,18 @@ fn retry_response(description: &str) -> RefOr<utoipa::openapi::Response> {
 pub fn require_admin_token(doc: &mut OpenApi) {
     for item in doc.paths.paths.values_mut() {
         for op in operations_mut(item) {
-            op.security = Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new())]);
-            op.responses.responses.insert("401".into(), error_response("No admin token (`no_token`) or a wrong one (`bad_token`)"));
+            op.security =
+                Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new()), SecurityRequirement::new(USER_PASSWORD, Vec::<String>::new())]);
+            op.responses.responses.insert(
+                "401".into(),
+                error_response("No credentials (`no_token`), a token that is neither the admin token nor a live session's (`bad_token`), or a wrong name or password (`bad_credentials`)"),
+            );
+            let user_without_role = "a signed-in user without the role admin (`not_permitted`)";
+            let forbidden = match op.responses.responses.get("403") {
+                Some(RefOr::T(r)) => error_response(&format!("{}; or {user_without_role}", r.description)),
+                _ => error_response(&format!("A user without the role admin: {user_without_role}")),
+            };
+            op.responses.responses.insert("403".into(), forbidden);
             op.responses.responses.insert(
                 "429".into(),
                 retry_response("Too many wrong admin tokens from this address within a minute (`too_many_failures`): no token is checked until `Retry-After`"),
