@@ -115,8 +115,17 @@ fn one_address_cannot_hold_more_than_its_connections_and_a_refusal_is_logged_and
     let metrics = String::from_utf8(node.get_bytes("/metrics")).expect("UTF-8");
     assert!(metrics.contains("http_connections_refused_total{reason=\"max_connections_per_address\"}"), "{metrics}");
     assert!(metrics.contains("# HELP http_connections_open") && metrics.contains("\nhttp_connections_open "), "{metrics}");
-    let logged = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    assert!(logged.contains("connections from 127.0.0.1 are open (max-connections-per-address)"), "{logged}");
+    // The node's log reaches the test through a pipe and a reader thread: wait for it.
+    let line = "connections from 127.0.0.1 are open (max-connections-per-address)";
+    let start = Instant::now();
+    loop {
+        let logged = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if logged.contains(line) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the refusal was not logged: {logged}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! no per-key tables) — [`COLD_KEYS`] distinct keys taken in turn.
 
 pub mod contracts;
+pub mod identity;
 mod libcrypto;
 pub mod net;
 pub mod network;
@@ -47,6 +48,9 @@ pub enum BenchCmd {
     },
     /// One node's committed TPS over HTTP, against the SM2 verification ceiling.
     Tps(tps::TpsArgs),
+    /// Identity by certificates: committed TPS with and without it, certificates issued
+    /// per second.
+    Identity(identity::IdentityArgs),
     /// Contracts: the market's trade in wasm vs native, per-call overhead, committed
     /// contract-call TPS against the SM2 verification ceiling.
     Contracts(contracts::ContractsArgs),
@@ -215,6 +219,7 @@ pub fn run(g: &GlobalOpts, cmd: BenchCmd) -> Result<()> {
     let (json, seconds, only) = match cmd {
         BenchCmd::Crypto { json, seconds, only } => (json, seconds, only),
         BenchCmd::Tps(a) => return tps::run(g, a),
+        BenchCmd::Identity(a) => return identity::run(g, a),
         BenchCmd::Contracts(a) => return contracts::run(g, a),
         BenchCmd::Net(a) => return net::run(g, a),
         BenchCmd::Network(a) => return network::run(g, a),
