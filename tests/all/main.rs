@@ -25,6 +25,7 @@ mod hostile_plugins;
 mod hot_swap;
 mod http_endpoints;
 mod identity;
+mod key_recovery;
 mod keystore;
 mod known_answers;
 mod ledger;

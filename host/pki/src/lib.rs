@@ -30,6 +30,8 @@ use x509_cert::request::CertReq;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+pub mod escrow;
+
 /// The X.509 types the API speaks in (names, validity, CRLs).
 pub use x509_cert as x509;
 pub use x509_cert::Certificate;

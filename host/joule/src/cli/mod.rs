@@ -9,6 +9,7 @@ mod ca_cmd;
 pub mod chain_cmd;
 mod contract_cmd;
 mod crypto_cmd;
+mod escrow_cmd;
 mod governance_cmd;
 mod keys_cmd;
 mod net_cmd;
@@ -86,6 +87,9 @@ enum Command {
     /// The users of a node's admin API: name, password (an Argon2id hash), roles.
     #[command(subcommand)]
     User(user_cmd::UserCmd),
+    /// Key recovery: escrow a key among officers (k of n), request, approve, recover.
+    #[command(subcommand)]
+    Escrow(escrow_cmd::EscrowCmd),
 }
 
 /// A negative answer that is not an error (exit 1).
@@ -197,6 +201,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ca(c) => ca_cmd::run(&ctx, c),
         Command::Org(c) => org_cmd::run(&ctx, c),
         Command::User(c) => user_cmd::run(c),
+        Command::Escrow(c) => escrow_cmd::run(&ctx, c),
     }
 }
 
