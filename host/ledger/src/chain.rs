@@ -271,6 +271,9 @@ pub struct Chain {
     admitted: tokio::sync::broadcast::Sender<Arc<Vec<Transaction>>>,
     /// Account ids (suite hash of the public key) of recent senders.
     account_ids: Mutex<std::collections::HashMap<Vec<u8>, Hash32>>,
+    /// Admission's sender checks on a chain with certificates, valid for one head: the
+    /// sender's certificate record, or why the sender may not send.
+    sender_checks: Mutex<SenderChecks>,
     /// The contract VM and the channel's contract settings.
     contracts: ContractEnv,
     /// Blocks built here awaiting their seal (see [`Chain::build`]).
@@ -294,6 +297,17 @@ fn identity_lookup(e: crate::identity::LookupError<ChainError>) -> ChainError {
         crate::identity::LookupError::Corrupt(m) => StoreError::Corrupt(m).into(),
     }
 }
+
+/// The senders admission checked at the state of block `head`: each one's certificate
+/// validity (Unix ms), or why it may not send. A new head empties it.
+#[derive(Default)]
+struct SenderChecks {
+    head: Hash32,
+    senders: std::collections::HashMap<Hash32, Result<Arc<crate::identity::CertRecord>, String>>,
+}
+
+/// Senders remembered at most between heads.
+const SENDER_CHECKS_KEPT: usize = 100_000;
 
 /// A storage value read: its bytes, if there is one.
 type ValueRead = Result<Option<Vec<u8>>, ChainError>;
@@ -458,6 +472,7 @@ impl Chain {
             blocks,
             admitted,
             account_ids: Mutex::default(),
+            sender_checks: Mutex::default(),
             contracts: ContractEnv { vm: None, block_gas_limit: spec.block_gas_limit, deployers: spec.contract_deployers.clone(), genesis_members, identity },
             candidates: Mutex::default(),
             own_submissions: Mutex::default(),
@@ -544,24 +559,49 @@ impl Chain {
             }
             return Ok(());
         };
-        let view = self.read().map_err(|e| internal(e.to_string()))?;
-        let (root, _) = self.head_state(&view).map_err(|e| internal(e.to_string()))?;
-        let suite = self.suite_at(root.version.saturating_add(1)).map_err(|e| internal(e.to_string()))?;
-        let reader = self.governance_reader_in(&view, &root, suite.clone()).map_err(|e| internal(e.to_string()))?;
-        let read = |key: &str| reader(key);
         let lookup = |e: crate::identity::LookupError<ChainError>| match e {
             crate::identity::LookupError::State(e) => internal(e.to_string()),
             crate::identity::LookupError::Corrupt(m) => internal(m),
         };
         let account = self.account_id(&tx.body.sender).map_err(|e| internal(e.to_string()))?;
         let now = joule_support::now_ms();
-        if let Err(why) = registry.check_sender(&read, &account, now).map_err(lookup)? {
+        // The certificate lookup at the head's state, once per sender and head; the clock
+        // against its validity on every transaction.
+        let head = self.head().hash;
+        let cached = {
+            let checks = lock(&self.sender_checks);
+            if checks.head == head { checks.senders.get(&account).cloned() } else { None }
+        };
+        let checked = match cached {
+            Some(c) => c,
+            None => {
+                let view = self.read().map_err(|e| internal(e.to_string()))?;
+                let (root, block) = self.head_state(&view).map_err(|e| internal(e.to_string()))?;
+                let suite = self.suite_at(root.version.saturating_add(1)).map_err(|e| internal(e.to_string()))?;
+                let reader = self.governance_reader_in(&view, &root, suite).map_err(|e| internal(e.to_string()))?;
+                let read = |key: &str| reader(key);
+                let c = registry.standing(&read, &account).map_err(lookup)?.map(Arc::new);
+                let mut checks = lock(&self.sender_checks);
+                if checks.head != block || checks.senders.len() >= SENDER_CHECKS_KEPT {
+                    checks.head = block;
+                    checks.senders.clear();
+                }
+                checks.senders.insert(account, c.clone());
+                c
+            }
+        };
+        if let Err(why) = checked.and_then(|rec| crate::identity::within(&rec, now)) {
             return Err(counted(Rejection::NotPermitted(why)));
         }
-        if let Payload::Identity(action) = &tx.body.payload
-            && let Err(why) = registry.apply(&read, suite.as_ref(), &account, root.version.saturating_add(1), now, action).map_err(lookup)?
-        {
-            return Err(counted(Rejection::NotPermitted(why)));
+        if let Payload::Identity(action) = &tx.body.payload {
+            let view = self.read().map_err(|e| internal(e.to_string()))?;
+            let (root, _) = self.head_state(&view).map_err(|e| internal(e.to_string()))?;
+            let suite = self.suite_at(root.version.saturating_add(1)).map_err(|e| internal(e.to_string()))?;
+            let reader = self.governance_reader_in(&view, &root, suite.clone()).map_err(|e| internal(e.to_string()))?;
+            let read = |key: &str| reader(key);
+            if let Err(why) = registry.apply(&read, suite.as_ref(), &account, root.version.saturating_add(1), now, action).map_err(lookup)? {
+                return Err(counted(Rejection::NotPermitted(why)));
+            }
         }
         Ok(())
     }

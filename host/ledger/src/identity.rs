@@ -276,6 +276,16 @@ impl Registry {
     /// Whether `account` may send a transaction in a block of timestamp `time_ms` whose
     /// parent's state `read` reads: `Ok(Err(why))` when it may not.
     pub fn check_sender<E>(&self, read: Read<'_, E>, account: &Hash32, time_ms: u64) -> Result<Result<CertRecord, String>, LookupError<E>> {
+        let rec = match self.standing(read, account)? {
+            Ok(rec) => rec,
+            Err(why) => return Ok(Err(why)),
+        };
+        Ok(within(&rec, time_ms).map(|()| rec))
+    }
+
+    /// The sender check without the clock: a certificate recorded, not revoked, of a member
+    /// organisation. Its validity window is for [`within`].
+    pub fn standing<E>(&self, read: Read<'_, E>, account: &Hash32) -> Result<Result<CertRecord, String>, LookupError<E>> {
         let Some(rec) = self.certificate(read, account)? else {
             return Ok(Err(format!(
                 "the sender (account {account}) has no certificate on this channel: an admin of its organisation records one (joule ca register)"
@@ -283,16 +293,6 @@ impl Registry {
         };
         if let Some(h) = rec.revoked_at {
             return Ok(Err(format!("the sender's certificate (serial {}) was revoked in block {h}", hex::encode(&rec.serial))));
-        }
-        if time_ms < rec.not_before_ms {
-            return Ok(Err(format!("the sender's certificate is not valid before {} (Unix ms)", rec.not_before_ms)));
-        }
-        if time_ms > rec.not_after_ms {
-            return Ok(Err(format!(
-                "the sender's certificate (serial {}) expired at {} (Unix ms): its organisation renews it (joule ca renew)",
-                hex::encode(&rec.serial),
-                rec.not_after_ms
-            )));
         }
         if self.member(read, &rec.organisation)?.is_none() {
             return Ok(Err(format!("the sender's organisation {} is not a member of the channel", rec.organisation)));
@@ -629,6 +629,21 @@ impl Registry {
         }
         Ok(Ok(out))
     }
+}
+
+/// Whether a certificate is within its validity at `time_ms`; `Err`: why not.
+pub fn within(rec: &CertRecord, time_ms: u64) -> Result<(), String> {
+    if time_ms < rec.not_before_ms {
+        return Err(format!("the sender's certificate is not valid before {} (Unix ms)", rec.not_before_ms));
+    }
+    if time_ms > rec.not_after_ms {
+        return Err(format!(
+            "the sender's certificate (serial {}) expired at {} (Unix ms): its organisation renews it (joule ca renew)",
+            hex::encode(&rec.serial),
+            rec.not_after_ms
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the unsigned big-endian `a` (no leading zeros) is above `b`.
