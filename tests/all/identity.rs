@@ -288,3 +288,119 @@ fn an_organisation_voted_in_brings_a_node_that_syncs_and_users_that_transact_and
     let windco = pki["organisations"].as_array().and_then(|o| o.iter().find(|o| o["name"] == "windco")).cloned().expect("windco stays on record");
     assert!(windco["removed_at"].as_u64().is_some() && windco["joined_at"].as_u64().is_some_and(|h| h > 0), "{windco}");
 }
+
+/// `Signature-Input`, `Signature` (and `Content-Digest` with a body) for a request signed
+/// with `kp`, as `docs/formats.md` ("Signed requests") writes them.
+fn signed_headers(
+    gm: &joule_crypto::SuiteCrypto,
+    kp: &joule_crypto::KeyPair,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    created: u64,
+) -> Vec<(String, String)> {
+    use base64::Engine;
+    use joule_primitives::ChainCrypto;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let account = gm.hash(&kp.public_key).expect("account").to_hex();
+    let mut headers = vec![];
+    let mut components = vec!["\"@method\"", "\"@path\"", "\"@query\""];
+    let mut lines = vec![format!("\"@method\": {method}"), format!("\"@path\": {path}"), format!("\"@query\": ?{query}")];
+    if !body.is_empty() {
+        let digest = format!("sha-256=:{}:", b64(&suite("intl").hash(body).expect("sha-256").0));
+        components.push("\"content-digest\"");
+        lines.push(format!("\"content-digest\": {digest}"));
+        headers.push(("Content-Digest".to_string(), digest));
+    }
+    let params = format!("({});created={created};keyid=\"{account}\"", components.join(" "));
+    lines.push(format!("\"@signature-params\": {params}"));
+    let signature = gm.sign(&kp.private_key, lines.join("\n").as_bytes()).expect("sign");
+    headers.push(("Signature-Input".to_string(), format!("joule={params}")));
+    headers.push(("Signature".to_string(), format!("joule=:{}:", b64(&signature))));
+    headers
+}
+
+fn send_signed(node: &NodeProcess, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, serde_json::Value) {
+    let url = format!("{}{path}", node.base);
+    let agent = NodeProcess::agent();
+    let mut r = match method {
+        "GET" => {
+            let mut req = agent.get(&url);
+            for (k, v) in headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            req.call()
+        }
+        _ => {
+            let mut req = agent.post(&url).header("Content-Type", "application/json");
+            for (k, v) in headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            req.send(body)
+        }
+    }
+    .expect("request");
+    let status = r.status().as_u16();
+    (status, serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default())
+}
+
+#[test]
+fn a_request_signed_with_an_admin_certificate_opens_the_admin_api_once_and_nothing_else_does() {
+    let d = tempdir();
+    ok(&["up", "--nodes", "1", "--certificates", "--traffic-seconds", "0", "--no-market", "--no-serve", "--dir", p(d.path())]);
+    let node_dir = d.path().join("node0");
+    let node = NodeProcess::start(&node_dir, &["--listen", "127.0.0.1:0", "--admin-auth-max-failures", "1000"]);
+    let gm = suite("gm");
+    // An operator certified as admin, a meter as client.
+    let certify = |name: &str, role: &str| {
+        let key = d.path().join(format!("{name}.key"));
+        let out = ok(&[
+            "ca",
+            "apply",
+            "--dir",
+            p(&node_dir),
+            "--organisation",
+            "org0",
+            "--subject",
+            &format!("CN={name},O=org0"),
+            "--key-out",
+            p(&key),
+            "--role",
+            role,
+        ]);
+        let id = out.lines().find_map(|l| l.strip_prefix("application ")).and_then(|l| l.split_whitespace().next()).expect("id").to_string();
+        ok(&["ca", "approve", &id, "--dir", p(&node_dir)]);
+        let pem = std::fs::read_to_string(&key).expect("key");
+        let private_key = joule_crypto::pem::decode(joule_crypto::pem::PRIVATE_KEY, pem.as_bytes()).expect("PKCS#8");
+        let public_key = gm.crypto().public_key("sm2", &private_key).expect("public key");
+        joule_crypto::KeyPair { private_key: private_key.into(), public_key }
+    };
+    let (operator, meter) = (certify("operator", "admin"), certify("meter-1", "client"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+
+    let headers = signed_headers(&gm, &operator, "GET", "/v1/plugins", "", b"", now);
+    assert_eq!(send_signed(&node, "GET", "/v1/plugins", &headers, b"").0, 200, "the operator's signed request");
+    let (status, v) = send_signed(&node, "GET", "/v1/plugins", &headers, b"");
+    assert_eq!((status, v["code"].as_str()), (401, Some("bad_signature")), "a replay: {v}");
+    // With a body: the digest is signed; the meter's account is revoked by the operator.
+    let meter_account = gm.hash(&meter.public_key).expect("account").to_hex();
+    let body = serde_json::to_vec(&serde_json::json!({"account": meter_account})).expect("json");
+    let mut altered = body.clone();
+    altered.push(b' ');
+    let headers = signed_headers(&gm, &operator, "POST", "/v1/pki/revocations", "", &body, now);
+    let (status, v) = send_signed(&node, "POST", "/v1/pki/revocations", &headers, &altered);
+    assert_eq!((status, v["code"].as_str()), (401, Some("bad_signature")), "another body than the one signed: {v}");
+    let headers = signed_headers(&gm, &operator, "POST", "/v1/pki/revocations", "", &body, now + 1);
+    let (status, v) = send_signed(&node, "POST", "/v1/pki/revocations", &headers, &body);
+    assert_eq!(status, 202, "{v}");
+    // A signed path other than the one requested, a stale signature, a client's key.
+    let headers = signed_headers(&gm, &operator, "GET", "/v1/keys", "", b"", now + 2);
+    assert_eq!(send_signed(&node, "GET", "/v1/plugins", &headers, b"").1["code"], "bad_signature");
+    let headers = signed_headers(&gm, &operator, "GET", "/v1/plugins", "", b"", now - 3600);
+    assert_eq!(send_signed(&node, "GET", "/v1/plugins", &headers, b"").1["code"], "bad_signature");
+    let client = certify("meter-2", "client");
+    let headers = signed_headers(&gm, &client, "GET", "/v1/plugins", "", b"", now + 3);
+    let (status, v) = send_signed(&node, "GET", "/v1/plugins", &headers, b"");
+    assert_eq!((status, v["code"].as_str()), (403, Some("not_permitted")), "a key without the role admin: {v}");
+}

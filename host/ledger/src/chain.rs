@@ -613,52 +613,49 @@ impl Chain {
 
     /// The current certificate record of `account` after the head block.
     pub fn certificate_of(&self, account: &Hash32) -> Result<Option<crate::identity::CertRecord>, ChainError> {
-        let Some(registry) = &self.contracts.identity else { return Ok(None) };
+        self.at_head_identity(None, |registry, read| registry.certificate(read, account))
+    }
+
+    /// `f` on the identity rules and a reader of the head's state; `default` on a chain
+    /// without certificates.
+    fn at_head_identity<T>(
+        &self,
+        default: T,
+        f: impl FnOnce(&crate::identity::Registry, crate::identity::Read<'_, ChainError>) -> Result<T, crate::identity::LookupError<ChainError>>,
+    ) -> Result<T, ChainError> {
+        let Some(registry) = &self.contracts.identity else { return Ok(default) };
         let view = self.read()?;
         let (root, _) = self.head_state(&view)?;
         let reader = self.governance_reader(&view, &root)?;
         let read = |key: &str| reader(key);
-        registry.certificate(&read, account).map_err(identity_lookup)
+        f(registry, &read).map_err(identity_lookup)
     }
 
     /// Whether the node with network key `network_key` (compressed point) may join the
     /// channel's network now: always on a chain without certificates; otherwise it needs a
     /// current `peer` certificate at the head's state (`Ok(Err(why))` when not).
     pub fn peer_permitted(&self, network_key: &[u8]) -> Result<Result<(), String>, ChainError> {
-        let Some(registry) = &self.contracts.identity else { return Ok(Ok(())) };
-        let view = self.read()?;
-        let (root, _) = self.head_state(&view)?;
-        let reader = self.governance_reader(&view, &root)?;
-        let read = |key: &str| reader(key);
-        Ok(registry.check_peer(&read, network_key, joule_support::now_ms()).map_err(identity_lookup)?.map(|_| ()))
+        self.at_head_identity(Ok(()), |registry, read| Ok(registry.check_peer(read, network_key, joule_support::now_ms())?.map(|_| ())))
     }
 
     /// The account whose `peer` certificate certifies the network key `network_key`, after
     /// the head block.
     pub fn peer_account(&self, network_key: &[u8]) -> Result<Option<Hash32>, ChainError> {
-        let Some(registry) = &self.contracts.identity else { return Ok(None) };
-        let view = self.read()?;
-        let (root, _) = self.head_state(&view)?;
-        let reader = self.governance_reader(&view, &root)?;
-        let read = |key: &str| reader(key);
-        registry.peer_account(&read, network_key).map_err(identity_lookup)
+        self.at_head_identity(None, |registry, read| registry.peer_account(read, network_key))
     }
 
     /// The member organisations after the head block (those of genesis, as the state
     /// records them now).
     pub fn organisations(&self) -> Result<Vec<crate::identity::Organisation>, ChainError> {
-        let Some(registry) = &self.contracts.identity else { return Ok(vec![]) };
-        let view = self.read()?;
-        let (root, _) = self.head_state(&view)?;
-        let reader = self.governance_reader(&view, &root)?;
-        let read = |key: &str| reader(key);
-        let mut out = vec![];
-        for name in registry.organisation_names(&read).map_err(identity_lookup)? {
-            if let Some(o) = registry.organisation(&read, &name).map_err(identity_lookup)? {
-                out.push(o);
+        self.at_head_identity(vec![], |registry, read| {
+            let mut out = vec![];
+            for name in registry.organisation_names(read)? {
+                if let Some(o) = registry.organisation(read, &name)? {
+                    out.push(o);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Drop from `txs` (and `hashes`) the transactions whose sender may not send in a block

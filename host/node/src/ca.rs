@@ -27,6 +27,9 @@ use std::time::{Duration, SystemTime};
 pub const CA_MODULE: &str = "pki";
 /// Applications a node keeps pending at most.
 pub const MAX_PENDING_APPLICATIONS: usize = 1000;
+/// Applications a node keeps at most, pending or reviewed: past it, the oldest reviewed
+/// ones are deleted (their certificates are on chain).
+pub const MAX_KEPT_APPLICATIONS: usize = 10_000;
 /// Longest certificate lifetime issued.
 pub const MAX_DAYS: u32 = 3650;
 
@@ -286,9 +289,17 @@ impl Applications {
         let request = joule_pki::Request::parse(csr.as_bytes(), &PluginCheck(crypto.clone())).map_err(|e| CaError::Invalid(format!("the request: {e}")))?;
         let account = chain.suite().hash(&request.public_key).map_err(internal)?;
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let pending = self.list()?.iter().filter(|a| matches!(a.review, Review::Pending)).count();
+        let all = self.list()?;
+        let pending = all.iter().filter(|a| matches!(a.review, Review::Pending)).count();
         if pending >= MAX_PENDING_APPLICATIONS {
             return Err(CaError::TooMany(format!("{pending} applications wait for review here; try again once an admin has reviewed some")));
+        }
+        // Newest first: the reviewed ones past the limit go, oldest first.
+        let excess = (all.len() + 1).saturating_sub(MAX_KEPT_APPLICATIONS);
+        for old in all.iter().rev().filter(|a| !matches!(a.review, Review::Pending)).take(excess) {
+            if let Ok(path) = self.path(&old.id) {
+                let _ = std::fs::remove_file(path);
+            }
         }
         let mut raw = [0u8; 16];
         getrandom::fill(&mut raw).map_err(|e| internal(format!("no OS randomness: {e}")))?;

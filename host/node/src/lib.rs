@@ -104,6 +104,8 @@ pub struct Node {
     pub applications: ca::Applications,
     /// Users signed in to the admin API.
     pub sessions: users::Sessions,
+    /// Signatures of signed requests seen lately (replays are refused).
+    pub signatures_seen: api::signed::Seen,
 }
 
 impl Node {
@@ -219,6 +221,7 @@ pub fn build(sources: &PluginSources, a: &NodeArgs) -> Result<Arc<Node>> {
         networks: std::sync::Mutex::new(Vec::new()),
         applications: ca::Applications::new(&a.dir),
         sessions: users::Sessions::default(),
+        signatures_seen: api::signed::Seen::default(),
     }))
 }
 

@@ -21,6 +21,7 @@ mod guard;
 mod health;
 mod openapi;
 mod pki;
+pub mod signed;
 mod users;
 
 use crate::{Node, server};
@@ -238,11 +239,12 @@ async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: a
     let credential = match given {
         Some(v) if v.starts_with("Bearer ") => Credential::Token(v.trim_start_matches("Bearer ").to_string()),
         Some(v) if v.starts_with("Basic ") => Credential::Basic(v.trim_start_matches("Basic ").trim().to_string()),
+        None if headers.contains_key("signature-input") => Credential::Signed,
         _ => {
             return ApiError(
                 StatusCode::UNAUTHORIZED,
                 "no_token",
-                "this endpoint needs `Authorization: Bearer <admin token or session token>` or `Authorization: Basic` with a user's name and password".into(),
+                "this endpoint needs `Authorization: Bearer <admin token or session token>`, `Authorization: Basic` with a user's name and password, or a request signed with a certified key (Signature-Input, Signature)".into(),
             )
             .into_response();
         }
@@ -255,8 +257,32 @@ async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: a
         });
         return guard::too_many_failures(wait);
     }
+    let mut req = req;
     let (users, token_on) = node.users();
     let who: Result<Option<(String, Vec<String>)>, &str> = match credential {
+        Credential::Signed => {
+            // The body is part of what is signed: read it (within the admin limit) and put it back.
+            let (parts, body) = req.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_PLUGIN_UPLOAD).await else {
+                return ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "bad_signature",
+                    format!("a signed request's body is over {MAX_PLUGIN_UPLOAD} bytes, so it cannot be checked"),
+                )
+                .into_response();
+            };
+            let (n, h, b) = (node.clone(), parts.headers.clone(), bytes.clone());
+            let (method, path, query) = (parts.method.to_string(), parts.uri.path().to_string(), parts.uri.query().unwrap_or("").to_string());
+            let checked = tokio::task::spawn_blocking(move || signed::verify(&n, &method, &path, &query, &h, &b)).await.unwrap_or_else(|e| Err(e.to_string()));
+            req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            match checked {
+                Ok(s) => Ok(Some((format!("account {}", s.account), s.roles))),
+                Err(why) => {
+                    tracing::warn!("HTTP API: a signed request refused: {why}");
+                    Err("bad_signature")
+                }
+            }
+        }
         Credential::Token(t) if token_on && constant_time_eq(t.as_bytes(), node.admin_token.as_bytes()) => Ok(None),
         Credential::Token(t) => match node.sessions.get(&t) {
             Some(s) => Ok(Some((s.user, s.roles))),
@@ -289,7 +315,11 @@ async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: a
                 req.uri().path(),
                 failures.max()
             );
-            let message = if code == "bad_token" { "the token is neither the admin token nor a live session's" } else { "wrong user name or password" };
+            let message = match code {
+                "bad_token" => "the token is neither the admin token nor a live session's",
+                "bad_signature" => "the signed request does not verify (the node's log says why)",
+                _ => "wrong user name or password",
+            };
             ApiError(StatusCode::UNAUTHORIZED, code, message.into()).into_response()
         }
     }
@@ -298,6 +328,7 @@ async fn require_token(State(node): State<Arc<Node>>, headers: HeaderMap, req: a
 enum Credential {
     Token(String),
     Basic(String),
+    Signed,
 }
 
 /// The user whose `name:password` (base64, HTTP Basic) this is.
@@ -369,6 +400,7 @@ mod tests {
             ("api/governance.rs", include_str!("governance.rs")),
             ("api/pki.rs", include_str!("pki.rs")),
             ("api/users.rs", include_str!("users.rs")),
+            ("api/signed.rs", include_str!("signed.rs")),
             ("server.rs", include_str!("../server.rs")),
             ("lib.rs", include_str!("../lib.rs")),
         ];

@@ -109,7 +109,9 @@ pub fn require_admin_token(doc: &mut OpenApi) {
                 Some(vec![SecurityRequirement::new(ADMIN_TOKEN, Vec::<String>::new()), SecurityRequirement::new(USER_PASSWORD, Vec::<String>::new())]);
             op.responses.responses.insert(
                 "401".into(),
-                error_response("No credentials (`no_token`), a token that is neither the admin token nor a live session's (`bad_token`), or a wrong name or password (`bad_credentials`)"),
+                error_response(
+                    "No credentials (`no_token`), a token that is neither the admin token nor a live session's (`bad_token`), a wrong name or password (`bad_credentials`), or a signed request that does not verify (`bad_signature`)",
+                ),
             );
             let user_without_role = "a signed-in user without the role admin (`not_permitted`)";
             let forbidden = match op.responses.responses.get("403") {
