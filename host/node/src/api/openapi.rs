@@ -28,7 +28,7 @@ const USER_PASSWORD: &str = "userPassword";
             DIR/admin.token or JOULE_ADMIN_TOKEN). Every error answer is JSON `{\"error\": \"...\", \"code\": \"...\"}`: unknown paths \
             answer 404 (`no_route`), unsupported methods 405 (`method_not_allowed`), a body that does not arrive within the node's body \
             timeout 408 (`body_timeout`). Expensive operations wait briefly for a place when the node is running as many as it takes, and \
-            answer 503 (`busy`) with `Retry-After` when none frees in time; an address that sent too many wrong admin tokens is answered 429 (`too_many_failures`) with `Retry-After`.\n\n\
+            answer 503 (`busy`) with `Retry-After` when none frees in time; an address that sent too many wrong admin tokens or passwords is answered 429 (`too_many_failures`) with `Retry-After`.\n\n\
             A node's users (`[[user]]` of node.toml, Argon2id password hashes) sign in with `POST /v1/login` and send the session token as \
             `Authorization: Bearer <token>`, or send `Authorization: Basic` with their name and password; the admin API needs the role `admin`."
     ),
@@ -121,7 +121,7 @@ pub fn require_admin_token(doc: &mut OpenApi) {
             op.responses.responses.insert("403".into(), forbidden);
             op.responses.responses.insert(
                 "429".into(),
-                retry_response("Too many wrong admin tokens from this address within a minute (`too_many_failures`): no token is checked until `Retry-After`"),
+                retry_response("Too many wrong admin tokens or passwords from this address within a minute (`too_many_failures`): no credentials are checked until `Retry-After`"),
             );
         }
     }
