@@ -269,7 +269,9 @@ fn an_organisation_voted_in_brings_a_node_that_syncs_and_users_that_transact_and
     let user = joule_crypto::KeyPair { private_key: private_key.into(), public_key };
     let (status, v) = node3.submit(&data_tx(&gm, &user, "grid", 0, "turbine/7", b"3 MWh"));
     assert_eq!(status, 202, "{v}");
-    nodes[0].wait_tx(v["hash"].as_str().expect("hash"));
+    // Admitted at node3 (the others hear of it by gossip): committed there, then everywhere.
+    let record = node3.wait_tx(v["hash"].as_str().expect("hash"));
+    wait_height(&nodes[0], record["block_height"].as_u64().expect("height"));
 
     // Voted out: from the next block its user is refused and its node dropped.
     let all4: Vec<&NodeProcess> = nodes.iter().collect();
