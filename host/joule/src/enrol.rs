@@ -16,8 +16,9 @@ pub(crate) struct Enroller {
     crypto: CryptoService,
     algorithm: String,
     next: Cell<usize>,
-    /// Approvals not yet known committed everywhere: their transactions.
-    pending: RefCell<Vec<String>>,
+    /// Approvals not yet known committed everywhere: the organisation (node) that admitted
+    /// each, and its transaction.
+    pending: RefCell<Vec<(usize, String)>>,
     pub issued: Cell<usize>,
     pub spent: Cell<Duration>,
 }
@@ -47,20 +48,30 @@ impl Enroller {
         let a = api.post_json("/v1/pki/applications", &json!({"organisation": org, "csr": csr, "roles": [role], "applicant": {"name": name}}))?;
         let id = a["id"].as_str().context("the application has no id")?;
         let done = api.post_json(&format!("/v1/pki/applications/{id}/approve"), &json!({"days": 30}))?;
-        self.pending.borrow_mut().push(done["tx"].as_str().context("the approval has no transaction")?.to_string());
+        self.pending.borrow_mut().push((i, done["tx"].as_str().context("the approval has no transaction")?.to_string()));
         self.issued.set(self.issued.get() + 1);
         self.spent.set(self.spent.get() + started.elapsed());
         Ok(())
     }
 
-    /// Wait until every node committed the certificates approved so far.
+    /// Wait until every node committed the certificates approved so far: each on the node
+    /// that admitted it (the others hear of it by gossip), then every node of `apis` up to
+    /// the highest block among them.
     pub fn settle(&self, apis: &[&ApiClient]) -> Result<()> {
         let started = Instant::now();
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        let mut top = 0u64;
+        for (i, tx) in &pending {
+            let (api, _) = self.orgs.get(*i).context("no such organisation")?;
+            let r = api.wait_for_tx(tx, Duration::from_secs(60)).with_context(|| format!("a certificate's transaction on {}", api.base))?;
+            ensure!(r["receipt"]["status"] == "success", "a certificate was not recorded: {}", r["receipt"]);
+            top = top.max(r["block_height"].as_u64().unwrap_or(0));
+        }
         for api in apis {
-            for tx in &pending {
-                let r = api.wait_for_tx(tx, Duration::from_secs(60)).with_context(|| format!("a certificate's transaction on {}", api.base))?;
-                ensure!(r["receipt"]["status"] == "success", "a certificate was not recorded: {}", r["receipt"]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while api.get("/v1/status")?["height"].as_u64().unwrap_or(0) < top {
+                ensure!(Instant::now() < deadline, "{} did not reach block {top} in 60 s", api.base);
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
         self.spent.set(self.spent.get() + started.elapsed());

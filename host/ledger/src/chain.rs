@@ -631,11 +631,16 @@ impl Chain {
         f(registry, &read).map_err(identity_lookup)
     }
 
-    /// Whether the node with network key `network_key` (compressed point) may join the
-    /// channel's network now: always on a chain without certificates; otherwise it needs a
-    /// current `peer` certificate at the head's state (`Ok(Err(why))` when not).
-    pub fn peer_permitted(&self, network_key: &[u8]) -> Result<Result<(), String>, ChainError> {
-        self.at_head_identity(Ok(()), |registry, read| Ok(registry.check_peer(read, network_key, joule_support::now_ms())?.map(|_| ())))
+    /// Whether each node of `network_keys` (compressed points) may join the channel's
+    /// network now, in order: always on a chain without certificates; otherwise it needs a
+    /// current `peer` certificate at the head's state (`Err(why)` when not). One read of the
+    /// head's state for them all.
+    pub fn peers_permitted(&self, network_keys: &[&[u8]]) -> Result<Vec<Result<(), String>>, ChainError> {
+        let all_in = network_keys.iter().map(|_| Ok(())).collect();
+        self.at_head_identity(all_in, |registry, read| {
+            let now = joule_support::now_ms();
+            network_keys.iter().map(|k| Ok(registry.check_peer(read, k, now)?.map(|_| ()))).collect()
+        })
     }
 
     /// The account whose `peer` certificate certifies the network key `network_key`, after

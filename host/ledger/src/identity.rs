@@ -360,20 +360,14 @@ impl Registry {
         time_ms: u64,
         der: &[u8],
     ) -> Result<Result<Applied, String>, LookupError<E>> {
-        let cert = match joule_pki::certificate(der) {
-            Ok(c) => c,
+        let issuer = match joule_pki::certificate(der).and_then(|c| joule_pki::facts(&c)) {
+            Ok(f) if f.ca => return Ok(Err("a CA's certificate cannot be registered for a sender".into())),
+            Ok(f) => f.issuer,
             Err(e) => return Ok(Err(e.to_string())),
         };
-        let f = match joule_pki::facts(&cert) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        if f.ca {
-            return Ok(Err("a CA's certificate cannot be registered for a sender".into()));
-        }
         // The issuing organisation: the member whose CA's subject is the issuer.
-        let Some(org) = self.member_by_subject(read, &f.issuer)? else {
-            return Ok(Err(format!("the certificate is issued by {}, which is no member organisation's CA", f.issuer)));
+        let Some(org) = self.member_by_subject(read, &issuer)? else {
+            return Ok(Err(format!("the certificate is issued by {issuer}, which is no member organisation's CA")));
         };
         if let Err(why) = self.check_admin(read, sender, &org.name, time_ms)? {
             return Ok(Err(why));
@@ -382,15 +376,9 @@ impl Registry {
             Ok(c) => c,
             Err(e) => return Ok(Err(format!("organisation {}'s CA certificate: {e}", org.name))),
         };
-        if let Err(e) = joule_pki::verify_chain(&cert, &[ca], &self.root, joule_pki::at_ms(time_ms), &[], &SuiteCheck(suite)) {
-            return Ok(Err(e.to_string()));
-        }
-        if self.serial(read, &org.name, &f.serial)?.is_some() {
-            return Ok(Err(format!("organisation {} has recorded serial {} before: issue a new certificate", org.name, hex::encode(&f.serial))));
-        }
-        let account = match suite.hash(&f.public_key) {
-            Ok(a) => a,
-            Err(e) => return Ok(Err(e.to_string())),
+        let (f, account) = match self.vet(read, suite, &org.name, &ca, der, time_ms)? {
+            Ok(v) => v,
+            Err(why) => return Ok(Err(why)),
         };
         let previous = match self.certificate(read, &account)? {
             None => None,
@@ -402,24 +390,39 @@ impl Registry {
             }
             Some(old) => Some(old),
         };
-        let renewal = previous.is_some();
-        let serial = f.serial.clone();
-        let peer = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE));
-        let mut rec = record(&org.name, f, der.to_vec(), height);
-        if let Some(old) = previous {
-            rec.superseded = old.superseded;
-            rec.superseded.push(old.serial);
-            let over = rec.superseded.len().saturating_sub(MAX_SUPERSEDED);
-            rec.superseded.drain(..over);
-        }
         let mut out = Applied::default();
-        out.writes.push((cert_key(&account), encode(&rec)));
-        out.writes.push((serial_key(&org.name, &serial), encode(&SerialRecord { account, revoked_at: None })));
-        if let Some(point) = peer {
-            out.writes.push((peer_key(&point), encode(&account)));
-        }
-        out.events.push((if renewal { "certificate_renewed" } else { "certificate_registered" }, account, serial));
+        record_into(&mut out, &org.name, account, f, der, height, previous);
         Ok(Ok(out))
+    }
+
+    /// A certificate the organisation `organisation` (whose CA is `ca`) asks to record,
+    /// checked: it chains to the root through `ca` at `time_ms`, is no CA's, and has a
+    /// serial the organisation never recorded. Its facts and account.
+    fn vet<E>(
+        &self,
+        read: Read<'_, E>,
+        suite: &dyn ChainCrypto,
+        organisation: &str,
+        ca: &Certificate,
+        der: &[u8],
+        time_ms: u64,
+    ) -> Result<Result<(joule_pki::Facts, Hash32), String>, LookupError<E>> {
+        let checked = joule_pki::certificate(der).and_then(|cert| {
+            joule_pki::verify_chain(&cert, std::slice::from_ref(ca), &self.root, joule_pki::at_ms(time_ms), &[], &SuiteCheck(suite))?;
+            joule_pki::facts(&cert)
+        });
+        let f = match checked {
+            Ok(f) if f.ca => return Ok(Err("a CA's certificate cannot be registered for a sender".into())),
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if self.serial(read, organisation, &f.serial)?.is_some() {
+            return Ok(Err(format!("organisation {organisation} has recorded serial {} before: issue a new certificate", hex::encode(&f.serial))));
+        }
+        Ok(match suite.hash(&f.public_key) {
+            Ok(account) => Ok((f, account)),
+            Err(e) => Err(e.to_string()),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -567,21 +570,9 @@ impl Registry {
                 // Its certificates, each checked as a registration is (against its new CA).
                 let mut seen: Vec<Hash32> = vec![];
                 for (i, der) in certificates.iter().enumerate() {
-                    let cert = match joule_pki::certificate(der) {
-                        Ok(c) => c,
-                        Err(e) => return Ok(Err(format!("organisation {name}, certificate {i}: {e}"))),
-                    };
-                    if let Err(e) = joule_pki::verify_chain(&cert, std::slice::from_ref(&ca), &self.root, at, &[], &check) {
-                        return Ok(Err(format!("organisation {name}, certificate {i}: {e}")));
-                    }
-                    let f = match joule_pki::facts(&cert) {
-                        Ok(f) if !f.ca => f,
-                        Ok(_) => return Ok(Err(format!("organisation {name}, certificate {i}: a CA's certificate cannot send transactions"))),
-                        Err(e) => return Ok(Err(e.to_string())),
-                    };
-                    let account = match suite.hash(&f.public_key) {
-                        Ok(a) => a,
-                        Err(e) => return Ok(Err(e.to_string())),
+                    let (f, account) = match self.vet(read, suite, name, &ca, der, time_ms)? {
+                        Ok(v) => v,
+                        Err(why) => return Ok(Err(format!("organisation {name}, certificate {i}: {why}"))),
                     };
                     if seen.contains(&account) {
                         return Ok(Err(format!("organisation {name}, certificate {i}: its key is certified twice")));
@@ -595,17 +586,7 @@ impl Registry {
                             old.organisation
                         )));
                     }
-                    if self.serial(read, name, &f.serial)?.is_some() {
-                        return Ok(Err(format!("organisation {name}, certificate {i}: serial {} was recorded before", hex::encode(&f.serial))));
-                    }
-                    let peer = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE));
-                    let serial = f.serial.clone();
-                    out.writes.push((serial_key(name, &serial), encode(&SerialRecord { account, revoked_at: None })));
-                    out.writes.push((cert_key(&account), encode(&record(name, f, der.clone(), height))));
-                    if let Some(point) = peer {
-                        out.writes.push((peer_key(&point), encode(&account)));
-                    }
-                    out.events.push(("certificate_registered", account, serial));
+                    record_into(&mut out, name, account, f, der, height, None);
                 }
                 out.events.push((topic, Hash32::ZERO, name.as_bytes().to_vec()));
             }
@@ -649,6 +630,28 @@ pub fn within(rec: &CertRecord, time_ms: u64) -> Result<(), String> {
 /// Whether the unsigned big-endian `a` (no leading zeros) is above `b`.
 fn greater(a: &[u8], b: &[u8]) -> bool {
     a.len() > b.len() || (a.len() == b.len() && a > b)
+}
+
+/// Record the certificate `der` (facts `f`) of `organisation` for `account` in block
+/// `height`: its record (after `previous`, a renewal, whose serial it supersedes), its
+/// serial, its network key when it is a peer's; and the event.
+fn record_into(out: &mut Applied, organisation: &str, account: Hash32, f: joule_pki::Facts, der: &[u8], height: u64, previous: Option<CertRecord>) {
+    let serial = f.serial.clone();
+    let peer = f.compressed_point.clone().filter(|_| f.roles.iter().any(|r| r == PEER_ROLE));
+    let mut rec = record(organisation, f, der.to_vec(), height);
+    let renewal = previous.is_some();
+    if let Some(old) = previous {
+        rec.superseded = old.superseded;
+        rec.superseded.push(old.serial);
+        let over = rec.superseded.len().saturating_sub(MAX_SUPERSEDED);
+        rec.superseded.drain(..over);
+    }
+    out.writes.push((cert_key(&account), encode(&rec)));
+    out.writes.push((serial_key(organisation, &serial), encode(&SerialRecord { account, revoked_at: None })));
+    if let Some(point) = peer {
+        out.writes.push((peer_key(&point), encode(&account)));
+    }
+    out.events.push((if renewal { "certificate_renewed" } else { "certificate_registered" }, account, serial));
 }
 
 fn record(organisation: &str, f: joule_pki::Facts, certificate: Vec<u8>, height: u64) -> CertRecord {

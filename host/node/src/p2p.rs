@@ -181,21 +181,25 @@ pub async fn start(
 /// chain with certificates only those with a current `peer` certificate at the head's
 /// state (a revocation drops the node within a block).
 fn node_keys(chain: &Chain, m: &joule_ledger::governance::Members) -> Vec<PeerKey> {
-    m.nodes
-        .iter()
-        .filter_map(|n| PeerKey::from_slice(&n.network_key).map(|k| (n, k)))
-        .filter(|(n, k)| match chain.peer_permitted(k.as_bytes()) {
-            Ok(Ok(())) => true,
-            Ok(Err(why)) => {
-                tracing::debug!(channel = %chain.channel(), node = %n.name, "not a peer: {why}");
-                false
-            }
-            Err(e) => {
-                tracing::warn!(channel = %chain.channel(), node = %n.name, "cannot read the node's certificate, so it may not connect: {e}");
-                false
+    let nodes: Vec<(&str, PeerKey)> = m.nodes.iter().filter_map(|n| PeerKey::from_slice(&n.network_key).map(|k| (n.name.as_str(), k))).collect();
+    let keys: Vec<&[u8]> = nodes.iter().map(|(_, k)| k.as_bytes()).collect();
+    let verdicts = match chain.peers_permitted(&keys) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(channel = %chain.channel(), "cannot read the nodes' certificates, so none may connect: {e}");
+            return vec![];
+        }
+    };
+    nodes
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|((name, k), verdict)| match verdict {
+            Ok(()) => Some(k),
+            Err(why) => {
+                tracing::debug!(channel = %chain.channel(), node = %name, "not a peer: {why}");
+                None
             }
         })
-        .map(|(_, k)| k)
         .collect()
 }
 

@@ -152,6 +152,40 @@ pub struct SendArgs {
     sel: NodeSel,
 }
 
+/// Signs data records with one key and submits them (`joule tx send`, `joule escrow`).
+pub(super) struct DataSender<'a> {
+    pub crypto: &'a joule_crypto::CryptoService,
+    pub suite: &'a CryptoSuite,
+    pub channel: ChannelId,
+    pub private_key: &'a [u8],
+    pub public_key: &'a [u8],
+}
+
+impl DataSender<'_> {
+    /// Sign `key → value` and submit it; the node's answer (with the hash). `nonce`: the
+    /// account's next from the node when `None`; `gas_limit`: the intrinsic cost when
+    /// `None`.
+    pub fn send(&self, client: &ApiClient, query: &str, key: String, value: Vec<u8>, nonce: Option<u64>, gas_limit: Option<u64>) -> Result<serde_json::Value> {
+        let nonce = match nonce {
+            Some(n) => n,
+            None => client.get(&format!("/v1/accounts/{}{query}", hex::encode(self.public_key)))?["next_nonce"].as_u64().context("account nonce")?,
+        };
+        let mut body = UnsignedTransaction {
+            channel: self.channel.clone(),
+            sender: self.public_key.to_vec(),
+            nonce,
+            gas_limit: gas_limit.unwrap_or(0),
+            sig_alg: self.suite.signature.clone(),
+            payload: Payload::Data { key, value },
+        };
+        if gas_limit.is_none() {
+            body.gas_limit = joule_ledger::execute::intrinsic_gas(&body.clone().sign_with(vec![]));
+        }
+        let sig = self.crypto.sign(&self.suite.signature, self.private_key, &body.signing_bytes(), None)?;
+        Ok(client.post_bytes("/v1/tx", &body.sign_with(sig).encode())?)
+    }
+}
+
 pub fn tx(g: &GlobalOpts, c: TxCmd) -> Result<()> {
     match c {
         TxCmd::Get { hash, sel } => {
@@ -172,26 +206,13 @@ fn send(g: &GlobalOpts, a: SendArgs) -> Result<()> {
     let crypto = g.crypto()?;
     let sk = pem::decode(pem::PRIVATE_KEY, &std::fs::read(&a.key).with_context(|| format!("read {}", a.key.display()))?)?;
     let pk = crypto.public_key(&suite.signature, &sk).with_context(|| format!("{} is not a {} private key", a.key.display(), suite.signature))?;
-    let nonce = match a.nonce {
-        Some(n) => n,
-        None => client.get(&format!("/v1/accounts/{}{}", hex::encode(&pk), a.sel.query('?')))?["next_nonce"].as_u64().context("account nonce")?,
-    };
     let value = match (a.value, a.value_hex) {
         (Some(v), None) => v.into_bytes(),
         (None, Some(h)) => hex::decode(h).context("--value-hex is not hex")?,
         _ => bail!("give --value or --value-hex"),
     };
-    let body = UnsignedTransaction {
-        channel,
-        sender: pk,
-        nonce,
-        gas_limit: a.gas_limit,
-        sig_alg: suite.signature.clone(),
-        payload: Payload::Data { key: a.data_key, value },
-    };
-    let sig = crypto.sign(&suite.signature, &sk, &body.signing_bytes(), None)?;
-    let tx = body.sign_with(sig);
-    let v = client.post_bytes("/v1/tx", &tx.encode())?;
+    let sender = DataSender { crypto: &crypto, suite: &suite, channel, private_key: &sk, public_key: &pk };
+    let v = sender.send(&client, &a.sel.query('?'), a.data_key, value, a.nonce, Some(a.gas_limit))?;
     let hash = v["hash"].as_str().context("the node returned no hash")?.to_string();
     if !a.wait {
         if a.sel.json {

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use joule_client::ApiClient;
 use joule_crypto::{CryptoService, pem};
 use joule_pki::escrow::{Approval, Escrow, Sealer};
-use joule_primitives::{ChannelId, CryptoSuite, Encode, Payload, UnsignedTransaction};
+use joule_primitives::{ChannelId, CryptoSuite};
 use joule_support::fs::Mode;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,19 +130,14 @@ impl Ctx {
 
     /// Record `value` under `data_key` of this key's account and wait for its block.
     fn record(&self, data_key: &str, value: &[u8]) -> Result<u64> {
-        let nonce =
-            self.client.get(&format!("/v1/accounts/{}{}", hex::encode(&self.public_key), self.query))?["next_nonce"].as_u64().context("account nonce")?;
-        let mut body = UnsignedTransaction {
+        let sender = super::chain_cmd::DataSender {
+            crypto: &self.sealer.crypto,
+            suite: &self.sealer.suite,
             channel: self.channel.clone(),
-            sender: self.public_key.clone(),
-            nonce,
-            gas_limit: 0,
-            sig_alg: self.sealer.suite.signature.clone(),
-            payload: Payload::Data { key: data_key.into(), value: value.to_vec() },
+            private_key: &self.key,
+            public_key: &self.public_key,
         };
-        body.gas_limit = joule_ledger::execute::intrinsic_gas(&body.clone().sign_with(vec![]));
-        let sig = self.sealer.crypto.sign(&self.sealer.suite.signature, &self.key, &body.signing_bytes(), None)?;
-        let v = self.client.post_bytes("/v1/tx", &body.sign_with(sig).encode())?;
+        let v = sender.send(&self.client, &self.query, data_key.into(), value.to_vec(), None, None)?;
         let hash = v["hash"].as_str().context("the node returned no hash")?;
         let r = self.client.wait_for_tx(hash, Duration::from_secs(60)).with_context(|| format!("the record {data_key} ({hash})"))?;
         Ok(r["block_height"].as_u64().unwrap_or(0))
